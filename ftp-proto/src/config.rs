@@ -1,0 +1,75 @@
+//! Session policy: everything the engine decides that an operator may tune.
+
+use alloc::string::String;
+use core::net::Ipv4Addr;
+use core::time::Duration;
+
+/// Policy for one session. Runtimes build it once from the command line and
+/// configuration file and share it between sessions.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Text of the `220` greeting.
+    pub greeting: String,
+    /// `-A`: no login needed; the session starts logged in.
+    pub no_login: bool,
+    /// Allow `anonymous` / `ftp` with any password.
+    pub anonymous: bool,
+    /// Whether anonymous and no-login sessions may write (`-w`).
+    pub anonymous_write: bool,
+    /// Delay before answering a failed login; doubles with every further failure.
+    pub login_fail_delay: Duration,
+    /// Failed logins after which the session is closed with `421`.
+    pub max_login_attempts: u32,
+    /// Time allowed from the greeting to a successful login.
+    pub login_timeout: Option<Duration>,
+    /// Idle time after which the session gets `421 Timeout.` and is closed.
+    pub idle_timeout: Option<Duration>,
+    /// Absolute session lifetime.
+    pub session_timeout: Option<Duration>,
+    /// Time allowed for the data connection to be established.
+    pub data_connect_timeout: Duration,
+    /// Accept `PORT`/`EPRT` at all.
+    pub allow_active: bool,
+    /// Accept `PORT`/`EPRT` to an address other than the client's (FXP). Unsafe.
+    pub allow_foreign_active: bool,
+    /// Lowest port `PORT`/`EPRT` may name.
+    pub min_active_port: u16,
+    /// Address announced in `227` replies instead of the control connection's own.
+    pub pasv_address: Option<Ipv4Addr>,
+    /// Longest accepted command line, in bytes, without the line end.
+    pub max_line: usize,
+    /// Most entries `STAT path` prints over the control connection.
+    pub max_stat_entries: usize,
+    /// Largest `SITE IDLE` value a client may set, in seconds.
+    pub max_idle: Duration,
+    /// Default umask for new files and directories (reported by `SITE UMASK`).
+    pub umask: u32,
+    /// Produce [`crate::Event`]s for logging.
+    pub log_events: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            greeting: String::from("Service ready."),
+            no_login: false,
+            anonymous: false,
+            anonymous_write: false,
+            login_fail_delay: Duration::from_secs(1),
+            max_login_attempts: 3,
+            login_timeout: Some(Duration::from_secs(60)),
+            idle_timeout: Some(Duration::from_secs(300)),
+            session_timeout: None,
+            data_connect_timeout: Duration::from_secs(30),
+            allow_active: true,
+            allow_foreign_active: false,
+            min_active_port: 1024,
+            pasv_address: None,
+            max_line: 4096,
+            max_stat_entries: 10_000,
+            max_idle: Duration::from_secs(7200),
+            umask: 0o022,
+            log_events: false,
+        }
+    }
+}

@@ -1,0 +1,363 @@
+//! What the engine asks the runtime to do, and what the runtime reports back.
+//!
+//! Every [`Intent`] arrives with an [`IntentId`]; the runtime answers with a
+//! [`Completion`] carrying the same id through
+//! [`crate::Session::handle_completion`]. Intents that need no answer say so
+//! in their documentation.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+use core::net::{IpAddr, SocketAddr};
+
+use crate::listing::ListFormat;
+use crate::meta::{DirEntry, Metadata};
+use crate::path::VirtualPath;
+use crate::time::UnixTime;
+
+/// Identifies one intent and the completions that answer it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct IntentId(pub u64);
+
+/// Something the runtime must do for the session.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Intent {
+    /// Check a user's password (slow: do it off the event loop).
+    /// Answer: [`Completion::Auth`].
+    Authenticate {
+        /// The name from `USER`.
+        user: String,
+        /// The secret from `PASS`.
+        password: String,
+    },
+    /// Bind a passive data listener on the control connection's local
+    /// address (in the configured port range) that accepts one connection,
+    /// from `peer` only. Answer: [`Completion::PassiveReady`].
+    OpenPassive {
+        /// The only address a data connection may come from.
+        peer: IpAddr,
+    },
+    /// Close a passive listener opened earlier (and any connection it
+    /// accepted but that no transfer used). No answer.
+    ClosePassive {
+        /// The id of the [`Intent::OpenPassive`].
+        listener: IntentId,
+    },
+    /// Report metadata of a path (following symlinks that stay under the
+    /// root). Answer: [`Completion::Stat`].
+    Stat {
+        /// The path to look up.
+        path: VirtualPath,
+    },
+    /// Read up to `limit` entries of a directory, or the single entry of a
+    /// file. Answer: [`Completion::Entries`].
+    ReadDir {
+        /// The directory (or file) to list.
+        path: VirtualPath,
+        /// Most entries to return.
+        limit: usize,
+    },
+    /// Create a directory. Answer: [`Completion::Done`].
+    MakeDir {
+        /// The directory to create.
+        path: VirtualPath,
+    },
+    /// Remove an empty directory. Answer: [`Completion::Done`].
+    RemoveDir {
+        /// The directory to remove.
+        path: VirtualPath,
+    },
+    /// Remove a file (or symlink). Answer: [`Completion::Done`].
+    RemoveFile {
+        /// The file to remove.
+        path: VirtualPath,
+    },
+    /// Rename a file or directory. Answer: [`Completion::Done`].
+    Rename {
+        /// The existing path.
+        from: VirtualPath,
+        /// The new path.
+        to: VirtualPath,
+    },
+    /// Change permission bits. Answer: [`Completion::Done`].
+    SetPermissions {
+        /// The file to change.
+        path: VirtualPath,
+        /// The new bits (at most `0o7777`).
+        mode: u32,
+    },
+    /// Change the modification time. Answer: [`Completion::Done`].
+    SetModified {
+        /// The file to change.
+        path: VirtualPath,
+        /// The new time.
+        time: UnixTime,
+    },
+    /// Run a data transfer. Answers: [`Completion::Transfer`] events, ending
+    /// with [`TransferEvent::Finished`] or [`TransferEvent::Failed`].
+    Transfer(Transfer),
+    /// Stop the running transfer: close its data connection, keep the
+    /// partial upload under its temporary name or discard it, and answer the
+    /// transfer's id with [`TransferError::Aborted`] (or its normal end, if
+    /// it had already finished). No answer of its own.
+    AbortTransfer {
+        /// The id of the [`Intent::Transfer`].
+        transfer: IntentId,
+    },
+    /// After the reply bytes queued so far are written, start a TLS
+    /// handshake on the control connection (the `AUTH TLS` hook).
+    /// Answer: [`Completion::Done`].
+    UpgradeTls,
+}
+
+impl fmt::Debug for Intent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            // Never print a password.
+            Intent::Authenticate { user, .. } => f
+                .debug_struct("Authenticate")
+                .field("user", user)
+                .finish_non_exhaustive(),
+            Intent::OpenPassive { peer } => f.debug_struct("OpenPassive").field("peer", peer).finish(),
+            Intent::ClosePassive { listener } => {
+                f.debug_struct("ClosePassive").field("listener", listener).finish()
+            }
+            Intent::Stat { path } => f.debug_struct("Stat").field("path", path).finish(),
+            Intent::ReadDir { path, limit } => f
+                .debug_struct("ReadDir")
+                .field("path", path)
+                .field("limit", limit)
+                .finish(),
+            Intent::MakeDir { path } => f.debug_struct("MakeDir").field("path", path).finish(),
+            Intent::RemoveDir { path } => f.debug_struct("RemoveDir").field("path", path).finish(),
+            Intent::RemoveFile { path } => f.debug_struct("RemoveFile").field("path", path).finish(),
+            Intent::Rename { from, to } => f
+                .debug_struct("Rename")
+                .field("from", from)
+                .field("to", to)
+                .finish(),
+            Intent::SetPermissions { path, mode } => f
+                .debug_struct("SetPermissions")
+                .field("path", path)
+                .field("mode", &format_args!("{mode:o}"))
+                .finish(),
+            Intent::SetModified { path, time } => f
+                .debug_struct("SetModified")
+                .field("path", path)
+                .field("time", time)
+                .finish(),
+            Intent::Transfer(t) => f.debug_tuple("Transfer").field(t).finish(),
+            Intent::AbortTransfer { transfer } => f
+                .debug_struct("AbortTransfer")
+                .field("transfer", transfer)
+                .finish(),
+            Intent::UpgradeTls => f.write_str("UpgradeTls"),
+        }
+    }
+}
+
+impl Intent {
+    /// Whether this intent changes the file tree.
+    pub fn is_write(&self) -> bool {
+        match self {
+            Intent::MakeDir { .. }
+            | Intent::RemoveDir { .. }
+            | Intent::RemoveFile { .. }
+            | Intent::Rename { .. }
+            | Intent::SetPermissions { .. }
+            | Intent::SetModified { .. } => true,
+            Intent::Transfer(t) => matches!(t.op, TransferOp::Store { .. }),
+            _ => false,
+        }
+    }
+
+    /// Whether this intent reads or writes the file tree or a data
+    /// connection (and so needs a logged-in session).
+    pub fn needs_login(&self) -> bool {
+        !matches!(self, Intent::Authenticate { .. } | Intent::UpgradeTls)
+    }
+}
+
+/// One data transfer: where the data connection comes from, what flows
+/// over it and how.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transfer {
+    /// How to get the data connection.
+    pub data: DataEndpoint,
+    /// What to send or receive.
+    pub op: TransferOp,
+    /// ASCII mode: convert line ends with [`crate::ascii`] on the data path.
+    pub ascii: bool,
+}
+
+/// Where the data connection of a transfer comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DataEndpoint {
+    /// Use the connection accepted (or still to be accepted) on this
+    /// passive listener.
+    Passive {
+        /// The id of the [`Intent::OpenPassive`].
+        listener: IntentId,
+    },
+    /// Connect out to this address (`PORT`/`EPRT`), already checked by the
+    /// engine's policy.
+    Active {
+        /// The client's data address.
+        addr: SocketAddr,
+    },
+}
+
+/// What a transfer moves.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TransferOp {
+    /// Send a file, starting at `offset`.
+    Retrieve {
+        /// The file to send.
+        path: VirtualPath,
+        /// Bytes of the file to skip (`REST`).
+        offset: u64,
+    },
+    /// Receive a file.
+    Store {
+        /// The file to write; for [`StoreMode::Unique`], the directory.
+        path: VirtualPath,
+        /// How to write it.
+        mode: StoreMode,
+    },
+    /// Send a directory listing, formatted entry by entry with `format`.
+    List {
+        /// The directory (or single file) to list.
+        path: VirtualPath,
+        /// How each entry is printed.
+        format: ListFormat,
+    },
+}
+
+/// How an upload writes its file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreMode {
+    /// Write to a temporary name beside the file and rename it into place
+    /// when the transfer completes (`STOR`).
+    Replace,
+    /// Append to the file, creating it if needed (`APPE`).
+    Append,
+    /// Write into the existing file from this offset on (`REST` + `STOR`).
+    Resume(u64),
+    /// Create a new file with a unique name in the directory (`STOU`); report
+    /// the name in [`TransferEvent::Ready`].
+    Unique,
+}
+
+/// The runtime's answer to an intent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Completion {
+    /// Answer to [`Intent::Authenticate`].
+    Auth(Result<Grant, AuthError>),
+    /// Answer to [`Intent::OpenPassive`]: the address the listener is bound to.
+    PassiveReady(Result<SocketAddr, ResourceError>),
+    /// Answer to [`Intent::Stat`].
+    Stat(Result<Metadata, FsError>),
+    /// Answer to [`Intent::ReadDir`], sorted as the runtime likes (by name is
+    /// friendliest).
+    Entries(Result<Vec<DirEntry>, FsError>),
+    /// Answer to intents that only succeed or fail.
+    Done(Result<(), FsError>),
+    /// Progress of an [`Intent::Transfer`].
+    Transfer(TransferEvent),
+}
+
+/// What a successful login may do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Grant {
+    /// Whether the user may change the file tree.
+    pub write: bool,
+}
+
+/// Why a login failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthError {
+    /// Unknown user or wrong password (never say which).
+    Denied,
+    /// The user database could not be consulted.
+    Unavailable,
+}
+
+/// A resource the runtime could not provide.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResourceError {
+    /// No free port in the passive range, or no descriptors left.
+    Exhausted,
+    /// Any other failure.
+    Failed,
+}
+
+/// Why a file operation failed, as far as the client needs to know.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FsError {
+    /// No such file or directory.
+    NotFound,
+    /// The operating system (or the root boundary) refused.
+    PermissionDenied,
+    /// The target already exists.
+    AlreadyExists,
+    /// A directory was needed.
+    NotADirectory,
+    /// A file was needed.
+    IsADirectory,
+    /// The directory is not empty.
+    NotEmpty,
+    /// No space left on the device.
+    NoSpace,
+    /// The user's quota is exhausted.
+    QuotaExceeded,
+    /// The name is not acceptable to the file system.
+    InvalidName,
+    /// Anything else (an I/O error).
+    Other,
+}
+
+/// Progress of a transfer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TransferEvent {
+    /// The file or directory is open; data will flow once the data
+    /// connection is up. `size` is the number of bytes to send, when known;
+    /// `name` is the name chosen for `STOU`.
+    Ready {
+        /// Bytes that will be sent, for RETR.
+        size: Option<u64>,
+        /// The unique name picked for `STOU`.
+        name: Option<String>,
+    },
+    /// The data connection is established.
+    Connected,
+    /// All data moved and the data connection is closed.
+    Finished {
+        /// Bytes that crossed the data connection.
+        bytes: u64,
+    },
+    /// The transfer ended without completing.
+    Failed(TransferError),
+}
+
+/// Why a transfer did not complete.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransferError {
+    /// Opening, reading or writing the file failed.
+    Fs(FsError),
+    /// The data connection could not be established.
+    NoConnection,
+    /// The data connection broke during the transfer.
+    ConnectionLost,
+    /// Stopped by [`Intent::AbortTransfer`].
+    Aborted,
+}
+
+/// What the runtime must do next, from [`crate::Session::poll_output`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// Perform this intent and answer with its id.
+    Intent(IntentId, Intent),
+    /// Write out what [`crate::Session::transmit`] still holds, then close
+    /// the control connection and drop every resource of the session.
+    Close,
+}

@@ -1,0 +1,1 @@
+//! Typed replies and their wire form.
