@@ -1,1 +1,680 @@
-//! TODO
+//! The file side of data transfers, shared by both runtimes: a [`Source`]
+//! produces what goes out over a data connection (a file or a listing), a
+//! [`Sink`] takes in what arrives. Sockets stay in the runtimes.
+//!
+//! Memory stays bounded: a source produces at most about `max` bytes per
+//! [`Source::fill`] call, a listing holds at most [`SORTED_LISTING_LIMIT`]
+//! entries at a time, and a sink buffers at most [`SINK_BUFFER`] bytes.
+//!
+//! Blocking: both sides call the [`Storage`], which blocks on disk. A
+//! non-blocking runtime that cares may run `fill`/`write` off its loop; for
+//! local files these are single `pread`/`write` calls.
+
+use std::collections::VecDeque;
+use std::io::{self, Read};
+use std::os::fd::BorrowedFd;
+
+use ftp_proto::ascii::{AsciiDecoder, AsciiEncoder};
+use ftp_proto::{DirEntry, FsError, ListFormat, StoreMode, TransferOp, UnixTime, VirtualPath};
+
+use crate::storage::{DirReader, ReadFile, Storage, Upload, io_error_from_fs};
+
+/// A directory with at most this many entries is listed sorted by name;
+/// a larger one is listed in that many first (sorted), then in batches of
+/// [`LISTING_BATCH`] (each sorted), so memory stays bounded.
+pub const SORTED_LISTING_LIMIT: usize = 1024;
+
+/// Entries read from a large directory at a time.
+pub const LISTING_BATCH: usize = 256;
+
+/// The most bytes a [`Sink`] holds before writing them to the file.
+pub const SINK_BUFFER: usize = 256 * 1024;
+
+/// Outgoing data of a transfer: a file (RETR) or a listing (LIST, NLST,
+/// MLSD).
+#[derive(Debug)]
+pub struct Source {
+    inner: SourceInner,
+}
+
+#[derive(Debug)]
+enum SourceInner {
+    File {
+        file: ReadFile,
+        /// Present in ASCII mode.
+        ascii: Option<AsciiEncoder>,
+        /// Raw bytes read before ASCII conversion.
+        raw: Vec<u8>,
+    },
+    Listing(Box<Listing>),
+}
+
+#[derive(Debug)]
+struct Listing {
+    reader: Box<dyn DirReader>,
+    format: ListFormat,
+    now: UnixTime,
+    /// Entries read but not formatted yet.
+    queue: VecDeque<DirEntry>,
+    /// Formatted bytes not handed out yet, from `sent` on.
+    pending: Vec<u8>,
+    sent: usize,
+    started: bool,
+    reader_done: bool,
+}
+
+/// Opens the source of an outgoing transfer and tells how many bytes it
+/// will send, when known.
+///
+/// * [`TransferOp::Retrieve`]: the file from `offset` on; a directory is
+///   [`FsError::IsADirectory`]; an offset at or beyond the end sends
+///   nothing (as vsftpd does). The size is the bytes after the offset in
+///   binary mode, `None` in ASCII mode (the conversion changes it).
+/// * [`TransferOp::List`]: the listing of a directory (or of a single
+///   file), streamed; size `None`. Listings are sent as formatted (already
+///   CRLF), whatever `ascii` says.
+/// * [`TransferOp::Store`] is not a source: [`FsError::Other`].
+pub fn open_source(
+    storage: &dyn Storage,
+    op: &TransferOp,
+    ascii: bool,
+    now: UnixTime,
+) -> Result<(Source, Option<u64>), FsError> {
+    match op {
+        TransferOp::Retrieve { path, offset } => {
+            let file = storage.open_read(path, *offset)?;
+            let size = (!ascii).then(|| file.size().saturating_sub(*offset));
+            let inner = SourceInner::File {
+                file,
+                ascii: ascii.then(AsciiEncoder::default),
+                raw: Vec::new(),
+            };
+            Ok((Source { inner }, size))
+        }
+        TransferOp::List { path, format } => {
+            let reader = storage.read_dir(path)?;
+            let listing = Listing {
+                reader,
+                format: format.clone(),
+                now,
+                queue: VecDeque::new(),
+                pending: Vec::new(),
+                sent: 0,
+                started: false,
+                reader_done: false,
+            };
+            Ok((
+                Source {
+                    inner: SourceInner::Listing(Box::new(listing)),
+                },
+                None,
+            ))
+        }
+        TransferOp::Store { .. } => Err(FsError::Other),
+    }
+}
+
+impl Source {
+    /// Appends up to about `max` bytes (`max` 0 counts as 1; ASCII
+    /// conversion may exceed it slightly) to `buf` and returns how many were
+    /// appended; `Ok(0)` means the end.
+    ///
+    /// File errors come as [`io::Error`]s; get the client's view with
+    /// [`crate::storage::fs_error_from_io`].
+    pub fn fill(&mut self, buf: &mut Vec<u8>, max: usize) -> io::Result<usize> {
+        let max = max.max(1);
+        match &mut self.inner {
+            SourceInner::File {
+                file, ascii: None, ..
+            } => {
+                let start = buf.len();
+                buf.resize(start + max, 0);
+                match file.read(&mut buf[start..]) {
+                    Ok(n) => {
+                        buf.truncate(start + n);
+                        Ok(n)
+                    }
+                    Err(e) => {
+                        buf.truncate(start);
+                        Err(e)
+                    }
+                }
+            }
+            SourceInner::File {
+                file,
+                ascii: Some(encoder),
+                raw,
+            } => {
+                // Every LF may become CRLF: read half of `max`.
+                let want = (max / 2).max(1);
+                raw.resize(want, 0);
+                let n = file.read(&mut raw[..want])?;
+                let start = buf.len();
+                encoder.encode(&raw[..n], buf);
+                Ok(buf.len() - start)
+            }
+            SourceInner::Listing(listing) => listing.fill(buf, max),
+        }
+    }
+
+    /// Sends up to `max` bytes of a binary-mode local file straight from the
+    /// file to `socket` with `sendfile(2)`.
+    ///
+    /// Returns `Ok(Some(n))` for `n` bytes sent (`Ok(Some(0))` at the end of
+    /// the file), or `Ok(None)` when zero-copy does not apply (ASCII mode, a
+    /// listing, a store without local files, or a kernel that refuses) and
+    /// the caller must use [`fill`](Self::fill). A full non-blocking socket
+    /// gives an error of kind [`io::ErrorKind::WouldBlock`]: wait for
+    /// writability and call again. `fill` and `sendfile_to` share one
+    /// position, so they may be mixed.
+    pub fn sendfile_to(&mut self, socket: BorrowedFd<'_>, max: usize) -> io::Result<Option<usize>> {
+        match &mut self.inner {
+            SourceInner::File {
+                file, ascii: None, ..
+            } => file.sendfile_to(socket, max),
+            _ => Ok(None),
+        }
+    }
+
+    /// Whether this source is a listing (rather than a file).
+    pub fn is_listing(&self) -> bool {
+        matches!(self.inner, SourceInner::Listing(_))
+    }
+}
+
+impl Listing {
+    fn fill(&mut self, buf: &mut Vec<u8>, max: usize) -> io::Result<usize> {
+        let start = buf.len();
+        loop {
+            let room = max - (buf.len() - start);
+            if room == 0 {
+                break;
+            }
+            if self.sent < self.pending.len() {
+                let take = room.min(self.pending.len() - self.sent);
+                buf.extend_from_slice(&self.pending[self.sent..self.sent + take]);
+                self.sent += take;
+                continue;
+            }
+            self.pending.clear();
+            self.sent = 0;
+            if let Some(entry) = self.queue.pop_front() {
+                if self.format.includes(&entry.name) {
+                    self.format.write_entry(&entry, self.now, &mut self.pending);
+                }
+                continue;
+            }
+            if self.reader_done {
+                break;
+            }
+            self.refill().map_err(io_error_from_fs)?;
+        }
+        Ok(buf.len() - start)
+    }
+
+    fn refill(&mut self) -> Result<(), FsError> {
+        let mut entries = Vec::new();
+        let want = if self.started {
+            LISTING_BATCH
+        } else {
+            SORTED_LISTING_LIMIT
+        };
+        self.started = true;
+        while entries.len() < want {
+            let batch = self.reader.next_batch(want - entries.len())?;
+            if batch.is_empty() {
+                self.reader_done = true;
+                break;
+            }
+            entries.extend(batch);
+        }
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        self.queue.extend(entries);
+        Ok(())
+    }
+}
+
+/// Incoming data of a transfer, written to an [`Upload`] through a buffer
+/// of at most [`SINK_BUFFER`] bytes.
+#[derive(Debug)]
+pub struct Sink {
+    upload: Upload,
+    /// Present in ASCII mode.
+    decoder: Option<AsciiDecoder>,
+    buf: Vec<u8>,
+    written: u64,
+}
+
+/// Opens the sink of an upload to `path` (for [`StoreMode::Unique`], the
+/// directory) and returns it with the name chosen for `STOU` (`None` for
+/// the other modes).
+pub fn open_sink(
+    storage: &dyn Storage,
+    path: &VirtualPath,
+    mode: StoreMode,
+    ascii: bool,
+) -> Result<(Sink, Option<String>), FsError> {
+    let upload = storage.open_write(path, mode)?;
+    let name = matches!(mode, StoreMode::Unique).then(|| upload.name().to_owned());
+    Ok((
+        Sink {
+            upload,
+            decoder: ascii.then(AsciiDecoder::default),
+            buf: Vec::new(),
+            written: 0,
+        },
+        name,
+    ))
+}
+
+impl Sink {
+    /// Takes in bytes from the data connection (converting CRLF to LF in
+    /// ASCII mode), writing to the file whenever the buffer is full. After
+    /// an error, call [`abort`](Self::abort).
+    pub fn write(&mut self, data: &[u8]) -> Result<(), FsError> {
+        let Sink {
+            upload,
+            decoder,
+            buf,
+            written,
+        } = self;
+        match decoder {
+            None => {
+                if buf.len() + data.len() > SINK_BUFFER {
+                    flush(upload, buf, written)?;
+                }
+                if data.len() >= SINK_BUFFER {
+                    upload.write_all(data)?;
+                    *written += data.len() as u64;
+                } else {
+                    buf.extend_from_slice(data);
+                }
+            }
+            Some(decoder) => {
+                for chunk in data.chunks(SINK_BUFFER / 2) {
+                    decoder.decode(chunk, buf);
+                    if buf.len() >= SINK_BUFFER / 2 {
+                        flush(upload, buf, written)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Bytes written to the file so far (not counting the buffer).
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// The end of the data: writes what is buffered (and a CR held back in
+    /// ASCII mode), commits the upload and returns the bytes written to the
+    /// file.
+    pub fn finish(mut self) -> Result<u64, FsError> {
+        if let Some(decoder) = &mut self.decoder {
+            decoder.finish(&mut self.buf);
+        }
+        flush(&mut self.upload, &mut self.buf, &mut self.written)?;
+        self.upload.commit()?;
+        Ok(self.written)
+    }
+
+    /// Gives the upload up (see [`Upload::abort`]).
+    pub fn abort(self) {
+        self.upload.abort();
+    }
+}
+
+fn flush(upload: &mut Upload, buf: &mut Vec<u8>, written: &mut u64) -> Result<(), FsError> {
+    if !buf.is_empty() {
+        upload.write_all(buf)?;
+        *written += buf.len() as u64;
+        buf.clear();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::LocalFs;
+    use ftp_proto::ListStyle;
+    use std::io::Write;
+    use std::os::fd::AsFd;
+    use std::os::unix::net::UnixStream;
+
+    fn vp(s: &str) -> VirtualPath {
+        VirtualPath::root().resolve(s).unwrap()
+    }
+
+    fn setup() -> (tempfile::TempDir, LocalFs) {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join("digits"), b"0123456789").unwrap();
+        std::fs::write(tmp.path().join("text"), b"one\ntwo\r\nthree\n").unwrap();
+        std::fs::create_dir(tmp.path().join("dir")).unwrap();
+        let fs = LocalFs::open(tmp.path()).unwrap();
+        (tmp, fs)
+    }
+
+    fn drain(source: &mut Source, max: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        loop {
+            let before = out.len();
+            let n = source.fill(&mut out, max).unwrap();
+            assert_eq!(out.len() - before, n);
+            assert!(n <= max.max(1) * 2);
+            if n == 0 {
+                return out;
+            }
+        }
+    }
+
+    fn retrieve(fs: &LocalFs, path: &str, offset: u64, ascii: bool) -> (Vec<u8>, Option<u64>) {
+        let op = TransferOp::Retrieve {
+            path: vp(path),
+            offset,
+        };
+        let (mut source, size) = open_source(fs, &op, ascii, UnixTime(0)).unwrap();
+        assert!(!source.is_listing());
+        (drain(&mut source, 3), size)
+    }
+
+    #[test]
+    fn retrieve_with_offset() {
+        let (_tmp, fs) = setup();
+        assert_eq!(
+            retrieve(&fs, "/digits", 0, false),
+            (b"0123456789".to_vec(), Some(10))
+        );
+        assert_eq!(
+            retrieve(&fs, "/digits", 4, false),
+            (b"456789".to_vec(), Some(6))
+        );
+        assert_eq!(retrieve(&fs, "/digits", 10, false), (Vec::new(), Some(0)));
+        assert_eq!(retrieve(&fs, "/digits", 99, false), (Vec::new(), Some(0)));
+        let op = TransferOp::Retrieve {
+            path: vp("/dir"),
+            offset: 0,
+        };
+        assert_eq!(
+            open_source(&fs, &op, false, UnixTime(0)).unwrap_err(),
+            FsError::IsADirectory
+        );
+        let op = TransferOp::Store {
+            path: vp("/x"),
+            mode: StoreMode::Replace,
+        };
+        assert_eq!(
+            open_source(&fs, &op, false, UnixTime(0)).unwrap_err(),
+            FsError::Other
+        );
+    }
+
+    #[test]
+    fn retrieve_ascii() {
+        let (_tmp, fs) = setup();
+        let (data, size) = retrieve(&fs, "/text", 0, true);
+        assert_eq!(data, b"one\r\ntwo\r\nthree\r\n");
+        assert_eq!(size, None);
+    }
+
+    fn lines(bytes: &[u8]) -> Vec<Vec<u8>> {
+        let text = bytes.strip_suffix(b"\r\n").unwrap_or(bytes);
+        let mut lines: Vec<Vec<u8>> = text
+            .split(|&b| b == b'\n')
+            .map(|l| l.strip_suffix(b"\r").unwrap_or(l).to_vec())
+            .collect();
+        if bytes.is_empty() {
+            lines.clear();
+        }
+        lines
+    }
+
+    #[test]
+    fn listing_streams_every_entry() {
+        let (tmp, fs) = setup();
+        for i in 0..1500 {
+            std::fs::write(tmp.path().join("dir").join(format!("file-{i:04}")), b"").unwrap();
+        }
+        std::fs::write(tmp.path().join("dir/.hidden"), b"").unwrap();
+        let format = ListFormat {
+            style: ListStyle::Long,
+            show_hidden: false,
+            writable: false,
+        };
+        let op = TransferOp::List {
+            path: vp("/dir"),
+            format: format.clone(),
+        };
+        let now = UnixTime(1_800_000_000);
+        let (mut source, size) = open_source(&fs, &op, false, now).unwrap();
+        assert!(source.is_listing());
+        assert_eq!(size, None);
+        assert_eq!(
+            source.sendfile_to(std::io::stdout().as_fd(), 10).unwrap(),
+            None
+        );
+        let out = drain(&mut source, 1000);
+        // Exactly the lines `write_entry` makes for the included entries.
+        let mut expected = Vec::new();
+        for entry in crate::exec::read_entries(&fs, &vp("/dir"), usize::MAX).unwrap() {
+            if format.includes(&entry.name) {
+                format.write_entry(&entry, now, &mut expected);
+            }
+        }
+        assert!(out.ends_with(b"\r\n"));
+        let mut got = lines(&out);
+        let mut want = lines(&expected);
+        assert_eq!(want.len(), 1500);
+        got.sort();
+        want.sort();
+        assert_eq!(got, want);
+        assert!(!String::from_utf8_lossy(&out).contains(".hidden"));
+    }
+
+    #[test]
+    fn small_listing_is_sorted() {
+        let (tmp, fs) = setup();
+        for name in ["m", "b", "z", "a", "q"] {
+            std::fs::write(tmp.path().join("dir").join(name), b"").unwrap();
+        }
+        let format = ListFormat {
+            style: ListStyle::Names,
+            show_hidden: false,
+            writable: false,
+        };
+        let op = TransferOp::List {
+            path: vp("/dir"),
+            format: format.clone(),
+        };
+        let (mut source, _) = open_source(&fs, &op, false, UnixTime(0)).unwrap();
+        let out = drain(&mut source, 1);
+        let mut expected = Vec::new();
+        for entry in crate::exec::read_entries(&fs, &vp("/dir"), 100).unwrap() {
+            format.write_entry(&entry, UnixTime(0), &mut expected);
+        }
+        assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn listing_of_a_file_and_of_nothing() {
+        let (_tmp, fs) = setup();
+        let format = ListFormat {
+            style: ListStyle::Names,
+            show_hidden: true,
+            writable: false,
+        };
+        let op = TransferOp::List {
+            path: vp("/digits"),
+            format: format.clone(),
+        };
+        let (mut source, _) = open_source(&fs, &op, false, UnixTime(0)).unwrap();
+        let out = drain(&mut source, 4096);
+        assert!(String::from_utf8_lossy(&out).contains("digits"));
+        let op = TransferOp::List {
+            path: vp("/dir"),
+            format: format.clone(),
+        };
+        let (mut source, _) = open_source(&fs, &op, false, UnixTime(0)).unwrap();
+        assert!(drain(&mut source, 4096).is_empty());
+        let op = TransferOp::List {
+            path: vp("/missing"),
+            format,
+        };
+        assert_eq!(
+            open_source(&fs, &op, false, UnixTime(0)).unwrap_err(),
+            FsError::NotFound
+        );
+    }
+
+    #[test]
+    fn sendfile_gives_identical_bytes() {
+        let (tmp, fs) = setup();
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+        std::fs::write(tmp.path().join("big"), &data).unwrap();
+        let (mut tx, mut rx) = UnixStream::pair().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            rx.read_to_end(&mut got).unwrap();
+            got
+        });
+        let op = TransferOp::Retrieve {
+            path: vp("/big"),
+            offset: 1000,
+        };
+        let (mut source, size) = open_source(&fs, &op, false, UnixTime(0)).unwrap();
+        assert_eq!(size, Some(data.len() as u64 - 1000));
+        // Mix the two ways: they share one position.
+        let mut first = Vec::new();
+        source.fill(&mut first, 500).unwrap();
+        tx.write_all(&first).unwrap();
+        let mut total = first.len();
+        loop {
+            match source.sendfile_to(tx.as_fd(), 65536).unwrap() {
+                Some(0) => break,
+                Some(n) => total += n,
+                None => panic!("sendfile should apply to a binary local file"),
+            }
+        }
+        drop(tx);
+        assert_eq!(total, data.len() - 1000);
+        assert_eq!(reader.join().unwrap(), &data[1000..]);
+    }
+
+    #[test]
+    fn sendfile_would_block_passes_through() {
+        let (tmp, fs) = setup();
+        std::fs::write(tmp.path().join("big"), vec![7u8; 8 << 20]).unwrap();
+        let (tx, _rx) = UnixStream::pair().unwrap();
+        tx.set_nonblocking(true).unwrap();
+        let op = TransferOp::Retrieve {
+            path: vp("/big"),
+            offset: 0,
+        };
+        let (mut source, _) = open_source(&fs, &op, false, UnixTime(0)).unwrap();
+        let mut saw_would_block = false;
+        for _ in 0..10_000 {
+            match source.sendfile_to(tx.as_fd(), 1 << 20) {
+                Ok(Some(n)) => assert!(n > 0),
+                Ok(None) => panic!("sendfile should apply"),
+                Err(e) => {
+                    assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+                    saw_would_block = true;
+                    break;
+                }
+            }
+        }
+        assert!(saw_would_block);
+        let op = TransferOp::Retrieve {
+            path: vp("/big"),
+            offset: 0,
+        };
+        let (mut ascii, _) = open_source(&fs, &op, true, UnixTime(0)).unwrap();
+        assert_eq!(ascii.sendfile_to(tx.as_fd(), 10).unwrap(), None);
+    }
+
+    fn store(
+        fs: &LocalFs,
+        path: &str,
+        mode: StoreMode,
+        ascii: bool,
+        parts: &[&[u8]],
+    ) -> (u64, Option<String>) {
+        let (mut sink, name) = open_sink(fs, &vp(path), mode, ascii).unwrap();
+        for part in parts {
+            sink.write(part).unwrap();
+        }
+        (sink.finish().unwrap(), name)
+    }
+
+    #[test]
+    fn sink_modes() {
+        let (tmp, fs) = setup();
+        let big = vec![b'z'; SINK_BUFFER * 2 + 17];
+        let (n, name) = store(
+            &fs,
+            "/new",
+            StoreMode::Replace,
+            false,
+            &[b"ab", &big, b"cd"],
+        );
+        assert_eq!(name, None);
+        assert_eq!(n, big.len() as u64 + 4);
+        let got = std::fs::read(tmp.path().join("new")).unwrap();
+        assert_eq!(&got[..2], b"ab");
+        assert_eq!(&got[got.len() - 2..], b"cd");
+        assert_eq!(got.len(), big.len() + 4);
+        store(&fs, "/digits", StoreMode::Append, false, &[b"AB"]);
+        assert_eq!(
+            std::fs::read(tmp.path().join("digits")).unwrap(),
+            b"0123456789AB"
+        );
+        store(&fs, "/digits", StoreMode::Resume(3), false, &[b"xyz"]);
+        assert_eq!(std::fs::read(tmp.path().join("digits")).unwrap(), b"012xyz");
+        let (n, name) = store(&fs, "/dir", StoreMode::Unique, false, &[b"u"]);
+        assert_eq!(n, 1);
+        let name = name.unwrap();
+        assert_eq!(
+            std::fs::read(tmp.path().join("dir").join(&name)).unwrap(),
+            b"u"
+        );
+    }
+
+    #[test]
+    fn sink_ascii_and_abort() {
+        let (tmp, fs) = setup();
+        let (n, _) = store(
+            &fs,
+            "/t",
+            StoreMode::Replace,
+            true,
+            &[b"a\r", b"\nb\r\n", b"c\r"],
+        );
+        assert_eq!(std::fs::read(tmp.path().join("t")).unwrap(), b"a\nb\nc\r");
+        assert_eq!(n, 6);
+        let (mut sink, _) = open_sink(&fs, &vp("/digits"), StoreMode::Replace, false).unwrap();
+        sink.write(b"partial").unwrap();
+        sink.abort();
+        assert_eq!(
+            std::fs::read(tmp.path().join("digits")).unwrap(),
+            b"0123456789"
+        );
+        let (mut sink, _) = open_sink(&fs, &vp("/digits"), StoreMode::Replace, false).unwrap();
+        sink.write(&vec![1u8; SINK_BUFFER + 1]).unwrap();
+        assert_eq!(sink.written(), SINK_BUFFER as u64 + 1);
+        drop(sink);
+        assert_eq!(
+            std::fs::read(tmp.path().join("digits")).unwrap(),
+            b"0123456789"
+        );
+        let names: Vec<_> = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(names.iter().all(|n| !n.contains(".part-")), "{names:?}");
+        assert_eq!(
+            open_sink(&fs, &vp("/dir"), StoreMode::Replace, false).unwrap_err(),
+            FsError::IsADirectory
+        );
+    }
+}
