@@ -1,1 +1,959 @@
-//! TODO
+//! The command line both daemons share, merged with the configuration
+//! file into a [`ServerConfig`].
+//!
+//! ```text
+//! PROG [OPTIONS] [DIR]
+//! PROG hash-password
+//! ```
+//!
+//! The short options mean what they mean to BusyBox `ftpd` (`-w`, `-A`,
+//! `-a USER`, `-t SEC`, `-T SEC`, `-v`, `-S`), so switching is a matter of
+//! changing the program name. Values from `--config FILE` come first;
+//! flags on the command line replace them.
+//!
+//! Who may log in:
+//! - `-A`: nobody logs in; every session starts logged in (anonymous
+//!   rights, writable with `-w`). Cannot be combined with a users file.
+//! - no users file: anonymous login (`anonymous` / `ftp`, any password),
+//!   read-only unless `-w`.
+//! - a users file: its accounts, plus anonymous login only with `-a USER`.
+//!
+//! A folder literally named `hash-password` is served with
+//! `PROG ./hash-password`.
+
+use std::ffi::OsString;
+use std::io::{self, BufRead, IsTerminal, Write};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{ArgAction, CommandFactory, FromArgMatches, Parser, Subcommand};
+
+pub use crate::config::ConfigError;
+use crate::config::{FileConfig, parse_listen, parse_pasv_address, parse_port_range};
+use crate::limits::TOO_MANY_FROM_ADDRESS;
+use crate::users::UserDb;
+
+/// Address listened on when none is configured.
+pub const DEFAULT_LISTEN: SocketAddr =
+    SocketAddr::V4(std::net::SocketAddrV4::new(Ipv4Addr::LOCALHOST, 2121));
+/// Default `-t`: idle timeout in seconds.
+pub const DEFAULT_IDLE_TIMEOUT: u64 = 120;
+/// Default `-T`: absolute session timeout in seconds.
+pub const DEFAULT_SESSION_TIMEOUT: u64 = 3600;
+/// Default `--max-clients`.
+pub const DEFAULT_MAX_CLIENTS: usize = 200;
+/// Default `--shutdown-grace`, in seconds.
+pub const DEFAULT_SHUTDOWN_GRACE: u64 = 10;
+/// Text of the `220` greeting.
+pub const GREETING: &str = "Service ready.";
+
+/// What the command line asks for.
+#[derive(Debug)]
+pub enum Invocation {
+    /// Run the server.
+    Serve(ServerConfig),
+    /// `PROG hash-password`: read a password from standard input and print
+    /// its hash (see [`hash_password_from_stdin`]).
+    HashPassword,
+}
+
+/// Everything a daemon needs to run, checked and with defaults filled in.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// The served folder (`DIR`, default the current directory),
+    /// canonicalised: absolute, without symlinks. Known to be a readable
+    /// directory at parse time.
+    pub root: PathBuf,
+    /// Addresses to listen on (`-l`/`--listen`, repeatable), without
+    /// duplicates; `127.0.0.1:2121` when none is given. Ignored with
+    /// `--inetd`.
+    pub listen: Vec<SocketAddr>,
+    /// `--inetd`: serve one session on standard input/output and exit.
+    pub inetd: bool,
+    /// Worker threads (`--threads`, default 1; 0 on the command line means
+    /// one per CPU, already resolved here). Always at least 1.
+    pub threads: usize,
+    /// Accounts from `--users FILE`, if given. Every account's home was
+    /// checked to be a directory under `root` at parse time.
+    pub users: Option<Arc<UserDb>>,
+    /// Ports for passive listeners (`--pasv-ports LO-HI`); `None` lets the
+    /// system pick any free port.
+    pub pasv_ports: Option<RangeInclusive<u16>>,
+    /// Most simultaneous sessions (`--max-clients`, default 200; 0 = no
+    /// limit). Over it, a client gets `421 Too many users, try again later.`
+    pub max_clients: usize,
+    /// Most simultaneous sessions from one address and the text of the
+    /// `421` reply beyond it (`--max-per-ip N[:MSG]`); `None` = no limit.
+    pub max_per_ip: Option<(usize, String)>,
+    /// Number of `-v` flags: 0 logs warnings and errors, 1 adds session
+    /// events, 2 adds debugging detail. Pass to [`crate::log::init`].
+    pub verbosity: u8,
+    /// `-S`: log to syslog instead of standard error.
+    pub syslog: bool,
+    /// `--xferlog FILE`: wu-ftpd style transfer log, made absolute. Open it
+    /// with [`crate::xferlog::XferLog::open`].
+    pub xferlog: Option<PathBuf>,
+    /// How long running sessions may go on after a shutdown signal
+    /// (`--shutdown-grace SEC`, default 10 s).
+    pub shutdown_grace: Duration,
+    /// `-a USER`: the system account anonymous sessions are mapped to. Its
+    /// presence also enables anonymous login when a users file is used.
+    pub anonymous_user: Option<String>,
+    /// The engine's policy, built from the flags: `no_login` (`-A`),
+    /// `anonymous`, `anonymous_write` (`-w`), `idle_timeout` (`-t`),
+    /// `session_timeout` (`-T`), `pasv_address`, `allow_foreign_active`
+    /// (`--allow-foreign-port`), `login_fail_delay`, `max_login_attempts`,
+    /// `log_events` (on with `-v` or `--xferlog`) and the greeting.
+    pub engine: Arc<ftp_proto::Config>,
+}
+
+impl ServerConfig {
+    /// Settings that are allowed but risky, as one-line messages for the
+    /// daemon to log (at warning level) once logging is set up.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(ports) = &self.pasv_ports {
+            if *ports.start() < 1024 {
+                out.push(format!(
+                    "passive ports {}-{} include ports below 1024, which may clash with system services",
+                    ports.start(),
+                    ports.end()
+                ));
+            }
+        }
+        if self.engine.allow_foreign_active {
+            out.push(
+                "--allow-foreign-port: clients may make the server send data to other hosts (FXP)"
+                    .into(),
+            );
+        }
+        out
+    }
+}
+
+/// `--max-per-ip N[:MSG]` as given.
+#[derive(Clone, Debug)]
+struct PerIp {
+    limit: usize,
+    message: Option<String>,
+}
+
+/// The command line as clap sees it.
+#[derive(Parser, Debug)]
+#[command(
+    name = "ftpd",
+    version,
+    about = "FTP server: serves DIR (default: the current directory) as /.",
+    args_conflicts_with_subcommands = true,
+    disable_help_subcommand = true
+)]
+struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
+
+    /// Folder served as / (default: the current directory)
+    #[arg(value_name = "DIR")]
+    dir: Option<PathBuf>,
+
+    /// Allow uploads and changes for anonymous and no-login sessions
+    #[arg(short = 'w')]
+    write: bool,
+
+    /// No login required: every session starts logged in
+    #[arg(short = 'A')]
+    no_login: bool,
+
+    /// Allow anonymous login (anonymous/ftp, any password) as system user USER
+    #[arg(short = 'a', value_name = "USER")]
+    anonymous_user: Option<String>,
+
+    /// Idle timeout in seconds, 0 = none [default: 120]
+    #[arg(short = 't', value_name = "SEC")]
+    idle_timeout: Option<u64>,
+
+    /// Absolute session timeout in seconds, 0 = none [default: 3600]
+    #[arg(short = 'T', value_name = "SEC")]
+    session_timeout: Option<u64>,
+
+    /// Log to stderr: -v session events, -vv debugging detail
+    #[arg(short = 'v', action = ArgAction::Count)]
+    verbose: u8,
+
+    /// Log to syslog instead of stderr
+    #[arg(short = 'S')]
+    syslog: bool,
+
+    /// Serve one session on stdin/stdout (started by inetd)
+    #[arg(long)]
+    inetd: bool,
+
+    /// Listen on ADDR:PORT, IPv4 or [IPv6]; repeatable [default: 127.0.0.1:2121]
+    #[arg(short = 'l', long, value_name = "ADDR:PORT", value_parser = cli_listen)]
+    listen: Vec<SocketAddr>,
+
+    /// Users file (TOML: [[user]] name, password hash, home, write)
+    #[arg(long, value_name = "FILE")]
+    users: Option<PathBuf>,
+
+    /// Ports for passive data connections, for example 50000-50100
+    #[arg(long, value_name = "LO-HI", value_parser = cli_port_range)]
+    pasv_ports: Option<RangeInclusive<u16>>,
+
+    /// IPv4 address announced in passive (227) replies, for NAT
+    #[arg(long, value_name = "IP", value_parser = cli_pasv_address)]
+    pasv_address: Option<Ipv4Addr>,
+
+    /// Most simultaneous sessions, 0 = no limit [default: 200]
+    #[arg(long, value_name = "N")]
+    max_clients: Option<usize>,
+
+    /// Most sessions from one address, 0 = no limit; others get "421 MSG"
+    #[arg(long, value_name = "N[:MSG]", value_parser = cli_per_ip)]
+    max_per_ip: Option<PerIp>,
+
+    /// Worker threads, 0 = one per CPU [default: 1]
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+
+    /// Write a wu-ftpd style transfer log to FILE
+    #[arg(long, value_name = "FILE")]
+    xferlog: Option<PathBuf>,
+
+    /// Read settings from a TOML file; command-line flags override it
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// Allow PORT/EPRT to other hosts than the client (FXP; unsafe)
+    #[arg(long)]
+    allow_foreign_port: bool,
+
+    /// Delay before answering a failed login, in ms [default: 1000]
+    #[arg(long, value_name = "MS")]
+    login_fail_delay: Option<u64>,
+
+    /// Failed logins before the session is closed [default: 3]
+    #[arg(long, value_name = "N")]
+    max_login_attempts: Option<u32>,
+
+    /// Seconds running sessions get to finish at shutdown [default: 10]
+    #[arg(long, value_name = "SEC")]
+    shutdown_grace: Option<u64>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Read a password (one line) from stdin and print its argon2id hash for the users file
+    HashPassword,
+}
+
+fn cli_listen(s: &str) -> Result<SocketAddr, String> {
+    parse_listen(s).map_err(str::to_owned)
+}
+
+fn cli_port_range(s: &str) -> Result<RangeInclusive<u16>, String> {
+    parse_port_range(s).map_err(str::to_owned)
+}
+
+fn cli_pasv_address(s: &str) -> Result<Ipv4Addr, String> {
+    parse_pasv_address(s).map_err(str::to_owned)
+}
+
+fn cli_per_ip(s: &str) -> Result<PerIp, String> {
+    let (n, message) = match s.split_once(':') {
+        Some((n, m)) => (n, Some(m.to_string())),
+        None => (s, None),
+    };
+    let limit = n
+        .trim()
+        .parse()
+        .map_err(|_| "expected N or N:MSG, for example 3:Too many connections.".to_string())?;
+    Ok(PerIp { limit, message })
+}
+
+/// The program's name as it was invoked (the file name of `argv[0]`), or
+/// `ftpd`. Use it as the log tag and error prefix.
+pub fn prog_name() -> String {
+    prog_name_of(std::env::args_os().next().as_deref())
+}
+
+fn prog_name_of(argv0: Option<&std::ffi::OsStr>) -> String {
+    argv0
+        .map(Path::new)
+        .and_then(Path::file_name)
+        .and_then(|n| n.to_str())
+        .filter(|n| !n.is_empty())
+        .unwrap_or("ftpd")
+        .to_string()
+}
+
+/// Parses the command line (`args` includes the program name first, as
+/// from [`std::env::args_os`]), reads `--config` and `--users` files and
+/// checks the served folder.
+///
+/// `--help`, `--version` and usage errors come back as
+/// [`ConfigError::Cli`]: the daemon should call [`ConfigError::exit`]
+/// (or `err.exit()` on the clap error) for those, which prints them the way
+/// clap does and exits with clap's status (0 for help/version, 2 for usage
+/// errors). Every other error is one line for `PROG: {err}` and status 1;
+/// [`ConfigError::exit`] does both kinds.
+pub fn parse_args<I, T>(args: I) -> Result<Invocation, ConfigError>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString>,
+{
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    let prog = prog_name_of(args.first().map(OsString::as_os_str));
+    let matches = Args::command()
+        .display_name(prog)
+        .try_get_matches_from(args)
+        .map_err(ConfigError::Cli)?;
+    let args = Args::from_arg_matches(&matches).map_err(ConfigError::Cli)?;
+    if let Some(Command::HashPassword) = args.command {
+        return Ok(Invocation::HashPassword);
+    }
+    let file = match &args.config {
+        Some(path) => FileConfig::load(path)?,
+        None => FileConfig::default(),
+    };
+    build(args, file).map(Invocation::Serve)
+}
+
+/// Resolves `path` to a canonical, readable directory.
+fn check_root(path: &Path) -> Result<PathBuf, ConfigError> {
+    let fail = |source| ConfigError::Root {
+        path: path.to_path_buf(),
+        source,
+    };
+    let root = std::fs::canonicalize(path).map_err(fail)?;
+    let meta = std::fs::metadata(&root).map_err(fail)?;
+    if !meta.is_dir() {
+        return Err(fail(io::Error::from(io::ErrorKind::NotADirectory)));
+    }
+    std::fs::read_dir(&root).map_err(fail)?;
+    Ok(root)
+}
+
+/// Checks that a text sent to clients is one line of printable characters.
+fn check_message(setting: &'static str, text: &str) -> Result<(), ConfigError> {
+    if text.chars().any(char::is_control) {
+        return Err(ConfigError::Invalid {
+            setting,
+            value: text.to_string(),
+            reason: "must not contain control characters",
+        });
+    }
+    Ok(())
+}
+
+fn seconds(secs: u64) -> Option<Duration> {
+    (secs != 0).then(|| Duration::from_secs(secs))
+}
+
+/// Merges command line over file over defaults and checks the result.
+fn build(args: Args, file: FileConfig) -> Result<ServerConfig, ConfigError> {
+    let root = check_root(&args.dir.or(file.root).unwrap_or_else(|| PathBuf::from(".")))?;
+
+    let inetd = args.inetd;
+    if inetd && !args.listen.is_empty() {
+        return Err(ConfigError::Conflict(
+            "--inetd serves standard input/output and cannot be combined with --listen",
+        ));
+    }
+    let listen_given = if args.listen.is_empty() {
+        file.listen
+    } else {
+        Some(args.listen)
+    };
+    let mut listen = Vec::new();
+    for addr in listen_given.unwrap_or_else(|| vec![DEFAULT_LISTEN]) {
+        if !listen.contains(&addr) {
+            listen.push(addr);
+        }
+    }
+    if listen.is_empty() && !inetd {
+        return Err(ConfigError::Invalid {
+            setting: "listen",
+            value: "[]".into(),
+            reason: "needs at least one address",
+        });
+    }
+
+    let write = args.write || file.write.unwrap_or(false);
+    let no_login = args.no_login || file.no_login.unwrap_or(false);
+    let anonymous_user = args.anonymous_user.or(file.anonymous_user);
+    if let Some(user) = &anonymous_user {
+        if user.is_empty() || user.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return Err(ConfigError::Invalid {
+                setting: "-a",
+                value: user.clone(),
+                reason: "must be a user name",
+            });
+        }
+    }
+
+    let users_path = args.users.or(file.users);
+    if no_login && users_path.is_some() {
+        return Err(ConfigError::Conflict(
+            "-A (no login required) cannot be combined with --users: nobody would log in",
+        ));
+    }
+    let users = match users_path {
+        Some(path) => {
+            let db = UserDb::load(&path)?;
+            for name in db.names() {
+                if let Some(home) = db.home(name) {
+                    let full = root.join(home);
+                    let fail = |source| ConfigError::Home {
+                        name: name.to_string(),
+                        path: full.clone(),
+                        source,
+                    };
+                    let meta = std::fs::metadata(&full).map_err(fail)?;
+                    if !meta.is_dir() {
+                        return Err(fail(io::Error::from(io::ErrorKind::NotADirectory)));
+                    }
+                }
+            }
+            Some(Arc::new(db))
+        }
+        None => None,
+    };
+    // Embedded default: without a users file (and without -A) anyone may
+    // log in anonymously; with one, only if -a names the account to use.
+    let anonymous = anonymous_user.is_some() || (users.is_none() && !no_login);
+
+    let threads = match args.threads.or(file.threads).unwrap_or(1) {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+
+    let max_clients = args
+        .max_clients
+        .or(file.max_clients)
+        .unwrap_or(DEFAULT_MAX_CLIENTS);
+    let (per_ip_limit, per_ip_message) = match args.max_per_ip {
+        Some(PerIp { limit, message }) => (Some(limit), message.or(file.max_per_ip_message)),
+        None => (file.max_per_ip, file.max_per_ip_message),
+    };
+    let per_ip_message = per_ip_message
+        .filter(|m| !m.trim().is_empty())
+        .unwrap_or_else(|| TOO_MANY_FROM_ADDRESS.to_string());
+    check_message("--max-per-ip message", &per_ip_message)?;
+    let max_per_ip = match per_ip_limit {
+        None | Some(0) => None,
+        Some(n) => Some((n, per_ip_message)),
+    };
+
+    let max_login_attempts = args.max_login_attempts.or(file.max_login_attempts);
+    if max_login_attempts == Some(0) {
+        return Err(ConfigError::Invalid {
+            setting: "--max-login-attempts",
+            value: "0".into(),
+            reason: "must be at least 1",
+        });
+    }
+
+    let verbosity = if args.verbose > 0 {
+        args.verbose
+    } else {
+        file.verbose.unwrap_or(0)
+    };
+    let syslog = args.syslog || file.syslog.unwrap_or(false);
+    let xferlog = match args.xferlog.or(file.xferlog) {
+        Some(p) => Some(
+            std::path::absolute(&p).map_err(|source| ConfigError::Xferlog { path: p, source })?,
+        ),
+        None => None,
+    };
+
+    let defaults = ftp_proto::Config::default();
+    let engine = ftp_proto::Config {
+        greeting: GREETING.to_string(),
+        no_login,
+        anonymous,
+        anonymous_write: write,
+        login_fail_delay: args
+            .login_fail_delay
+            .or(file.login_fail_delay)
+            .map_or(defaults.login_fail_delay, Duration::from_millis),
+        max_login_attempts: max_login_attempts.unwrap_or(defaults.max_login_attempts),
+        idle_timeout: seconds(
+            args.idle_timeout
+                .or(file.idle_timeout)
+                .unwrap_or(DEFAULT_IDLE_TIMEOUT),
+        ),
+        session_timeout: seconds(
+            args.session_timeout
+                .or(file.session_timeout)
+                .unwrap_or(DEFAULT_SESSION_TIMEOUT),
+        ),
+        allow_foreign_active: args.allow_foreign_port || file.allow_foreign_port.unwrap_or(false),
+        pasv_address: args.pasv_address.or(file.pasv_address),
+        log_events: verbosity > 0 || xferlog.is_some(),
+        ..defaults
+    };
+
+    Ok(ServerConfig {
+        root,
+        listen,
+        inetd,
+        threads,
+        users,
+        pasv_ports: args.pasv_ports.or(file.pasv_ports),
+        max_clients,
+        max_per_ip,
+        verbosity,
+        syslog,
+        xferlog,
+        shutdown_grace: Duration::from_secs(
+            args.shutdown_grace
+                .or(file.shutdown_grace)
+                .unwrap_or(DEFAULT_SHUTDOWN_GRACE),
+        ),
+        anonymous_user,
+        engine: Arc::new(engine),
+    })
+}
+
+/// Reads one line from `r` and removes its line end.
+fn read_password_line(r: &mut impl BufRead) -> Result<String, ConfigError> {
+    let mut line = String::new();
+    r.read_line(&mut line).map_err(ConfigError::Stdin)?;
+    if line.ends_with('\n') {
+        line.pop();
+        if line.ends_with('\r') {
+            line.pop();
+        }
+    }
+    Ok(line)
+}
+
+/// Turns terminal echo off on standard input until dropped.
+struct NoEcho {
+    saved: Option<rustix::termios::Termios>,
+}
+
+impl NoEcho {
+    fn new() -> Self {
+        let stdin = io::stdin();
+        let saved = rustix::termios::tcgetattr(&stdin).ok();
+        if let Some(saved) = &saved {
+            let mut quiet = saved.clone();
+            quiet.local_modes.remove(rustix::termios::LocalModes::ECHO);
+            let _ =
+                rustix::termios::tcsetattr(&stdin, rustix::termios::OptionalActions::Now, &quiet);
+        }
+        NoEcho { saved }
+    }
+}
+
+impl Drop for NoEcho {
+    fn drop(&mut self) {
+        if let Some(saved) = &self.saved {
+            let _ = rustix::termios::tcsetattr(
+                io::stdin(),
+                rustix::termios::OptionalActions::Now,
+                saved,
+            );
+        }
+    }
+}
+
+/// Prompts on standard error and reads a line from the terminal without
+/// echo.
+fn prompt_hidden(prompt: &str) -> Result<String, ConfigError> {
+    let mut err = io::stderr();
+    let _ = write!(err, "{prompt}");
+    let _ = err.flush();
+    let line = {
+        let _quiet = NoEcho::new();
+        read_password_line(&mut io::stdin().lock())
+    };
+    let _ = writeln!(err);
+    line
+}
+
+/// `PROG hash-password`: reads a password and returns its argon2id PHC
+/// hash for the `password` key of the users file.
+///
+/// From a pipe, the password is the first line of standard input (its line
+/// end removed, nothing else). From a terminal, it is asked for twice on
+/// standard error with echo off, and both must match. An empty password is
+/// refused.
+pub fn hash_password_from_stdin() -> Result<String, ConfigError> {
+    let password = if io::stdin().is_terminal() {
+        let first = prompt_hidden("Password: ")?;
+        let again = prompt_hidden("Again: ")?;
+        if first != again {
+            return Err(ConfigError::PasswordMismatch);
+        }
+        first
+    } else {
+        read_password_line(&mut io::stdin().lock())?
+    };
+    if password.is_empty() {
+        return Err(ConfigError::EmptyPassword);
+    }
+    crate::users::hash_password(&password)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A fresh folder under the system's temporary folder, removed on drop.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new() -> Self {
+            static N: AtomicUsize = AtomicUsize::new(0);
+            let p = std::env::temp_dir().join(format!(
+                "ftp-host-cli-{}-{}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::Relaxed)
+            ));
+            std::fs::create_dir_all(&p).unwrap();
+            TempDir(std::fs::canonicalize(&p).unwrap())
+        }
+        fn path(&self) -> &Path {
+            &self.0
+        }
+        fn s(&self) -> &str {
+            self.0.to_str().unwrap()
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn serve(args: &[&str]) -> Result<ServerConfig, ConfigError> {
+        match parse_args(std::iter::once("ftpd").chain(args.iter().copied()))? {
+            Invocation::Serve(c) => Ok(c),
+            Invocation::HashPassword => panic!("unexpected hash-password"),
+        }
+    }
+
+    /// A valid, cheap argon2id hash (of "pw").
+    fn cheap_hash() -> String {
+        use argon2::password_hash::{PasswordHasher, SaltString};
+        let params = argon2::Params::new(8, 1, 1, None).unwrap();
+        argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+            .hash_password(
+                b"pw",
+                &SaltString::from_b64("c29tZXNhbHRzb21lc2FsdA").unwrap(),
+            )
+            .unwrap()
+            .to_string()
+    }
+
+    #[test]
+    fn defaults() {
+        let dir = TempDir::new();
+        let c = serve(&[dir.s()]).unwrap();
+        assert_eq!(c.root, dir.path());
+        assert_eq!(c.listen, vec![DEFAULT_LISTEN]);
+        assert!(!c.inetd);
+        assert_eq!(c.threads, 1);
+        assert!(c.users.is_none());
+        assert_eq!(c.pasv_ports, None);
+        assert_eq!(c.max_clients, DEFAULT_MAX_CLIENTS);
+        assert_eq!(c.max_per_ip, None);
+        assert_eq!((c.verbosity, c.syslog), (0, false));
+        assert_eq!(c.xferlog, None);
+        assert_eq!(c.shutdown_grace, Duration::from_secs(10));
+        assert_eq!(c.anonymous_user, None);
+        let e = &c.engine;
+        assert!(e.anonymous && !e.no_login && !e.anonymous_write);
+        assert_eq!(e.idle_timeout, Some(Duration::from_secs(120)));
+        assert_eq!(e.session_timeout, Some(Duration::from_secs(3600)));
+        assert_eq!(e.greeting, "Service ready.");
+        assert!(!e.log_events && !e.allow_foreign_active);
+        assert_eq!(e.pasv_address, None);
+    }
+
+    #[test]
+    fn busybox_flags() {
+        let dir = TempDir::new();
+        let c = serve(&["-wA", "-vv", "-S", "-t", "0", "-T", "60", dir.s()]).unwrap();
+        let e = &c.engine;
+        assert!(e.no_login && e.anonymous_write && !e.anonymous);
+        assert_eq!(e.idle_timeout, None);
+        assert_eq!(e.session_timeout, Some(Duration::from_secs(60)));
+        assert_eq!((c.verbosity, c.syslog), (2, true));
+        assert!(e.log_events);
+        let c = serve(&["-a", "nobody", dir.s()]).unwrap();
+        assert_eq!(c.anonymous_user.as_deref(), Some("nobody"));
+        assert!(c.engine.anonymous);
+    }
+
+    #[test]
+    fn long_options() {
+        let dir = TempDir::new();
+        let c = serve(&[
+            "-l",
+            "0.0.0.0:21",
+            "--listen=[::1]:2121",
+            "-l",
+            "0.0.0.0:21",
+            "--pasv-ports",
+            "50000-50010",
+            "--pasv-address",
+            "203.0.113.7",
+            "--max-clients",
+            "5",
+            "--max-per-ip",
+            "2:Slow down: please.",
+            "--threads",
+            "3",
+            "--xferlog",
+            "xfer.log",
+            "--allow-foreign-port",
+            "--login-fail-delay",
+            "250",
+            "--max-login-attempts",
+            "7",
+            "--shutdown-grace",
+            "0",
+            dir.s(),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.listen,
+            vec!["0.0.0.0:21".parse().unwrap(), "[::1]:2121".parse().unwrap()]
+        );
+        assert_eq!(c.pasv_ports, Some(50000..=50010));
+        assert_eq!(c.engine.pasv_address, Some(Ipv4Addr::new(203, 0, 113, 7)));
+        assert_eq!(c.max_clients, 5);
+        assert_eq!(c.max_per_ip, Some((2, "Slow down: please.".to_string())));
+        assert_eq!(c.threads, 3);
+        let xferlog = c.xferlog.clone().unwrap();
+        assert!(xferlog.is_absolute() && xferlog.ends_with("xfer.log"));
+        assert!(c.engine.log_events, "xferlog needs events");
+        assert!(c.engine.allow_foreign_active);
+        assert_eq!(c.engine.login_fail_delay, Duration::from_millis(250));
+        assert_eq!(c.engine.max_login_attempts, 7);
+        assert_eq!(c.shutdown_grace, Duration::ZERO);
+        assert_eq!(c.warnings().len(), 1, "{:?}", c.warnings());
+        let c = serve(&["--pasv-ports", "1000-1010", dir.s()]).unwrap();
+        assert_eq!(
+            c.warnings(),
+            [
+                "passive ports 1000-1010 include ports below 1024, which may clash with system services"
+            ]
+        );
+        let c = serve(&["--max-per-ip", "4", "--threads", "0", dir.s()]).unwrap();
+        assert!(c.warnings().is_empty());
+        assert_eq!(c.max_per_ip, Some((4, TOO_MANY_FROM_ADDRESS.to_string())));
+        assert!(c.threads >= 1);
+        assert_eq!(
+            serve(&["--max-per-ip", "0", dir.s()]).unwrap().max_per_ip,
+            None
+        );
+    }
+
+    #[test]
+    fn bad_root_names_path_and_os_error() {
+        let dir = TempDir::new();
+        let missing = dir.path().join("nope");
+        let err = serve(&[missing.to_str().unwrap()]).unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::Root { source, .. } if source.kind() == io::ErrorKind::NotFound)
+        );
+        let msg = err.to_string();
+        assert!(
+            msg.starts_with(&format!("cannot serve {}: ", missing.display())),
+            "{msg}"
+        );
+        assert!(!msg.contains('\n'));
+        let file = dir.path().join("file");
+        std::fs::write(&file, "x").unwrap();
+        let err = serve(&[file.to_str().unwrap()]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("cannot serve {}: not a directory", file.display())
+        );
+    }
+
+    #[test]
+    fn usage_errors_are_clap_errors() {
+        let dir = TempDir::new();
+        for args in [
+            &["-l", "localhost", dir.s()][..],
+            &["--pasv-ports", "2000-1000"],
+            &["--pasv-ports", "0-10"],
+            &["--pasv-address", "::1"],
+            &["--max-per-ip", "x:msg"],
+            &["-t", "-1"],
+            &["--bogus"],
+        ] {
+            match serve(args) {
+                Err(ConfigError::Cli(e)) => assert_eq!(e.exit_code(), 2, "{args:?}"),
+                other => panic!("{args:?}: {other:?}"),
+            }
+        }
+        let err = serve(&["--pasv-ports", "2000-1000"]).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("2000-1000") && msg.contains("low port is above"),
+            "{msg}"
+        );
+        assert!(!msg.contains('\n') && !msg.starts_with("error:"));
+        match serve(&["--help"]) {
+            Err(ConfigError::Cli(e)) => {
+                assert_eq!(e.exit_code(), 0);
+                let help = e.render().to_string();
+                assert!(help.contains("--max-per-ip <N[:MSG]>"), "{help}");
+                assert!(help.contains("hash-password"), "{help}");
+            }
+            other => panic!("{other:?}"),
+        }
+        match parse_args(["/usr/sbin/ftp-mio", "--version"]) {
+            Err(ConfigError::Cli(e)) => {
+                assert_eq!(e.exit_code(), 0);
+                assert!(e.render().to_string().starts_with("ftp-mio "));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn hash_password_subcommand() {
+        assert!(matches!(
+            parse_args(["ftpd", "hash-password"]),
+            Ok(Invocation::HashPassword)
+        ));
+        // After an option, the word is the folder to serve.
+        assert!(matches!(
+            parse_args(["ftpd", "-w", "hash-password"]),
+            Err(ConfigError::Root { path, .. }) if path == Path::new("hash-password")
+        ));
+    }
+
+    #[test]
+    fn conflicts() {
+        let dir = TempDir::new();
+        let err = serve(&["--inetd", "-l", "127.0.0.1:21", dir.s()]).unwrap_err();
+        assert!(matches!(err, ConfigError::Conflict(_)));
+        let c = serve(&["--inetd", dir.s()]).unwrap();
+        assert!(c.inetd);
+        let users = dir.path().join("users.toml");
+        std::fs::write(&users, "").unwrap();
+        let err = serve(&["-A", "--users", users.to_str().unwrap(), dir.s()]).unwrap_err();
+        assert!(matches!(err, ConfigError::Conflict(_)));
+        let err = serve(&["--max-login-attempts", "0", dir.s()]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid --max-login-attempts '0': must be at least 1"
+        );
+        let err = serve(&["--max-per-ip", "1:a\rb", dir.s()]).unwrap_err();
+        assert!(matches!(err, ConfigError::Invalid { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn users_file_turns_anonymous_off_unless_a() {
+        let dir = TempDir::new();
+        std::fs::create_dir(dir.path().join("bob")).unwrap();
+        let users = dir.path().join("users.toml");
+        std::fs::write(
+            &users,
+            format!(
+                "[[user]]\nname = \"bob\"\npassword = \"{}\"\nhome = \"bob\"\n",
+                cheap_hash()
+            ),
+        )
+        .unwrap();
+        let u = users.to_str().unwrap();
+        let c = serve(&["--users", u, dir.s()]).unwrap();
+        assert!(!c.engine.anonymous);
+        assert_eq!(
+            c.users.as_ref().unwrap().names().collect::<Vec<_>>(),
+            ["bob"]
+        );
+        let c = serve(&["--users", u, "-a", "ftp", dir.s()]).unwrap();
+        assert!(c.engine.anonymous);
+        // A home that does not exist under the root is an error.
+        std::fs::remove_dir(dir.path().join("bob")).unwrap();
+        let err = serve(&["--users", u, dir.s()]).unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::Home { name, .. } if name == "bob"),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string().starts_with("home folder of user 'bob'"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn config_file_then_flags() {
+        let dir = TempDir::new();
+        std::fs::create_dir(dir.path().join("pub")).unwrap();
+        let conf = dir.path().join("ftpd.toml");
+        std::fs::write(
+            &conf,
+            "root = \"pub\"\nlisten = [\"127.0.0.1:2100\"]\nwrite = true\nidle_timeout = 30\n\
+             max_per_ip = 3\nmax_per_ip_message = \"Busy.\"\nverbose = 1\nthreads = 2\n",
+        )
+        .unwrap();
+        let cf = conf.to_str().unwrap();
+        let c = serve(&["--config", cf]).unwrap();
+        assert_eq!(c.root, dir.path().join("pub"));
+        assert_eq!(c.listen, vec!["127.0.0.1:2100".parse().unwrap()]);
+        assert!(c.engine.anonymous_write);
+        assert_eq!(c.engine.idle_timeout, Some(Duration::from_secs(30)));
+        assert_eq!(c.max_per_ip, Some((3, "Busy.".into())));
+        assert_eq!((c.verbosity, c.threads), (1, 2));
+        let c = serve(&[
+            "--config",
+            cf,
+            "-t",
+            "0",
+            "-l",
+            "[::1]:21",
+            "--max-per-ip",
+            "9",
+            "-vv",
+            dir.s(),
+        ])
+        .unwrap();
+        assert_eq!(c.root, dir.path());
+        assert_eq!(c.listen, vec!["[::1]:21".parse().unwrap()]);
+        assert_eq!(c.engine.idle_timeout, None);
+        assert_eq!(c.max_per_ip, Some((9, "Busy.".into())), "file message kept");
+        assert_eq!(c.verbosity, 2);
+        std::fs::write(&conf, "writ = true\n").unwrap();
+        let err = serve(&["--config", cf]).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with(&format!("{cf}:1: unknown field `writ`")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn password_lines() {
+        let mut r = io::Cursor::new(b"s3cret word\r\nnext\n".to_vec());
+        assert_eq!(read_password_line(&mut r).unwrap(), "s3cret word");
+        let mut r = io::Cursor::new(b"last".to_vec());
+        assert_eq!(read_password_line(&mut r).unwrap(), "last");
+        let mut r = io::Cursor::new(b"\xff\n".to_vec());
+        assert!(matches!(
+            read_password_line(&mut r),
+            Err(ConfigError::Stdin(_))
+        ));
+    }
+
+    #[test]
+    fn prog_names() {
+        assert_eq!(prog_name_of(Some("/usr/bin/ftp-smol".as_ref())), "ftp-smol");
+        assert_eq!(prog_name_of(None), "ftpd");
+        assert_eq!(prog_name_of(Some("".as_ref())), "ftpd");
+    }
+}

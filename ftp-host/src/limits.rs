@@ -1,1 +1,302 @@
-//! TODO
+//! Process and connection limits: the descriptor limit, and how many
+//! sessions may run at once in total and from one address (like
+//! `tcpsvd -c N -C N:MSG`).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rustix::process::{Resource, getrlimit, setrlimit};
+
+/// Raises the soft limit on open descriptors to the hard limit and returns
+/// the soft limit now in force (`u64::MAX` for "unlimited").
+///
+/// When the hard limit is unlimited the soft limit is left alone (Linux
+/// refuses an unlimited `RLIMIT_NOFILE`).
+pub fn raise_nofile_limit() -> io::Result<u64> {
+    let mut limit = getrlimit(Resource::Nofile);
+    let current = limit.current.unwrap_or(u64::MAX);
+    let Some(maximum) = limit.maximum else {
+        return Ok(current);
+    };
+    if current >= maximum {
+        return Ok(current);
+    }
+    limit.current = Some(maximum);
+    setrlimit(Resource::Nofile, limit)?;
+    Ok(maximum)
+}
+
+/// The `421` text for a server that is full.
+pub const TOO_MANY_USERS: &str = "Too many users, try again later.";
+
+/// The default `421` text for an address over its limit.
+pub const TOO_MANY_FROM_ADDRESS: &str = "Too many connections from your address.";
+
+/// Counts running sessions and refuses new ones over the limits. Shared
+/// between threads behind an [`Arc`]; each admitted connection holds a
+/// [`ConnectionSlot`] until it ends.
+pub struct ConnectionLimiter {
+    /// Most sessions in total; 0 = no limit.
+    max_clients: usize,
+    /// Most sessions per address; 0 = no limit.
+    max_per_ip: u32,
+    /// `421` text for an address over its limit.
+    per_ip_message: Arc<str>,
+    /// Sessions now running (also counted under `per_ip`'s lock).
+    total: AtomicUsize,
+    /// Sessions now running per (canonical) address.
+    per_ip: Mutex<HashMap<IpAddr, u32>>,
+}
+
+impl fmt::Debug for ConnectionLimiter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnectionLimiter")
+            .field("max_clients", &self.max_clients)
+            .field("max_per_ip", &self.max_per_ip)
+            .field("active", &self.active())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a connection was refused. Send [`LimitExceeded::reply`] and close.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LimitExceeded {
+    /// The server runs its maximum number of sessions.
+    TooManyClients,
+    /// The client's address runs its maximum number of sessions.
+    TooManyFromAddress {
+        /// The client's address (canonical: IPv4-mapped IPv6 as IPv4).
+        ip: IpAddr,
+        /// The configured `421` text.
+        message: Arc<str>,
+    },
+}
+
+impl LimitExceeded {
+    /// The text of the `421` reply.
+    pub fn message(&self) -> &str {
+        match self {
+            LimitExceeded::TooManyClients => TOO_MANY_USERS,
+            LimitExceeded::TooManyFromAddress { message, .. } => message,
+        }
+    }
+
+    /// The complete reply to write before closing: `421 MESSAGE\r\n`.
+    pub fn reply(&self) -> String {
+        format!("421 {}\r\n", self.message())
+    }
+}
+
+impl fmt::Display for LimitExceeded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LimitExceeded::TooManyClients => f.write_str("too many clients"),
+            LimitExceeded::TooManyFromAddress { ip, .. } => {
+                write!(f, "too many connections from {ip}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for LimitExceeded {}
+
+/// One admitted connection. Dropping it frees the place.
+pub struct ConnectionSlot {
+    limiter: Arc<ConnectionLimiter>,
+    ip: IpAddr,
+}
+
+impl fmt::Debug for ConnectionSlot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnectionSlot")
+            .field("ip", &self.ip)
+            .finish()
+    }
+}
+
+impl ConnectionSlot {
+    /// The (canonical) address this slot counts against.
+    pub fn ip(&self) -> IpAddr {
+        self.ip
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        let mut map = self.limiter.lock();
+        if let Some(n) = map.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.ip);
+            }
+        }
+        self.limiter.total.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl ConnectionLimiter {
+    /// A limiter admitting at most `max_clients` sessions (0 = no limit)
+    /// and, with `max_per_ip = Some((n, message))`, at most `n` from one
+    /// address (0 = no limit), refused with `421 message`.
+    pub fn new(max_clients: usize, max_per_ip: Option<(usize, String)>) -> Self {
+        let (per_ip, message) = match max_per_ip {
+            Some((n, m)) => (u32::try_from(n).unwrap_or(u32::MAX), m),
+            None => (0, TOO_MANY_FROM_ADDRESS.to_string()),
+        };
+        ConnectionLimiter {
+            max_clients,
+            max_per_ip: per_ip,
+            per_ip_message: Arc::from(message),
+            total: AtomicUsize::new(0),
+            per_ip: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A limiter built from the server's settings.
+    pub fn from_config(config: &crate::cli::ServerConfig) -> Self {
+        Self::new(config.max_clients, config.max_per_ip.clone())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<IpAddr, u32>> {
+        // A panic elsewhere cannot leave the counts half-updated (each
+        // update is a single step), so a poisoned lock is still usable.
+        self.per_ip.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Admits a connection from `ip`, or says which limit it is over.
+    /// IPv4-mapped IPv6 addresses (`::ffff:a.b.c.d`) count as IPv4.
+    pub fn try_acquire(self: &Arc<Self>, ip: IpAddr) -> Result<ConnectionSlot, LimitExceeded> {
+        let ip = ip.to_canonical();
+        let mut map = self.lock();
+        if self.max_clients != 0 && self.total.load(Ordering::Relaxed) >= self.max_clients {
+            return Err(LimitExceeded::TooManyClients);
+        }
+        let count = map.entry(ip).or_insert(0);
+        if self.max_per_ip != 0 && *count >= self.max_per_ip {
+            return Err(LimitExceeded::TooManyFromAddress {
+                ip,
+                message: Arc::clone(&self.per_ip_message),
+            });
+        }
+        *count += 1;
+        self.total.fetch_add(1, Ordering::Relaxed);
+        drop(map);
+        Ok(ConnectionSlot {
+            limiter: Arc::clone(self),
+            ip,
+        })
+    }
+
+    /// Sessions now running.
+    pub fn active(&self) -> usize {
+        self.total.load(Ordering::Relaxed)
+    }
+
+    /// Sessions now running from `ip` (canonicalised like
+    /// [`ConnectionLimiter::try_acquire`]).
+    pub fn active_from(&self, ip: IpAddr) -> usize {
+        self.lock().get(&ip.to_canonical()).copied().unwrap_or(0) as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    const A: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+    const B: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2));
+
+    #[test]
+    fn total_limit() {
+        let l = Arc::new(ConnectionLimiter::new(2, None));
+        let s1 = l.try_acquire(A).unwrap();
+        let s2 = l.try_acquire(A).unwrap();
+        let err = l.try_acquire(B).unwrap_err();
+        assert_eq!(err, LimitExceeded::TooManyClients);
+        assert_eq!(err.reply(), "421 Too many users, try again later.\r\n");
+        assert_eq!(l.active(), 2);
+        drop(s1);
+        assert_eq!(l.active(), 1);
+        let s3 = l.try_acquire(B).unwrap();
+        assert_eq!((l.active_from(A), l.active_from(B)), (1, 1));
+        drop((s2, s3));
+        assert_eq!(l.active(), 0);
+        assert!(l.lock().is_empty(), "empty entries are removed");
+    }
+
+    #[test]
+    fn per_ip_limit_with_message() {
+        let l = Arc::new(ConnectionLimiter::new(0, Some((1, "Go away.".into()))));
+        let _a = l.try_acquire(A).unwrap();
+        let err = l.try_acquire(A).unwrap_err();
+        assert_eq!(err.message(), "Go away.");
+        assert_eq!(err.reply(), "421 Go away.\r\n");
+        assert!(matches!(err, LimitExceeded::TooManyFromAddress { ip, .. } if ip == A));
+        let _b = l.try_acquire(B).unwrap();
+        assert_eq!(l.active(), 2);
+    }
+
+    #[test]
+    fn ipv4_mapped_counts_as_ipv4() {
+        let l = Arc::new(ConnectionLimiter::new(
+            10,
+            Some((1, TOO_MANY_FROM_ADDRESS.into())),
+        ));
+        let mapped = IpAddr::V6(Ipv4Addr::new(192, 0, 2, 1).to_ipv6_mapped());
+        let slot = l.try_acquire(mapped).unwrap();
+        assert_eq!(slot.ip(), A);
+        let err = l.try_acquire(A).unwrap_err();
+        assert_eq!(err.message(), TOO_MANY_FROM_ADDRESS);
+        assert_eq!(l.active_from(mapped), 1);
+        let v6 = IpAddr::V6(Ipv6Addr::LOCALHOST);
+        assert!(l.try_acquire(v6).is_ok());
+    }
+
+    #[test]
+    fn zero_means_unlimited() {
+        let l = Arc::new(ConnectionLimiter::new(0, Some((0, String::new()))));
+        let slots: Vec<_> = (0..100).map(|_| l.try_acquire(A).unwrap()).collect();
+        assert_eq!(l.active_from(A), 100);
+        drop(slots);
+        assert_eq!(l.active(), 0);
+    }
+
+    #[test]
+    fn concurrent_use_balances() {
+        let l = Arc::new(ConnectionLimiter::new(8, Some((8, "x".into()))));
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let l = Arc::clone(&l);
+                std::thread::spawn(move || {
+                    let mut admitted = 0;
+                    for _ in 0..1000 {
+                        if let Ok(slot) = l.try_acquire(A) {
+                            assert!(l.active() <= 8);
+                            admitted += 1;
+                            drop(slot);
+                        }
+                    }
+                    admitted
+                })
+            })
+            .collect();
+        let admitted: usize = handles.into_iter().map(|h| h.join().unwrap()).sum();
+        assert_eq!(admitted, 4000, "never more than 4 at once, so none refused");
+        assert_eq!(l.active(), 0);
+    }
+
+    #[test]
+    fn nofile_limit_is_raised_to_the_hard_limit() {
+        let soft = raise_nofile_limit().unwrap();
+        let now = getrlimit(Resource::Nofile);
+        assert_eq!(now.current.unwrap_or(u64::MAX), soft);
+        if let Some(max) = now.maximum {
+            assert_eq!(soft, max);
+        }
+    }
+}
