@@ -118,10 +118,13 @@ impl fmt::Debug for Intent {
                 .debug_struct("Authenticate")
                 .field("user", user)
                 .finish_non_exhaustive(),
-            Intent::OpenPassive { peer } => f.debug_struct("OpenPassive").field("peer", peer).finish(),
-            Intent::ClosePassive { listener } => {
-                f.debug_struct("ClosePassive").field("listener", listener).finish()
+            Intent::OpenPassive { peer } => {
+                f.debug_struct("OpenPassive").field("peer", peer).finish()
             }
+            Intent::ClosePassive { listener } => f
+                .debug_struct("ClosePassive")
+                .field("listener", listener)
+                .finish(),
             Intent::Stat { path } => f.debug_struct("Stat").field("path", path).finish(),
             Intent::ReadDir { path, limit } => f
                 .debug_struct("ReadDir")
@@ -130,7 +133,9 @@ impl fmt::Debug for Intent {
                 .finish(),
             Intent::MakeDir { path } => f.debug_struct("MakeDir").field("path", path).finish(),
             Intent::RemoveDir { path } => f.debug_struct("RemoveDir").field("path", path).finish(),
-            Intent::RemoveFile { path } => f.debug_struct("RemoveFile").field("path", path).finish(),
+            Intent::RemoveFile { path } => {
+                f.debug_struct("RemoveFile").field("path", path).finish()
+            }
             Intent::Rename { from, to } => f
                 .debug_struct("Rename")
                 .field("from", from)

@@ -83,7 +83,20 @@ impl UnixTime {
     /// The time at a UTC calendar date and time of day; `None` if a field is out of range.
     pub fn from_datetime(dt: DateTime) -> Option<UnixTime> {
         let leap = (dt.year % 4 == 0 && dt.year % 100 != 0) || dt.year % 400 == 0;
-        let month_days = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+        let month_days = [
+            31,
+            if leap { 29 } else { 28 },
+            31,
+            30,
+            31,
+            30,
+            31,
+            31,
+            30,
+            31,
+            30,
+            31,
+        ];
         if !(1..=12).contains(&dt.month)
             || dt.day == 0
             || dt.day > month_days[dt.month as usize - 1]
@@ -145,8 +158,19 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        for t in [-86_401i64, -1, 0, 1, 951_782_400, 1_798_761_599, 4_102_444_800] {
-            assert_eq!(UnixTime::from_datetime(UnixTime(t).to_datetime()), Some(UnixTime(t)));
+        for t in [
+            -86_401i64,
+            -1,
+            0,
+            1,
+            951_782_400,
+            1_798_761_599,
+            4_102_444_800,
+        ] {
+            assert_eq!(
+                UnixTime::from_datetime(UnixTime(t).to_datetime()),
+                Some(UnixTime(t))
+            );
         }
     }
 

@@ -1,0 +1,597 @@
+//! The session state machine: one control connection from greeting to close.
+//!
+//! The session is driven by four inputs (bytes, completions, time, and the
+//! runtime draining its output) and produces three outputs (reply bytes,
+//! intents, deadlines). It never blocks and never performs I/O. Each
+//! concern has its own module: [`login`](self) for USER/PASS, `data` for
+//! data channels and transfers, `files` for file commands, `info` for
+//! informational replies.
+
+mod data;
+mod files;
+mod info;
+mod login;
+
+use alloc::collections::VecDeque;
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::net::SocketAddr;
+use core::time::Duration;
+
+use crate::command::{Command, TransferType};
+use crate::config::Config;
+use crate::event::Event;
+use crate::intent::{Completion, Intent, IntentId, Output};
+use crate::line::{Line, LineBuffer};
+use crate::listing::Facts;
+use crate::parse::{ParseError, parse_command};
+use crate::path::VirtualPath;
+use crate::reply::{Reply, write_line};
+use crate::time::Instant;
+
+use data::{DataChannel, TransferState};
+use files::FsOp;
+use login::Login;
+
+/// Reply bytes held before the session stops taking new commands.
+const TRANSMIT_HIGH_WATER: usize = 64 * 1024;
+/// Unparsed input beyond one line that the session accepts while busy.
+const INPUT_SLACK: usize = 4096;
+/// Commands held back while a transfer runs (ABOR and STAT jump the queue).
+const MAX_DEFERRED: usize = 32;
+
+/// One FTP control connection, from greeting to close.
+///
+/// See the crate documentation for the loop a runtime writes around it.
+#[derive(Debug)]
+pub struct Session {
+    config: Arc<Config>,
+    local: SocketAddr,
+    peer: SocketAddr,
+    now: Instant,
+    started: Instant,
+    last_activity: Instant,
+    input: LineBuffer,
+    /// Commands read while a transfer ran, to be handled after it.
+    deferred: VecDeque<Result<Command, ParseError>>,
+    transmit: Vec<u8>,
+    transmit_start: usize,
+    outputs: VecDeque<Output>,
+    events: VecDeque<Event>,
+    next_id: u64,
+    login: Login,
+    state: State,
+    cwd: VirtualPath,
+    transfer_type: TransferType,
+    rest: Option<u64>,
+    rename_from: Option<VirtualPath>,
+    data: DataChannel,
+    epsv_all: bool,
+    mlst_facts: Facts,
+    idle_timeout: Option<Duration>,
+    closing: bool,
+}
+
+/// What the session is waiting for before it reads the next command.
+#[derive(Debug)]
+enum State {
+    /// Ready for the next command.
+    Ready,
+    /// Waiting for the answer to `Intent::Authenticate`.
+    Authenticating { id: IntentId, user: String },
+    /// A failed login's reply is held back until `until`.
+    LoginDelay { until: Instant },
+    /// Waiting for `Completion::PassiveReady`.
+    OpeningPassive { id: IntentId, extended: bool },
+    /// Waiting for a file operation.
+    Fs { id: IntentId, op: FsOp },
+    /// A transfer runs; only ABOR and STAT are handled meanwhile.
+    Transfer(TransferState),
+}
+
+impl Session {
+    /// A new session on a connection from `peer` to our `local` address;
+    /// the `220` greeting is queued at once. Addresses should be canonical
+    /// (IPv4-mapped IPv6 addresses turned into IPv4).
+    pub fn new(config: Arc<Config>, local: SocketAddr, peer: SocketAddr, now: Instant) -> Self {
+        let login = if config.no_login {
+            Login::LoggedIn {
+                user: String::from("ftp"),
+                write: config.anonymous_write,
+                anonymous: true,
+            }
+        } else {
+            Login::AwaitUser
+        };
+        let mut session = Session {
+            input: LineBuffer::new(config.max_line),
+            idle_timeout: config.idle_timeout,
+            config,
+            local,
+            peer,
+            now,
+            started: now,
+            last_activity: now,
+            deferred: VecDeque::new(),
+            transmit: Vec::new(),
+            transmit_start: 0,
+            outputs: VecDeque::new(),
+            events: VecDeque::new(),
+            next_id: 0,
+            login,
+            state: State::Ready,
+            cwd: VirtualPath::root(),
+            transfer_type: TransferType::Ascii,
+            rest: None,
+            rename_from: None,
+            data: DataChannel::None,
+            epsv_all: false,
+            mlst_facts: Facts::DEFAULT,
+            closing: false,
+        };
+        let greeting = session.config.greeting.clone();
+        session.reply(220, &greeting);
+        session
+    }
+
+    /// Feeds bytes read from the control connection. The runtime should
+    /// read at most [`Session::input_capacity`] bytes; more are accepted but
+    /// only as far as the line buffer's own bound.
+    pub fn handle_input(&mut self, now: Instant, bytes: &[u8]) {
+        self.now = now;
+        if self.closing || bytes.is_empty() {
+            return;
+        }
+        self.input.push(bytes);
+        self.process();
+    }
+
+    /// How many more bytes the session accepts now; 0 means stop reading
+    /// (back-pressure) until output is drained or an intent completes.
+    pub fn input_capacity(&self) -> usize {
+        if self.closing {
+            return 0;
+        }
+        let limit = self.config.max_line + INPUT_SLACK;
+        limit.saturating_sub(self.input.buffered())
+    }
+
+    /// Reports the result of an intent. Completions for ids the session no
+    /// longer waits for are ignored.
+    pub fn handle_completion(&mut self, now: Instant, id: IntentId, completion: Completion) {
+        self.now = now;
+        if self.closing {
+            return;
+        }
+        match core::mem::replace(&mut self.state, State::Ready) {
+            State::Authenticating { id: want, user } if want == id => {
+                self.auth_completed(user, completion);
+            }
+            State::OpeningPassive { id: want, extended } if want == id => {
+                self.passive_ready(id, extended, completion);
+            }
+            State::Fs { id: want, op } if want == id => self.fs_completed(op, completion),
+            State::Transfer(t) if t.id == id => self.transfer_event(t, completion),
+            other => {
+                self.state = other;
+                return;
+            }
+        }
+        self.process();
+    }
+
+    /// Lets timers fire; call when [`Session::poll_timeout`]'s deadline passes
+    /// (calling it early is harmless).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = now;
+        if self.closing {
+            return;
+        }
+        if let Some(limit) = self.config.session_timeout {
+            if now >= self.started + limit {
+                return self.close_with(
+                    421,
+                    "Session time limit reached, closing control connection.",
+                );
+            }
+        }
+        if !self.login.is_logged_in() {
+            if let Some(limit) = self.config.login_timeout {
+                if now >= self.started + limit {
+                    return self.close_with(421, "Login timeout, closing control connection.");
+                }
+            }
+        }
+        if let Some(deadline) = self.idle_deadline() {
+            if now >= deadline {
+                return self.close_with(421, "Timeout.");
+            }
+        }
+        match &mut self.state {
+            State::LoginDelay { until } if now >= *until => {
+                self.state = State::Ready;
+                self.login_delay_over();
+            }
+            State::Transfer(t) if t.connect_deadline.is_some_and(|d| now >= d) => {
+                t.connect_deadline = None;
+                self.abort_transfer(data::AbortReason::ConnectTimeout);
+            }
+            _ => {}
+        }
+        self.process();
+    }
+
+    /// The next deadline at which [`Session::handle_timeout`] must be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.closing {
+            return None;
+        }
+        let mut next: Option<Instant> = None;
+        let mut consider = |t: Option<Instant>| {
+            if let Some(t) = t {
+                next = Some(next.map_or(t, |n| n.min(t)));
+            }
+        };
+        consider(self.config.session_timeout.map(|d| self.started + d));
+        if !self.login.is_logged_in() {
+            consider(self.config.login_timeout.map(|d| self.started + d));
+        }
+        consider(self.idle_deadline());
+        match &self.state {
+            State::LoginDelay { until } => consider(Some(*until)),
+            State::Transfer(t) => consider(t.connect_deadline),
+            _ => {}
+        }
+        next
+    }
+
+    /// Reply bytes waiting to be written to the control connection.
+    pub fn transmit(&self) -> &[u8] {
+        &self.transmit[self.transmit_start..]
+    }
+
+    /// Marks `n` bytes of [`Session::transmit`] as written.
+    pub fn consume_transmit(&mut self, n: usize) {
+        self.transmit_start = (self.transmit_start + n).min(self.transmit.len());
+        if self.transmit_start == self.transmit.len() {
+            self.transmit.clear();
+            self.transmit_start = 0;
+        } else if self.transmit_start > TRANSMIT_HIGH_WATER {
+            self.transmit.drain(..self.transmit_start);
+            self.transmit_start = 0;
+        }
+        if !self.closing && self.transmit().len() < TRANSMIT_HIGH_WATER {
+            self.process();
+        }
+    }
+
+    /// The next intent to perform, or the instruction to close.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// The next loggable event (only with [`Config::log_events`]).
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Whether the session has decided to close (after [`Output::Close`]).
+    pub fn is_closing(&self) -> bool {
+        self.closing
+    }
+
+    /// The logged-in user's name, if any.
+    pub fn user(&self) -> Option<&str> {
+        self.login.user()
+    }
+
+    /// Whether the logged-in session is anonymous (or needs no login).
+    pub fn is_anonymous(&self) -> bool {
+        matches!(
+            self.login,
+            Login::LoggedIn {
+                anonymous: true,
+                ..
+            }
+        )
+    }
+
+    /// The client's address.
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// The session's working directory.
+    pub fn cwd(&self) -> &VirtualPath {
+        &self.cwd
+    }
+
+    fn idle_deadline(&self) -> Option<Instant> {
+        if matches!(self.state, State::Transfer(_)) {
+            return None;
+        }
+        self.idle_timeout.map(|d| self.last_activity + d)
+    }
+
+    /// Handles buffered commands until the session has to wait.
+    fn process(&mut self) {
+        while !self.closing && self.transmit().len() < TRANSMIT_HIGH_WATER {
+            let in_transfer = match self.state {
+                State::Ready => false,
+                State::Transfer(_) => true,
+                _ => return,
+            };
+            let from_queue = !in_transfer && !self.deferred.is_empty();
+            let queued = if from_queue {
+                self.deferred.pop_front()
+            } else {
+                None
+            };
+            let parsed = match queued {
+                Some(parsed) => parsed,
+                None => {
+                    if in_transfer && self.deferred.len() >= MAX_DEFERRED {
+                        return;
+                    }
+                    match self.input.next_line() {
+                        None => return,
+                        Some(Line::TooLong) => {
+                            self.last_activity = self.now;
+                            self.reply(500, "Command line too long.");
+                            continue;
+                        }
+                        Some(Line::Complete(line)) => {
+                            let parsed = parse_command(line);
+                            if self.config.log_events {
+                                let text = log_line(line, &parsed);
+                                self.events.push_back(Event::Command(text));
+                            }
+                            parsed
+                        }
+                    }
+                }
+            };
+            self.last_activity = self.now;
+            if in_transfer {
+                match parsed {
+                    Ok(Command::Abor) => self.abort_transfer(data::AbortReason::Client),
+                    Ok(Command::Stat(None)) => self.server_status(),
+                    other => self.deferred.push_back(other),
+                }
+                continue;
+            }
+            match parsed {
+                Ok(command) => self.dispatch(command),
+                Err(e) => self.parse_error(e),
+            }
+        }
+    }
+
+    fn parse_error(&mut self, error: ParseError) {
+        self.rest = None;
+        self.rename_from = None;
+        match error {
+            ParseError::Empty | ParseError::UnknownVerb => self.reply(500, "Unknown command."),
+            ParseError::NotImplemented(_) => self.reply(502, "Command not implemented."),
+            ParseError::BadArgument(_) => {
+                self.reply(501, "Syntax error in parameters or arguments.")
+            }
+            ParseError::NotUtf8 => self.reply(501, "Argument is not valid UTF-8."),
+            ParseError::UnsupportedParameter(_) => {
+                self.reply(504, "Command not implemented for that parameter.")
+            }
+            ParseError::UnsupportedProtocol => {
+                self.reply(522, "Network protocol not supported, use (1,2).")
+            }
+        }
+    }
+
+    /// Routes one command, applying the rules every command shares:
+    /// login required, REST and RNFR consumed by the very next command.
+    fn dispatch(&mut self, command: Command) {
+        let rest = self.rest.take();
+        let rename_from = self.rename_from.take();
+        if !self.login.is_logged_in() && !allowed_before_login(&command) {
+            return self.reply(530, "Please login with USER and PASS.");
+        }
+        match command {
+            Command::User(name) => self.user_command(name),
+            Command::Pass(secret) => self.pass_command(secret),
+            Command::Acct(_) => self.reply(202, "ACCT not needed."),
+            Command::Rein => self.reinitialize(),
+            Command::Quit => self.close_with(221, "Goodbye."),
+            Command::Cwd(arg) => self.cwd_command(&arg),
+            Command::Cdup => self.cwd_command(".."),
+            Command::Pwd => {
+                let text = alloc::format!(
+                    "{} is the current directory",
+                    crate::reply::quote_path(self.cwd.as_str())
+                );
+                self.reply(257, &text)
+            }
+            Command::Mkd(arg) => self.mkd_command(&arg),
+            Command::Rmd(arg) => self.simple_write(&arg, files::Simple::RemoveDir),
+            Command::Dele(arg) => self.simple_write(&arg, files::Simple::RemoveFile),
+            Command::Rnfr(arg) => self.rnfr_command(&arg),
+            Command::Rnto(arg) => self.rnto_command(rename_from, &arg),
+            Command::Size(arg) => self.stat_for(&arg, files::StatFor::Size),
+            Command::Mdtm(arg) => self.stat_for(&arg, files::StatFor::Mdtm),
+            Command::Mfmt { time, path } => {
+                self.simple_write(&path, files::Simple::SetModified(time))
+            }
+            Command::Type(t) => {
+                self.transfer_type = t;
+                match t {
+                    TransferType::Ascii => self.reply(200, "Switching to ASCII mode."),
+                    TransferType::Image => self.reply(200, "Switching to Binary mode."),
+                }
+            }
+            Command::Mode(_) => self.reply(200, "Mode set to S."),
+            Command::Stru(_) => self.reply(200, "Structure set to F."),
+            Command::Port(addr) => self.active_command(SocketAddr::V4(addr), false),
+            Command::Eprt(addr) => self.active_command(addr, true),
+            Command::Pasv => self.passive_command(false),
+            Command::Epsv(arg) => self.epsv_command(arg),
+            Command::Retr(arg) => self.retrieve_command(&arg, rest.unwrap_or(0)),
+            Command::Stor(arg) => self.store_command(&arg, data::StoreKind::Stor(rest)),
+            Command::Appe(arg) => self.store_command(&arg, data::StoreKind::Appe),
+            Command::Stou(arg) => {
+                self.store_command(arg.as_deref().unwrap_or(""), data::StoreKind::Stou)
+            }
+            Command::Allo => self.reply(202, "ALLO command ignored."),
+            Command::Rest(offset) => {
+                self.rest = Some(offset);
+                let text = alloc::format!("Restart position accepted ({offset}).");
+                self.reply(350, &text)
+            }
+            Command::Abor => self.reply(225, "No transfer to ABOR."),
+            Command::List(args) => self.list_command(args, data::ListKind::List),
+            Command::Nlst(args) => self.list_command(args, data::ListKind::Nlst),
+            Command::Mlsd(path) => self.list_command(
+                crate::command::ListArgs {
+                    path,
+                    all: true,
+                    ..Default::default()
+                },
+                data::ListKind::Mlsd,
+            ),
+            Command::Mlst(path) => {
+                self.stat_for(path.as_deref().unwrap_or(""), files::StatFor::Mlst)
+            }
+            Command::Stat(None) => self.server_status(),
+            Command::Stat(Some(args)) => self.stat_listing(args),
+            Command::Syst => self.reply(215, "UNIX Type: L8"),
+            Command::Help(_) => self.help(),
+            Command::Noop => self.reply(200, "NOOP ok."),
+            Command::Feat => self.features(),
+            Command::Opts(opts) => self.options(opts),
+            Command::Site(site) => self.site(site),
+            Command::Host(_) => {
+                if self.login.is_logged_in() || !matches!(self.login, Login::AwaitUser) {
+                    self.reply(503, "HOST must come before USER.")
+                } else {
+                    self.reply(220, "Host accepted.")
+                }
+            }
+            Command::Clnt(_) => self.reply(200, "Noted."),
+            Command::Auth(_) => self.reply(502, "TLS is not available on this server."),
+            Command::Pbsz(_) | Command::Prot(_) => {
+                self.reply(503, "Security data exchange not completed (no AUTH).")
+            }
+            Command::Ccc => self.reply(533, "Command channel is not protected."),
+            Command::Smnt(_) => self.reply(502, "SMNT not implemented."),
+        }
+    }
+
+    /// Resets the session to just after the greeting (REIN).
+    fn reinitialize(&mut self) {
+        self.drop_data_channel();
+        self.login = if self.config.no_login {
+            Login::LoggedIn {
+                user: String::from("ftp"),
+                write: self.config.anonymous_write,
+                anonymous: true,
+            }
+        } else {
+            Login::AwaitUser
+        };
+        self.cwd = VirtualPath::root();
+        self.transfer_type = TransferType::Ascii;
+        self.epsv_all = false;
+        self.mlst_facts = Facts::DEFAULT;
+        self.idle_timeout = self.config.idle_timeout;
+        self.reply(220, "Service ready for new user.");
+    }
+
+    /// Resolves a client path argument against the working directory.
+    fn resolve(&self, arg: &str) -> Option<VirtualPath> {
+        self.cwd.resolve(arg)
+    }
+
+    /// Whether the logged-in user may change the file tree.
+    fn may_write(&self) -> bool {
+        matches!(self.login, Login::LoggedIn { write: true, .. })
+    }
+
+    fn next_id(&mut self) -> IntentId {
+        self.next_id += 1;
+        IntentId(self.next_id)
+    }
+
+    /// Queues an intent and returns its id.
+    fn intent(&mut self, intent: Intent) -> IntentId {
+        let id = self.next_id();
+        self.outputs.push_back(Output::Intent(id, intent));
+        id
+    }
+
+    /// Queues an intent whose completion the session then waits for.
+    fn await_fs(&mut self, intent: Intent, op: FsOp) {
+        let id = self.intent(intent);
+        self.state = State::Fs { id, op };
+    }
+
+    /// Queues a single-line reply.
+    fn reply(&mut self, code: u16, text: &str) {
+        write_line(&mut self.transmit, code, b' ', text);
+        if self.config.log_events {
+            self.events
+                .push_back(Event::Reply(code, String::from(text)));
+        }
+    }
+
+    /// Queues a multi-line reply.
+    fn reply_multi(&mut self, reply: Reply<'_>) {
+        reply.encode(&mut self.transmit);
+        if self.config.log_events {
+            self.events
+                .push_back(Event::Reply(reply.code, String::from(reply.text.as_ref())));
+        }
+    }
+
+    /// Queues a final reply and closes the session.
+    fn close_with(&mut self, code: u16, text: &str) {
+        self.reply(code, text);
+        if let State::Transfer(t) = &self.state {
+            let transfer = t.id;
+            self.intent(Intent::AbortTransfer { transfer });
+        }
+        self.drop_data_channel();
+        self.closing = true;
+        self.outputs.push_back(Output::Close);
+    }
+}
+
+/// Commands a client may send before logging in.
+fn allowed_before_login(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::User(_)
+            | Command::Pass(_)
+            | Command::Acct(_)
+            | Command::Rein
+            | Command::Quit
+            | Command::Feat
+            | Command::Syst
+            | Command::Help(_)
+            | Command::Noop
+            | Command::Opts(_)
+            | Command::Host(_)
+            | Command::Clnt(_)
+            | Command::Auth(_)
+            | Command::Pbsz(_)
+            | Command::Prot(_)
+            | Command::Ccc
+            | Command::Stat(None)
+    )
+}
+
+/// The command line as it may be logged: `PASS` arguments masked, bytes
+/// that are not UTF-8 replaced.
+fn log_line(line: &[u8], parsed: &Result<Command, ParseError>) -> String {
+    if matches!(parsed, Ok(Command::Pass(_))) {
+        return String::from("PASS ****");
+    }
+    String::from_utf8_lossy(line).into_owned()
+}

@@ -1,0 +1,674 @@
+//! Transcript tests: client lines in, exact replies out, against the
+//! in-memory runtime.
+
+use core::time::Duration;
+
+use ftp_proto::memory::{MemoryFs, MemoryRuntime, TransferMode};
+use ftp_proto::{Config, Intent};
+
+fn config() -> Config {
+    Config {
+        anonymous: true,
+        login_fail_delay: Duration::from_millis(500),
+        ..Config::default()
+    }
+}
+
+fn tree() -> MemoryFs {
+    let mut fs = MemoryFs::new();
+    fs.add_file("/pub/readme.txt", b"hello\nworld\n");
+    fs.add_file("/pub/my file.bin", &[0, 1, 2, 3, 255]);
+    fs.add_dir("/incoming");
+    fs.add_file("/.hidden", b"secret");
+    fs
+}
+
+/// A session logged in as `alice` (who may write).
+fn alice() -> MemoryRuntime {
+    let mut rt = MemoryRuntime::new(config(), tree());
+    rt.command("USER alice");
+    assert_eq!(rt.command("PASS secret"), "230 Login successful.\r\n");
+    rt
+}
+
+/// A session logged in anonymously (read-only).
+fn anonymous() -> MemoryRuntime {
+    let mut rt = MemoryRuntime::new(config(), tree());
+    rt.command("USER anonymous");
+    assert_eq!(rt.command("PASS guest@"), "230 Login successful.\r\n");
+    rt
+}
+
+#[test]
+fn seed_transcript() {
+    let mut rt = MemoryRuntime::new(config(), tree());
+    assert_eq!(
+        String::from_utf8_lossy(&rt.received),
+        "220 Service ready.\r\n"
+    );
+    assert_eq!(
+        rt.command("USER alice"),
+        "331 Please specify the password.\r\n"
+    );
+    assert_eq!(rt.command("PASS secret"), "230 Login successful.\r\n");
+    let feat = rt.command("FEAT");
+    assert!(feat.starts_with("211-Features:\r\n"), "{feat}");
+    for f in [
+        " EPSV\r\n",
+        " PASV\r\n",
+        " REST STREAM\r\n",
+        " MDTM\r\n",
+        " SIZE\r\n",
+        " UTF8\r\n",
+    ] {
+        assert!(feat.contains(f), "FEAT lacks {f:?}: {feat}");
+    }
+    assert!(feat.ends_with("211 End\r\n"));
+    assert_eq!(
+        rt.command("CWD pub"),
+        "250 Directory successfully changed.\r\n"
+    );
+    assert_eq!(
+        rt.command("PWD"),
+        "257 \"/pub\" is the current directory\r\n"
+    );
+    assert_eq!(rt.command("TYPE A"), "200 Switching to ASCII mode.\r\n");
+    assert_eq!(
+        rt.command("PASV"),
+        "227 Entering Passive Mode (127,0,0,1,195,81).\r\n"
+    );
+    assert_eq!(
+        rt.command("LIST"),
+        "150 Here comes the directory listing.\r\n226 Directory send OK.\r\n"
+    );
+    let listing = String::from_utf8_lossy(&rt.downloaded).into_owned();
+    assert!(listing.contains(" my file.bin\r\n"), "{listing}");
+    assert!(listing.contains(" readme.txt\r\n"), "{listing}");
+    assert!(listing.starts_with("-rw-r--r--"), "{listing}");
+    rt.advance(Duration::from_secs(299));
+    assert!(!rt.closed);
+    let before = rt.received.len();
+    rt.advance(Duration::from_secs(2));
+    assert_eq!(&rt.received[before..], b"421 Timeout.\r\n");
+    assert!(rt.closed);
+}
+
+#[test]
+fn commands_need_login() {
+    let mut rt = MemoryRuntime::new(config(), tree());
+    for line in [
+        "CWD /",
+        "PWD",
+        "LIST",
+        "RETR x",
+        "PASV",
+        "PORT 127,0,0,1,4,1",
+        "MKD x",
+        "SIZE x",
+    ] {
+        assert_eq!(
+            rt.command(line),
+            "530 Please login with USER and PASS.\r\n",
+            "{line}"
+        );
+    }
+    assert!(
+        rt.intents.is_empty(),
+        "no intent before login: {:?}",
+        rt.intents
+    );
+    assert_eq!(rt.command("SYST"), "215 UNIX Type: L8\r\n");
+    assert_eq!(rt.command("NOOP"), "200 NOOP ok.\r\n");
+}
+
+#[test]
+fn pass_without_user_and_bad_password() {
+    let mut rt = MemoryRuntime::new(config(), tree());
+    assert_eq!(rt.command("PASS x"), "503 Login with USER first.\r\n");
+    rt.command("USER alice");
+    assert_eq!(rt.command("PASS wrong"), "", "the failure reply is delayed");
+    rt.advance(Duration::from_millis(499));
+    assert!(!rt.received.ends_with(b"Login incorrect.\r\n"));
+    rt.advance(Duration::from_millis(1));
+    assert!(rt.received.ends_with(b"530 Login incorrect.\r\n"));
+    // The second failure waits twice as long; the third closes the session.
+    rt.command("USER alice");
+    rt.command("PASS wrong");
+    rt.advance(Duration::from_millis(999));
+    assert!(
+        !rt.received
+            .ends_with(b"530 Login incorrect.\r\n530 Login incorrect.\r\n")
+    );
+    rt.advance(Duration::from_millis(1));
+    rt.command("USER alice");
+    rt.command("PASS wrong");
+    rt.advance(Duration::from_secs(2));
+    assert!(
+        rt.received
+            .ends_with(b"421 Too many failed login attempts, closing control connection.\r\n")
+    );
+    assert!(rt.closed);
+}
+
+#[test]
+fn commands_queued_during_login_delay_wait() {
+    let mut rt = MemoryRuntime::new(config(), tree());
+    rt.send(b"USER alice\r\nPASS wrong\r\nUSER alice\r\nPASS secret\r\n");
+    assert!(
+        String::from_utf8_lossy(&rt.received).ends_with("331 Please specify the password.\r\n")
+    );
+    rt.advance(Duration::from_secs(1));
+    assert!(String::from_utf8_lossy(&rt.received).ends_with(
+        "530 Login incorrect.\r\n331 Please specify the password.\r\n230 Login successful.\r\n"
+    ));
+}
+
+#[test]
+fn anonymous_is_read_only() {
+    let mut rt = anonymous();
+    assert_eq!(rt.command("MKD new"), "550 Permission denied.\r\n");
+    assert_eq!(
+        rt.command("DELE pub/readme.txt"),
+        "550 Permission denied.\r\n"
+    );
+    assert_eq!(
+        rt.command("RNFR pub/readme.txt"),
+        "550 Permission denied.\r\n"
+    );
+    rt.command("PASV");
+    assert_eq!(rt.command("STOR x"), "550 Permission denied.\r\n");
+    assert_eq!(rt.command("APPE x"), "550 Permission denied.\r\n");
+    assert_eq!(
+        rt.command("SITE CHMOD 777 pub"),
+        "550 Permission denied.\r\n"
+    );
+    assert!(!rt.intents.iter().any(Intent::is_write), "{:?}", rt.intents);
+}
+
+#[test]
+fn anonymous_refused_when_disabled() {
+    let mut rt = MemoryRuntime::new(
+        Config {
+            anonymous: false,
+            login_fail_delay: Duration::ZERO,
+            ..config()
+        },
+        tree(),
+    );
+    rt.command("USER anonymous");
+    assert_eq!(rt.command("PASS x"), "530 Login incorrect.\r\n");
+}
+
+#[test]
+fn no_login_mode() {
+    let mut rt = MemoryRuntime::new(
+        Config {
+            no_login: true,
+            ..config()
+        },
+        tree(),
+    );
+    assert_eq!(rt.command("PWD"), "257 \"/\" is the current directory\r\n");
+    assert_eq!(rt.command("USER x"), "230 Login successful.\r\n");
+    assert_eq!(rt.command("PASS x"), "230 Already logged in.\r\n");
+}
+
+#[test]
+fn directories() {
+    let mut rt = alice();
+    assert_eq!(
+        rt.command("CWD nowhere"),
+        "550 Failed to change directory.\r\n"
+    );
+    assert_eq!(
+        rt.command("CWD pub/readme.txt"),
+        "550 Failed to change directory.\r\n"
+    );
+    assert_eq!(
+        rt.command("XCWD /pub"),
+        "250 Directory successfully changed.\r\n"
+    );
+    assert_eq!(
+        rt.command("XPWD"),
+        "257 \"/pub\" is the current directory\r\n"
+    );
+    assert_eq!(
+        rt.command("CDUP"),
+        "250 Directory successfully changed.\r\n"
+    );
+    assert_eq!(
+        rt.command("CWD ../../.."),
+        "250 Directory successfully changed.\r\n"
+    );
+    assert_eq!(rt.command("PWD"), "257 \"/\" is the current directory\r\n");
+    assert_eq!(rt.command("MKD new dir"), "257 \"/new dir\" created\r\n");
+    assert_eq!(rt.command("XMKD a\"b"), "257 \"/a\"\"b\" created\r\n");
+    assert_eq!(
+        rt.command("MKD new dir"),
+        "550 Create directory operation failed.\r\n"
+    );
+    assert_eq!(
+        rt.command("CWD new dir"),
+        "250 Directory successfully changed.\r\n"
+    );
+    assert_eq!(
+        rt.command("CWD .."),
+        "250 Directory successfully changed.\r\n"
+    );
+    assert_eq!(
+        rt.command("RMD pub"),
+        "550 Remove directory operation failed.\r\n"
+    );
+    assert_eq!(
+        rt.command("RMD new dir"),
+        "250 Remove directory operation successful.\r\n"
+    );
+    assert_eq!(
+        rt.command("XRMD a\"b"),
+        "250 Remove directory operation successful.\r\n"
+    );
+    assert_eq!(rt.fs.get("/new dir"), None);
+}
+
+#[test]
+fn files_and_rename() {
+    let mut rt = alice();
+    assert_eq!(rt.command("SIZE pub/readme.txt"), "213 12\r\n");
+    assert_eq!(rt.command("SIZE pub"), "550 Could not get file size.\r\n");
+    assert_eq!(rt.command("SIZE nope"), "550 Could not get file size.\r\n");
+    assert_eq!(rt.command("MDTM pub/readme.txt"), "213 20260921141320\r\n");
+    assert_eq!(
+        rt.command("MFMT 20200102030405 pub/readme.txt"),
+        "213 Modify=20200102030405; modification time set.\r\n"
+    );
+    assert_eq!(rt.command("MDTM pub/readme.txt"), "213 20200102030405\r\n");
+    assert_eq!(rt.command("RNTO x"), "503 RNFR required first.\r\n");
+    assert_eq!(rt.command("RNFR nope"), "550 RNFR command failed.\r\n");
+    assert_eq!(rt.command("RNFR pub/readme.txt"), "350 Ready for RNTO.\r\n");
+    assert_eq!(rt.command("NOOP"), "200 NOOP ok.\r\n");
+    assert_eq!(
+        rt.command("RNTO x"),
+        "503 RNFR required first.\r\n",
+        "RNTO only right after RNFR"
+    );
+    assert_eq!(rt.command("RNFR pub/readme.txt"), "350 Ready for RNTO.\r\n");
+    assert_eq!(
+        rt.command("RNTO /incoming/read me.txt"),
+        "250 Rename successful.\r\n"
+    );
+    assert_eq!(
+        rt.fs.file("/incoming/read me.txt"),
+        Some(&b"hello\nworld\n"[..])
+    );
+    assert_eq!(
+        rt.command("DELE /incoming/read me.txt"),
+        "250 Delete operation successful.\r\n"
+    );
+    assert_eq!(
+        rt.command("DELE /incoming/read me.txt"),
+        "550 Delete operation failed.\r\n"
+    );
+    assert_eq!(
+        rt.command("SITE CHMOD 600 pub/my file.bin"),
+        "200 SITE CHMOD command ok.\r\n"
+    );
+    assert_eq!(
+        rt.command("SITE CHMOD 99 x"),
+        "501 Syntax error in parameters or arguments.\r\n"
+    );
+}
+
+#[test]
+fn retrieve_binary_ascii_and_rest() {
+    let mut rt = alice();
+    rt.command("TYPE I");
+    rt.command("EPSV");
+    assert_eq!(
+        rt.command("RETR pub/readme.txt"),
+        "150 Opening BINARY mode data connection for /pub/readme.txt (12 bytes).\r\n226 Transfer complete.\r\n"
+    );
+    assert_eq!(rt.downloaded, b"hello\nworld\n");
+    rt.command("TYPE A");
+    rt.command("PASV");
+    rt.command("RETR pub/readme.txt");
+    assert_eq!(rt.downloaded, b"hello\r\nworld\r\n");
+    rt.command("TYPE I");
+    rt.command("PASV");
+    assert_eq!(
+        rt.command("REST 6"),
+        "350 Restart position accepted (6).\r\n"
+    );
+    rt.command("RETR pub/readme.txt");
+    assert_eq!(rt.downloaded, b"world\n");
+    // REST is consumed by the next command, whatever it is.
+    rt.command("REST 6");
+    rt.command("PASV");
+    rt.command("RETR pub/readme.txt");
+    assert_eq!(rt.downloaded, b"hello\nworld\n");
+}
+
+#[test]
+fn transfer_errors() {
+    let mut rt = alice();
+    assert_eq!(
+        rt.command("RETR pub/readme.txt"),
+        "425 Use PORT or PASV first.\r\n"
+    );
+    rt.command("PASV");
+    assert_eq!(
+        rt.command("RETR nope"),
+        "550 Failed to open file: No such file or directory.\r\n"
+    );
+    assert_eq!(
+        rt.command("RETR pub/readme.txt"),
+        "425 Use PORT or PASV first.\r\n",
+        "PASV is single-use"
+    );
+    rt.transfer_mode = TransferMode::NoConnection;
+    rt.command("PASV");
+    rt.command("RETR pub/readme.txt");
+    rt.advance(Duration::from_secs(31));
+    assert!(
+        rt.received
+            .ends_with(b"425 Failed to establish connection.\r\n")
+    );
+}
+
+#[test]
+fn store_append_unique_and_resume() {
+    let mut rt = alice();
+    rt.command("TYPE I");
+    rt.command("PASV");
+    rt.upload = b"first".to_vec();
+    assert_eq!(
+        rt.command("STOR incoming/f.txt"),
+        "150 Opening BINARY mode data connection for /incoming/f.txt.\r\n226 Transfer complete.\r\n"
+    );
+    assert_eq!(rt.fs.file("/incoming/f.txt"), Some(&b"first"[..]));
+    rt.command("PASV");
+    rt.upload = b"+more".to_vec();
+    rt.command("APPE incoming/f.txt");
+    assert_eq!(rt.fs.file("/incoming/f.txt"), Some(&b"first+more"[..]));
+    rt.command("PASV");
+    rt.command("REST 5");
+    rt.upload = b"!".to_vec();
+    rt.command("STOR incoming/f.txt");
+    assert_eq!(rt.fs.file("/incoming/f.txt"), Some(&b"first!"[..]));
+    rt.command("CWD incoming");
+    rt.command("PASV");
+    rt.upload = b"u".to_vec();
+    assert_eq!(
+        rt.command("STOU"),
+        "150 FILE: ftp-upload-1\r\n226 Transfer complete.\r\n"
+    );
+    assert_eq!(rt.fs.file("/incoming/ftp-upload-1"), Some(&b"u"[..]));
+    rt.command("TYPE A");
+    rt.command("PASV");
+    rt.upload = b"a\r\nb\r\n".to_vec();
+    rt.command("STOR text.txt");
+    assert_eq!(rt.fs.file("/incoming/text.txt"), Some(&b"a\nb\n"[..]));
+    rt.command("PASV");
+    assert_eq!(
+        rt.command("STOR /nowhere/x"),
+        "553 Could not create file: No such file or directory.\r\n"
+    );
+}
+
+#[test]
+fn abort_during_transfer() {
+    let mut rt = alice();
+    rt.transfer_mode = TransferMode::Hold;
+    rt.command("PASV");
+    let r = rt.command("RETR pub/readme.txt");
+    assert!(r.starts_with("150 "), "{r}");
+    // Commands other than ABOR and STAT wait for the transfer.
+    assert_eq!(rt.command("PWD"), "");
+    let status = rt.command("STAT");
+    assert!(status.starts_with("211-FTP server status:\r\n"), "{status}");
+    assert!(status.contains("A data transfer is in progress"));
+    // ABOR as ftplib and others send it: Telnet IP, DM, then the line.
+    rt.send(b"\xff\xf4\xff\xf2ABOR\r\n");
+    assert!(
+        String::from_utf8_lossy(&rt.received).ends_with(
+            "426 Connection closed; transfer aborted.\r\n226 Abort successful.\r\n257 \"/\" is the current directory\r\n"
+        ),
+        "{}",
+        String::from_utf8_lossy(&rt.received)
+    );
+    assert_eq!(rt.command("ABOR"), "225 No transfer to ABOR.\r\n");
+}
+
+#[test]
+fn active_mode_policy() {
+    let mut rt = alice();
+    assert_eq!(
+        rt.command("PORT 127,0,0,1,4,1"),
+        "200 PORT command successful. Consider using PASV.\r\n"
+    );
+    assert_eq!(
+        rt.command("PORT 127,0,0,2,4,1"),
+        "500 Illegal PORT command.\r\n"
+    );
+    assert_eq!(
+        rt.command("PORT 127,0,0,1,0,80"),
+        "500 Illegal PORT command.\r\n"
+    );
+    assert_eq!(
+        rt.command("PORT 1,2,3"),
+        "501 Syntax error in parameters or arguments.\r\n"
+    );
+    assert_eq!(
+        rt.command("EPRT |1|127.0.0.1|5000|"),
+        "200 EPRT command successful. Consider using EPSV.\r\n"
+    );
+    assert_eq!(
+        rt.command("EPRT |1|10.0.0.1|5000|"),
+        "500 Illegal EPRT command.\r\n"
+    );
+    assert_eq!(
+        rt.command("EPRT |2|::1|5000|"),
+        "500 Illegal EPRT command.\r\n"
+    );
+    assert_eq!(
+        rt.command("EPRT |3|x|5000|"),
+        "522 Network protocol not supported, use (1,2).\r\n"
+    );
+    let r = rt.command("RETR pub/readme.txt");
+    assert!(r.starts_with("150 "), "{r}");
+    assert!(rt.intents.iter().any(|i| matches!(i, Intent::Transfer(t) if matches!(t.data, ftp_proto::DataEndpoint::Active { addr } if addr.port() == 5000))));
+}
+
+#[test]
+fn epsv_forms() {
+    let mut rt = alice();
+    assert_eq!(
+        rt.command("EPSV"),
+        "229 Entering Extended Passive Mode (|||50001|)\r\n"
+    );
+    assert_eq!(
+        rt.command("EPSV 1"),
+        "229 Entering Extended Passive Mode (|||50002|)\r\n"
+    );
+    assert_eq!(
+        rt.command("EPSV 2"),
+        "522 Network protocol not supported, use (1).\r\n"
+    );
+    assert_eq!(rt.command("EPSV ALL"), "200 EPSV ALL ok.\r\n");
+    assert_eq!(
+        rt.command("PASV"),
+        "503 PASV not allowed after EPSV ALL.\r\n"
+    );
+    assert_eq!(
+        rt.command("PORT 127,0,0,1,4,1"),
+        "503 PORT not allowed after EPSV ALL.\r\n"
+    );
+    // The listener of an abandoned EPSV is closed when the next one opens.
+    let closes = rt
+        .intents
+        .iter()
+        .filter(|i| matches!(i, Intent::ClosePassive { .. }))
+        .count();
+    assert_eq!(closes, 1);
+}
+
+#[test]
+fn listings() {
+    let mut rt = alice();
+    rt.command("PASV");
+    rt.command("NLST pub");
+    assert_eq!(rt.downloaded, b"my file.bin\r\nreadme.txt\r\n");
+    rt.command("PASV");
+    rt.command("NLST");
+    assert_eq!(rt.downloaded, b"incoming\r\npub\r\n");
+    rt.command("PASV");
+    rt.command("LIST -a");
+    assert!(String::from_utf8_lossy(&rt.downloaded).contains(" .hidden\r\n"));
+    rt.command("PASV");
+    rt.command("MLSD pub");
+    let mlsd = String::from_utf8_lossy(&rt.downloaded).into_owned();
+    assert!(
+        mlsd.contains("type=file;size=12;modify=20260921141320;perm=adfrw;"),
+        "{mlsd}"
+    );
+    assert!(mlsd.contains("; readme.txt\r\n"), "{mlsd}");
+    let mlst = rt.command("MLST pub/readme.txt");
+    assert!(
+        mlst.starts_with("250-Listing /pub/readme.txt\r\n type=file;size=12;"),
+        "{mlst}"
+    );
+    assert!(mlst.ends_with("; /pub/readme.txt\r\n250 End\r\n"), "{mlst}");
+    let stat = rt.command("STAT pub");
+    assert!(
+        stat.starts_with("213-Status of /pub:\r\n -rw-r--r--"),
+        "{stat}"
+    );
+    assert!(
+        stat.ends_with(" readme.txt\r\n213 End of status.\r\n"),
+        "{stat}"
+    );
+}
+
+#[test]
+fn informational_commands() {
+    let mut rt = alice();
+    let help = rt.command("HELP");
+    assert!(
+        help.starts_with("214-") && help.ends_with("214 Help OK.\r\n"),
+        "{help}"
+    );
+    assert_eq!(rt.command("OPTS UTF8 ON"), "200 Always in UTF8 mode.\r\n");
+    assert_eq!(rt.command("OPTS FOO"), "501 Option not understood.\r\n");
+    assert_eq!(rt.command("MODE S"), "200 Mode set to S.\r\n");
+    assert_eq!(
+        rt.command("MODE B"),
+        "504 Command not implemented for that parameter.\r\n"
+    );
+    assert_eq!(rt.command("STRU F"), "200 Structure set to F.\r\n");
+    assert_eq!(
+        rt.command("STRU R"),
+        "504 Command not implemented for that parameter.\r\n"
+    );
+    assert_eq!(rt.command("TYPE L 8"), "200 Switching to Binary mode.\r\n");
+    assert_eq!(rt.command("TYPE A N"), "200 Switching to ASCII mode.\r\n");
+    assert_eq!(
+        rt.command("TYPE E"),
+        "504 Command not implemented for that parameter.\r\n"
+    );
+    assert_eq!(rt.command("ALLO 100"), "202 ALLO command ignored.\r\n");
+    assert_eq!(rt.command("ACCT x"), "202 ACCT not needed.\r\n");
+    assert_eq!(rt.command("SMNT /x"), "502 SMNT not implemented.\r\n");
+    assert_eq!(rt.command("CLNT curl"), "200 Noted.\r\n");
+    assert_eq!(
+        rt.command("HOST example.com"),
+        "503 HOST must come before USER.\r\n"
+    );
+    assert_eq!(
+        rt.command("SITE UMASK"),
+        "200 Your current UMASK is 022\r\n"
+    );
+    assert_eq!(
+        rt.command("SITE IDLE 60"),
+        "200 Maximum idle time set to 60 seconds\r\n"
+    );
+    assert_eq!(rt.command("SITE BOGUS"), "500 Unknown SITE command.\r\n");
+    assert_eq!(rt.command("XYZZY"), "500 Unknown command.\r\n");
+    assert_eq!(
+        rt.command("AUTH TLS"),
+        "502 TLS is not available on this server.\r\n"
+    );
+    let status = rt.command("STAT");
+    assert!(status.contains(" Logged in as alice\r\n"), "{status}");
+    assert_eq!(rt.command("REIN"), "220 Service ready for new user.\r\n");
+    assert_eq!(
+        rt.command("PWD"),
+        "530 Please login with USER and PASS.\r\n"
+    );
+    assert_eq!(rt.command("QUIT"), "221 Goodbye.\r\n");
+    assert!(rt.closed);
+}
+
+#[test]
+fn host_before_login() {
+    let mut rt = MemoryRuntime::new(config(), tree());
+    assert_eq!(rt.command("HOST ftp.example.com"), "220 Host accepted.\r\n");
+}
+
+#[test]
+fn site_idle_changes_the_timeout() {
+    let mut rt = alice();
+    rt.command("SITE IDLE 60");
+    rt.advance(Duration::from_secs(61));
+    assert!(rt.received.ends_with(b"421 Timeout.\r\n"));
+}
+
+#[test]
+fn line_framing_errors() {
+    let mut rt = alice();
+    let mut long = vec![b'A'; 10_000];
+    long.extend_from_slice(b"\r\nNOOP\r\n");
+    let before = rt.received.len();
+    rt.send(&long);
+    assert_eq!(
+        &rt.received[before..],
+        b"500 Command line too long.\r\n200 NOOP ok.\r\n"
+    );
+    assert_eq!(rt.command("NOOP"), "200 NOOP ok.\r\n");
+    let before = rt.received.len();
+    rt.send(b"CWD \xc3\x28\r\n");
+    assert_eq!(
+        &rt.received[before..],
+        b"501 Argument is not valid UTF-8.\r\n"
+    );
+    let before = rt.received.len();
+    rt.send(b"noop\nPwD\n");
+    assert_eq!(
+        &rt.received[before..],
+        b"200 NOOP ok.\r\n257 \"/\" is the current directory\r\n"
+    );
+}
+
+#[test]
+fn session_and_login_timeouts() {
+    let mut rt = MemoryRuntime::new(config(), tree());
+    rt.advance(Duration::from_secs(61));
+    assert!(
+        rt.received
+            .ends_with(b"421 Login timeout, closing control connection.\r\n")
+    );
+    let mut rt = MemoryRuntime::new(
+        Config {
+            session_timeout: Some(Duration::from_secs(10)),
+            ..config()
+        },
+        tree(),
+    );
+    rt.command("USER alice");
+    rt.command("PASS secret");
+    rt.advance(Duration::from_secs(5));
+    rt.command("NOOP");
+    rt.advance(Duration::from_secs(5));
+    assert!(
+        rt.received
+            .ends_with(b"421 Session time limit reached, closing control connection.\r\n")
+    );
+}
