@@ -7,11 +7,14 @@
 #![deny(missing_debug_implementations, missing_docs)]
 
 pub mod cli;
+pub mod clock;
 pub mod config;
+pub mod daemon;
 pub mod exec;
 pub mod limits;
 pub mod log;
 pub mod passive;
+pub mod server;
 pub mod storage;
 pub mod transfer;
 pub mod users;

@@ -1,0 +1,200 @@
+//! The part of `main` both daemons share: parse the command line, set up
+//! logging and limits, bind the listeners (or take the inetd socket),
+//! install signal handling, then hand over to the runtime.
+
+use std::io::{self, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::AsFd;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::cli::{self, Invocation, ServerConfig};
+use crate::config::ConfigError;
+use crate::limits;
+use crate::server::Server;
+
+/// What a runtime (mio, smol) provides to [`main`].
+pub trait Runtime {
+    /// Serves on already-bound, non-blocking listeners until `shutdown`
+    /// triggers, then lets sessions finish for the configured grace period.
+    fn serve(
+        server: Arc<Server>,
+        listeners: Vec<TcpListener>,
+        shutdown: Shutdown,
+    ) -> io::Result<()>;
+
+    /// Serves exactly one session on an already-connected socket (inetd).
+    fn serve_one(server: Arc<Server>, stream: TcpStream) -> io::Result<()>;
+}
+
+/// A shutdown request shared by the signal handler and the runtime.
+#[derive(Clone, Default)]
+pub struct Shutdown {
+    inner: Arc<ShutdownInner>,
+}
+
+#[derive(Default)]
+struct ShutdownInner {
+    triggered: AtomicBool,
+    wakers: Mutex<Vec<Box<dyn Fn() + Send + Sync>>>,
+}
+
+impl std::fmt::Debug for Shutdown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shutdown")
+            .field("triggered", &self.is_triggered())
+            .finish()
+    }
+}
+
+impl Shutdown {
+    /// A shutdown that has not been requested.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Requests shutdown and wakes every registered runtime.
+    pub fn trigger(&self) {
+        self.inner.triggered.store(true, Ordering::SeqCst);
+        let wakers = self.inner.wakers.lock().unwrap_or_else(|e| e.into_inner());
+        for wake in wakers.iter() {
+            wake();
+        }
+    }
+
+    /// Whether shutdown was requested.
+    pub fn is_triggered(&self) -> bool {
+        self.inner.triggered.load(Ordering::SeqCst)
+    }
+
+    /// Registers a way to wake a runtime when shutdown is requested (called
+    /// at once if it already was).
+    pub fn on_trigger(&self, wake: impl Fn() + Send + Sync + 'static) {
+        let mut wakers = self.inner.wakers.lock().unwrap_or_else(|e| e.into_inner());
+        if self.is_triggered() {
+            wake();
+        }
+        wakers.push(Box::new(wake));
+    }
+}
+
+/// Socket options every control connection gets: urgent data inline (so
+/// an `ABOR` sent with `MSG_OOB`, as Python's ftplib does, arrives whole)
+/// and no Nagle delay on replies.
+pub fn prepare_control_socket(socket: &impl AsFd) {
+    let _ = rustix::net::sockopt::set_socket_oobinline(socket, true);
+    let _ = rustix::net::sockopt::set_tcp_nodelay(socket, true);
+}
+
+/// Runs a daemon: everything from the command line to exit.
+pub fn main<R: Runtime>() -> ExitCode {
+    let prog = cli::prog_name();
+    let config = match cli::parse_args(std::env::args_os()) {
+        Ok(Invocation::Serve(config)) => config,
+        Ok(Invocation::HashPassword) => match cli::hash_password_from_stdin() {
+            Ok(hash) => {
+                println!("{hash}");
+                return ExitCode::SUCCESS;
+            }
+            Err(e) => e.exit(&prog),
+        },
+        Err(e) => e.exit(&prog),
+    };
+    crate::log::init(config.verbosity, config.syslog, &prog);
+    for warning in config.warnings() {
+        log::warn!("{warning}");
+    }
+    if let Err(e) = limits::raise_nofile_limit() {
+        log::debug!("could not raise the open-file limit: {e}");
+    }
+    let result = if config.inetd {
+        run_inetd::<R>(config)
+    } else {
+        run_standalone::<R>(config, &prog)
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => e.exit(&prog),
+    }
+}
+
+fn run_inetd<R: Runtime>(config: ServerConfig) -> Result<(), ConfigError> {
+    let fd = io::stdin()
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(ConfigError::Stdin)?;
+    let stream = TcpStream::from(fd);
+    let server = Server::new(config)?;
+    R::serve_one(server, stream).map_err(ConfigError::Stdin)
+}
+
+fn run_standalone<R: Runtime>(config: ServerConfig, prog: &str) -> Result<(), ConfigError> {
+    let mut listeners = Vec::with_capacity(config.listen.len());
+    for &addr in &config.listen {
+        let listener = TcpListener::bind(addr)
+            .and_then(|l| l.set_nonblocking(true).map(|()| l))
+            .map_err(|source| ConfigError::Bind { addr, source })?;
+        listeners.push(listener);
+    }
+    let server = Server::new(config)?;
+    announce(&server, &listeners, prog);
+    let shutdown = Shutdown::new();
+    watch_signals(shutdown.clone());
+    R::serve(server, listeners, shutdown).map_err(|source| ConfigError::Bind {
+        addr: ([0, 0, 0, 0], 0).into(),
+        source,
+    })
+}
+
+/// Prints the one line that says how to connect.
+fn announce(server: &Server, listeners: &[TcpListener], prog: &str) {
+    let config = &server.config;
+    let engine = &config.engine;
+    let who = if engine.no_login {
+        "no login needed"
+    } else if engine.anonymous {
+        "anonymous login"
+    } else {
+        "login required"
+    };
+    let access = if engine.anonymous_write {
+        "read-write"
+    } else {
+        "read-only"
+    };
+    let urls: Vec<String> = listeners
+        .iter()
+        .filter_map(|l| l.local_addr().ok())
+        .map(|a| format!("ftp://{a}/"))
+        .collect();
+    let mut out = io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "{prog}: serving {} at {} ({who}, {access} for anonymous sessions)",
+        config.root.display(),
+        urls.join(" ")
+    );
+    let _ = out.flush();
+}
+
+/// Triggers `shutdown` on SIGTERM or SIGINT.
+fn watch_signals(shutdown: Shutdown) {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    match signal_hook::iterator::Signals::new([SIGTERM, SIGINT]) {
+        Ok(mut signals) => {
+            let spawned = std::thread::Builder::new()
+                .name("signals".into())
+                .spawn(move || {
+                    if let Some(signal) = signals.forever().next() {
+                        log::info!("signal {signal}: shutting down");
+                        shutdown.trigger();
+                    }
+                });
+            if let Err(e) = spawned {
+                log::warn!("no signal handling: {e}");
+            }
+        }
+        Err(e) => log::warn!("no signal handling: {e}"),
+    }
+}

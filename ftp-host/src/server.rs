@@ -1,0 +1,367 @@
+//! What a daemon holds for the whole server ([`Server`]) and for each
+//! session ([`SessionHost`]): the glue between the engine's intents and the
+//! host's storage, users and logs, written once for both runtimes.
+//!
+//! Runtimes own sockets and timers. For every intent that touches files or
+//! users they ask [`SessionHost::job`] for a [`Job`], run it wherever
+//! blocking work belongs in their model (a worker thread, `blocking::unblock`),
+//! and hand the [`JobDone`] back to [`SessionHost::finish`], which yields the
+//! completion for the engine.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Instant as StdInstant, SystemTime};
+
+use ftp_proto::{
+    AuthError, Completion, Event, FsError, Grant, Intent, IntentId, Session, TransferEvent,
+    TransferOp, VirtualPath,
+};
+
+use crate::cli::ServerConfig;
+use crate::clock::Clock;
+use crate::config::ConfigError;
+use crate::exec;
+use crate::limits::{ConnectionLimiter, ConnectionSlot, LimitExceeded};
+use crate::passive::PassivePorts;
+use crate::storage::{LocalFs, OpenRootError, Storage};
+use crate::transfer::{Sink, Source, open_sink, open_source};
+use crate::xferlog::{XferLog, XferRecord};
+
+/// Everything the sessions of one server share.
+#[derive(Debug)]
+pub struct Server {
+    /// The checked configuration.
+    pub config: ServerConfig,
+    /// The served folder.
+    pub storage: Arc<dyn Storage>,
+    /// The passive port pool.
+    pub passive: PassivePorts,
+    /// Connection limits.
+    pub limiter: Arc<ConnectionLimiter>,
+    /// The transfer log, when `--xferlog` is set.
+    pub xferlog: Option<XferLog>,
+    /// The monotonic clock every session uses.
+    pub clock: Clock,
+}
+
+impl Server {
+    /// Opens the served folder and the transfer log.
+    pub fn new(config: ServerConfig) -> Result<Arc<Server>, ConfigError> {
+        let storage = LocalFs::open(&config.root).map_err(|e| ConfigError::Root {
+            path: config.root.clone(),
+            source: match e {
+                OpenRootError::Io(e) => e,
+                OpenRootError::Unsupported => std::io::Error::new(
+                    std::io::ErrorKind::Unsupported,
+                    "the kernel lacks openat2 (Linux 5.6 or later is needed)",
+                ),
+            },
+        })?;
+        let xferlog = match &config.xferlog {
+            Some(path) => Some(XferLog::open(path).map_err(|source| ConfigError::Xferlog {
+                path: path.clone(),
+                source,
+            })?),
+            None => None,
+        };
+        Ok(Arc::new(Server {
+            passive: PassivePorts::new(config.pasv_ports.clone()),
+            limiter: Arc::new(ConnectionLimiter::from_config(&config)),
+            storage: Arc::new(storage),
+            xferlog,
+            clock: Clock::new(),
+            config,
+        }))
+    }
+
+    /// Admits a new connection from `peer` or says which limit it exceeds
+    /// (write [`LimitExceeded::reply`] and close).
+    pub fn admit(&self, peer: IpAddr) -> Result<ConnectionSlot, LimitExceeded> {
+        self.limiter.try_acquire(peer)
+    }
+
+    /// A new session on an accepted control connection: the engine's state
+    /// machine and the host's side of it.
+    pub fn session(
+        self: &Arc<Self>,
+        local: SocketAddr,
+        peer: SocketAddr,
+    ) -> (Session, SessionHost) {
+        let local = canonical(local);
+        let peer = canonical(peer);
+        let session = Session::new(self.config.engine.clone(), local, peer, self.clock.now());
+        let host = SessionHost {
+            server: self.clone(),
+            storage: self.storage.clone(),
+            peer,
+            transfer: None,
+        };
+        log::debug!("{peer}: connected");
+        (session, host)
+    }
+}
+
+/// The address with an IPv4-mapped IPv6 address turned into IPv4.
+pub fn canonical(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(addr.ip().to_canonical(), addr.port())
+}
+
+/// The host's side of one session: the storage it sees (the root, or the
+/// user's home after login) and what the logs need.
+#[derive(Debug)]
+pub struct SessionHost {
+    server: Arc<Server>,
+    storage: Arc<dyn Storage>,
+    peer: SocketAddr,
+    transfer: Option<StdInstant>,
+}
+
+/// Blocking work for one intent; `Send`, so it can run on any thread.
+#[derive(Debug)]
+pub struct Job {
+    id: IntentId,
+    kind: JobKind,
+}
+
+#[derive(Debug)]
+enum JobKind {
+    Authenticate {
+        server: Arc<Server>,
+        user: String,
+        password: String,
+    },
+    File {
+        storage: Arc<dyn Storage>,
+        intent: Intent,
+    },
+    OpenTransfer {
+        storage: Arc<dyn Storage>,
+        op: TransferOp,
+        ascii: bool,
+        now: ftp_proto::UnixTime,
+    },
+}
+
+/// The result of a [`Job`], to give back to [`SessionHost::finish`].
+#[derive(Debug)]
+pub struct JobDone {
+    id: IntentId,
+    result: JobResult,
+}
+
+#[derive(Debug)]
+enum JobResult {
+    Completion(Completion),
+    LoggedIn {
+        grant: Grant,
+        home: Option<Arc<dyn Storage>>,
+    },
+    Opened(Result<(TransferEnd, Option<u64>, Option<String>), FsError>),
+}
+
+/// The file side of a transfer, opened and ready for data.
+#[derive(Debug)]
+pub enum TransferEnd {
+    /// Data to send (RETR, LIST, NLST, MLSD).
+    Send(Source),
+    /// Data to receive (STOR, APPE, STOU).
+    Receive(Sink),
+}
+
+/// What [`SessionHost::finish`] yields.
+#[derive(Debug)]
+pub enum Finished {
+    /// Hand this completion to the engine.
+    Completion(IntentId, Completion),
+    /// The file side of a transfer is open: report `ready` to the engine,
+    /// then get the data connection and move the data.
+    TransferOpened {
+        /// The transfer's intent id.
+        id: IntentId,
+        /// The `Ready` completion for the engine.
+        ready: Completion,
+        /// The source or sink.
+        end: TransferEnd,
+    },
+}
+
+impl Job {
+    /// The intent this job answers.
+    pub fn id(&self) -> IntentId {
+        self.id
+    }
+
+    /// Does the blocking work.
+    pub fn run(self) -> JobDone {
+        let result = match self.kind {
+            JobKind::Authenticate {
+                server,
+                user,
+                password,
+            } => authenticate(&server, &user, &password),
+            JobKind::File { storage, intent } => JobResult::Completion(
+                exec::execute(storage.as_ref(), &intent)
+                    .unwrap_or(Completion::Done(Err(FsError::Other))),
+            ),
+            JobKind::OpenTransfer {
+                storage,
+                op,
+                ascii,
+                now,
+            } => JobResult::Opened(match &op {
+                TransferOp::Store { path, mode } => open_sink(storage.as_ref(), path, *mode, ascii)
+                    .map(|(sink, name)| (TransferEnd::Receive(sink), None, name)),
+                _ => open_source(storage.as_ref(), &op, ascii, now)
+                    .map(|(source, size)| (TransferEnd::Send(source), size, None)),
+            }),
+        };
+        JobDone {
+            id: self.id,
+            result,
+        }
+    }
+}
+
+fn authenticate(server: &Server, user: &str, password: &str) -> JobResult {
+    let Some(users) = &server.config.users else {
+        return JobResult::Completion(Completion::Auth(Err(AuthError::Denied)));
+    };
+    match users.verify(user, password) {
+        Ok(grant) => {
+            let home = match &grant.home {
+                None => None,
+                Some(home) => {
+                    let virtual_home = VirtualPath::root().resolve(&home.to_string_lossy());
+                    match virtual_home.map(|h| server.storage.subtree(&h)) {
+                        Some(Ok(storage)) => Some(storage),
+                        _ => {
+                            return JobResult::Completion(Completion::Auth(Err(
+                                AuthError::Unavailable,
+                            )));
+                        }
+                    }
+                }
+            };
+            JobResult::LoggedIn {
+                grant: grant.to_grant(),
+                home,
+            }
+        }
+        Err(e) => JobResult::Completion(Completion::Auth(Err(e))),
+    }
+}
+
+impl SessionHost {
+    /// The server this session belongs to.
+    pub fn server(&self) -> &Arc<Server> {
+        &self.server
+    }
+
+    /// The blocking work an intent needs, if it is one the host performs
+    /// (authentication, file operations, opening a transfer's file). Other
+    /// intents (passive listeners, aborts, TLS) are the runtime's own.
+    pub fn job(&mut self, id: IntentId, intent: &Intent) -> Option<Job> {
+        let kind = match intent {
+            Intent::Authenticate { user, password } => JobKind::Authenticate {
+                server: self.server.clone(),
+                user: user.clone(),
+                password: password.clone(),
+            },
+            Intent::Transfer(t) => {
+                self.transfer = Some(StdInstant::now());
+                JobKind::OpenTransfer {
+                    storage: self.storage.clone(),
+                    op: t.op.clone(),
+                    ascii: t.ascii,
+                    now: self.server.clock.wall(),
+                }
+            }
+            Intent::Stat { .. }
+            | Intent::ReadDir { .. }
+            | Intent::MakeDir { .. }
+            | Intent::RemoveDir { .. }
+            | Intent::RemoveFile { .. }
+            | Intent::Rename { .. }
+            | Intent::SetPermissions { .. }
+            | Intent::SetModified { .. } => JobKind::File {
+                storage: self.storage.clone(),
+                intent: intent.clone(),
+            },
+            Intent::OpenPassive { .. }
+            | Intent::ClosePassive { .. }
+            | Intent::AbortTransfer { .. }
+            | Intent::UpgradeTls => return None,
+        };
+        Some(Job { id, kind })
+    }
+
+    /// Takes a finished job back: switches to the user's home after a
+    /// login and turns the result into what the engine needs.
+    pub fn finish(&mut self, done: JobDone) -> Finished {
+        let id = done.id;
+        match done.result {
+            JobResult::Completion(c) => Finished::Completion(id, c),
+            JobResult::LoggedIn { grant, home } => {
+                if let Some(home) = home {
+                    self.storage = home;
+                }
+                Finished::Completion(id, Completion::Auth(Ok(grant)))
+            }
+            JobResult::Opened(Err(e)) => Finished::Completion(
+                id,
+                Completion::Transfer(TransferEvent::Failed(ftp_proto::TransferError::Fs(e))),
+            ),
+            JobResult::Opened(Ok((end, size, name))) => Finished::TransferOpened {
+                id,
+                ready: Completion::Transfer(TransferEvent::Ready { size, name }),
+                end,
+            },
+        }
+    }
+
+    /// Drains the engine's events into the log and the transfer log.
+    pub fn log_events(&mut self, session: &mut Session) {
+        while let Some(event) = session.poll_event() {
+            let peer = self.peer.ip();
+            let user = session.user().unwrap_or("-");
+            match event {
+                Event::Command(line) => log::info!("{peer} {user}: {line}"),
+                Event::Reply(code, text) => log::debug!("{peer} {user}: {code} {text}"),
+                Event::Login { user, anonymous } => {
+                    let kind = if anonymous { "anonymous" } else { "user" };
+                    log::info!("{peer}: {kind} login as {user}");
+                }
+                Event::LoginFailed { user } => log::warn!("{peer}: failed login as {user}"),
+                Event::TransferEnded {
+                    path,
+                    incoming,
+                    bytes,
+                    ascii,
+                    complete,
+                } => {
+                    let started = self.transfer.take();
+                    let dir = if incoming { "stored" } else { "sent" };
+                    let how = if complete { "" } else { " (incomplete)" };
+                    log::info!("{peer} {user}: {dir} {path}, {bytes} bytes{how}");
+                    if let Some(xferlog) = &self.server.xferlog {
+                        let record = XferRecord {
+                            now: SystemTime::now(),
+                            duration: started.map(|s| s.elapsed()).unwrap_or_default(),
+                            remote: peer,
+                            bytes,
+                            path: path.to_string(),
+                            ascii,
+                            incoming,
+                            anonymous: session.is_anonymous(),
+                            user: user.to_string(),
+                            complete,
+                        };
+                        if let Err(e) = xferlog.record(&record) {
+                            log::warn!("xferlog: {e}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
