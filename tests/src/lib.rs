@@ -1,0 +1,1 @@
+//! Test harness for the FTP daemons (work in progress).
