@@ -18,7 +18,10 @@ use crate::storage::Storage;
 pub fn execute(storage: &dyn Storage, intent: &Intent) -> Option<Completion> {
     let completion = match intent {
         Intent::Stat { path } => Completion::Stat(storage.stat(path)),
-        Intent::ReadDir { path, limit } => Completion::Entries(read_entries(storage, path, *limit)),
+        Intent::ReadDir { path, limit } => Completion::Entries(
+            read_entries(storage, path, *limit),
+            crate::clock::wall_now(),
+        ),
         Intent::MakeDir { path } => Completion::Done(storage.make_dir(path)),
         Intent::RemoveDir { path } => Completion::Done(storage.remove_dir(path)),
         Intent::RemoveFile { path } => Completion::Done(storage.remove_file(path)),
@@ -94,7 +97,7 @@ mod tests {
             execute(&fs, &Intent::Stat { path: vp("/zz") }),
             Some(Completion::Stat(Err(FsError::NotFound)))
         );
-        let Some(Completion::Entries(Ok(entries))) = execute(
+        let Some(Completion::Entries(Ok(entries), _)) = execute(
             &fs,
             &Intent::ReadDir {
                 path: vp("/d"),
@@ -105,7 +108,7 @@ mod tests {
         };
         let names: Vec<_> = entries.iter().map(|e| e.name.as_str()).collect();
         assert_eq!(names, ["a", "b", "c"]);
-        let Some(Completion::Entries(Ok(entries))) = execute(
+        let Some(Completion::Entries(Ok(entries), _)) = execute(
             &fs,
             &Intent::ReadDir {
                 path: vp("/d"),

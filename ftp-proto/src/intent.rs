@@ -263,8 +263,9 @@ pub enum Completion {
     /// Answer to [`Intent::Stat`].
     Stat(Result<Metadata, FsError>),
     /// Answer to [`Intent::ReadDir`], sorted as the runtime likes (by name is
-    /// friendliest).
-    Entries(Result<Vec<DirEntry>, FsError>),
+    /// friendliest), with the current wall-clock time (listings print recent
+    /// and old dates differently).
+    Entries(Result<Vec<DirEntry>, FsError>, UnixTime),
     /// Answer to intents that only succeed or fail.
     Done(Result<(), FsError>),
     /// Progress of an [`Intent::Transfer`].

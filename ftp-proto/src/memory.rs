@@ -156,12 +156,13 @@ impl MemoryFs {
     pub fn execute(&mut self, intent: &Intent) -> Option<Completion> {
         Some(match intent {
             Intent::Stat { path } => Completion::Stat(self.meta(path.as_str())),
-            Intent::ReadDir { path, limit } => {
-                Completion::Entries(self.entries(path).map(|mut e| {
+            Intent::ReadDir { path, limit } => Completion::Entries(
+                self.entries(path).map(|mut e| {
                     e.truncate(*limit);
                     e
-                }))
-            }
+                }),
+                self.now,
+            ),
             Intent::MakeDir { path } => Completion::Done(self.make_dir(path)),
             Intent::RemoveDir { path } => Completion::Done(self.remove(path, true)),
             Intent::RemoveFile { path } => Completion::Done(self.remove(path, false)),

@@ -245,10 +245,10 @@ impl Session {
                 self.reply(code, text);
             }
             (FsOp::Simple(op), Completion::Done(Err(_))) => self.reply(550, op.failure()),
-            (FsOp::StatList(path, format), Completion::Entries(Ok(entries))) => {
-                self.stat_list_answer(&path, &format, &entries)
+            (FsOp::StatList(path, format), Completion::Entries(Ok(entries), now)) => {
+                self.stat_list_answer(&path, &format, &entries, now)
             }
-            (FsOp::StatList(_, _), Completion::Entries(Err(e))) => self.reply(550, fs_reason(e)),
+            (FsOp::StatList(_, _), Completion::Entries(Err(e), _)) => self.reply(550, fs_reason(e)),
             // A completion of the wrong kind: a runtime bug, never a hang.
             _ => self.reply(451, "Requested action aborted: local error in processing."),
         }
@@ -290,12 +290,13 @@ impl Session {
         }
     }
 
-    fn stat_list_answer(&mut self, path: &VirtualPath, format: &ListFormat, entries: &[DirEntry]) {
-        let now = entries
-            .iter()
-            .filter_map(|e| e.meta.modified)
-            .max()
-            .unwrap_or_default();
+    fn stat_list_answer(
+        &mut self,
+        path: &VirtualPath,
+        format: &ListFormat,
+        entries: &[DirEntry],
+        now: UnixTime,
+    ) {
         let mut lines = Vec::with_capacity(entries.len());
         let mut buf = Vec::new();
         for entry in entries.iter().filter(|e| format.includes(&e.name)) {
