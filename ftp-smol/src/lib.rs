@@ -1,24 +1,143 @@
-//! The smol runtime for the FTP engine (work in progress).
+//! `ftp-smol`: the FTP daemon on the smol async runtime, driving the
+//! [`ftp_proto`] engine with the host services of [`ftp_host`].
+//!
+//! * [`Smol::serve`] runs `--threads` threads on one shared
+//!   [`smol::Executor`]: the calling thread plus `threads - 1` workers. Each
+//!   listener gets an accept task; each connection gets a session task
+//!   (module `session`); each transfer and each passive listener gets a
+//!   task of its own (module `data`, whose documentation says which file
+//!   work runs inline and which on the blocking pool). Blocking work (authentication, file operations,
+//!   opening files, directory listings, upload writes) runs on smol's
+//!   blocking pool (`smol::unblock`).
+//! * [`Smol::serve_one`] runs one session on the calling thread (inetd).
+//!
+//! The runtime only moves bytes and performs intents; every protocol
+//! decision is the engine's.
+#![forbid(unsafe_code)]
+#![deny(missing_docs, missing_debug_implementations)]
+
+mod data;
+mod session;
 
 use std::io;
 use std::net::{TcpListener, TcpStream};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
+use std::thread;
+use std::time::Duration;
 
 use ftp_host::daemon::{Runtime, Shutdown};
 use ftp_host::server::Server;
+use smol::future::FutureExt;
+use smol::{Async, Executor, Timer};
+
+/// Pause after an accept error that is not about one connection (no
+/// descriptors left, out of memory), so the loop does not spin.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// The smol runtime.
 #[derive(Debug)]
 pub struct Smol;
 
 impl Runtime for Smol {
-    fn serve(server: Arc<Server>, listeners: Vec<TcpListener>, shutdown: Shutdown) -> io::Result<()> {
-        let _ = (server, listeners, shutdown);
-        Err(io::Error::other("not yet implemented"))
+    fn serve(
+        server: Arc<Server>,
+        listeners: Vec<TcpListener>,
+        shutdown: Shutdown,
+    ) -> io::Result<()> {
+        let listeners = listeners
+            .into_iter()
+            .map(Async::new)
+            .collect::<io::Result<Vec<_>>>()?;
+        let ex = Arc::new(Executor::new());
+
+        // Closed when shutdown triggers: wakes the main task.
+        let (stop_tx, stop_rx) = smol::channel::bounded::<()>(1);
+        shutdown.on_trigger(move || {
+            stop_tx.close();
+        });
+        // Every session task holds a sender: `recv` fails once all are gone.
+        let (alive_tx, alive_rx) = smol::channel::bounded::<()>(1);
+        let accepting: Vec<_> = listeners
+            .into_iter()
+            .map(|l| {
+                let accept = accept(server.clone(), l, Arc::downgrade(&ex), alive_tx.clone());
+                ex.spawn(accept)
+            })
+            .collect();
+
+        let (done_tx, done_rx) = smol::channel::bounded::<()>(1);
+        let mut workers = Vec::new();
+        for i in 1..server.config.threads.max(1) {
+            let (ex, done) = (ex.clone(), done_rx.clone());
+            let spawned = thread::Builder::new()
+                .name(format!("ftp-smol-{i}"))
+                .spawn(move || smol::block_on(ex.run(done.recv())));
+            match spawned {
+                Ok(handle) => workers.push(handle),
+                Err(e) => log::warn!("could not start worker thread {i}: {e}"),
+            }
+        }
+
+        let grace = server.config.shutdown_grace;
+        smol::block_on(ex.run(async move {
+            let _ = stop_rx.recv().await;
+            drop(accepting); // Cancels the accept tasks and closes the listeners.
+            drop(alive_tx);
+            let active = server.limiter.active();
+            if active > 0 {
+                log::info!("waiting up to {grace:?} for {active} session(s)");
+            }
+            let sessions_ended = async {
+                let _ = alive_rx.recv().await;
+            };
+            let grace_over = async {
+                Timer::after(grace).await;
+            };
+            sessions_ended.or(grace_over).await;
+        }));
+
+        done_tx.close();
+        for worker in workers {
+            let _ = worker.join();
+        }
+        // The last strong reference: dropping the executor drops the
+        // sessions still running after the grace period.
+        drop(ex);
+        Ok(())
     }
 
     fn serve_one(server: Arc<Server>, stream: TcpStream) -> io::Result<()> {
-        let _ = (server, stream);
-        Err(io::Error::other("not yet implemented"))
+        let socket = Async::new(stream)?;
+        let ex = Arc::new(Executor::new());
+        smol::block_on(ex.run(session::run(server, socket, Arc::downgrade(&ex))));
+        Ok(())
+    }
+}
+
+/// Accepts connections on `listener` and spawns a session task for each.
+async fn accept(
+    server: Arc<Server>,
+    listener: Async<TcpListener>,
+    ex: Weak<Executor<'static>>,
+    alive: smol::channel::Sender<()>,
+) {
+    loop {
+        match listener.accept().await {
+            Ok((socket, _)) => {
+                let Some(executor) = ex.upgrade() else { return };
+                let (server, ex, alive) = (server.clone(), ex.clone(), alive.clone());
+                executor
+                    .spawn(async move {
+                        session::run(server, socket, ex).await;
+                        drop(alive);
+                    })
+                    .detach();
+            }
+            Err(e) if data::is_transient(&e) => {}
+            Err(e) => {
+                log::warn!("accept: {e}");
+                Timer::after(ACCEPT_BACKOFF).await;
+            }
+        }
     }
 }

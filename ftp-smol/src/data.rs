@@ -1,0 +1,276 @@
+//! Data connections: passive listeners, active connects, and the transfer
+//! pump that moves a [`Source`] or [`Sink`] over the connection.
+//!
+//! Each transfer runs as its own task on the shared executor, apart from
+//! its session's control task, so it can run on another thread and can be
+//! cancelled by dropping it. It reports [`TransferEvent::Connected`] and
+//! then exactly one final event ([`TransferEvent::Finished`] or
+//! [`TransferEvent::Failed`]) on the session's channel. The final event is
+//! sent in the task's last step, so "the task completed" and "the final
+//! event is in the channel" are the same thing (the session relies on this
+//! when it aborts a transfer).
+//!
+//! # Blocking file work
+//!
+//! * Binary downloads use `sendfile(2)` only when the socket is writable
+//!   (async-io's `write_with`). A call sends at most what the socket buffer
+//!   takes, from the page cache; it is done inline, like a socket write.
+//! * Buffered downloads of files (ASCII mode, or where `sendfile` does not
+//!   apply) read one chunk with a single `pread`: also inline.
+//! * Listings read directories and stat up to 1024 entries per batch, which
+//!   can take long on a cold or network file system: every `fill` of a
+//!   listing runs on the blocking pool (`smol::unblock`).
+//! * Uploads are collected in batches of [`SINK_BUFFER`] bytes and each
+//!   batch is written (and the upload committed) on the blocking pool, since
+//!   a disk write may stall on dirty-page throttling.
+//!
+//! Cancelling a transfer drops its [`Sink`]; an upload dropped without being
+//! committed is aborted (see `ftp_host::storage::WriteObject`), also when it
+//! is dropped on a blocking-pool thread after the task is gone.
+//!
+//! # Fairness
+//!
+//! A fast peer keeps a socket ready, so a transfer loop may never have to
+//! wait; it yields to the executor every [`YIELD_EVERY`] chunks so other
+//! sessions on the same thread keep running.
+
+use std::io;
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsFd;
+
+use ftp_host::passive::peer_allowed;
+use ftp_host::server::TransferEnd;
+use ftp_host::storage::fs_error_from_io;
+use ftp_host::transfer::{SINK_BUFFER, Sink, Source};
+use ftp_proto::{IntentId, TransferError, TransferEvent};
+use smol::channel::Sender;
+use smol::io::{AsyncReadExt, AsyncWriteExt};
+use smol::{Async, Executor, Task};
+
+use crate::session::Msg;
+
+/// Most bytes one `sendfile` call may send.
+const SENDFILE_CHUNK: usize = 1 << 20;
+/// Bytes read from a source per buffered chunk.
+const FILL_CHUNK: usize = 64 * 1024;
+/// Chunks moved between two yields to the executor.
+pub const YIELD_EVERY: u32 = 16;
+
+/// A passive listener's connection: resolves to the first connection from
+/// the allowed address. Dropping it closes the listener (and the connection,
+/// if one was accepted but not used).
+pub type PassiveConnection = Task<io::Result<Async<TcpStream>>>;
+
+/// Starts accepting on a bound passive `listener`, for connections from
+/// `allowed` only. Returns the listener's address and the pending
+/// connection.
+pub fn listen(
+    ex: &Executor<'static>,
+    listener: TcpListener,
+    allowed: IpAddr,
+) -> io::Result<(SocketAddr, PassiveConnection)> {
+    let addr = listener.local_addr()?;
+    let listener = Async::new(listener)?;
+    Ok((addr, ex.spawn(accept_from(listener, allowed))))
+}
+
+/// Accepts until a connection comes from `allowed`; others are closed.
+async fn accept_from(
+    listener: Async<TcpListener>,
+    allowed: IpAddr,
+) -> io::Result<Async<TcpStream>> {
+    loop {
+        match listener.accept().await {
+            Ok((stream, from)) if peer_allowed(from.ip(), allowed) => return Ok(stream),
+            Ok((_, from)) => log::warn!("{allowed}: refused data connection from {from}"),
+            Err(e) if is_transient(&e) => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Accept errors that concern one connection only, not the listener.
+pub fn is_transient(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::Interrupted
+    )
+}
+
+/// Where a transfer gets its data connection.
+#[derive(Debug)]
+pub enum Endpoint {
+    /// The connection of a passive listener (`None`: no such listener).
+    Passive(Option<PassiveConnection>),
+    /// Connect out to the client (PORT/EPRT).
+    Active(SocketAddr),
+}
+
+impl Endpoint {
+    async fn connect(self) -> io::Result<Async<TcpStream>> {
+        match self {
+            Endpoint::Passive(Some(pending)) => pending.await,
+            Endpoint::Passive(None) => Err(io::ErrorKind::NotConnected.into()),
+            Endpoint::Active(addr) => Async::<TcpStream>::connect(addr).await,
+        }
+    }
+}
+
+/// Runs transfer `id`: gets the data connection, moves the data, closes
+/// the connection and reports to the session.
+pub async fn transfer(id: IntentId, endpoint: Endpoint, end: TransferEnd, tx: Sender<Msg>) {
+    let event = match endpoint.connect().await {
+        Err(e) => {
+            log::debug!("transfer {id:?}: no data connection: {e}");
+            if let TransferEnd::Receive(sink) = end {
+                sink.abort();
+            }
+            TransferEvent::Failed(TransferError::NoConnection)
+        }
+        Ok(stream) => {
+            let _ = tx.try_send(Msg::Transfer(id, TransferEvent::Connected));
+            match end {
+                TransferEnd::Send(source) => send(stream, source).await,
+                TransferEnd::Receive(sink) => receive(stream, sink).await,
+            }
+        }
+    };
+    // The last step: nothing may be awaited after this send.
+    let _ = tx.try_send(Msg::Transfer(id, event));
+}
+
+/// Sends `source` (a file or a listing) and closes the connection.
+async fn send(stream: Async<TcpStream>, mut source: Source) -> TransferEvent {
+    let mut bytes = 0u64;
+    let mut zero_copy = true;
+    let mut buf = Vec::with_capacity(FILL_CHUNK);
+    let mut fair = Fairness::default();
+    loop {
+        fair.tick().await;
+        if zero_copy {
+            let sent = stream
+                .write_with(|s| source.sendfile_to(s.as_fd(), SENDFILE_CHUNK))
+                .await;
+            match sent {
+                Ok(Some(0)) => break,
+                Ok(Some(n)) => {
+                    bytes += n as u64;
+                    continue;
+                }
+                Ok(None) => zero_copy = false,
+                Err(e) if is_socket_error(&e) => return lost(&e),
+                Err(e) => return TransferEvent::Failed(TransferError::Fs(fs_error_from_io(&e))),
+            }
+        }
+        buf.clear();
+        let filled = if source.is_listing() {
+            let (s, b, r) = smol::unblock(move || {
+                let r = source.fill(&mut buf, FILL_CHUNK);
+                (source, buf, r)
+            })
+            .await;
+            (source, buf) = (s, b);
+            r
+        } else {
+            source.fill(&mut buf, FILL_CHUNK)
+        };
+        match filled {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) => return TransferEvent::Failed(TransferError::Fs(fs_error_from_io(&e))),
+        }
+        if let Err(e) = (&stream).write_all(&buf).await {
+            return lost(&e);
+        }
+        bytes += buf.len() as u64;
+    }
+    // Closing the write side first sends everything queued, then FIN.
+    let _ = stream.get_ref().shutdown(Shutdown::Write);
+    drop(stream);
+    TransferEvent::Finished { bytes }
+}
+
+/// Receives into `sink` until the peer closes, then commits the upload.
+async fn receive(stream: Async<TcpStream>, sink: Sink) -> TransferEvent {
+    let mut bytes = 0u64;
+    let mut sink = Some(sink);
+    let mut buf = vec![0u8; SINK_BUFFER];
+    let mut filled = 0;
+    let mut fair = Fairness::default();
+    loop {
+        fair.tick().await;
+        let n = match (&stream).read(&mut buf[filled..]).await {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                if let Some(sink) = sink.take() {
+                    sink.abort();
+                }
+                return lost(&e);
+            }
+        };
+        filled += n;
+        bytes += n as u64;
+        if n != 0 && filled < buf.len() {
+            continue;
+        }
+        let Some(mut owned) = sink.take() else { break };
+        let last = n == 0;
+        let (back, b, result) = smol::unblock(move || {
+            let result = owned.write(&buf[..filled]);
+            if result.is_err() {
+                owned.abort();
+                return (None, buf, result);
+            }
+            if last {
+                return (None, buf, owned.finish().map(drop));
+            }
+            (Some(owned), buf, result)
+        })
+        .await;
+        (sink, buf, filled) = (back, b, 0);
+        if let Err(e) = result {
+            return TransferEvent::Failed(TransferError::Fs(e));
+        }
+        if last {
+            break;
+        }
+    }
+    drop(stream);
+    TransferEvent::Finished { bytes }
+}
+
+/// Counts chunks and yields to the executor every [`YIELD_EVERY`].
+#[derive(Default)]
+struct Fairness(u32);
+
+impl Fairness {
+    async fn tick(&mut self) {
+        self.0 = self.0.wrapping_add(1);
+        if self.0 % YIELD_EVERY == 0 {
+            smol::future::yield_now().await;
+        }
+    }
+}
+
+/// The event for a data connection that broke.
+fn lost(e: &io::Error) -> TransferEvent {
+    log::debug!("data connection lost: {e}");
+    TransferEvent::Failed(TransferError::ConnectionLost)
+}
+
+/// Whether an error of `sendfile` came from the socket rather than the file.
+fn is_socket_error(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::BrokenPipe
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::NotConnected
+            | io::ErrorKind::TimedOut
+            | io::ErrorKind::HostUnreachable
+            | io::ErrorKind::NetworkUnreachable
+    )
+}

@@ -1,0 +1,381 @@
+//! One control connection: a task that drives the engine's [`Session`],
+//! performs its intents and feeds back what happened.
+//!
+//! The loop: write what the socket takes of the session's reply bytes,
+//! perform every queued intent, then wait for the first of: a message on the
+//! session's channel (a finished [`Job`](ftp_host::server::Job), or an event
+//! of the running transfer), the control socket being readable (only while
+//! the session has input capacity), writable (only while replies wait), or
+//! the session's next deadline.
+//!
+//! Memory stays bounded: the socket is read only up to
+//! [`Session::input_capacity`], and replies are pulled from the engine only
+//! as fast as the socket takes them (the engine stops handling commands when
+//! its own transmit buffer is full). The channel is unbounded, but holds at
+//! most one job result per outstanding intent (the engine waits for each)
+//! and three events per transfer.
+//!
+//! Sessions do not react to a shutdown request themselves: the server stops
+//! accepting, gives them the grace period, then drops them.
+
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use ftp_host::daemon::prepare_control_socket;
+use ftp_host::limits::ConnectionSlot;
+use ftp_host::passive::resource_error;
+use ftp_host::server::{Finished, JobDone, Server, SessionHost, TransferEnd, canonical};
+use ftp_proto::{
+    Completion, DataEndpoint, FsError, Intent, IntentId, Output, ResourceError, Session,
+    TransferError, TransferEvent,
+};
+use smol::channel::{Receiver, Sender};
+use smol::future::{FutureExt, pending};
+use smol::io::AsyncWriteExt;
+use smol::{Async, Executor, Task, Timer};
+
+use crate::data::{self, Endpoint, PassiveConnection};
+
+/// Longest time spent writing the last replies of a closing session.
+const CLOSE_FLUSH: Duration = Duration::from_secs(5);
+
+/// Control-connection bytes read at a time (at most the input capacity).
+const READ_CHUNK: usize = 8192;
+
+/// What blocking jobs and transfer tasks send back to their session.
+#[derive(Debug)]
+pub enum Msg {
+    /// A job (authentication, file operation, opening a transfer) is done.
+    Job(JobDone),
+    /// Progress of the transfer with this id.
+    Transfer(IntentId, TransferEvent),
+}
+
+/// Serves one accepted control connection until it closes: admission,
+/// socket options, then the session loop.
+pub async fn run(server: Arc<Server>, socket: Async<TcpStream>, ex: Weak<Executor<'static>>) {
+    let addrs = (socket.get_ref().local_addr(), socket.get_ref().peer_addr());
+    let (Ok(local), Ok(peer)) = addrs else {
+        return; // Gone before we looked.
+    };
+    let (local, peer) = (canonical(local), canonical(peer));
+    let slot = match server.admit(peer.ip()) {
+        Ok(slot) => slot,
+        Err(limit) => {
+            log::info!("{peer}: refused: {limit}");
+            let _ = write_now(&socket, limit.reply().as_bytes());
+            let _ = socket.get_ref().shutdown(Shutdown::Write);
+            return;
+        }
+    };
+    prepare_control_socket(socket.get_ref());
+    let (session, host) = server.session(local, peer);
+    let (tx, rx) = smol::channel::unbounded();
+    let mut control = Control {
+        server,
+        ex,
+        session,
+        host,
+        socket,
+        local_ip: local.ip(),
+        tx,
+        rx,
+        passive: HashMap::new(),
+        transfer: None,
+        input: vec![0; READ_CHUNK].into_boxed_slice(),
+        _slot: slot,
+    };
+    if control.serve().await {
+        control.flush_and_close().await;
+    }
+    log::debug!("{peer}: disconnected");
+}
+
+/// A session and everything it owns; dropping it closes every socket,
+/// listener and transfer of the session.
+struct Control {
+    server: Arc<Server>,
+    /// For spawning transfer and passive tasks (weak: the executor owns us).
+    ex: Weak<Executor<'static>>,
+    session: Session,
+    host: SessionHost,
+    socket: Async<TcpStream>,
+    /// The control connection's local address, where passive listeners bind.
+    local_ip: IpAddr,
+    tx: Sender<Msg>,
+    rx: Receiver<Msg>,
+    /// Open passive listeners, by the id of their `OpenPassive`.
+    passive: HashMap<IntentId, PassiveConnection>,
+    /// The running transfer, if any.
+    transfer: Option<(IntentId, Phase)>,
+    input: Box<[u8]>,
+    _slot: ConnectionSlot,
+}
+
+/// How far the running transfer is.
+enum Phase {
+    /// Its file is being opened; the data endpoint waits.
+    Opening(Endpoint),
+    /// Data moves in this task.
+    Moving(Task<()>),
+}
+
+/// What ended a wait.
+enum Wake {
+    Msg(Msg),
+    Readable(io::Result<()>),
+    Writable(io::Result<()>),
+    Deadline,
+}
+
+impl Control {
+    /// Runs the session. Returns `true` when the engine asked to close
+    /// (replies are left to flush), `false` when the connection failed.
+    async fn serve(&mut self) -> bool {
+        loop {
+            loop {
+                let pending = self.session.transmit();
+                if !pending.is_empty() {
+                    match write_now(&self.socket, pending) {
+                        Ok(0) => {}
+                        Ok(n) => self.session.consume_transmit(n),
+                        Err(_) => return false,
+                    }
+                }
+                match self.session.poll_output() {
+                    None => break,
+                    Some(Output::Close) => {
+                        self.host.log_events(&mut self.session);
+                        return true;
+                    }
+                    Some(Output::Intent(id, intent)) => self.perform(id, intent).await,
+                }
+            }
+            self.host.log_events(&mut self.session);
+            let wake = self.wait().await;
+            let now = self.server.clock.now();
+            match wake {
+                Wake::Msg(msg) => self.deliver(msg),
+                Wake::Readable(Err(_)) | Wake::Writable(Err(_)) => return false,
+                Wake::Readable(Ok(())) => {
+                    let cap = self.session.input_capacity().min(self.input.len());
+                    if cap == 0 {
+                        continue; // An empty read would look like the end.
+                    }
+                    match read_now(&self.socket, &mut self.input[..cap]) {
+                        Ok(None) => {}
+                        Ok(Some(0)) | Err(_) => return false,
+                        Ok(Some(n)) => self.session.handle_input(now, &self.input[..n]),
+                    }
+                }
+                Wake::Writable(Ok(())) => {}
+                Wake::Deadline => self.session.handle_timeout(now),
+            }
+        }
+    }
+
+    /// Waits for the next thing that concerns the session.
+    async fn wait(&self) -> Wake {
+        let msg = async {
+            match self.rx.recv().await {
+                Ok(msg) => Wake::Msg(msg),
+                // Never: we hold a sender ourselves.
+                Err(_) => pending().await,
+            }
+        };
+        let readable = async {
+            if self.session.input_capacity() == 0 {
+                return pending().await;
+            }
+            Wake::Readable(self.socket.readable().await)
+        };
+        let writable = async {
+            if self.session.transmit().is_empty() {
+                return pending().await;
+            }
+            Wake::Writable(self.socket.writable().await)
+        };
+        let deadline = async {
+            let Some(at) = self.session.poll_timeout() else {
+                return pending().await;
+            };
+            // `Timer::after` turns an absurdly far deadline into "never"
+            // where `Clock::to_std` would overflow.
+            let clock = &self.server.clock;
+            Timer::after(at.saturating_duration_since(clock.now())).await;
+            Wake::Deadline
+        };
+        msg.or(readable).or(writable).or(deadline).await
+    }
+
+    /// Performs one intent; its completion comes now or through the channel.
+    async fn perform(&mut self, id: IntentId, intent: Intent) {
+        if let Intent::Transfer(t) = &intent {
+            let endpoint = match t.data {
+                DataEndpoint::Passive { listener } => {
+                    Endpoint::Passive(self.passive.remove(&listener))
+                }
+                DataEndpoint::Active { addr } => Endpoint::Active(addr),
+            };
+            self.transfer = Some((id, Phase::Opening(endpoint)));
+        }
+        if let Some(job) = self.host.job(id, &intent) {
+            let tx = self.tx.clone();
+            smol::unblock(move || {
+                let _ = tx.try_send(Msg::Job(job.run()));
+            })
+            .detach();
+            return;
+        }
+        let now = self.server.clock.now();
+        match intent {
+            Intent::OpenPassive { peer } => {
+                let ready = self.open_passive(id, peer);
+                self.session
+                    .handle_completion(now, id, Completion::PassiveReady(ready));
+            }
+            Intent::ClosePassive { listener } => {
+                self.passive.remove(&listener);
+            }
+            Intent::AbortTransfer { transfer } => self.abort(transfer).await,
+            Intent::UpgradeTls => {
+                let done = Completion::Done(Err(FsError::Other));
+                self.session.handle_completion(now, id, done);
+            }
+            other => log::error!("intent without a performer: {other:?}"),
+        }
+    }
+
+    /// Binds a passive listener and starts accepting on it.
+    fn open_passive(&mut self, id: IntentId, peer: IpAddr) -> Result<SocketAddr, ResourceError> {
+        let ex = self.ex.upgrade().ok_or(ResourceError::Failed)?;
+        let bound = self
+            .server
+            .passive
+            .bind(self.local_ip)
+            .and_then(|listener| data::listen(&ex, listener, peer));
+        match bound {
+            Ok((addr, connection)) => {
+                self.passive.insert(id, connection);
+                Ok(addr)
+            }
+            Err(e) => {
+                log::warn!("passive listener on {}: {e}", self.local_ip);
+                Err(resource_error(&e))
+            }
+        }
+    }
+
+    /// Stops transfer `id` and answers it with `Aborted`, unless it had
+    /// already ended (then its final event is in the channel).
+    async fn abort(&mut self, id: IntentId) {
+        let Some((_, phase)) = self.transfer.take_if(|(t, _)| *t == id) else {
+            return;
+        };
+        let ended = match phase {
+            // The open job's result is discarded when it comes.
+            Phase::Opening(_) => false,
+            Phase::Moving(task) => task.cancel().await.is_some(),
+        };
+        if !ended {
+            let failed = Completion::Transfer(TransferEvent::Failed(TransferError::Aborted));
+            let now = self.server.clock.now();
+            self.session.handle_completion(now, id, failed);
+        }
+    }
+
+    /// Hands a job result or transfer event to the engine.
+    fn deliver(&mut self, msg: Msg) {
+        let now = self.server.clock.now();
+        let (id, completion) = match msg {
+            Msg::Job(done) => match self.host.finish(done) {
+                Finished::Completion(id, completion) => (id, completion),
+                Finished::TransferOpened { id, ready, end } => {
+                    return self.start_transfer(id, ready, end);
+                }
+            },
+            Msg::Transfer(id, event) => (id, Completion::Transfer(event)),
+        };
+        let ends = matches!(
+            completion,
+            Completion::Transfer(TransferEvent::Finished { .. } | TransferEvent::Failed(_))
+        );
+        if ends {
+            self.transfer.take_if(|(t, _)| *t == id);
+        }
+        self.session.handle_completion(now, id, completion);
+    }
+
+    /// The file of transfer `id` is open: tell the engine and start moving
+    /// data (unless the transfer was aborted meanwhile).
+    fn start_transfer(&mut self, id: IntentId, ready: Completion, end: TransferEnd) {
+        let ex = self.ex.upgrade();
+        let endpoint = match (self.transfer.take(), ex) {
+            (Some((t, Phase::Opening(endpoint))), Some(ex)) if t == id => (endpoint, ex),
+            (other, _) => {
+                self.transfer = other;
+                if let TransferEnd::Receive(sink) = end {
+                    sink.abort();
+                }
+                return;
+            }
+        };
+        let (endpoint, ex) = endpoint;
+        self.session
+            .handle_completion(self.server.clock.now(), id, ready);
+        let task = ex.spawn(data::transfer(id, endpoint, end, self.tx.clone()));
+        self.transfer = Some((id, Phase::Moving(task)));
+    }
+
+    /// Writes the replies still queued (for at most [`CLOSE_FLUSH`]), then
+    /// closes the write side.
+    async fn flush_and_close(&mut self) {
+        let flush = async {
+            loop {
+                let pending = self.session.transmit();
+                if pending.is_empty() {
+                    break;
+                }
+                match (&self.socket).write(pending).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => self.session.consume_transmit(n),
+                }
+            }
+        };
+        let give_up = async {
+            Timer::after(CLOSE_FLUSH).await;
+        };
+        flush.or(give_up).await;
+        let _ = self.socket.get_ref().shutdown(Shutdown::Write);
+    }
+}
+
+/// Writes as much of `data` as the non-blocking `socket` takes now;
+/// `Ok(0)` when it takes nothing.
+fn write_now(socket: &Async<TcpStream>, data: &[u8]) -> io::Result<usize> {
+    let mut stream: &TcpStream = socket.get_ref();
+    loop {
+        match stream.write(data) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(0),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Ok(0) if !data.is_empty() => return Err(io::ErrorKind::WriteZero.into()),
+            other => return other,
+        }
+    }
+}
+
+/// Reads what the non-blocking `socket` has now; `Ok(None)` when nothing,
+/// `Ok(Some(0))` at the end of the stream.
+fn read_now(socket: &Async<TcpStream>, buf: &mut [u8]) -> io::Result<Option<usize>> {
+    let mut stream: &TcpStream = socket.get_ref();
+    loop {
+        match stream.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other.map(Some),
+        }
+    }
+}
