@@ -1,1 +1,112 @@
-//! Test harness for the FTP daemons (work in progress).
+//! Test harness for the FTP daemons: a server started in-process on any
+//! [`Runtime`](ftp_host::daemon::Runtime) ([`server`]), a strict FTP client
+//! over real sockets ([`client`]), real FTP programs run with a time limit
+//! ([`clients`]), file trees on disk ([`tree`]) and reproducible test data
+//! ([`data`]).
+//!
+//! Every test is written once as a generic `fn name<R: Runtime>()` and
+//! instantiated for both daemons with [`daemon_tests!`].
+//!
+//! Every wait has a deadline: sockets get [`TIMEOUT`] as read and write
+//! timeout, servers must stop within [`server::STOP_TIMEOUT`] of their
+//! shutdown, and external programs are killed after their time limit.
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+pub mod client;
+pub mod clients;
+pub mod data;
+pub mod server;
+pub mod tree;
+
+pub use client::{Client, Data, DataMode, Reply};
+pub use server::{Builder, TestServer};
+
+/// Read and write timeout of every socket the suite opens.
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Says on the terminal that a test did not run, and why.
+///
+/// The line goes straight to the process's standard error, past libtest's
+/// output capture, so `cargo test` shows it without `--nocapture`.
+pub fn skip(test: &str, why: &str) {
+    let line = format!("SKIP: {test}: {why}\n");
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(line.as_bytes());
+    let _ = err.flush();
+}
+
+/// Whether the opt-in 1 GiB test should run (`FTP_TEST_LARGE=1`).
+pub fn large_tests_enabled() -> bool {
+    std::env::var("FTP_TEST_LARGE").is_ok_and(|v| v == "1")
+}
+
+/// Polls `check` until it returns `Some`, or panics with `what` after
+/// `timeout`. The only way the suite waits for something that has no
+/// socket to block on (a file to disappear, a slot to free up).
+pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    let mut pause = Duration::from_millis(5);
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        if Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(100));
+    }
+}
+
+/// Instantiates generic tests `fn name<R: Runtime>()` for both daemons:
+/// `mio::name` runs `name::<ftp_mio::Mio>()` and `smol::name` runs
+/// `name::<ftp_smol::Smol>()`.
+///
+/// ```ignore
+/// daemon_tests! { list_in_passive_mode, retr_resume }
+/// ```
+#[macro_export]
+macro_rules! daemon_tests {
+    ($($name:ident),* $(,)?) => {
+        mod mio {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name::<::ftp_mio::Mio>()
+                }
+            )*
+        }
+        mod smol {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name::<::ftp_smol::Smol>()
+                }
+            )*
+        }
+    };
+}
+
+/// Panics unless `got == want`, saying how they differ (lengths, first
+/// differing offset) rather than printing both.
+#[track_caller]
+pub fn assert_bytes(got: &[u8], want: &[u8], what: &str) {
+    if got == want {
+        return;
+    }
+    let first = got.iter().zip(want).position(|(a, b)| a != b);
+    match first {
+        Some(i) => panic!(
+            "{what}: bytes differ at offset {i} (got {} bytes, expected {})",
+            got.len(),
+            want.len()
+        ),
+        None => panic!(
+            "{what}: got {} bytes, expected {} (one is a prefix of the other)",
+            got.len(),
+            want.len()
+        ),
+    }
+}

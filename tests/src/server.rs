@@ -1,0 +1,362 @@
+//! A daemon running in-process on a served temporary folder.
+
+use std::fs;
+use std::io;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use ftp_host::cli::{Invocation, parse_args};
+use ftp_host::daemon::{Runtime, Shutdown};
+use ftp_host::server::Server;
+
+use crate::client::Client;
+
+/// How long a daemon may take to return from `serve` after its shutdown
+/// was triggered (the builder sets a shutdown grace of 1 s).
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// An account for the users file.
+#[derive(Clone, Debug)]
+struct User {
+    name: String,
+    password: String,
+    home: Option<String>,
+    write: bool,
+}
+
+/// How to start a [`TestServer`].
+#[derive(Debug, Default)]
+pub struct Builder {
+    args: Vec<String>,
+    root: Option<PathBuf>,
+    ipv6: bool,
+    users: Vec<User>,
+    files: Vec<(String, Vec<u8>)>,
+    dirs: Vec<String>,
+}
+
+impl Builder {
+    /// A server with default options on a new temporary folder.
+    pub fn new() -> Builder {
+        Builder::default()
+    }
+
+    /// Adds command-line arguments (before the served folder).
+    pub fn args(mut self, args: &[&str]) -> Builder {
+        self.args.extend(args.iter().map(|a| a.to_string()));
+        self
+    }
+
+    /// Serves `dir` instead of a new temporary folder.
+    pub fn root(mut self, dir: &Path) -> Builder {
+        self.root = Some(dir.to_path_buf());
+        self
+    }
+
+    /// Also listens on `[::1]:0` (see [`TestServer::addr6`]).
+    pub fn ipv6(mut self) -> Builder {
+        self.ipv6 = true;
+        self
+    }
+
+    /// Adds an account to a users file passed with `--users` (the hash is
+    /// made with [`ftp_host::users::hash_password`]). `home` is created
+    /// under the served folder.
+    pub fn user(mut self, name: &str, password: &str, home: Option<&str>, write: bool) -> Builder {
+        self.users.push(User {
+            name: name.into(),
+            password: password.into(),
+            home: home.map(Into::into),
+            write,
+        });
+        self
+    }
+
+    /// Creates a file (and its parent folders) in the served folder before
+    /// the server starts.
+    pub fn file(mut self, path: &str, contents: impl AsRef<[u8]>) -> Builder {
+        self.files.push((path.into(), contents.as_ref().to_vec()));
+        self
+    }
+
+    /// Creates a folder (and its parents) in the served folder.
+    pub fn dir(mut self, path: &str) -> Builder {
+        self.dirs.push(path.into());
+        self
+    }
+
+    /// Parses the arguments as the daemons do, binds the listeners and runs
+    /// `R::serve` on a thread.
+    pub fn start<R: Runtime>(self) -> TestServer {
+        let (tempdir, root) = match &self.root {
+            Some(root) => (None, root.clone()),
+            None => {
+                let dir = tempfile::Builder::new()
+                    .prefix("ftp-tests-root-")
+                    .tempdir()
+                    .expect("temporary folder");
+                let root = dir.path().to_path_buf();
+                (Some(dir), root)
+            }
+        };
+        let root = fs::canonicalize(&root).expect("served folder");
+        for dir in &self.dirs {
+            fs::create_dir_all(root.join(dir)).expect("create folder");
+        }
+        for (path, contents) in &self.files {
+            let full = root.join(path);
+            if let Some(parent) = full.parent() {
+                fs::create_dir_all(parent).expect("create folder");
+            }
+            fs::write(&full, contents).expect("create file");
+        }
+
+        let mut args: Vec<String> = vec!["ftpd".into()];
+        if !self.args.iter().any(|a| a.starts_with("--shutdown-grace")) {
+            args.push("--shutdown-grace=1".into());
+        }
+        args.extend(self.args.iter().cloned());
+        let etc = if self.users.is_empty() {
+            None
+        } else {
+            let etc = tempfile::Builder::new()
+                .prefix("ftp-tests-etc-")
+                .tempdir()
+                .expect("temporary folder");
+            let mut text = String::new();
+            for user in &self.users {
+                let hash = ftp_host::users::hash_password(&user.password).expect("hash");
+                text.push_str(&format!(
+                    "[[user]]\nname = \"{}\"\npassword = \"{hash}\"\nwrite = {}\n",
+                    user.name, user.write
+                ));
+                if let Some(home) = &user.home {
+                    fs::create_dir_all(root.join(home)).expect("create home");
+                    text.push_str(&format!("home = \"{home}\"\n"));
+                }
+            }
+            let path = etc.path().join("users.toml");
+            fs::write(&path, text).expect("write users file");
+            args.push("--users".into());
+            args.push(path.to_str().expect("UTF-8 temp path").into());
+            Some(etc)
+        };
+        args.push(root.to_str().expect("UTF-8 temp path").into());
+
+        let config = match parse_args(&args) {
+            Ok(Invocation::Serve(config)) => config,
+            Ok(other) => panic!("{args:?}: not a serve invocation: {other:?}"),
+            Err(e) => panic!("{args:?}: {e}"),
+        };
+
+        let mut listeners = Vec::new();
+        let v4 = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let addr = v4.local_addr().expect("local address");
+        listeners.push(v4);
+        let mut addr6 = None;
+        if self.ipv6 {
+            match TcpListener::bind("[::1]:0") {
+                Ok(l) => {
+                    addr6 = Some(l.local_addr().expect("local address"));
+                    listeners.push(l);
+                }
+                Err(e) => eprintln!("[::1] unavailable: {e}"),
+            }
+        }
+        for l in &listeners {
+            l.set_nonblocking(true).expect("non-blocking listener");
+        }
+
+        let server = Server::new(config).expect("Server::new");
+        let shutdown = Shutdown::new();
+        let (tx, rx) = mpsc::channel();
+        let thread = {
+            let server = server.clone();
+            let shutdown = shutdown.clone();
+            std::thread::Builder::new()
+                .name(format!("serve-{}", std::any::type_name::<R>()))
+                .spawn(move || {
+                    let result = R::serve(server, listeners, shutdown);
+                    let _ = tx.send(result);
+                })
+                .expect("spawn server thread")
+        };
+        TestServer {
+            addr,
+            addr6,
+            root,
+            server,
+            shutdown,
+            done: Mutex::new(Done::Running(rx)),
+            thread: Some(thread),
+            _tempdir: tempdir,
+            _etc: etc,
+        }
+    }
+}
+
+/// How the serving thread ended, once it did.
+#[derive(Debug)]
+enum Done {
+    Running(mpsc::Receiver<io::Result<()>>),
+    Ended(Result<(), String>),
+}
+
+/// A daemon serving a folder on loopback until dropped. Dropping it
+/// triggers the shutdown and fails the test if `serve` does not return
+/// `Ok(())` within [`STOP_TIMEOUT`].
+#[derive(Debug)]
+pub struct TestServer {
+    addr: SocketAddr,
+    addr6: Option<SocketAddr>,
+    root: PathBuf,
+    server: Arc<Server>,
+    shutdown: Shutdown,
+    done: Mutex<Done>,
+    thread: Option<JoinHandle<()>>,
+    _tempdir: Option<tempfile::TempDir>,
+    _etc: Option<tempfile::TempDir>,
+}
+
+impl TestServer {
+    /// A server with `args` on a new temporary folder.
+    pub fn start<R: Runtime>(args: &[&str]) -> TestServer {
+        Builder::new().args(args).start::<R>()
+    }
+
+    /// A builder for more options.
+    pub fn builder() -> Builder {
+        Builder::new()
+    }
+
+    /// The IPv4 address (127.0.0.1) the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The IPv6 address, when [`Builder::ipv6`] was asked for and `::1` is
+    /// available.
+    pub fn addr6(&self) -> Option<SocketAddr> {
+        self.addr6
+    }
+
+    /// The served folder (canonical).
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// A path in the served folder.
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+
+    /// The shared server context (for `serve_one` tests).
+    pub fn server(&self) -> Arc<Server> {
+        self.server.clone()
+    }
+
+    /// A client connected to the IPv4 address, greeting read (`220`).
+    pub fn client(&self) -> Client {
+        self.client_at(self.addr)
+    }
+
+    /// A client connected to `addr`, greeting read (`220`).
+    pub fn client_at(&self, addr: SocketAddr) -> Client {
+        match Client::try_connect(addr) {
+            Ok(c) => {
+                assert_eq!(
+                    c.greeting.code,
+                    220,
+                    "greeting: {}; {}",
+                    c.greeting,
+                    self.status()
+                );
+                c
+            }
+            Err(e) => panic!("connecting to {addr}: {e}; {}", self.status()),
+        }
+    }
+
+    /// A client logged in anonymously.
+    pub fn login(&self) -> Client {
+        let mut c = self.client();
+        c.login_anonymous();
+        c
+    }
+
+    /// Opens a raw connection, for tests of what happens before the
+    /// greeting (limits).
+    pub fn raw_connect(&self) -> TcpStream {
+        let s = TcpStream::connect_timeout(&self.addr, crate::TIMEOUT)
+            .unwrap_or_else(|e| panic!("connect {}: {e}; {}", self.addr, self.status()));
+        s.set_read_timeout(Some(crate::TIMEOUT)).unwrap();
+        s.set_write_timeout(Some(crate::TIMEOUT)).unwrap();
+        s
+    }
+
+    /// Whether the serving thread is still running, for failure messages.
+    /// Waits up to a second for a thread that is about to end.
+    pub fn status(&self) -> String {
+        let mut done = self.done.lock().unwrap_or_else(|e| e.into_inner());
+        if let Done::Running(rx) = &*done {
+            match rx.recv_timeout(Duration::from_secs(1)) {
+                Ok(r) => *done = Done::Ended(r.map_err(|e| e.to_string())),
+                Err(RecvTimeoutError::Disconnected) => {
+                    *done = Done::Ended(Err("serve panicked".into()))
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+        }
+        match &*done {
+            Done::Running(_) => "the daemon is still serving".into(),
+            Done::Ended(Ok(())) => "the daemon's serve returned Ok(()) early".into(),
+            Done::Ended(Err(e)) => format!("the daemon's serve ended: {e}"),
+        }
+    }
+
+    /// Triggers the shutdown and waits for `serve` to return.
+    pub fn stop(mut self) -> Result<(), String> {
+        self.stop_inner()
+    }
+
+    fn stop_inner(&mut self) -> Result<(), String> {
+        self.shutdown.trigger();
+        let mut done = self.done.lock().unwrap_or_else(|e| e.into_inner());
+        let result = match &*done {
+            Done::Running(rx) => match rx.recv_timeout(STOP_TIMEOUT) {
+                Ok(r) => r.map_err(|e| format!("serve returned an error: {e}")),
+                Err(RecvTimeoutError::Disconnected) => Err("serve panicked".into()),
+                Err(RecvTimeoutError::Timeout) => Err(format!(
+                    "serve did not return within {STOP_TIMEOUT:?} of the shutdown"
+                )),
+            },
+            Done::Ended(r) => r
+                .clone()
+                .map_err(|e| format!("serve returned an error: {e}")),
+        };
+        *done = Done::Ended(Ok(()));
+        drop(done);
+        if result.is_ok() {
+            if let Some(thread) = self.thread.take() {
+                let _ = thread.join();
+            }
+        }
+        result
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Err(e) = self.stop_inner() {
+            if std::thread::panicking() {
+                eprintln!("also: {e}");
+            } else {
+                panic!("{e}");
+            }
+        }
+    }
+}

@@ -1,0 +1,817 @@
+//! Control-connection conformance: reply format, every command's success
+//! and error paths, and their effect on the served folder, on both daemons
+//! over loopback.
+
+use std::fs;
+use std::time::{Duration, Instant};
+
+use ftp_host::daemon::Runtime;
+use ftp_tests::tree::{self, Entry};
+use ftp_tests::{Client, TestServer, daemon_tests};
+
+daemon_tests! {
+    seed_transcript,
+    reply_format_of_multiline_replies,
+    login_and_session_commands,
+    informational_commands,
+    unknown_and_malformed_commands,
+    directory_navigation,
+    mkd_and_rmd_change_the_disk,
+    dele_and_rename_change_the_disk,
+    size_mdtm_mfmt,
+    site_chmod,
+    read_only_by_default,
+    no_login_mode,
+    sequence_errors,
+    active_mode_policy,
+    epsv_forms_and_epsv_all,
+    listings,
+    mlst_and_opts_mlst,
+    pipelined_commands,
+    idle_timeout,
+    failed_logins_close_the_session,
+}
+
+/// The seed transcript of the engine's tests, over a real socket.
+fn seed_transcript<R: Runtime>() {
+    let srv = TestServer::builder()
+        .args(&["-t", "1"])
+        .file("pub/readme.txt", "hello\nworld\n")
+        .file("pub/my file.bin", [0u8, 1, 2, 3, 255])
+        .start::<R>();
+    let mut c = srv.client();
+    assert_eq!(c.greeting.lines, ["220 Service ready."]);
+    c.check("USER anonymous", "331 Please specify the password.");
+    c.check("PASS guest@", "230 Login successful.");
+    let feat = c.expect("FEAT", 211);
+    assert_eq!(feat.lines[0], "211-Features:");
+    assert_eq!(feat.last_text(), "End");
+    for f in ["EPSV", "PASV", "REST STREAM", "MDTM", "SIZE", "UTF8"] {
+        assert!(
+            feat.inner().iter().any(|l| l == &format!(" {f}")),
+            "FEAT lacks {f}: {feat}"
+        );
+    }
+    c.check("CWD pub", "250 Directory successfully changed.");
+    c.check("PWD", "257 \"/pub\" is the current directory");
+    c.check("TYPE A", "200 Switching to ASCII mode.");
+    let pasv = c.cmd("PASV");
+    assert_eq!(pasv.code, 227, "{pasv}");
+    assert!(
+        pasv.text().starts_with("Entering Passive Mode (127,0,0,1,") && pasv.text().ends_with(")."),
+        "{pasv}"
+    );
+    let addr = ftp_tests::client::parse_227(&pasv).expect("227 address");
+    let t = c
+        .start("LIST", ftp_tests::Data::Passive(addr))
+        .expect("LIST");
+    assert_eq!(t.opening.lines, ["150 Here comes the directory listing."]);
+    let mut listing = String::new();
+    std::io::Read::read_to_string(&mut { t.stream }, &mut listing).expect("listing");
+    c.check_next("226 Directory send OK.");
+    assert!(listing.contains(" my file.bin\r\n"), "{listing:?}");
+    assert!(listing.contains(" readme.txt\r\n"), "{listing:?}");
+    assert!(listing.starts_with("-rw-r--r--"), "{listing:?}");
+    // Idle: -t 1 closes the session about a second after the last command.
+    let idle_from = Instant::now();
+    let r = c.read_reply();
+    assert_eq!(r.lines, ["421 Timeout."]);
+    let waited = idle_from.elapsed();
+    assert!(
+        waited >= Duration::from_millis(500),
+        "timed out too early: {waited:?}"
+    );
+    c.expect_closed();
+}
+
+/// FEAT, HELP and STAT are multi-line replies in the RFC 959 form; the
+/// client's parser is strict, so reading them is the check.
+fn reply_format_of_multiline_replies<R: Runtime>() {
+    let srv = TestServer::start::<R>(&[]);
+    let mut c = srv.client();
+    // Allowed before login.
+    let stat = c.expect("STAT", 211);
+    assert!(stat.is_multiline());
+    assert_eq!(stat.lines[0], "211-FTP server status:");
+    assert!(
+        stat.inner().contains(&" Not logged in".to_string()),
+        "{stat}"
+    );
+    assert_eq!(stat.last_text(), "End of status");
+    c.login_anonymous();
+    let feat = c.expect("FEAT", 211);
+    assert!(feat.inner().len() >= 6, "{feat}");
+    for line in feat.inner() {
+        assert!(
+            line.starts_with(' '),
+            "FEAT lines start with a space: {line:?}"
+        );
+    }
+    let help = c.expect("HELP", 214);
+    assert!(help.is_multiline());
+    assert_eq!(help.last_text(), "Help OK.");
+    let all = help.inner().join(" ");
+    for verb in [
+        "ABOR", "APPE", "CWD", "EPSV", "FEAT", "LIST", "MLSD", "PASV", "RETR", "STOR", "STOU",
+        "XPWD",
+    ] {
+        assert!(
+            all.split(' ').any(|w| w == verb),
+            "HELP lacks {verb}: {help}"
+        );
+    }
+    let stat = c.expect("STAT", 211);
+    let inner = stat.inner().join("\n");
+    assert!(inner.contains(" Logged in as anonymous"), "{stat}");
+    assert!(inner.contains(" Connected to 127.0.0.1"), "{stat}");
+    assert!(inner.contains(" TYPE: ASCII"), "{stat}");
+    assert!(inner.contains(" No data connection"), "{stat}");
+    let site_help = c.expect("SITE HELP", 214);
+    assert!(site_help.is_multiline(), "{site_help}");
+    c.quit();
+}
+
+fn login_and_session_commands<R: Runtime>() {
+    let srv = TestServer::start::<R>(&[]);
+    let mut c = srv.client();
+    c.check("PASS x", "503 Login with USER first.");
+    for line in [
+        "CWD /", "PWD", "LIST", "RETR x", "PASV", "MKD x", "SIZE x", "EPSV",
+    ] {
+        c.check(line, "530 Please login with USER and PASS.");
+    }
+    c.check("ACCT x", "202 ACCT not needed.");
+    c.check("USER anonymous", "331 Please specify the password.");
+    c.check("PASS me@example.com", "230 Login successful.");
+    c.check("PASS again", "230 Already logged in.");
+    c.check("USER someone", "530 Can't change to another user.");
+    c.check("ACCT x", "202 ACCT not needed.");
+    c.check("PWD", "257 \"/\" is the current directory");
+    c.check("XPWD", "257 \"/\" is the current directory");
+    // `ftp` is anonymous too, and names are case-insensitive.
+    c.check("REIN", "220 Service ready for new user.");
+    c.check("PWD", "530 Please login with USER and PASS.");
+    c.check("USER FTP", "331 Please specify the password.");
+    c.check("PASS", "230 Login successful.");
+    c.check("QUIT", "221 Goodbye.");
+    c.expect_closed();
+}
+
+fn informational_commands<R: Runtime>() {
+    let srv = TestServer::start::<R>(&[]);
+    let mut c = srv.client();
+    // Before login.
+    c.check("SYST", "215 UNIX Type: L8");
+    c.check("NOOP", "200 NOOP ok.");
+    c.check("HOST ftp.example.com", "220 Host accepted.");
+    c.check("CLNT test-suite 1.0", "200 Noted.");
+    c.check("AUTH TLS", "502 TLS is not available on this server.");
+    c.check("OPTS UTF8 ON", "200 Always in UTF8 mode.");
+    c.login_anonymous();
+    c.check("HOST ftp.example.com", "503 HOST must come before USER.");
+    c.check("OPTS UTF8 ON", "200 Always in UTF8 mode.");
+    c.check("OPTS UTF8 OFF", "504 UTF8 cannot be turned off.");
+    c.check("OPTS FOO", "501 Option not understood.");
+    c.check("MODE S", "200 Mode set to S.");
+    c.check("MODE B", "504 Command not implemented for that parameter.");
+    c.check("STRU F", "200 Structure set to F.");
+    c.check("STRU R", "504 Command not implemented for that parameter.");
+    c.check("TYPE I", "200 Switching to Binary mode.");
+    c.check("TYPE L 8", "200 Switching to Binary mode.");
+    c.check("TYPE A", "200 Switching to ASCII mode.");
+    c.check("TYPE A N", "200 Switching to ASCII mode.");
+    c.check("TYPE E", "504 Command not implemented for that parameter.");
+    c.check("ALLO 100", "202 ALLO command ignored.");
+    c.check("SMNT /x", "502 SMNT not implemented.");
+    c.check("AUTH TLS", "502 TLS is not available on this server.");
+    c.check(
+        "PBSZ 0",
+        "503 Security data exchange not completed (no AUTH).",
+    );
+    c.check(
+        "PROT P",
+        "503 Security data exchange not completed (no AUTH).",
+    );
+    c.check("CCC", "533 Command channel is not protected.");
+    c.check("SITE UMASK", "200 Your current UMASK is 022");
+    c.check("SITE IDLE 60", "200 Maximum idle time set to 60 seconds");
+    c.check(
+        "SITE IDLE",
+        "200 Current idle time limit is 60 seconds; max 7200",
+    );
+    let r = c.expect("SITE IDLE 5", 501);
+    assert!(r.text().starts_with("Idle time must be between 30"), "{r}");
+    c.check("SITE BOGUS", "500 Unknown SITE command.");
+    c.check("ABOR", "225 No transfer to ABOR.");
+    c.quit();
+}
+
+fn unknown_and_malformed_commands<R: Runtime>() {
+    let srv = TestServer::start::<R>(&[]);
+    let mut c = srv.login();
+    c.check("XYZZY", "500 Unknown command.");
+    c.check("FOOBAR x", "500 Unknown command.");
+    c.check("", "500 Unknown command.");
+    c.check("RETR", "501 Syntax error in parameters or arguments.");
+    c.check("CWD", "501 Syntax error in parameters or arguments.");
+    c.check("REST x", "501 Syntax error in parameters or arguments.");
+    c.check("PORT 1,2,3", "501 Syntax error in parameters or arguments.");
+    c.check("NOOP extra", "501 Syntax error in parameters or arguments.");
+    c.send_raw(b"CWD \xc3\x28\r\n");
+    assert_eq!(c.read_reply().lines, ["501 Argument is not valid UTF-8."]);
+    // A line far beyond the limit is refused, and the session goes on.
+    let mut long = vec![b'A'; 10_000];
+    long.extend_from_slice(b"\r\nNOOP\r\n");
+    c.send_raw(&long);
+    assert_eq!(c.read_reply().lines, ["500 Command line too long."]);
+    assert_eq!(c.read_reply().lines, ["200 NOOP ok."]);
+    // Bare LF line ends and any case are accepted.
+    c.send_raw(b"noop\nPwD\n");
+    assert_eq!(c.read_reply().lines, ["200 NOOP ok."]);
+    assert_eq!(c.read_reply().lines, ["257 \"/\" is the current directory"]);
+    c.quit();
+}
+
+fn directory_navigation<R: Runtime>() {
+    let srv = TestServer::builder()
+        .file("pub/sub/deep.txt", "deep")
+        .file("pub/file.txt", "x")
+        .dir("with space")
+        .start::<R>();
+    let mut c = srv.login();
+    c.check("CWD nowhere", "550 Failed to change directory.");
+    c.check("CWD pub/file.txt", "550 Failed to change directory.");
+    c.check("PWD", "257 \"/\" is the current directory");
+    c.check("CWD pub", "250 Directory successfully changed.");
+    c.check("CWD sub", "250 Directory successfully changed.");
+    c.check("PWD", "257 \"/pub/sub\" is the current directory");
+    c.check("CDUP", "250 Directory successfully changed.");
+    c.check("PWD", "257 \"/pub\" is the current directory");
+    c.check("XCWD /pub/sub", "250 Directory successfully changed.");
+    c.check("XPWD", "257 \"/pub/sub\" is the current directory");
+    c.check("XCUP", "250 Directory successfully changed.");
+    c.check("XPWD", "257 \"/pub\" is the current directory");
+    c.check("CWD ../../..", "250 Directory successfully changed.");
+    c.check("PWD", "257 \"/\" is the current directory");
+    c.check("CDUP", "250 Directory successfully changed.");
+    c.check("PWD", "257 \"/\" is the current directory");
+    c.check(
+        "CWD /../../pub/./sub/..",
+        "250 Directory successfully changed.",
+    );
+    c.check("PWD", "257 \"/pub\" is the current directory");
+    c.check("CWD /with space", "250 Directory successfully changed.");
+    c.check("PWD", "257 \"/with space\" is the current directory");
+    // Relative paths in other commands follow the working directory.
+    c.check("CWD /pub/sub", "250 Directory successfully changed.");
+    c.check("SIZE deep.txt", "213 4");
+    c.check("SIZE ../file.txt", "213 1");
+    c.quit();
+}
+
+fn mkd_and_rmd_change_the_disk<R: Runtime>() {
+    let srv = TestServer::builder()
+        .args(&["-w"])
+        .file("full/file", "x")
+        .start::<R>();
+    let mut c = srv.login();
+    c.check("MKD new dir", "257 \"/new dir\" created");
+    assert!(srv.path("new dir").is_dir());
+    c.check("XMKD a\"b", "257 \"/a\"\"b\" created");
+    assert!(srv.path("a\"b").is_dir());
+    c.check("MKD new dir", "550 Create directory operation failed.");
+    c.check(
+        "MKD missing/parent/x",
+        "550 Create directory operation failed.",
+    );
+    assert!(!srv.path("missing").exists());
+    c.check("CWD new dir", "250 Directory successfully changed.");
+    c.check("MKD inner", "257 \"/new dir/inner\" created");
+    assert!(srv.path("new dir/inner").is_dir());
+    c.check("CWD ..", "250 Directory successfully changed.");
+    c.check("RMD new dir", "550 Remove directory operation failed.");
+    assert!(srv.path("new dir/inner").is_dir());
+    c.check("RMD full", "550 Remove directory operation failed.");
+    assert_eq!(fs::read(srv.path("full/file")).unwrap(), b"x");
+    c.check("RMD full/file", "550 Remove directory operation failed.");
+    assert!(srv.path("full/file").is_file());
+    c.check("RMD nowhere", "550 Remove directory operation failed.");
+    c.check(
+        "RMD new dir/inner",
+        "250 Remove directory operation successful.",
+    );
+    c.check("RMD new dir", "250 Remove directory operation successful.");
+    assert!(!srv.path("new dir").exists());
+    c.check("XRMD a\"b", "250 Remove directory operation successful.");
+    assert!(!srv.path("a\"b").exists());
+    c.check("MKD /", "550 Create directory operation failed.");
+    c.quit();
+}
+
+fn dele_and_rename_change_the_disk<R: Runtime>() {
+    let srv = TestServer::builder()
+        .args(&["-w"])
+        .file("pub/readme.txt", "hello\nworld\n")
+        .file("gone.txt", "bye")
+        .dir("incoming")
+        .dir("emptydir")
+        .start::<R>();
+    let mut c = srv.login();
+    c.check("DELE gone.txt", "250 Delete operation successful.");
+    assert!(!srv.path("gone.txt").exists());
+    c.check("DELE gone.txt", "550 Delete operation failed.");
+    c.check("DELE emptydir", "550 Delete operation failed.");
+    assert!(srv.path("emptydir").is_dir());
+    c.check("RNTO x", "503 RNFR required first.");
+    c.check("RNFR nope", "550 RNFR command failed.");
+    c.check("RNTO x", "503 RNFR required first.");
+    c.check("RNFR pub/readme.txt", "350 Ready for RNTO.");
+    c.check("NOOP", "200 NOOP ok.");
+    c.check("RNTO x", "503 RNFR required first.");
+    assert!(srv.path("pub/readme.txt").is_file());
+    c.check("RNFR pub/readme.txt", "350 Ready for RNTO.");
+    c.check("RNTO /incoming/read me.txt", "250 Rename successful.");
+    assert!(!srv.path("pub/readme.txt").exists());
+    assert_eq!(
+        fs::read(srv.path("incoming/read me.txt")).unwrap(),
+        b"hello\nworld\n"
+    );
+    // Directories rename too.
+    c.check("RNFR incoming", "350 Ready for RNTO.");
+    c.check("RNTO done", "250 Rename successful.");
+    assert!(srv.path("done/read me.txt").is_file());
+    assert!(!srv.path("incoming").exists());
+    // Into a folder that does not exist: refused, nothing moves.
+    c.check("RNFR done/read me.txt", "350 Ready for RNTO.");
+    c.check("RNTO nowhere/x", "550 Rename failed.");
+    assert!(srv.path("done/read me.txt").is_file());
+    c.check("RNFR /", "550 Cannot rename the root directory.");
+    c.check("DELE done/read me.txt", "250 Delete operation successful.");
+    assert_eq!(tree::names(&srv.path("done")), Vec::<String>::new());
+    c.quit();
+}
+
+fn size_mdtm_mfmt<R: Runtime>() {
+    let srv = TestServer::builder()
+        .args(&["-w"])
+        .file("pub/readme.txt", "hello\nworld\n")
+        .file("empty", "")
+        .start::<R>();
+    tree::set_mtime(&srv.path("pub/readme.txt"), 1_758_464_000);
+    let mut c = srv.login();
+    c.check("SIZE pub/readme.txt", "213 12");
+    c.check("SIZE empty", "213 0");
+    c.check("SIZE pub", "550 Could not get file size.");
+    c.check("SIZE nope", "550 Could not get file size.");
+    c.check(
+        "MDTM pub/readme.txt",
+        &format!("213 {}", tree::mdtm(1_758_464_000)),
+    );
+    c.check("MDTM pub", "550 Could not get file modification time.");
+    c.check("MDTM nope", "550 Could not get file modification time.");
+    c.check(
+        "MFMT 20200102030405 pub/readme.txt",
+        "213 Modify=20200102030405; modification time set.",
+    );
+    assert_eq!(tree::mtime(&srv.path("pub/readme.txt")), 1_577_934_245);
+    c.check("MDTM pub/readme.txt", "213 20200102030405");
+    c.check(
+        "MFMT 20200102030405 nope",
+        "550 Could not set file modification time.",
+    );
+    assert!(!srv.path("nope").exists());
+    c.check(
+        "MFMT 2020 pub/readme.txt",
+        "501 Syntax error in parameters or arguments.",
+    );
+    // Read-only sessions may not change times.
+    let ro = TestServer::builder().file("f", "x").start::<R>();
+    tree::set_mtime(&ro.path("f"), 1_000_000_000);
+    let mut c = ro.login();
+    c.check("MFMT 20200102030405 f", "550 Permission denied.");
+    assert_eq!(tree::mtime(&ro.path("f")), 1_000_000_000);
+    c.check("MDTM f", "213 20010909014640");
+}
+
+fn site_chmod<R: Runtime>() {
+    use std::os::unix::fs::PermissionsExt;
+    let srv = TestServer::builder()
+        .args(&["-w"])
+        .file("pub/my file.bin", [0u8, 1, 2])
+        .start::<R>();
+    let path = srv.path("pub/my file.bin");
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+    let mut c = srv.login();
+    c.check(
+        "SITE CHMOD 600 pub/my file.bin",
+        "200 SITE CHMOD command ok.",
+    );
+    assert_eq!(
+        fs::metadata(&path).unwrap().permissions().mode() & 0o7777,
+        0o600
+    );
+    c.check(
+        "SITE CHMOD 99 pub/my file.bin",
+        "501 Syntax error in parameters or arguments.",
+    );
+    c.check("SITE CHMOD 644 nope", "550 SITE CHMOD command failed.");
+    assert_eq!(
+        fs::metadata(&path).unwrap().permissions().mode() & 0o7777,
+        0o600
+    );
+}
+
+/// Without `-w`, anonymous sessions change nothing on disk.
+fn read_only_by_default<R: Runtime>() {
+    let srv = TestServer::builder()
+        .file("pub/readme.txt", "hello\n")
+        .dir("incoming")
+        .dir("empty")
+        .start::<R>();
+    let before = tree::snapshot(srv.root());
+    let mut c = srv.login();
+    for line in [
+        "MKD new",
+        "XMKD new",
+        "RMD empty",
+        "XRMD empty",
+        "DELE pub/readme.txt",
+        "RNFR pub/readme.txt",
+        "MFMT 20200102030405 pub/readme.txt",
+        "SITE CHMOD 777 pub",
+    ] {
+        c.check(line, "550 Permission denied.");
+    }
+    c.check("RNTO x", "503 RNFR required first.");
+    for line in [
+        "STOR incoming/x",
+        "STOR pub/readme.txt",
+        "APPE pub/readme.txt",
+        "STOU",
+        "STOU incoming",
+    ] {
+        let data = c.data();
+        match c.start(line, data) {
+            Err(r) => assert_eq!(r.lines, ["550 Permission denied."], "{line}"),
+            Ok(t) => panic!("{line}: read-only server accepted an upload: {}", t.opening),
+        }
+    }
+    // Reading still works.
+    assert_eq!(
+        c.retr("pub/readme.txt"),
+        b"hello\r\n",
+        "TYPE A is the default"
+    );
+    c.quit();
+    assert_eq!(tree::snapshot(srv.root()), before, "the tree changed");
+
+    // With -w the same session rights allow changes.
+    let srv = TestServer::builder()
+        .args(&["-w"])
+        .file("pub/readme.txt", "hello\n")
+        .start::<R>();
+    let mut c = srv.login();
+    c.check("MKD new", "257 \"/new\" created");
+    c.expect("TYPE I", 200);
+    c.stor("new/up.bin", b"uploaded");
+    c.check("DELE pub/readme.txt", "250 Delete operation successful.");
+    c.quit();
+    let after = tree::snapshot(srv.root());
+    assert_eq!(
+        after.get(std::path::Path::new("new/up.bin")),
+        Some(&Entry::File(b"uploaded".to_vec()))
+    );
+    assert!(!srv.path("pub/readme.txt").exists());
+}
+
+/// `-A`: every session starts logged in.
+fn no_login_mode<R: Runtime>() {
+    let srv = TestServer::builder()
+        .args(&["-A"])
+        .file("f.txt", "x")
+        .start::<R>();
+    let mut c = srv.client();
+    c.check("PWD", "257 \"/\" is the current directory");
+    c.check("SIZE f.txt", "213 1");
+    c.check("USER x", "230 Login successful.");
+    c.check("PASS x", "230 Already logged in.");
+    c.check("MKD d", "550 Permission denied.");
+    assert!(!srv.path("d").exists());
+    c.quit();
+    let srv = TestServer::builder().args(&["-A", "-w"]).start::<R>();
+    let mut c = srv.client();
+    c.check("MKD d", "257 \"/d\" created");
+    assert!(srv.path("d").is_dir());
+}
+
+fn sequence_errors<R: Runtime>() {
+    let srv = TestServer::builder()
+        .args(&["-w"])
+        .file("pub/readme.txt", "hello\n")
+        .start::<R>();
+    let mut c = srv.client();
+    c.check("PASS x", "503 Login with USER first.");
+    c.login_anonymous();
+    c.check("RNTO x", "503 RNFR required first.");
+    c.check("RETR pub/readme.txt", "425 Use PORT or PASV first.");
+    c.check("STOR x", "425 Use PORT or PASV first.");
+    c.check("LIST", "425 Use PORT or PASV first.");
+    c.check("NLST", "425 Use PORT or PASV first.");
+    c.check("MLSD", "425 Use PORT or PASV first.");
+    assert!(!srv.path("x").exists());
+    // A passive channel serves one transfer, even a refused one.
+    let data = c.data();
+    let r = c
+        .start("RETR nope", data)
+        .expect_err("RETR of a missing file");
+    assert_eq!(
+        r.lines,
+        ["550 Failed to open file: No such file or directory."]
+    );
+    c.check("RETR pub/readme.txt", "425 Use PORT or PASV first.");
+    // And the next one works.
+    assert_eq!(c.retr("pub/readme.txt"), b"hello\r\n");
+    // REST applies to the very next command only.
+    c.expect("TYPE I", 200);
+    c.check("REST 3", "350 Restart position accepted (3).");
+    c.check("NOOP", "200 NOOP ok.");
+    assert_eq!(c.retr("pub/readme.txt"), b"hello\n");
+    c.quit();
+}
+
+fn active_mode_policy<R: Runtime>() {
+    let srv = TestServer::start::<R>(&[]);
+    let mut c = srv.login();
+    c.check(
+        "PORT 127,0,0,1,4,1",
+        "200 PORT command successful. Consider using PASV.",
+    );
+    c.check("PORT 127,0,0,2,4,1", "500 Illegal PORT command.");
+    c.check("PORT 10,1,2,3,4,1", "500 Illegal PORT command.");
+    c.check("PORT 127,0,0,1,0,80", "500 Illegal PORT command.");
+    c.check("PORT 1,2,3", "501 Syntax error in parameters or arguments.");
+    c.check(
+        "PORT 127,0,0,1,300,1",
+        "501 Syntax error in parameters or arguments.",
+    );
+    c.check(
+        "EPRT |1|127.0.0.1|5000|",
+        "200 EPRT command successful. Consider using EPSV.",
+    );
+    c.check("EPRT |1|10.0.0.1|5000|", "500 Illegal EPRT command.");
+    c.check("EPRT |2|::1|5000|", "500 Illegal EPRT command.");
+    c.check("EPRT |1|127.0.0.1|80|", "500 Illegal EPRT command.");
+    c.check(
+        "EPRT |3|x|5000|",
+        "522 Network protocol not supported, use (1,2).",
+    );
+    c.check(
+        "EPRT garbage",
+        "501 Syntax error in parameters or arguments.",
+    );
+    c.quit();
+}
+
+fn epsv_forms_and_epsv_all<R: Runtime>() {
+    let srv = TestServer::builder().file("f.txt", "data").start::<R>();
+    let mut c = srv.login();
+    let r = c.expect("EPSV", 229);
+    assert!(
+        r.text().starts_with("Entering Extended Passive Mode (|||"),
+        "{r}"
+    );
+    let r = c.expect("EPSV 1", 229);
+    assert!(ftp_tests::client::parse_229(&r).is_some(), "{r}");
+    c.check("EPSV 2", "522 Network protocol not supported, use (1).");
+    c.check("EPSV ALL", "200 EPSV ALL ok.");
+    c.check("PASV", "503 PASV not allowed after EPSV ALL.");
+    c.check("PORT 127,0,0,1,4,1", "503 PORT not allowed after EPSV ALL.");
+    c.check(
+        "EPRT |1|127.0.0.1|5000|",
+        "503 PORT not allowed after EPSV ALL.",
+    );
+    // EPSV itself still works, and so do transfers over it.
+    c.mode = ftp_tests::DataMode::Epsv;
+    c.expect("TYPE I", 200);
+    assert_eq!(c.retr("f.txt"), b"data");
+    // REIN forgets EPSV ALL.
+    c.check("REIN", "220 Service ready for new user.");
+    c.login_anonymous();
+    c.pasv();
+    c.quit();
+}
+
+fn listings<R: Runtime>() {
+    let srv = TestServer::builder()
+        .file("pub/readme.txt", "hello\nworld\n")
+        .file("pub/my file.bin", [0u8, 1, 2, 3, 255])
+        .file("pub/.hidden", "secret")
+        .dir("pub/sub dir")
+        .dir("incoming")
+        .start::<R>();
+    tree::set_mtime(&srv.path("pub/readme.txt"), 1_758_464_000);
+    let mut c = srv.login();
+    let list = c.list("pub");
+    assert!(list.ends_with("\r\n"), "{list:?}");
+    let lines: Vec<&str> = list.split_terminator("\r\n").collect();
+    assert_eq!(lines.len(), 3, "{list:?}");
+    for line in &lines {
+        assert!(!line.contains('\n'), "{list:?}");
+    }
+    let readme = lines
+        .iter()
+        .find(|l| l.ends_with(" readme.txt"))
+        .unwrap_or_else(|| panic!("{list:?}"));
+    assert!(readme.starts_with("-rw-r--r--"), "{readme}");
+    assert!(
+        readme.split_whitespace().any(|w| w == "12"),
+        "size: {readme}"
+    );
+    assert!(
+        lines.iter().any(|l| l.ends_with(" my file.bin")),
+        "{list:?}"
+    );
+    let dir = lines
+        .iter()
+        .find(|l| l.ends_with(" sub dir"))
+        .unwrap_or_else(|| panic!("{list:?}"));
+    assert!(dir.starts_with('d'), "{dir}");
+    assert!(!list.contains(".hidden"), "{list:?}");
+    let all = c.list("-a pub");
+    assert!(all.contains(" .hidden\r\n"), "{all:?}");
+    // LIST of one file lists that file.
+    let one = c.list("pub/readme.txt");
+    assert_eq!(one.split_terminator("\r\n").count(), 1, "{one:?}");
+    assert!(one.ends_with(" readme.txt\r\n"), "{one:?}");
+    // LIST of the working directory.
+    c.check("CWD pub", "250 Directory successfully changed.");
+    assert_eq!(c.list(""), list);
+    c.check("CWD /", "250 Directory successfully changed.");
+
+    let mut names: Vec<String> = c
+        .nlst("pub")
+        .split_terminator("\r\n")
+        .map(str::to_string)
+        .collect();
+    names.sort();
+    assert_eq!(names, ["my file.bin", "readme.txt", "sub dir"]);
+    let mut top: Vec<String> = c
+        .nlst("")
+        .split_terminator("\r\n")
+        .map(str::to_string)
+        .collect();
+    top.sort();
+    assert_eq!(top, ["incoming", "pub"]);
+    let long = c.nlst("-l pub");
+    assert!(long.contains("-rw-r--r--"), "{long:?}");
+
+    let mlsd = c.mlsd("pub");
+    let entry = mlsd
+        .split_terminator("\r\n")
+        .find(|l| l.ends_with("; readme.txt"))
+        .unwrap_or_else(|| panic!("{mlsd:?}"));
+    let facts = format!("type=file;size=12;modify={};", tree::mdtm(1_758_464_000));
+    assert!(entry.starts_with(&facts), "{entry}");
+    assert!(mlsd.contains("type=dir;"), "{mlsd:?}");
+    assert!(
+        mlsd.contains("; .hidden\r\n"),
+        "MLSD shows every entry: {mlsd:?}"
+    );
+
+    // Missing paths.
+    let data = c.data();
+    let r = c.start("LIST nowhere", data).expect_err("LIST nowhere");
+    assert_eq!(r.code, 550, "{r}");
+    let data = c.data();
+    let r = c.start("MLSD nowhere", data).expect_err("MLSD nowhere");
+    assert_eq!(r.code, 550, "{r}");
+
+    // STAT path: a listing over the control connection.
+    let stat = c.expect("STAT pub", 213);
+    assert_eq!(stat.lines[0], "213-Status of /pub:");
+    assert_eq!(stat.last_text(), "End of status.");
+    assert!(
+        stat.inner()
+            .iter()
+            .any(|l| l.starts_with(" -rw-r--r--") && l.ends_with(" readme.txt")),
+        "{stat}"
+    );
+    let r = c.expect("STAT nowhere", 550);
+    assert_eq!(r.text(), "No such file or directory.");
+    c.quit();
+}
+
+fn mlst_and_opts_mlst<R: Runtime>() {
+    let srv = TestServer::builder()
+        .file("pub/readme.txt", "hello\nworld\n")
+        .start::<R>();
+    tree::set_mtime(&srv.path("pub/readme.txt"), 1_758_464_000);
+    let mut c = srv.login();
+    let r = c.expect("MLST pub/readme.txt", 250);
+    assert_eq!(r.lines.len(), 3, "{r}");
+    assert_eq!(r.lines[0], "250-Listing /pub/readme.txt");
+    let facts = format!(" type=file;size=12;modify={};", tree::mdtm(1_758_464_000));
+    assert!(r.lines[1].starts_with(&facts), "{r}");
+    assert!(r.lines[1].ends_with("; /pub/readme.txt"), "{r}");
+    assert_eq!(r.lines[2], "250 End");
+    let r = c.expect("MLST", 250);
+    assert!(
+        r.lines[1].contains("type=") && r.lines[1].ends_with(" /"),
+        "{r}"
+    );
+    let r = c.expect("MLST pub", 250);
+    assert!(r.lines[1].contains("type=dir;"), "{r}");
+    c.check("MLST nope", "550 No such file or directory.");
+    let r = c.expect("OPTS MLST size;type;", 200);
+    assert!(r.text().starts_with("MLST OPTS "), "{r}");
+    let r = c.expect("MLST pub/readme.txt", 250);
+    assert!(
+        r.lines[1].starts_with(" type=file;size=12; ")
+            || r.lines[1].starts_with(" size=12;type=file; "),
+        "only the chosen facts: {r}"
+    );
+    let feat = c.expect("FEAT", 211);
+    assert!(
+        feat.inner().iter().any(|l| l.starts_with(" MLST ")),
+        "{feat}"
+    );
+    c.quit();
+}
+
+/// Several commands in one packet are answered in order.
+fn pipelined_commands<R: Runtime>() {
+    let srv = TestServer::start::<R>(&[]);
+    let mut c = srv.client();
+    c.send_raw(b"USER anonymous\r\nPASS x\r\nPWD\r\nNOOP\r\n");
+    assert_eq!(c.read_reply().lines, ["331 Please specify the password."]);
+    assert_eq!(c.read_reply().lines, ["230 Login successful."]);
+    assert_eq!(c.read_reply().lines, ["257 \"/\" is the current directory"]);
+    assert_eq!(c.read_reply().lines, ["200 NOOP ok."]);
+    // Many small commands, then one that needs the file system, then more.
+    let mut burst = String::new();
+    for _ in 0..100 {
+        burst.push_str("NOOP\r\n");
+    }
+    burst.push_str("CWD /\r\nSYST\r\nQUIT\r\n");
+    c.send_raw(burst.as_bytes());
+    for i in 0..100 {
+        assert_eq!(c.read_reply().lines, ["200 NOOP ok."], "reply {i}");
+    }
+    assert_eq!(
+        c.read_reply().lines,
+        ["250 Directory successfully changed."]
+    );
+    assert_eq!(c.read_reply().lines, ["215 UNIX Type: L8"]);
+    assert_eq!(c.read_reply().lines, ["221 Goodbye."]);
+    c.expect_closed();
+}
+
+fn idle_timeout<R: Runtime>() {
+    let srv = TestServer::start::<R>(&["-t", "1"]);
+    let mut c = srv.login();
+    let start = Instant::now();
+    c.check("NOOP", "200 NOOP ok.");
+    let r = c.read_reply();
+    assert_eq!(r.lines, ["421 Timeout."]);
+    assert!(
+        start.elapsed() >= Duration::from_millis(500),
+        "{:?}",
+        start.elapsed()
+    );
+    c.expect_closed();
+    // The server goes on serving others.
+    let c = srv.login();
+    c.quit();
+}
+
+fn failed_logins_close_the_session<R: Runtime>() {
+    let srv = TestServer::builder()
+        .args(&["--login-fail-delay", "50", "--max-login-attempts", "2"])
+        .user("alice", "secret", None, false)
+        .start::<R>();
+    let mut c = srv.client();
+    c.expect("USER alice", 331);
+    c.check("PASS wrong", "530 Login incorrect.");
+    c.expect("USER alice", 331);
+    c.send("PASS wrong");
+    assert_eq!(c.read_reply().lines, ["530 Login incorrect."]);
+    assert_eq!(
+        c.read_reply().lines,
+        ["421 Too many failed login attempts, closing control connection."]
+    );
+    c.expect_closed();
+    let mut c = srv.client();
+    c.login("alice", "secret");
+}
+
+/// Small extension used above: read the next reply and compare it whole.
+trait CheckNext {
+    fn check_next(&mut self, expected: &str);
+}
+
+impl CheckNext for Client {
+    fn check_next(&mut self, expected: &str) {
+        let r = self.read_reply();
+        assert_eq!(r.lines, [expected]);
+    }
+}
