@@ -294,7 +294,7 @@ impl Client {
     }
 
     /// Listens on our control address and sends `PORT` (expects 200).
-    pub fn port(&mut self) -> TcpListener {
+    pub fn port_listener(&mut self) -> TcpListener {
         let listener = self.listen_local();
         let addr = listener.local_addr().unwrap();
         let IpAddr::V4(ip) = addr.ip() else {
@@ -307,7 +307,7 @@ impl Client {
     }
 
     /// Listens on our control address and sends `EPRT` (expects 200).
-    pub fn eprt(&mut self) -> TcpListener {
+    pub fn eprt_listener(&mut self) -> TcpListener {
         let listener = self.listen_local();
         let addr = listener.local_addr().unwrap();
         let proto = if addr.is_ipv4() { 1 } else { 2 };
@@ -328,8 +328,8 @@ impl Client {
         match self.mode {
             DataMode::Pasv => Data::Passive(self.pasv()),
             DataMode::Epsv => Data::Passive(self.epsv()),
-            DataMode::Port => Data::Active(self.port()),
-            DataMode::Eprt => Data::Active(self.eprt()),
+            DataMode::Port => Data::Active(self.port_listener()),
+            DataMode::Eprt => Data::Active(self.eprt_listener()),
         }
     }
 
