@@ -1,0 +1,156 @@
+//! A session's control connection: reads at most
+//! [`input_capacity`](Session::input_capacity) bytes into the engine,
+//! writes what [`transmit`](Session::transmit) holds, and closes politely.
+//!
+//! Readiness is edge-triggered, so the socket keeps two flags: set by an
+//! event, cleared only when a read or write returns `WouldBlock`. While the
+//! engine's input capacity is 0 the socket is simply not read; because the
+//! flag stays set, reading resumes on the next drive after the engine
+//! drains (no new edge is needed). The engine stops producing replies when
+//! its transmit buffer is full, so a client that stops reading holds at
+//! most that buffer plus the socket's.
+
+use std::io::{self, Read, Write};
+use std::net::Shutdown;
+
+use ftp_proto::{Instant, Session};
+use mio::event::Event;
+use mio::net::TcpStream;
+
+/// The control socket and its readiness.
+#[derive(Debug)]
+pub(crate) struct Control {
+    pub(crate) stream: TcpStream,
+    readable: bool,
+    writable: bool,
+    /// The client closed its sending side.
+    eof: bool,
+}
+
+/// What one [`Control::read_into`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Read1 {
+    /// Bytes went to the engine.
+    Fed,
+    /// Nothing to read now (or the engine takes nothing now).
+    Idle,
+    /// The client closed its sending side.
+    Eof,
+}
+
+impl Control {
+    /// A freshly accepted (and registered) control socket; it counts as
+    /// ready both ways until an operation says otherwise.
+    pub(crate) fn new(stream: TcpStream) -> Control {
+        Control {
+            stream,
+            readable: true,
+            writable: true,
+            eof: false,
+        }
+    }
+
+    /// Notes the readiness an event reports (errors and hang-ups count as
+    /// both: the next operation reports them).
+    pub(crate) fn on_event(&mut self, event: &Event) {
+        if event.is_readable() || event.is_read_closed() || event.is_error() {
+            self.readable = true;
+        }
+        if event.is_writable() || event.is_write_closed() || event.is_error() {
+            self.writable = true;
+        }
+    }
+
+    /// Whether the client closed its sending side.
+    pub(crate) fn eof(&self) -> bool {
+        self.eof
+    }
+
+    /// Whether a read may find data.
+    pub(crate) fn readable(&self) -> bool {
+        self.readable && !self.eof
+    }
+
+    /// Writes as much of the engine's transmit buffer as the socket takes.
+    /// Returns whether anything was written (the engine may then produce
+    /// more); an error means the connection is gone.
+    pub(crate) fn flush(&mut self, session: &mut Session) -> io::Result<bool> {
+        let mut wrote = false;
+        while self.writable && !session.transmit().is_empty() {
+            match (&self.stream).write(session.transmit()) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    session.consume_transmit(n);
+                    wrote = true;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.writable = false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(wrote)
+    }
+
+    /// Reads one chunk (at most the engine's input capacity and the size
+    /// of `scratch`) and feeds it to the engine.
+    pub(crate) fn read_into(
+        &mut self,
+        session: &mut Session,
+        now: Instant,
+        scratch: &mut [u8],
+    ) -> io::Result<Read1> {
+        let want = session.input_capacity().min(scratch.len());
+        if want == 0 || !self.readable() {
+            return Ok(Read1::Idle);
+        }
+        loop {
+            match (&self.stream).read(&mut scratch[..want]) {
+                Ok(0) => {
+                    self.eof = true;
+                    return Ok(Read1::Eof);
+                }
+                Ok(n) => {
+                    session.handle_input(now, &scratch[..n]);
+                    return Ok(Read1::Fed);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.readable = false;
+                    return Ok(Read1::Idle);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Sends our FIN; what the client still sends is read and discarded
+    /// with [`discard`](Self::discard) until it closes too, so that closing
+    /// with unread input does not turn into a reset that could destroy the
+    /// last replies in flight.
+    pub(crate) fn shutdown_write(&self) {
+        let _ = self.stream.shutdown(Shutdown::Write);
+    }
+
+    /// Reads and drops up to `chunks` reads of input. `Ok(true)` once the
+    /// client has closed; `Ok(false)` when it has to wait (or ran out of
+    /// chunks while still readable: see [`readable`](Self::readable)).
+    pub(crate) fn discard(&mut self, scratch: &mut [u8], chunks: &mut usize) -> io::Result<bool> {
+        while self.readable() {
+            if *chunks == 0 {
+                return Ok(false);
+            }
+            *chunks -= 1;
+            match (&self.stream).read(scratch) {
+                Ok(0) => {
+                    self.eof = true;
+                    return Ok(true);
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.readable = false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(self.eof)
+    }
+}

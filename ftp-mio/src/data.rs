@@ -1,0 +1,491 @@
+//! Data connections: passive listeners, active connects, and the pump that
+//! moves a transfer's bytes between its file side ([`TransferEnd`]) and
+//! its socket.
+//!
+//! File I/O on the data path runs inline on the event loop, as nginx does:
+//! `sendfile(2)` for binary downloads, `pread` through [`fill`](ftp_host::transfer::Source::fill) for
+//! ASCII downloads and listings, and [`Sink::write`] for uploads. Each is a
+//! bounded call on a local file. Opening the file (which may stat, create
+//! directories' temporaries, or read a large directory's first batch) is a
+//! [`ftp_host::server::Job`] and runs on a worker.
+//!
+//! Fairness: a transfer moves at most the `budget` its connection's drive
+//! gives it per turn; when the budget runs out before the socket would
+//! block, the event loop drives the connection again on its next turn
+//! (after polling with a zero timeout), so one fast transfer cannot starve
+//! other sessions.
+
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, Shutdown, SocketAddr};
+use std::os::fd::AsFd;
+
+use ftp_host::passive::peer_allowed;
+use ftp_host::server::{Server, TransferEnd};
+use ftp_host::storage::fs_error_from_io;
+use ftp_host::transfer::Sink;
+use ftp_proto::{DataEndpoint, IntentId, TransferError, TransferEvent};
+use mio::event::Event;
+use mio::net::{TcpListener, TcpStream};
+use mio::{Interest, Registry, Token};
+
+/// Bytes asked of one `sendfile` call, one `fill` or one socket read.
+const CHUNK: usize = 128 * 1024;
+
+/// Accepts tried on one passive listener per drive.
+const ACCEPTS_PER_TURN: usize = 16;
+
+/// A passive listener (PASV/EPSV) of a session, and the data connection
+/// it accepted before a transfer asked for it.
+#[derive(Debug)]
+pub(crate) struct Passive {
+    /// The id of the `OpenPassive` intent.
+    pub(crate) id: IntentId,
+    /// Which passive token slot it uses.
+    pub(crate) slot: u8,
+    listener: TcpListener,
+    allowed: IpAddr,
+    held: Option<TcpStream>,
+    ready: bool,
+}
+
+impl Passive {
+    /// Binds a listener from the server's passive range on `ip` (the
+    /// control connection's local address) for connections from `allowed`
+    /// only, registers it under `token` and returns it with its address.
+    pub(crate) fn open(
+        server: &Server,
+        registry: &Registry,
+        ip: IpAddr,
+        allowed: IpAddr,
+        id: IntentId,
+        slot: u8,
+        token: Token,
+    ) -> io::Result<(Passive, SocketAddr)> {
+        let listener = server.passive.bind(ip)?;
+        let addr = listener.local_addr()?;
+        let mut listener = TcpListener::from_std(listener);
+        registry.register(&mut listener, token, Interest::READABLE)?;
+        let passive = Passive {
+            id,
+            slot,
+            listener,
+            allowed,
+            held: None,
+            ready: true,
+        };
+        Ok((passive, addr))
+    }
+
+    /// Notes that a connection may be waiting.
+    pub(crate) fn on_event(&mut self) {
+        self.ready = true;
+    }
+
+    /// Accepts what is waiting: the first connection from the allowed
+    /// address is held for the transfer, every other one is closed at
+    /// once. Returns `true` when it stopped with connections possibly still
+    /// waiting (call again on the next turn).
+    pub(crate) fn accept(&mut self) -> bool {
+        for _ in 0..ACCEPTS_PER_TURN {
+            if !self.ready {
+                return false;
+            }
+            match self.listener.accept() {
+                Ok((stream, from)) => {
+                    if peer_allowed(from.ip(), self.allowed) && self.held.is_none() {
+                        self.held = Some(stream);
+                    } else {
+                        log::warn!(
+                            "{}: refused data connection from {from}",
+                            self.allowed.to_canonical()
+                        );
+                        drop(stream);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.ready = false,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
+                    ) => {}
+                Err(e) => {
+                    // Out of descriptors, most likely. The engine's connect
+                    // timeout ends a transfer that waits in vain.
+                    log::warn!("accepting a data connection: {e}");
+                    self.ready = false;
+                }
+            }
+        }
+        self.ready
+    }
+
+    /// The held data connection, if one came.
+    pub(crate) fn take_stream(&mut self) -> Option<TcpStream> {
+        self.held.take()
+    }
+
+    /// Unregisters and closes the listener (and any held connection).
+    pub(crate) fn close(mut self, registry: &Registry) {
+        let _ = registry.deregister(&mut self.listener);
+    }
+}
+
+/// The socket side of a transfer.
+#[derive(Debug)]
+enum Link {
+    /// No socket yet: the file is being opened, or the passive listener
+    /// has not accepted.
+    Waiting,
+    /// An active (PORT/EPRT) connect in progress.
+    Connecting(TcpStream),
+    /// The data connection is up.
+    Open(TcpStream),
+}
+
+/// What one [`DataTransfer::step`] ended with.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// Waiting for readiness (or for the file to open).
+    Idle,
+    /// The budget ran out while the socket was still ready.
+    More,
+    /// The data connection came up: report
+    /// [`TransferEvent::Connected`] and step again.
+    Connected,
+    /// The transfer is over: report this and drop it.
+    End(TransferEvent),
+}
+
+/// One running transfer of a session.
+#[derive(Debug)]
+pub(crate) struct DataTransfer {
+    /// The id of the `Transfer` intent.
+    pub(crate) id: IntentId,
+    endpoint: DataEndpoint,
+    /// The file side; `None` until the open job returns.
+    end: Option<TransferEnd>,
+    link: Link,
+    readable: bool,
+    writable: bool,
+    /// Outgoing bytes not yet written (from `sent` on), or the receive
+    /// buffer.
+    buf: Vec<u8>,
+    sent: usize,
+    /// Bytes that crossed the data connection.
+    bytes: u64,
+    /// Try `sendfile` before `fill`.
+    sendfile: bool,
+    /// The source has nothing more.
+    source_done: bool,
+}
+
+impl DataTransfer {
+    /// A transfer whose file is being opened.
+    pub(crate) fn new(id: IntentId, endpoint: DataEndpoint) -> DataTransfer {
+        DataTransfer {
+            id,
+            endpoint,
+            end: None,
+            link: Link::Waiting,
+            readable: false,
+            writable: false,
+            buf: Vec::new(),
+            sent: 0,
+            bytes: 0,
+            sendfile: true,
+            source_done: false,
+        }
+    }
+
+    /// The passive listener this transfer uses (and consumes), if any.
+    pub(crate) fn passive_listener(&self) -> Option<IntentId> {
+        match self.endpoint {
+            DataEndpoint::Passive { listener } => Some(listener),
+            DataEndpoint::Active { .. } => None,
+        }
+    }
+
+    /// Whether the file is open and the transfer waits for a passive
+    /// listener's connection.
+    pub(crate) fn wants_passive_stream(&self) -> bool {
+        self.end.is_some()
+            && matches!(self.link, Link::Waiting)
+            && self.passive_listener().is_some()
+    }
+
+    /// Whether the file side is open.
+    pub(crate) fn is_opened(&self) -> bool {
+        self.end.is_some()
+    }
+
+    /// The file side is open. For an active transfer, starts connecting
+    /// (registered under `token`); a connect that fails at once ends the
+    /// transfer with [`TransferError::NoConnection`], returned here.
+    pub(crate) fn opened(
+        &mut self,
+        end: TransferEnd,
+        registry: &Registry,
+        token: Token,
+    ) -> Option<TransferEvent> {
+        self.end = Some(end);
+        let DataEndpoint::Active { addr } = self.endpoint else {
+            return None;
+        };
+        let connected = TcpStream::connect(addr).and_then(|mut stream| {
+            registry.register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)?;
+            Ok(stream)
+        });
+        match connected {
+            Ok(stream) => {
+                self.link = Link::Connecting(stream);
+                self.readable = true;
+                self.writable = true;
+                None
+            }
+            Err(e) => {
+                log::debug!("data connection to {addr}: {e}");
+                Some(TransferEvent::Failed(TransferError::NoConnection))
+            }
+        }
+    }
+
+    /// Takes over a connection accepted by the passive listener.
+    pub(crate) fn attach(
+        &mut self,
+        mut stream: TcpStream,
+        registry: &Registry,
+        token: Token,
+    ) -> io::Result<()> {
+        registry.register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)?;
+        self.link = Link::Open(stream);
+        self.readable = true;
+        self.writable = true;
+        Ok(())
+    }
+
+    /// Notes the readiness of the data socket.
+    pub(crate) fn on_event(&mut self, event: &Event) {
+        if event.is_readable() || event.is_read_closed() || event.is_error() {
+            self.readable = true;
+        }
+        if event.is_writable() || event.is_write_closed() || event.is_error() {
+            self.writable = true;
+        }
+    }
+
+    /// Moves data, using at most `budget` bytes of it.
+    pub(crate) fn step(&mut self, budget: &mut usize) -> Step {
+        match &self.link {
+            Link::Waiting => Step::Idle,
+            Link::Connecting(stream) => {
+                if !self.writable {
+                    return Step::Idle;
+                }
+                match connect_result(stream) {
+                    Ok(true) => {
+                        if let Link::Connecting(stream) =
+                            std::mem::replace(&mut self.link, Link::Waiting)
+                        {
+                            self.link = Link::Open(stream);
+                        }
+                        Step::Connected
+                    }
+                    Ok(false) => {
+                        self.writable = false;
+                        Step::Idle
+                    }
+                    Err(e) => {
+                        log::debug!("data connection: {e}");
+                        Step::End(TransferEvent::Failed(TransferError::NoConnection))
+                    }
+                }
+            }
+            Link::Open(_) => match &self.end {
+                None => Step::Idle,
+                Some(TransferEnd::Send(_)) => self.pump_send(budget),
+                Some(TransferEnd::Receive(_)) => self.pump_receive(budget),
+            },
+        }
+    }
+
+    fn pump_send(&mut self, budget: &mut usize) -> Step {
+        let DataTransfer {
+            end: Some(TransferEnd::Send(source)),
+            link: Link::Open(stream),
+            writable,
+            buf,
+            sent,
+            bytes,
+            sendfile,
+            source_done,
+            ..
+        } = self
+        else {
+            return Step::Idle;
+        };
+        loop {
+            if *budget == 0 {
+                return Step::More;
+            }
+            if *sent < buf.len() {
+                if !*writable {
+                    return Step::Idle;
+                }
+                match (&*stream).write(&buf[*sent..]) {
+                    Ok(0) => return lost(io::ErrorKind::WriteZero.into()),
+                    Ok(n) => {
+                        *sent += n;
+                        *bytes += n as u64;
+                        *budget = budget.saturating_sub(n);
+                        if *sent == buf.len() {
+                            buf.clear();
+                            *sent = 0;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => *writable = false,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return lost(e),
+                }
+                continue;
+            }
+            if *source_done {
+                let _ = stream.shutdown(Shutdown::Write);
+                return Step::End(TransferEvent::Finished { bytes: *bytes });
+            }
+            if *sendfile {
+                if !*writable {
+                    return Step::Idle;
+                }
+                match source.sendfile_to(stream.as_fd(), CHUNK.min(*budget)) {
+                    Ok(Some(0)) => *source_done = true,
+                    Ok(Some(n)) => {
+                        *bytes += n as u64;
+                        *budget = budget.saturating_sub(n);
+                    }
+                    Ok(None) => *sendfile = false,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => *writable = false,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) if is_connection_error(&e) => return lost(e),
+                    Err(e) => return file_failed(&e),
+                }
+                continue;
+            }
+            match source.fill(buf, CHUNK) {
+                Ok(0) => *source_done = true,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return file_failed(&e),
+            }
+        }
+    }
+
+    fn pump_receive(&mut self, budget: &mut usize) -> Step {
+        let DataTransfer {
+            end,
+            link: Link::Open(stream),
+            readable,
+            buf,
+            bytes,
+            ..
+        } = self
+        else {
+            return Step::Idle;
+        };
+        if buf.len() != CHUNK {
+            buf.resize(CHUNK, 0);
+        }
+        loop {
+            if *budget == 0 {
+                return Step::More;
+            }
+            if !*readable {
+                return Step::Idle;
+            }
+            let Some(TransferEnd::Receive(sink)) = end else {
+                return Step::Idle;
+            };
+            match (&*stream).read(&mut buf[..CHUNK.min(*budget)]) {
+                Ok(0) => {
+                    let Some(TransferEnd::Receive(sink)) = end.take() else {
+                        return Step::Idle;
+                    };
+                    return match sink.finish() {
+                        Ok(_) => Step::End(TransferEvent::Finished { bytes: *bytes }),
+                        Err(e) => Step::End(TransferEvent::Failed(TransferError::Fs(e))),
+                    };
+                }
+                Ok(n) => {
+                    *bytes += n as u64;
+                    *budget = budget.saturating_sub(n);
+                    if let Err(e) = sink.write(&buf[..n]) {
+                        return Step::End(TransferEvent::Failed(TransferError::Fs(e)));
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => *readable = false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return lost(e),
+            }
+        }
+    }
+
+    /// Ends the transfer: closes the data connection (unregistered from
+    /// `registry`) and gives up an unfinished upload.
+    pub(crate) fn close(self, registry: &Registry) {
+        match self.link {
+            Link::Open(mut stream) | Link::Connecting(mut stream) => {
+                let _ = registry.deregister(&mut stream);
+            }
+            Link::Waiting => {}
+        }
+        discard_end(self.end);
+    }
+}
+
+/// Gives up the file side of a transfer that will not run.
+pub(crate) fn discard_end(end: Option<TransferEnd>) {
+    if let Some(TransferEnd::Receive(sink)) = end {
+        Sink::abort(sink);
+    }
+    // A source just closes its file when dropped.
+}
+
+/// Whether a non-blocking connect finished: `Ok(true)` connected,
+/// `Ok(false)` still in progress, `Err` failed.
+fn connect_result(stream: &TcpStream) -> io::Result<bool> {
+    if let Some(e) = stream.take_error()? {
+        return Err(e);
+    }
+    match stream.peer_addr() {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether an error from `sendfile` concerns the socket rather than the
+/// file.
+fn is_connection_error(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::BrokenPipe
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::NotConnected
+            | io::ErrorKind::TimedOut
+            | io::ErrorKind::HostUnreachable
+            | io::ErrorKind::NetworkUnreachable
+            | io::ErrorKind::NetworkDown
+    )
+}
+
+fn lost(e: io::Error) -> Step {
+    log::debug!("data connection lost: {e}");
+    Step::End(TransferEvent::Failed(TransferError::ConnectionLost))
+}
+
+fn file_failed(e: &io::Error) -> Step {
+    log::warn!("reading for a transfer: {e}");
+    Step::End(TransferEvent::Failed(TransferError::Fs(fs_error_from_io(
+        e,
+    ))))
+}

@@ -1,0 +1,377 @@
+//! One event loop: a [`mio::Poll`], the control listeners it accepts on,
+//! its connections, their deadlines, and the turn-by-turn schedule.
+//!
+//! A turn: poll (with a zero timeout when connections are on the ready
+//! list, else until the next deadline), handle each event (a listener
+//! accepts, a connection's socket drives that connection, the waker
+//! delivers worker results and shutdown), drive the connections and
+//! listeners that were left on the ready list last turn, then fire expired
+//! timers.
+//!
+//! Shutdown: the listeners are closed at once; sessions get
+//! `shutdown_grace` to finish, then whatever is left is closed and the
+//! loop returns.
+
+use std::collections::VecDeque;
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant as StdInstant};
+
+use ftp_host::daemon::{Shutdown, prepare_control_socket};
+use ftp_host::server::{Server, canonical};
+use mio::event::Event;
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Registry, Waker};
+
+use crate::accept::{ACCEPT_PAUSE, Accepted, Acceptor};
+use crate::conn::Conn;
+use crate::slab::Slab;
+use crate::timers::{ConnKey, Timers};
+use crate::token::{self, Target};
+use crate::workers::{Done, ReturnAddress, Workers};
+
+/// Connections accepted from one listener per turn.
+const ACCEPTS_PER_TURN: usize = 32;
+/// Size of the buffer control input is read into.
+const SCRATCH: usize = 16 * 1024;
+
+/// Something to drive again on the next turn without waiting for an event.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Ready {
+    /// A connection that stopped for lack of budget.
+    Conn(ConnKey),
+    /// A listener that may have more connections waiting.
+    Listener(usize),
+}
+
+/// What a connection's drive needs from its loop.
+#[derive(Debug)]
+pub(crate) struct Ctx {
+    /// The server.
+    pub(crate) server: Arc<Server>,
+    /// Where sockets are (un)registered.
+    pub(crate) registry: Registry,
+    /// The connections' deadlines.
+    pub(crate) timers: Timers,
+    /// What to drive next turn.
+    pub(crate) ready: VecDeque<Ready>,
+    /// The worker pool.
+    pub(crate) workers: Workers,
+    /// Where the pool sends this loop's results.
+    pub(crate) reply: ReturnAddress,
+    /// Buffer for control input.
+    pub(crate) scratch: Vec<u8>,
+}
+
+/// One event loop (one thread).
+#[derive(Debug)]
+pub(crate) struct EventLoop {
+    poll: Poll,
+    cx: Ctx,
+    conns: Slab<Conn>,
+    results: Receiver<Done>,
+    listeners: Vec<Option<TcpListener>>,
+    acceptor: Acceptor,
+    /// Accepting resumes then (after running out of descriptors).
+    paused_until: Option<StdInstant>,
+    shutdown: Option<Shutdown>,
+    /// Shutdown has begun; sessions must be done by then.
+    stop_at: Option<StdInstant>,
+    /// Serve the connections there are, then return (inetd).
+    one_shot: bool,
+    next_serial: u64,
+}
+
+impl EventLoop {
+    /// A loop accepting on `listeners` (already non-blocking) until
+    /// `shutdown` triggers; with no listeners and no shutdown, a loop that
+    /// returns when its last connection ends.
+    pub(crate) fn new(
+        server: Arc<Server>,
+        listeners: Vec<std::net::TcpListener>,
+        workers: Workers,
+        shutdown: Option<Shutdown>,
+    ) -> io::Result<EventLoop> {
+        let poll = Poll::new()?;
+        let registry = poll.registry().try_clone()?;
+        let waker = Arc::new(Waker::new(&registry, token::WAKER)?);
+        let (tx, results) = mpsc::channel();
+        let mut registered = Vec::with_capacity(listeners.len());
+        for (n, listener) in listeners.into_iter().enumerate() {
+            listener.set_nonblocking(true)?;
+            let mut listener = TcpListener::from_std(listener);
+            registry.register(&mut listener, token::listener(n), Interest::READABLE)?;
+            registered.push(Some(listener));
+        }
+        let one_shot = registered.is_empty() && shutdown.is_none();
+        if let Some(shutdown) = &shutdown {
+            let waker = Arc::clone(&waker);
+            shutdown.on_trigger(move || {
+                let _ = waker.wake();
+            });
+        }
+        Ok(EventLoop {
+            poll,
+            cx: Ctx {
+                server,
+                registry,
+                timers: Timers::default(),
+                ready: VecDeque::new(),
+                workers,
+                reply: ReturnAddress::new(tx, waker),
+                scratch: vec![0; SCRATCH],
+            },
+            conns: Slab::default(),
+            results,
+            listeners: registered,
+            acceptor: Acceptor::new(),
+            paused_until: None,
+            shutdown,
+            stop_at: None,
+            one_shot,
+            next_serial: 0,
+        })
+    }
+
+    /// Adds a session on an already-connected control socket (inetd), not
+    /// counted against the connection limits.
+    pub(crate) fn adopt(
+        &mut self,
+        stream: TcpStream,
+        local: SocketAddr,
+        peer: SocketAddr,
+    ) -> io::Result<()> {
+        prepare_control_socket(&stream);
+        self.add_conn(stream, local, canonical(peer), None)
+    }
+
+    /// Runs until shutdown (or, for a one-shot loop, until its last
+    /// connection ends).
+    pub(crate) fn run(mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(256);
+        loop {
+            self.check_shutdown();
+            if self.is_done() {
+                break;
+            }
+            let timeout = self.poll_timeout();
+            match self.poll.poll(&mut events, timeout) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    self.close_all();
+                    return Err(e);
+                }
+            }
+            for event in events.iter() {
+                self.handle(event);
+            }
+            self.run_ready();
+            self.run_timers();
+        }
+        self.close_all();
+        Ok(())
+    }
+
+    fn is_done(&self) -> bool {
+        if self.one_shot {
+            return self.conns.is_empty();
+        }
+        match self.stop_at {
+            None => false,
+            Some(at) => self.conns.is_empty() || StdInstant::now() >= at,
+        }
+    }
+
+    /// Starts shutting down once asked: stop accepting, start the grace
+    /// period.
+    fn check_shutdown(&mut self) {
+        let asked = self.shutdown.as_ref().is_some_and(Shutdown::is_triggered);
+        if !asked || self.stop_at.is_some() {
+            return;
+        }
+        for mut listener in self.listeners.iter_mut().filter_map(Option::take) {
+            let _ = self.cx.registry.deregister(&mut listener);
+        }
+        let grace = self.cx.server.config.shutdown_grace;
+        self.stop_at = Some(StdInstant::now() + grace);
+        if !self.conns.is_empty() {
+            log::info!(
+                "shutting down: {} session(s) get {grace:?} to finish",
+                self.conns.len()
+            );
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Duration> {
+        if !self.cx.ready.is_empty() {
+            return Some(Duration::ZERO);
+        }
+        let next = [self.cx.timers.next(), self.paused_until, self.stop_at]
+            .into_iter()
+            .flatten()
+            .min()?;
+        Some(next.saturating_duration_since(StdInstant::now()))
+    }
+
+    fn handle(&mut self, event: &Event) {
+        match token::target(event.token()) {
+            Target::Waker => self.collect_results(),
+            Target::Listener(n) => self.accept_from(n),
+            Target::Conn(index, role) => {
+                if let Some(conn) = self.conns.get_mut(index) {
+                    conn.on_event(role, event);
+                    conn.drive(&mut self.cx);
+                }
+                self.reap(index);
+            }
+        }
+    }
+
+    /// Hands worker results to their connections.
+    fn collect_results(&mut self) {
+        while let Ok(Done { key, done }) = self.results.try_recv() {
+            match self.conns.get_mut(key.index) {
+                Some(conn) if conn.key == key => {
+                    conn.job_done(&mut self.cx, done);
+                    conn.drive(&mut self.cx);
+                    self.reap(key.index);
+                }
+                // The connection is gone; an upload in `done` aborts on drop.
+                _ => drop(done),
+            }
+        }
+    }
+
+    fn run_ready(&mut self) {
+        let ready = std::mem::take(&mut self.cx.ready);
+        for item in ready {
+            match item {
+                Ready::Conn(key) => match self.conns.get_mut(key.index) {
+                    Some(conn) if conn.key == key => {
+                        conn.unqueue();
+                        conn.drive(&mut self.cx);
+                        self.reap(key.index);
+                    }
+                    _ => {}
+                },
+                Ready::Listener(n) => self.accept_from(n),
+            }
+        }
+    }
+
+    fn run_timers(&mut self) {
+        let now = StdInstant::now();
+        for key in self.cx.timers.expired(now) {
+            if let Some(conn) = self.conns.get_mut(key.index) {
+                if conn.key == key {
+                    conn.on_timer(&mut self.cx);
+                    self.reap(key.index);
+                }
+            }
+        }
+        if self.paused_until.is_some_and(|at| now >= at) {
+            self.paused_until = None;
+            self.acceptor.replenish();
+            for n in 0..self.listeners.len() {
+                self.cx.ready.push_back(Ready::Listener(n));
+            }
+        }
+    }
+
+    /// Drops the connection at `index` if it has closed.
+    fn reap(&mut self, index: usize) {
+        if self.conns.get_mut(index).is_some_and(|c| c.is_closed()) {
+            if let Some(conn) = self.conns.remove(index) {
+                conn.finish(&mut self.cx);
+            }
+        }
+    }
+
+    fn accept_from(&mut self, n: usize) {
+        if self.paused_until.is_some() {
+            return;
+        }
+        for _ in 0..ACCEPTS_PER_TURN {
+            let Some(Some(listener)) = self.listeners.get(n) else {
+                return;
+            };
+            match self.acceptor.accept(listener) {
+                Accepted::Stream(stream, peer) => self.admit(stream, peer),
+                Accepted::Refused => {}
+                Accepted::Empty => return,
+                Accepted::Pause => {
+                    self.paused_until = Some(StdInstant::now() + ACCEPT_PAUSE);
+                    return;
+                }
+            }
+        }
+        // More may be waiting; no new edge will say so.
+        self.cx.ready.push_back(Ready::Listener(n));
+    }
+
+    /// A new control connection: check the limits, then start its session.
+    fn admit(&mut self, stream: TcpStream, peer: SocketAddr) {
+        let peer = canonical(peer);
+        prepare_control_socket(&stream);
+        let slot = match self.cx.server.admit(peer.ip()) {
+            Ok(slot) => slot,
+            Err(limit) => {
+                log::info!("{peer}: refused: {limit}");
+                let _ = (&stream).write(limit.reply().as_bytes());
+                return;
+            }
+        };
+        let local = match stream.local_addr() {
+            Ok(local) => local,
+            Err(e) => {
+                log::debug!("{peer}: {e}");
+                return;
+            }
+        };
+        if let Err(e) = self.add_conn(stream, local, peer, Some(slot)) {
+            log::warn!("{peer}: could not start a session: {e}");
+        }
+    }
+
+    fn add_conn(
+        &mut self,
+        stream: TcpStream,
+        local: SocketAddr,
+        peer: SocketAddr,
+        slot: Option<ftp_host::limits::ConnectionSlot>,
+    ) -> io::Result<()> {
+        let index = self.conns.vacant();
+        if !token::index_fits(index) {
+            return Err(io::Error::other("too many connections for one loop"));
+        }
+        self.next_serial += 1;
+        let key = ConnKey {
+            index,
+            serial: self.next_serial,
+        };
+        let conn = Conn::start(&mut self.cx, key, stream, local, peer, slot)?;
+        let index = self.conns.insert(conn);
+        debug_assert_eq!(index, key.index);
+        if let Some(conn) = self.conns.get_mut(index) {
+            conn.drive(&mut self.cx);
+        }
+        self.reap(index);
+        Ok(())
+    }
+
+    /// Closes every connection and listener.
+    fn close_all(&mut self) {
+        for index in self.conns.indices() {
+            if let Some(mut conn) = self.conns.remove(index) {
+                conn.close_now(&mut self.cx);
+                conn.finish(&mut self.cx);
+            }
+        }
+        for mut listener in self.listeners.iter_mut().filter_map(Option::take) {
+            let _ = self.cx.registry.deregister(&mut listener);
+        }
+    }
+}
