@@ -3,6 +3,7 @@
 //! over loopback.
 
 use std::fs;
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use ftp_host::daemon::Runtime;
@@ -28,6 +29,8 @@ daemon_tests! {
     listings,
     mlst_and_opts_mlst,
     pipelined_commands,
+    pipelined_commands_under_back_pressure,
+    fragmented_commands,
     idle_timeout,
     failed_logins_close_the_session,
 }
@@ -764,6 +767,50 @@ fn pipelined_commands<R: Runtime>() {
     assert_eq!(c.read_reply().lines, ["215 UNIX Type: L8"]);
     assert_eq!(c.read_reply().lines, ["221 Goodbye."]);
     c.expect_closed();
+}
+
+/// Thousands of commands sent without reading replies: the daemon must
+/// stop reading while its replies are not taken, and lose nothing.
+fn pipelined_commands_under_back_pressure<R: Runtime>() {
+    const N: usize = 20_000;
+    let srv = TestServer::start::<R>(&[]);
+    let mut c = srv.login();
+    let mut writer = c.socket().try_clone().expect("clone socket");
+    let sender = std::thread::spawn(move || {
+        let batch = "NOOP\r\nPWD\r\n".repeat(500);
+        for _ in 0..N / 1000 {
+            writer.write_all(batch.as_bytes()).expect("send batch");
+        }
+    });
+    for i in 0..N / 2 {
+        let r = c.read_reply();
+        assert_eq!(r.lines, ["200 NOOP ok."], "reply {}", 2 * i);
+        let r = c.read_reply();
+        assert_eq!(
+            r.lines,
+            ["257 \"/\" is the current directory"],
+            "reply {}",
+            2 * i + 1
+        );
+    }
+    sender.join().expect("sender");
+    c.quit();
+}
+
+/// A command may arrive a byte at a time.
+fn fragmented_commands<R: Runtime>() {
+    let srv = TestServer::start::<R>(&[]);
+    let mut c = srv.client();
+    for b in b"USER anonymous\r\n" {
+        c.send_raw(&[*b]);
+    }
+    assert_eq!(c.read_reply().lines, ["331 Please specify the password."]);
+    c.send_raw(b"PASS x\r");
+    c.send_raw(b"\nNO");
+    assert_eq!(c.read_reply().lines, ["230 Login successful."]);
+    c.send_raw(b"OP\r\n");
+    assert_eq!(c.read_reply().lines, ["200 NOOP ok."]);
+    c.quit();
 }
 
 fn idle_timeout<R: Runtime>() {

@@ -33,6 +33,7 @@ daemon_tests! {
     client_resets_data_connection_during_retr,
     large_directory_listing,
     concurrent_sessions,
+    concurrent_sessions_on_four_threads,
 }
 
 fn list_in_passive_mode<R: Runtime>() {
@@ -650,13 +651,28 @@ fn large_directory_listing<R: Runtime>() {
     assert_eq!(list.split_terminator("\r\n").count(), 3000);
     let mlsd = c.mlsd("");
     assert_eq!(mlsd.split_terminator("\r\n").count(), 3000);
+    // The same over the control connection: a reply far larger than the
+    // socket buffers.
+    let stat = c.expect("STAT /", 213);
+    assert_eq!(stat.inner().len(), 3000, "{}", stat.lines[0]);
+    assert!(stat.inner().iter().all(|l| l.starts_with(" -rw")));
+    c.check("NOOP", "200 NOOP ok.");
     c.quit();
 }
 
 /// 50 sessions log in, then download at the same time.
 fn concurrent_sessions<R: Runtime>() {
-    const N: usize = 50;
-    let mut builder = TestServer::builder();
+    concurrent::<R>(50, &[]);
+}
+
+/// The same with four worker threads (`--threads 4`).
+fn concurrent_sessions_on_four_threads<R: Runtime>() {
+    concurrent::<R>(50, &["--threads", "4"]);
+}
+
+fn concurrent<R: Runtime>(n_sessions: usize, args: &[&str]) {
+    let n = n_sessions;
+    let mut builder = TestServer::builder().args(args);
     for i in 0..10 {
         builder = builder.file(
             &format!("f{i}.bin"),
@@ -664,10 +680,10 @@ fn concurrent_sessions<R: Runtime>() {
         );
     }
     let srv = builder.start::<R>();
-    let barrier = Barrier::new(N);
+    let barrier = Barrier::new(n);
     let addr = srv.addr();
     std::thread::scope(|s| {
-        let handles: Vec<_> = (0..N)
+        let handles: Vec<_> = (0..n)
             .map(|n| {
                 let barrier = &barrier;
                 s.spawn(move || {
