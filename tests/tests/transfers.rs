@@ -30,6 +30,11 @@ daemon_tests! {
     transfer_errors,
     abor_during_large_retr,
     abor_during_stor_keeps_previous_version,
+    abor_before_data_connection,
+    active_connection_refused,
+    upload_data_sent_before_the_150,
+    concurrent_uploads_to_one_name,
+    abandoned_session_frees_its_slot,
     client_resets_data_connection_during_retr,
     large_directory_listing,
     concurrent_sessions,
@@ -546,6 +551,16 @@ fn abor_during_large_retr<R: Runtime>() {
         .start::<R>();
     let mut c = srv.login();
     c.expect("TYPE I", 200);
+    for mode in [DataMode::Pasv, DataMode::Port] {
+        c.mode = mode;
+        abort_one_retr(&mut c, size);
+    }
+    c.check("ABOR", "225 No transfer to ABOR.");
+    assert_eq!(c.retr("small.txt"), b"small");
+    c.quit();
+}
+
+fn abort_one_retr(c: &mut Client, size: usize) {
     let data = c.data();
     let mut t = c.start("RETR big.bin", data).expect("RETR");
     let mut head = vec![0u8; 64 * 1024];
@@ -579,10 +594,140 @@ fn abor_during_large_retr<R: Runtime>() {
             Err(e) => panic!("the data connection stayed open after ABOR: {e}"),
         }
     }
-    assert!(head.len() + rest < size, "the whole file was sent");
-    c.check("ABOR", "225 No transfer to ABOR.");
-    assert_eq!(c.retr("small.txt"), b"small");
+    assert!(
+        head.len() + rest < size,
+        "{:?}: the whole file was sent",
+        c.mode
+    );
+}
+
+/// ABOR while the server still waits for the passive data connection.
+fn abor_before_data_connection<R: Runtime>() {
+    let srv = TestServer::builder().file("f.txt", "data").start::<R>();
+    let mut c = srv.login();
+    let addr = c.pasv();
+    c.send("RETR f.txt");
+    c.send("ABOR");
+    // The 150 may or may not come first (the file may have been opened
+    // before the ABOR was read).
+    let mut r = c.read_reply();
+    if r.code == 150 {
+        r = c.read_reply();
+    }
+    assert_eq!(r.lines, ["426 Connection closed; transfer aborted."]);
+    assert_eq!(c.read_reply().lines, ["226 Abort successful."]);
+    c.check("NOOP", "200 NOOP ok.");
+    // The listener is gone: a late connection gets nothing.
+    if let Ok(mut late) = TcpStream::connect_timeout(&addr, TIMEOUT) {
+        late.set_read_timeout(Some(TIMEOUT)).unwrap();
+        let mut buf = Vec::new();
+        match late.read_to_end(&mut buf) {
+            Ok(_) => assert!(buf.is_empty(), "data after ABOR: {buf:?}"),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            Err(e) => panic!("the aborted passive listener still accepts: {e}"),
+        }
+    }
+    assert_eq!(c.retr("f.txt"), b"data");
     c.quit();
+}
+
+/// PORT to a port nobody listens on: 425 after the 150, and the session
+/// goes on.
+fn active_connection_refused<R: Runtime>() {
+    let srv = TestServer::builder().file("f.txt", "data").start::<R>();
+    let mut c = srv.login();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    c.expect(&format!("EPRT |1|127.0.0.1|{port}|"), 200);
+    c.send("RETR f.txt");
+    let mut r = c.read_reply();
+    if r.code == 150 {
+        r = c.read_reply();
+    }
+    assert_eq!(r.lines, ["425 Failed to establish connection."]);
+    c.check("NOOP", "200 NOOP ok.");
+    assert_eq!(c.retr("f.txt"), b"data");
+    c.quit();
+}
+
+/// A client that writes its upload before the 150 arrives loses nothing.
+fn upload_data_sent_before_the_150<R: Runtime>() {
+    let content = pattern(12, 200_000);
+    let srv = TestServer::start::<R>(&["-w"]);
+    let mut c = srv.login();
+    c.expect("TYPE I", 200);
+    let addr = c.epsv();
+    let mut data = TcpStream::connect_timeout(&addr, TIMEOUT).unwrap();
+    data.set_write_timeout(Some(TIMEOUT)).unwrap();
+    c.send("STOR early.bin");
+    data.write_all(&content).unwrap();
+    drop(data);
+    assert_eq!(c.read_reply().code, 150);
+    assert_eq!(c.read_reply().lines, ["226 Transfer complete."]);
+    assert_bytes(
+        &fs::read(srv.path("early.bin")).unwrap(),
+        &content,
+        "upload sent before the 150",
+    );
+    c.quit();
+}
+
+/// Two sessions upload to the same name at once: the file ends up as one
+/// of the two, complete.
+fn concurrent_uploads_to_one_name<R: Runtime>() {
+    let srv = TestServer::start::<R>(&["-w"]);
+    let a_data = pattern(13, 3 << 20);
+    let b_data = pattern(14, 3 << 20);
+    let mut a = srv.login();
+    let mut b = srv.login();
+    for c in [&mut a, &mut b] {
+        c.expect("TYPE I", 200);
+    }
+    let da = a.data();
+    let mut ta = a.start("STOR same.bin", da).expect("STOR a");
+    let db = b.data();
+    let mut tb = b.start("STOR same.bin", db).expect("STOR b");
+    for chunk in 0..3 {
+        let r = chunk << 20..(chunk + 1) << 20;
+        ta.stream.write_all(&a_data[r.clone()]).unwrap();
+        tb.stream.write_all(&b_data[r]).unwrap();
+    }
+    drop(ta);
+    assert_eq!(a.read_reply().lines, ["226 Transfer complete."]);
+    drop(tb);
+    assert_eq!(b.read_reply().lines, ["226 Transfer complete."]);
+    let now = fs::read(srv.path("same.bin")).unwrap();
+    assert!(
+        now == a_data || now == b_data,
+        "the file is neither upload whole ({} bytes)",
+        now.len()
+    );
+    assert_eq!(tree::names(srv.root()), ["same.bin"]);
+    a.quit();
+    b.quit();
+}
+
+/// A client that vanishes in the middle of a transfer frees its place
+/// (here the only one, `--max-clients 1`).
+fn abandoned_session_frees_its_slot<R: Runtime>() {
+    let srv = TestServer::builder()
+        .args(&["--max-clients", "1"])
+        .file("big.bin", pattern(15, 16 << 20))
+        .start::<R>();
+    let mut c = srv.login();
+    c.expect("TYPE I", 200);
+    let data = c.data();
+    let t = c.start("RETR big.bin", data).expect("RETR");
+    drop(c);
+    drop(t);
+    let mut next = wait_for("the abandoned session's place", TIMEOUT, || {
+        let c = Client::try_connect(srv.addr()).expect("connect");
+        (c.greeting.code == 220).then_some(c)
+    });
+    next.login_anonymous();
+    next.check("SIZE big.bin", &format!("213 {}", 16 << 20));
+    next.quit();
 }
 
 fn abor_during_stor_keeps_previous_version<R: Runtime>() {
