@@ -151,6 +151,12 @@ impl Conn {
         self.queued = false;
     }
 
+    /// Tells the session the server is shutting down, and acts on it.
+    pub(crate) fn shutdown(&mut self, cx: &mut Ctx) {
+        self.session.shutdown(cx.server.clock.now());
+        self.drive(cx);
+    }
+
     /// Does everything that can be done now, within this turn's budgets.
     pub(crate) fn drive(&mut self, cx: &mut Ctx) {
         let mut turn = Turn {
@@ -448,6 +454,9 @@ impl Conn {
         if let Some(event) = ended {
             self.end_transfer(cx, event);
             progress = true;
+        } else if let Some(bytes) = t.progress_due() {
+            let event = Completion::Transfer(TransferEvent::Progress { bytes });
+            self.session.handle_completion(now, t.id, event);
         }
         progress
     }

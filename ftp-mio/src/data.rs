@@ -18,6 +18,7 @@
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr};
 use std::os::fd::AsFd;
+use std::time::{Duration, Instant as StdInstant};
 
 use ftp_host::passive::peer_allowed;
 use ftp_host::server::{Server, TransferEnd};
@@ -157,6 +158,9 @@ pub(crate) enum Step {
 }
 
 /// One running transfer of a session.
+/// How often a running transfer reports progress to the engine.
+const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
+
 #[derive(Debug)]
 pub(crate) struct DataTransfer {
     /// The id of the `Transfer` intent.
@@ -173,6 +177,8 @@ pub(crate) struct DataTransfer {
     sent: usize,
     /// Bytes that crossed the data connection.
     bytes: u64,
+    /// When progress was last reported to the engine, and how far it was.
+    reported: (StdInstant, u64),
     /// Try `sendfile` before `fill`.
     sendfile: bool,
     /// The source has nothing more.
@@ -192,9 +198,21 @@ impl DataTransfer {
             buf: Vec::new(),
             sent: 0,
             bytes: 0,
+            reported: (StdInstant::now(), 0),
             sendfile: true,
             source_done: false,
         }
+    }
+
+    /// The bytes moved so far, when they should be reported to the engine
+    /// (at most once a second, and only when data moved).
+    pub(crate) fn progress_due(&mut self) -> Option<u64> {
+        let (at, bytes) = self.reported;
+        if self.bytes == bytes || at.elapsed() < PROGRESS_INTERVAL {
+            return None;
+        }
+        self.reported = (StdInstant::now(), self.bytes);
+        Some(self.bytes)
     }
 
     /// The passive listener this transfer uses (and consumes), if any.

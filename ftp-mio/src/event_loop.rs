@@ -197,6 +197,13 @@ impl EventLoop {
         }
         let grace = self.cx.server.config.shutdown_grace;
         self.stop_at = Some(StdInstant::now() + grace);
+        // Idle sessions get their 421 now; busy ones after their transfer.
+        for index in self.conns.indices() {
+            if let Some(conn) = self.conns.get_mut(index) {
+                conn.shutdown(&mut self.cx);
+            }
+            self.reap(index);
+        }
         if !self.conns.is_empty() {
             log::info!(
                 "shutting down: {} session(s) get {grace:?} to finish",

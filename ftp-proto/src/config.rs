@@ -28,6 +28,9 @@ pub struct Config {
     pub session_timeout: Option<Duration>,
     /// Time allowed for the data connection to be established.
     pub data_connect_timeout: Duration,
+    /// Time a running transfer may go without progress before it is
+    /// aborted with `426`.
+    pub data_timeout: Option<Duration>,
     /// Accept `PORT`/`EPRT` at all.
     pub allow_active: bool,
     /// Accept `PORT`/`EPRT` to an address other than the client's (FXP). Unsafe.
@@ -61,6 +64,7 @@ impl Default for Config {
             idle_timeout: Some(Duration::from_secs(300)),
             session_timeout: None,
             data_connect_timeout: Duration::from_secs(30),
+            data_timeout: Some(Duration::from_secs(300)),
             allow_active: true,
             allow_foreign_active: false,
             min_active_port: 1024,

@@ -336,6 +336,14 @@ pub enum TransferEvent {
     },
     /// The data connection is established.
     Connected,
+    /// Data is flowing: `bytes` crossed the data connection so far. Report
+    /// it now and then (about once a second is plenty) while a transfer
+    /// runs; a transfer without progress for [`crate::Config::data_timeout`]
+    /// is aborted.
+    Progress {
+        /// Bytes moved so far.
+        bytes: u64,
+    },
     /// All data moved and the data connection is closed.
     Finished {
         /// Bytes that crossed the data connection.

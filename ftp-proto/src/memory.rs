@@ -352,6 +352,16 @@ impl MemoryRuntime {
         }
     }
 
+    /// Reports progress of a held transfer, as a runtime does while data flows.
+    pub fn report_progress(&mut self, bytes: u64) {
+        if let Some((id, _)) = &self.held {
+            let id = *id;
+            let progress = Completion::Transfer(TransferEvent::Progress { bytes });
+            self.session.handle_completion(self.now, id, progress);
+            self.run();
+        }
+    }
+
     /// The runtime loop: drain replies and intents until the session waits.
     pub fn run(&mut self) {
         loop {

@@ -672,3 +672,68 @@ fn session_and_login_timeouts() {
             .ends_with(b"421 Session time limit reached, closing control connection.\r\n")
     );
 }
+
+#[test]
+fn stalled_transfer_is_aborted() {
+    let mut rt = alice();
+    rt.transfer_mode = TransferMode::Hold;
+    rt.command("PASV");
+    assert!(rt.command("RETR pub/readme.txt").starts_with("150 "));
+    rt.advance(Duration::from_secs(299));
+    assert!(
+        rt.received.ends_with(b"bytes).\r\n"),
+        "no reply before the data timeout"
+    );
+    rt.advance(Duration::from_secs(1));
+    assert!(
+        rt.received
+            .ends_with(b"426 Data connection timed out; transfer aborted.\r\n")
+    );
+    assert_eq!(rt.command("NOOP"), "200 NOOP ok.\r\n");
+}
+
+#[test]
+fn progress_keeps_a_transfer_alive() {
+    let mut rt = alice();
+    rt.transfer_mode = TransferMode::Hold;
+    rt.command("PASV");
+    rt.command("RETR pub/readme.txt");
+    let id = rt
+        .intents
+        .iter()
+        .filter(|i| matches!(i, Intent::Transfer(_)))
+        .count();
+    assert_eq!(id, 1);
+    for _ in 0..10 {
+        rt.advance(Duration::from_secs(200));
+        rt.report_progress(1);
+    }
+    assert!(!rt.received.ends_with(b"transfer aborted.\r\n"));
+    rt.finish_transfer();
+    assert!(rt.received.ends_with(b"226 Transfer complete.\r\n"));
+}
+
+#[test]
+fn shutdown_closes_idle_sessions_and_waits_for_transfers() {
+    let mut idle = alice();
+    idle.session.shutdown(idle.now);
+    idle.run();
+    assert!(
+        idle.received
+            .ends_with(b"421 Server shutting down, closing control connection.\r\n")
+    );
+    assert!(idle.closed);
+
+    let mut busy = alice();
+    busy.transfer_mode = TransferMode::Hold;
+    busy.command("PASV");
+    busy.command("RETR pub/readme.txt");
+    busy.session.shutdown(busy.now);
+    busy.run();
+    assert!(!busy.closed, "a running transfer may finish");
+    busy.finish_transfer();
+    assert!(busy.received.ends_with(
+        b"226 Transfer complete.\r\n421 Server shutting down, closing control connection.\r\n"
+    ));
+    assert!(busy.closed);
+}

@@ -131,9 +131,10 @@ pub async fn transfer(id: IntentId, endpoint: Endpoint, end: TransferEnd, tx: Se
         }
         Ok(stream) => {
             let _ = tx.try_send(Msg::Transfer(id, TransferEvent::Connected));
+            let progress = Progress::new(id, tx.clone());
             match end {
-                TransferEnd::Send(source) => send(stream, source).await,
-                TransferEnd::Receive(sink) => receive(stream, sink).await,
+                TransferEnd::Send(source) => send(stream, source, progress).await,
+                TransferEnd::Receive(sink) => receive(stream, sink, progress).await,
             }
         }
     };
@@ -142,7 +143,11 @@ pub async fn transfer(id: IntentId, endpoint: Endpoint, end: TransferEnd, tx: Se
 }
 
 /// Sends `source` (a file or a listing) and closes the connection.
-async fn send(stream: Async<TcpStream>, mut source: Source) -> TransferEvent {
+async fn send(
+    stream: Async<TcpStream>,
+    mut source: Source,
+    mut progress: Progress,
+) -> TransferEvent {
     let mut bytes = 0u64;
     let mut zero_copy = true;
     let mut buf = Vec::with_capacity(FILL_CHUNK);
@@ -157,6 +162,7 @@ async fn send(stream: Async<TcpStream>, mut source: Source) -> TransferEvent {
                 Ok(Some(0)) => break,
                 Ok(Some(n)) => {
                     bytes += n as u64;
+                    progress.report(bytes);
                     continue;
                 }
                 Ok(None) => zero_copy = false,
@@ -185,6 +191,7 @@ async fn send(stream: Async<TcpStream>, mut source: Source) -> TransferEvent {
             return lost(&e);
         }
         bytes += buf.len() as u64;
+        progress.report(bytes);
     }
     // Closing the write side first sends everything queued, then FIN.
     let _ = stream.get_ref().shutdown(Shutdown::Write);
@@ -193,7 +200,7 @@ async fn send(stream: Async<TcpStream>, mut source: Source) -> TransferEvent {
 }
 
 /// Receives into `sink` until the peer closes, then commits the upload.
-async fn receive(stream: Async<TcpStream>, sink: Sink) -> TransferEvent {
+async fn receive(stream: Async<TcpStream>, sink: Sink, mut progress: Progress) -> TransferEvent {
     let mut bytes = 0u64;
     let mut sink = Some(sink);
     let mut buf = vec![0u8; SINK_BUFFER];
@@ -213,6 +220,7 @@ async fn receive(stream: Async<TcpStream>, sink: Sink) -> TransferEvent {
         };
         filled += n;
         bytes += n as u64;
+        progress.report(bytes);
         if n != 0 && filled < buf.len() {
             continue;
         }
@@ -240,6 +248,33 @@ async fn receive(stream: Async<TcpStream>, sink: Sink) -> TransferEvent {
     }
     drop(stream);
     TransferEvent::Finished { bytes }
+}
+
+/// Reports a transfer's progress to its session, at most once a second, so
+/// the engine's stall timeout sees data moving.
+struct Progress {
+    id: IntentId,
+    tx: Sender<Msg>,
+    last: std::time::Instant,
+}
+
+impl Progress {
+    fn new(id: IntentId, tx: Sender<Msg>) -> Self {
+        Progress {
+            id,
+            tx,
+            last: std::time::Instant::now(),
+        }
+    }
+
+    fn report(&mut self, bytes: u64) {
+        if self.last.elapsed() >= std::time::Duration::from_secs(1) {
+            self.last = std::time::Instant::now();
+            let _ = self
+                .tx
+                .try_send(Msg::Transfer(self.id, TransferEvent::Progress { bytes }));
+        }
+    }
 }
 
 /// Counts chunks and yields to the executor every [`YIELD_EVERY`].

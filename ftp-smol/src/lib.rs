@@ -60,7 +60,13 @@ impl Runtime for Smol {
         let accepting: Vec<_> = listeners
             .into_iter()
             .map(|l| {
-                let accept = accept(server.clone(), l, Arc::downgrade(&ex), alive_tx.clone());
+                let accept = accept(
+                    server.clone(),
+                    l,
+                    Arc::downgrade(&ex),
+                    alive_tx.clone(),
+                    stop_rx.clone(),
+                );
                 ex.spawn(accept)
             })
             .collect();
@@ -109,7 +115,7 @@ impl Runtime for Smol {
     fn serve_one(server: Arc<Server>, stream: TcpStream) -> io::Result<()> {
         let socket = Async::new(stream)?;
         let ex = Arc::new(Executor::new());
-        smol::block_on(ex.run(session::run(server, socket, Arc::downgrade(&ex))));
+        smol::block_on(ex.run(session::run(server, socket, Arc::downgrade(&ex), None)));
         Ok(())
     }
 }
@@ -120,15 +126,17 @@ async fn accept(
     listener: Async<TcpListener>,
     ex: Weak<Executor<'static>>,
     alive: smol::channel::Sender<()>,
+    stop: smol::channel::Receiver<()>,
 ) {
     loop {
         match listener.accept().await {
             Ok((socket, _)) => {
                 let Some(executor) = ex.upgrade() else { return };
                 let (server, ex, alive) = (server.clone(), ex.clone(), alive.clone());
+                let stop = Some(stop.clone());
                 executor
                     .spawn(async move {
-                        session::run(server, socket, ex).await;
+                        session::run(server, socket, ex, stop).await;
                         drop(alive);
                     })
                     .detach();

@@ -15,8 +15,10 @@
 //! most one job result per outstanding intent (the engine waits for each)
 //! and three events per transfer.
 //!
-//! Sessions do not react to a shutdown request themselves: the server stops
-//! accepting, gives them the grace period, then drops them.
+//! At shutdown the server closes the `stop` channel: each session tells its
+//! engine ([`Session::shutdown`]), which says `421` and closes at once when
+//! idle or right after a running transfer; whatever is left when the grace
+//! period ends is dropped.
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -56,7 +58,12 @@ pub enum Msg {
 
 /// Serves one accepted control connection until it closes: admission,
 /// socket options, then the session loop.
-pub async fn run(server: Arc<Server>, socket: Async<TcpStream>, ex: Weak<Executor<'static>>) {
+pub async fn run(
+    server: Arc<Server>,
+    socket: Async<TcpStream>,
+    ex: Weak<Executor<'static>>,
+    stop: Option<Receiver<()>>,
+) {
     let addrs = (socket.get_ref().local_addr(), socket.get_ref().peer_addr());
     let (Ok(local), Ok(peer)) = addrs else {
         return; // Gone before we looked.
@@ -86,6 +93,7 @@ pub async fn run(server: Arc<Server>, socket: Async<TcpStream>, ex: Weak<Executo
         passive: HashMap::new(),
         transfer: None,
         input: vec![0; READ_CHUNK].into_boxed_slice(),
+        stop,
         _slot: slot,
     };
     if control.serve().await {
@@ -112,6 +120,8 @@ struct Control {
     /// The running transfer, if any.
     transfer: Option<(IntentId, Phase)>,
     input: Box<[u8]>,
+    /// Closed when the server shuts down; `None` once that was seen.
+    stop: Option<Receiver<()>>,
     _slot: ConnectionSlot,
 }
 
@@ -129,6 +139,7 @@ enum Wake {
     Readable(io::Result<()>),
     Writable(io::Result<()>),
     Deadline,
+    Shutdown,
 }
 
 impl Control {
@@ -173,6 +184,10 @@ impl Control {
                 }
                 Wake::Writable(Ok(())) => {}
                 Wake::Deadline => self.session.handle_timeout(now),
+                Wake::Shutdown => {
+                    self.stop = None;
+                    self.session.shutdown(now);
+                }
             }
         }
     }
@@ -208,7 +223,17 @@ impl Control {
             Timer::after(at.saturating_duration_since(clock.now())).await;
             Wake::Deadline
         };
-        msg.or(readable).or(writable).or(deadline).await
+        let stop = async {
+            match &self.stop {
+                // Nothing is ever sent: `recv` returns once the channel closes.
+                Some(stop) => {
+                    let _ = stop.recv().await;
+                    Wake::Shutdown
+                }
+                None => pending().await,
+            }
+        };
+        msg.or(readable).or(writable).or(deadline).or(stop).await
     }
 
     /// Performs one intent; its completion comes now or through the channel.

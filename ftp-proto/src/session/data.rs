@@ -36,12 +36,15 @@ pub(super) struct TransferState {
     pub(super) id: IntentId,
     /// What it moves, for replies and the transfer log.
     what: What,
-    /// The time allowed for the data connection to come up.
-    pub(super) connect_deadline: Option<Instant>,
+    /// When the transfer times out: first the time allowed for the data
+    /// connection to come up, then the time allowed without progress.
+    pub(super) deadline: Option<Instant>,
+    /// Whether the data connection is up.
+    connected: bool,
     /// Whether `150` was sent.
     ready: bool,
     /// Why it is being aborted, if it is.
-    abort: Option<AbortReason>,
+    pub(super) abort: Option<AbortReason>,
 }
 
 /// What a transfer moves.
@@ -62,6 +65,8 @@ pub(super) enum AbortReason {
     Client,
     /// The data connection did not come up in time.
     ConnectTimeout,
+    /// No data moved for the configured data timeout.
+    Stalled,
 }
 
 /// The kind of upload command.
@@ -207,7 +212,8 @@ impl Session {
         self.state = State::Transfer(TransferState {
             id,
             what,
-            connect_deadline: Some(self.now + self.config.data_connect_timeout),
+            deadline: Some(self.now + self.config.data_connect_timeout),
+            connected: false,
             ready: false,
             abort: None,
         });
@@ -267,6 +273,19 @@ impl Session {
         self.start_transfer(TransferOp::List { path, format }, What::Listing);
     }
 
+    /// The transfer's deadline passed: abort it for the reason that applies.
+    pub(super) fn transfer_timed_out(&mut self) {
+        let State::Transfer(t) = &mut self.state else {
+            return;
+        };
+        let reason = if t.connected {
+            AbortReason::Stalled
+        } else {
+            AbortReason::ConnectTimeout
+        };
+        self.abort_transfer(reason);
+    }
+
     /// Aborts the running transfer; the answer comes with its last event.
     pub(super) fn abort_transfer(&mut self, reason: AbortReason) {
         let State::Transfer(t) = &mut self.state else {
@@ -276,12 +295,14 @@ impl Session {
             return;
         }
         t.abort = Some(reason);
-        t.connect_deadline = None;
+        t.deadline = None;
         let transfer = t.id;
         self.intent(Intent::AbortTransfer { transfer });
     }
 
     pub(super) fn transfer_event(&mut self, mut t: TransferState, completion: Completion) {
+        // Data moving counts as activity for the idle timer.
+        self.last_activity = self.now;
         let event = match completion {
             Completion::Transfer(event) => event,
             _ => TransferEvent::Failed(TransferError::Fs(FsError::Other)),
@@ -294,8 +315,11 @@ impl Session {
                 }
                 self.state = State::Transfer(t);
             }
-            TransferEvent::Connected => {
-                t.connect_deadline = None;
+            TransferEvent::Connected | TransferEvent::Progress { .. } => {
+                t.connected = true;
+                if t.abort.is_none() {
+                    t.deadline = self.config.data_timeout.map(|d| self.now + d);
+                }
                 self.state = State::Transfer(t);
             }
             TransferEvent::Finished { bytes } => {
@@ -338,6 +362,9 @@ impl Session {
             (Some(AbortReason::Client), _) => {
                 self.reply(426, "Connection closed; transfer aborted.");
                 self.reply(226, "Abort successful.");
+            }
+            (Some(AbortReason::Stalled), _) => {
+                self.reply(426, "Data connection timed out; transfer aborted.")
             }
             (Some(AbortReason::ConnectTimeout), _) | (None, TransferError::NoConnection) => {
                 self.reply(425, "Failed to establish connection.")

@@ -53,8 +53,8 @@ pub struct Session {
     started: Instant,
     last_activity: Instant,
     input: LineBuffer,
-    /// Commands read while a transfer ran, to be handled after it.
-    deferred: VecDeque<Result<Command, ParseError>>,
+    /// Lines read while a transfer ran, to be handled after it.
+    deferred: VecDeque<Deferred>,
     transmit: Vec<u8>,
     transmit_start: usize,
     outputs: VecDeque<Output>,
@@ -70,7 +70,18 @@ pub struct Session {
     epsv_all: bool,
     mlst_facts: Facts,
     idle_timeout: Option<Duration>,
+    /// The server is going down: close as soon as no transfer runs.
+    shutting_down: bool,
     closing: bool,
+}
+
+/// A line read while a transfer ran, answered in order after it.
+#[derive(Debug)]
+enum Deferred {
+    /// A command line, parsed.
+    Command(Result<Command, ParseError>),
+    /// A line over the length limit.
+    TooLong,
 }
 
 /// What the session is waiting for before it reads the next command.
@@ -128,6 +139,7 @@ impl Session {
             data: DataChannel::None,
             epsv_all: false,
             mlst_facts: Facts::DEFAULT,
+            shutting_down: false,
             closing: false,
         };
         let greeting = session.config.greeting.clone();
@@ -213,13 +225,24 @@ impl Session {
                 self.state = State::Ready;
                 self.login_delay_over();
             }
-            State::Transfer(t) if t.connect_deadline.is_some_and(|d| now >= d) => {
-                t.connect_deadline = None;
-                self.abort_transfer(data::AbortReason::ConnectTimeout);
+            State::Transfer(t) if t.deadline.is_some_and(|d| now >= d) => {
+                t.deadline = None;
+                self.transfer_timed_out();
             }
             _ => {}
         }
         self.process();
+    }
+
+    /// The server is shutting down: an idle session gets `421` and closes
+    /// now; a session in the middle of a transfer closes (with `421`) as
+    /// soon as the transfer ends.
+    pub fn shutdown(&mut self, now: Instant) {
+        self.now = now;
+        if !self.closing {
+            self.shutting_down = true;
+            self.process();
+        }
     }
 
     /// The next deadline at which [`Session::handle_timeout`] must be called.
@@ -240,7 +263,7 @@ impl Session {
         consider(self.idle_deadline());
         match &self.state {
             State::LoginDelay { until } => consider(Some(*until)),
-            State::Transfer(t) => consider(t.connect_deadline),
+            State::Transfer(t) => consider(t.deadline),
             _ => {}
         }
         next
@@ -317,6 +340,9 @@ impl Session {
     /// Handles buffered commands until the session has to wait.
     fn process(&mut self) {
         while !self.closing && self.transmit().len() < TRANSMIT_HIGH_WATER {
+            if self.shutting_down && !matches!(self.state, State::Transfer(_)) {
+                return self.close_with(421, "Server shutting down, closing control connection.");
+            }
             let in_transfer = match self.state {
                 State::Ready => false,
                 State::Transfer(_) => true,
@@ -329,7 +355,12 @@ impl Session {
                 None
             };
             let parsed = match queued {
-                Some(parsed) => parsed,
+                Some(Deferred::Command(parsed)) => parsed,
+                Some(Deferred::TooLong) => {
+                    self.last_activity = self.now;
+                    self.reply(500, "Command line too long.");
+                    continue;
+                }
                 None => {
                     if in_transfer && self.deferred.len() >= MAX_DEFERRED {
                         return;
@@ -338,7 +369,12 @@ impl Session {
                         None => return,
                         Some(Line::TooLong) => {
                             self.last_activity = self.now;
-                            self.reply(500, "Command line too long.");
+                            if in_transfer {
+                                // Like any other line, answered after the transfer.
+                                self.deferred.push_back(Deferred::TooLong);
+                            } else {
+                                self.reply(500, "Command line too long.");
+                            }
                             continue;
                         }
                         Some(Line::Complete(line)) => {
@@ -357,7 +393,7 @@ impl Session {
                 match parsed {
                     Ok(Command::Abor) => self.abort_transfer(data::AbortReason::Client),
                     Ok(Command::Stat(None)) => self.server_status(),
-                    other => self.deferred.push_back(other),
+                    other => self.deferred.push_back(Deferred::Command(other)),
                 }
                 continue;
             }
@@ -553,9 +589,12 @@ impl Session {
     /// Queues a final reply and closes the session.
     fn close_with(&mut self, code: u16, text: &str) {
         self.reply(code, text);
+        // A transfer already being aborted was asked to stop once.
         if let State::Transfer(t) = &self.state {
-            let transfer = t.id;
-            self.intent(Intent::AbortTransfer { transfer });
+            if t.abort.is_none() {
+                let transfer = t.id;
+                self.intent(Intent::AbortTransfer { transfer });
+            }
         }
         self.drop_data_channel();
         self.closing = true;
@@ -587,11 +626,22 @@ fn allowed_before_login(command: &Command) -> bool {
     )
 }
 
-/// The command line as it may be logged: `PASS` arguments masked, bytes
-/// that are not UTF-8 replaced.
+/// The command line as it may be logged: `PASS` arguments masked (also
+/// when they fail to parse, for example as not UTF-8), bytes that are not
+/// UTF-8 replaced.
 fn log_line(line: &[u8], parsed: &Result<Command, ParseError>) -> String {
-    if matches!(parsed, Ok(Command::Pass(_))) {
+    if matches!(parsed, Ok(Command::Pass(_))) || is_pass_line(line) {
         return String::from("PASS ****");
     }
     String::from_utf8_lossy(line).into_owned()
+}
+
+/// Whether `line` is a `PASS` command, as the parser would see its verb
+/// (leading spaces skipped, case ignored, a space or the end after it).
+fn is_pass_line(line: &[u8]) -> bool {
+    let start = line.iter().position(|&b| b != b' ').unwrap_or(line.len());
+    let line = &line[start..];
+    line.get(..4)
+        .is_some_and(|verb| verb.eq_ignore_ascii_case(b"PASS"))
+        && matches!(line.get(4), None | Some(b' ' | b'\r'))
 }
