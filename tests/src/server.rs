@@ -91,7 +91,18 @@ impl Builder {
 
     /// Parses the arguments as the daemons do, binds the listeners and runs
     /// `R::serve` on a thread.
-    pub fn start<R: Runtime>(self) -> TestServer {
+    pub fn start<R: Runtime>(mut self) -> TestServer {
+        // A last argument that is an absolute path to an existing folder is
+        // the folder to serve (as on the daemons' command line).
+        if self.root.is_none() {
+            if let Some(last) = self.args.last() {
+                let p = Path::new(last);
+                if p.is_absolute() && p.is_dir() {
+                    self.root = Some(p.to_path_buf());
+                    self.args.pop();
+                }
+            }
+        }
         let (tempdir, root) = match &self.root {
             Some(root) => (None, root.clone()),
             None => {
@@ -223,7 +234,8 @@ pub struct TestServer {
 }
 
 impl TestServer {
-    /// A server with `args` on a new temporary folder.
+    /// A server with `args` on a new temporary folder, or on the folder
+    /// the last argument names (an absolute path to an existing folder).
     pub fn start<R: Runtime>(args: &[&str]) -> TestServer {
         Builder::new().args(args).start::<R>()
     }

@@ -24,6 +24,8 @@ daemon_tests! {
     interrupted_upload_keeps_previous_version,
     upload_aborted_when_control_connection_closes,
     shutdown_ends_idle_sessions,
+    shutdown_lets_a_running_transfer_finish,
+    serves_the_folder_the_arguments_name,
 }
 
 fn users_file_login<R: Runtime>() {
@@ -460,4 +462,71 @@ fn wait_for_no_part_files(srv: &TestServer) {
     wait_for("the upload's temporary file to be removed", TIMEOUT, || {
         part_files(srv).is_empty().then_some(())
     });
+}
+
+/// Shutdown during a download: no new sessions, but the running transfer
+/// completes within the grace period, then the session is closed and
+/// `serve` returns without waiting out the whole grace period.
+fn shutdown_lets_a_running_transfer_finish<R: Runtime>() {
+    let size = 16 << 20;
+    let srv = TestServer::builder()
+        .args(&["--shutdown-grace", "20"])
+        .file("big.bin", pattern(34, size))
+        .start::<R>();
+    let addr = srv.addr();
+    let mut c = srv.login();
+    c.expect("TYPE I", 200);
+    let data = c.data();
+    let mut t = c.start("RETR big.bin", data).expect("RETR");
+    let mut got = vec![0u8; 64 * 1024];
+    t.stream.read_exact(&mut got).expect("first bytes");
+    let start = Instant::now();
+    let stopper = std::thread::spawn(move || srv.stop());
+    wait_for("new connections to be turned away", TIMEOUT, || {
+        match std::net::TcpStream::connect_timeout(&addr, TIMEOUT) {
+            Err(_) => Some(()),
+            Ok(s) => match Client::from_stream(s) {
+                Ok(c) if c.greeting.code == 220 => None,
+                _ => Some(()),
+            },
+        }
+    });
+    t.stream.read_to_end(&mut got).expect("rest of the data");
+    drop(t);
+    ftp_tests::assert_bytes(&got, &pattern(34, size), "RETR during shutdown");
+    assert_eq!(c.read_reply().lines, ["226 Transfer complete."]);
+    match c.try_read_reply() {
+        Ok(r) => {
+            assert_eq!(r.code, 421, "{r}");
+            c.expect_closed();
+        }
+        Err(e) => assert!(
+            matches!(
+                e.kind(),
+                std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset
+            ),
+            "{e}"
+        ),
+    }
+    let result = stopper.join().expect("stop");
+    result.unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        start.elapsed() < Duration::from_secs(15),
+        "serve waited {:?} although no session was left",
+        start.elapsed()
+    );
+}
+
+/// `TestServer::start(&[.., DIR])` serves DIR itself, as the daemons do.
+fn serves_the_folder_the_arguments_name<R: Runtime>() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("mine.txt"), "mine").unwrap();
+    let root = fs::canonicalize(dir.path()).unwrap();
+    let srv = TestServer::start::<R>(&["-w", root.to_str().unwrap()]);
+    assert_eq!(srv.root(), root);
+    let mut c = srv.login();
+    assert_eq!(c.retr("mine.txt"), b"mine");
+    c.check("MKD made", "257 \"/made\" created");
+    assert!(root.join("made").is_dir());
+    c.quit();
 }
