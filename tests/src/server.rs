@@ -34,6 +34,7 @@ pub struct Builder {
     args: Vec<String>,
     root: Option<PathBuf>,
     ipv6: bool,
+    extra: Vec<String>,
     users: Vec<User>,
     files: Vec<(String, Vec<u8>)>,
     dirs: Vec<String>,
@@ -60,6 +61,14 @@ impl Builder {
     /// Also listens on `[::1]:0` (see [`TestServer::addr6`]).
     pub fn ipv6(mut self) -> Builder {
         self.ipv6 = true;
+        self
+    }
+
+    /// Also listens on `addr` (for example `[::ffff:127.0.0.1]:0`, an
+    /// IPv6 socket for IPv4-mapped addresses); see
+    /// [`TestServer::extra_addr`].
+    pub fn listen(mut self, addr: &str) -> Builder {
+        self.extra.push(addr.into());
         self
     }
 
@@ -178,6 +187,19 @@ impl Builder {
                 Err(e) => eprintln!("[::1] unavailable: {e}"),
             }
         }
+        let mut extra = Vec::new();
+        for addr in &self.extra {
+            match TcpListener::bind(addr.as_str()) {
+                Ok(l) => {
+                    extra.push(Some(l.local_addr().expect("local address")));
+                    listeners.push(l);
+                }
+                Err(e) => {
+                    eprintln!("{addr} unavailable: {e}");
+                    extra.push(None);
+                }
+            }
+        }
         for l in &listeners {
             l.set_nonblocking(true).expect("non-blocking listener");
         }
@@ -199,6 +221,7 @@ impl Builder {
         TestServer {
             addr,
             addr6,
+            extra,
             root,
             server,
             shutdown,
@@ -224,6 +247,7 @@ enum Done {
 pub struct TestServer {
     addr: SocketAddr,
     addr6: Option<SocketAddr>,
+    extra: Vec<Option<SocketAddr>>,
     root: PathBuf,
     server: Arc<Server>,
     shutdown: Shutdown,
@@ -254,6 +278,12 @@ impl TestServer {
     /// available.
     pub fn addr6(&self) -> Option<SocketAddr> {
         self.addr6
+    }
+
+    /// The address of the `i`-th [`Builder::listen`] listener, if it
+    /// could be bound.
+    pub fn extra_addr(&self, i: usize) -> Option<SocketAddr> {
+        self.extra.get(i).copied().flatten()
     }
 
     /// The served folder (canonical).

@@ -308,6 +308,10 @@ fn mkd_and_rmd_change_the_disk<R: Runtime>() {
     c.check("XRMD a\"b", "250 Remove directory operation successful.");
     assert!(!srv.path("a\"b").exists());
     c.check("MKD /", "550 Create directory operation failed.");
+    c.check(
+        &format!("MKD {}", "a".repeat(300)),
+        "550 Create directory operation failed.",
+    );
     c.quit();
 }
 

@@ -2,23 +2,47 @@
 //! and address, transfer log, session time limit.
 
 use std::fs;
+use std::io::Read;
+use std::net::TcpListener;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use ftp_host::daemon::Runtime;
 use ftp_tests::client::parse_227;
 use ftp_tests::data::pattern;
-use ftp_tests::{DataMode, TIMEOUT, TestServer, daemon_tests, wait_for};
+use ftp_tests::{Data, DataMode, TIMEOUT, TestServer, daemon_tests, wait_for};
 
 daemon_tests! {
     pasv_port_range,
+    pasv_ports_exhausted,
     pasv_address_is_announced,
     xferlog_records_transfers,
     session_time_limit,
 }
 
+/// Tests that use fixed port ranges run one at a time (both daemons' tests
+/// are in this binary).
+static PORT_RANGES: Mutex<()> = Mutex::new(());
+
+/// `n` consecutive ports on 127.0.0.1 that are free right now.
+fn free_ports(n: u16) -> (u16, u16) {
+    for base in (47_000u16..60_000).step_by(101) {
+        let held: Vec<TcpListener> = (base..base + n)
+            .map_while(|p| TcpListener::bind(("127.0.0.1", p)).ok())
+            .collect();
+        if held.len() == usize::from(n) {
+            return (base, base + n - 1);
+        }
+    }
+    panic!("no {n} free consecutive ports");
+}
+
 fn pasv_port_range<R: Runtime>() {
+    let _one_at_a_time = PORT_RANGES.lock().unwrap_or_else(|e| e.into_inner());
+    let (lo, hi) = free_ports(40);
+    let range = format!("{lo}-{hi}");
     let srv = TestServer::builder()
-        .args(&["--pasv-ports", "47100-47139"])
+        .args(&["--pasv-ports", &range])
         .file("f.bin", pattern(60, 10_000))
         .start::<R>();
     let mut c = srv.login();
@@ -30,7 +54,7 @@ fn pasv_port_range<R: Runtime>() {
                 _ => c.epsv(),
             };
             assert!(
-                (47100..=47139).contains(&addr.port()),
+                (lo..=hi).contains(&addr.port()),
                 "{mode:?} port {} outside --pasv-ports",
                 addr.port()
             );
@@ -39,6 +63,50 @@ fn pasv_port_range<R: Runtime>() {
         ftp_tests::assert_bytes(&c.retr("f.bin"), &pattern(60, 10_000), "RETR");
     }
     c.quit();
+}
+
+/// With every passive port in use, PASV and EPSV answer 425; a port
+/// frees up when its transfer is done.
+fn pasv_ports_exhausted<R: Runtime>() {
+    let _one_at_a_time = PORT_RANGES.lock().unwrap_or_else(|e| e.into_inner());
+    let (lo, hi) = free_ports(2);
+    let range = format!("{lo}-{hi}");
+    let srv = TestServer::builder()
+        .args(&["--pasv-ports", &range])
+        .file("f.txt", "data")
+        .start::<R>();
+    let mut a = srv.login();
+    let mut b = srv.login();
+    let mut c = srv.login();
+    let held_a = a.pasv();
+    let held_b = b.epsv();
+    assert_ne!(held_a.port(), held_b.port());
+    c.check("PASV", "425 No passive port available, try again later.");
+    c.check("EPSV", "425 No passive port available, try again later.");
+    let t = a
+        .start("RETR f.txt", Data::Passive(held_a))
+        .expect("RETR on the held channel");
+    let mut got = Vec::new();
+    { t.stream }.read_to_end(&mut got).unwrap();
+    assert_eq!(got, b"data");
+    assert_eq!(a.read_reply().lines, ["226 Transfer complete."]);
+    let again = wait_for("a passive port to free up", TIMEOUT, || {
+        let r = c.cmd("PASV");
+        match r.code {
+            227 => Some(parse_227(&r).expect("227")),
+            425 => None,
+            _ => panic!("PASV: {r}"),
+        }
+    });
+    assert_eq!(again.port(), held_a.port());
+    let t = c.start("RETR f.txt", Data::Passive(again)).expect("RETR");
+    let mut got = Vec::new();
+    { t.stream }.read_to_end(&mut got).unwrap();
+    assert_eq!(got, b"data");
+    assert_eq!(c.read_reply().lines, ["226 Transfer complete."]);
+    for client in [a, b, c] {
+        client.quit();
+    }
 }
 
 /// `--pasv-address` goes into 227 replies (nothing connects to it here:

@@ -21,6 +21,7 @@ daemon_tests! {
     passive_connection_after_the_command,
     many_transfers_in_one_session,
     ipv6_epsv_and_eprt,
+    ipv4_mapped_listener,
     retr_resume,
     stor_resume,
     appe_appends_or_creates,
@@ -298,6 +299,44 @@ fn ipv6_epsv_and_eprt<R: Runtime>() {
     c.quit();
 }
 
+/// An IPv6 socket bound to an IPv4-mapped address sees IPv4 clients as
+/// `::ffff:127.0.0.1`: they must be served as IPv4 clients (227 replies,
+/// PORT to their own address, passive connections from them accepted).
+fn ipv4_mapped_listener<R: Runtime>() {
+    let content = pattern(16, 50_000);
+    let srv = TestServer::builder()
+        .args(&["-w"])
+        .listen("[::ffff:127.0.0.1]:0")
+        .file("f.bin", &content)
+        .start::<R>();
+    let Some(mapped) = srv.extra_addr(0) else {
+        ftp_tests::skip("ipv4_mapped_listener", "cannot bind [::ffff:127.0.0.1]");
+        return;
+    };
+    let v4 = std::net::SocketAddr::from(([127, 0, 0, 1], mapped.port()));
+    let mut c = srv.client_at(v4);
+    c.login_anonymous();
+    c.expect("TYPE I", 200);
+    let stat = c.expect("STAT", 211);
+    assert!(
+        stat.inner().iter().any(|l| l == " Connected to 127.0.0.1"),
+        "{stat}"
+    );
+    for mode in [
+        DataMode::Pasv,
+        DataMode::Epsv,
+        DataMode::Port,
+        DataMode::Eprt,
+    ] {
+        c.mode = mode;
+        assert_bytes(&c.retr("f.bin"), &content, &format!("{mode:?}"));
+    }
+    c.check("EPSV 2", "522 Network protocol not supported, use (1).");
+    c.stor("up.bin", b"mapped");
+    assert_eq!(fs::read(srv.path("up.bin")).unwrap(), b"mapped");
+    c.quit();
+}
+
 fn retr_resume<R: Runtime>() {
     let content = pattern(5, 100_000);
     let srv = TestServer::builder().file("f.bin", &content).start::<R>();
@@ -461,6 +500,9 @@ fn type_ascii_converts_both_ways<R: Runtime>() {
     );
     c.stor("small.txt", b"a\r\nb\r\n");
     assert_eq!(fs::read(srv.path("small.txt")).unwrap(), b"a\nb\n");
+    // A CRLF already in the file is sent as it is, not doubled.
+    fs::write(srv.path("mixed.txt"), "a\r\nb\n").unwrap();
+    assert_eq!(c.retr("mixed.txt"), b"a\r\nb\r\n");
     // TYPE I leaves both alone.
     c.check("TYPE I", "200 Switching to Binary mode.");
     assert_bytes(&c.retr("unix.txt"), unix.as_bytes(), "RETR unix.txt");
@@ -523,6 +565,7 @@ fn transfer_errors<R: Runtime>() {
             "553 Could not create file: No such file or directory.",
         ),
         ("STOR /", "553 Could not create file."),
+        ("STOR dir", "553 Could not create file: Is a directory."),
         (
             "LIST nope",
             "550 Failed to open file: No such file or directory.",
@@ -537,6 +580,7 @@ fn transfer_errors<R: Runtime>() {
         c.check("NOOP", "200 NOOP ok.");
     }
     assert!(!srv.path("nowhere").exists());
+    assert_eq!(fs::read(srv.path("dir/f.txt")).unwrap(), b"x");
     c.quit();
 }
 
