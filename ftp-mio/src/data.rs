@@ -23,7 +23,7 @@ use std::time::{Duration, Instant as StdInstant};
 use ftp_host::passive::peer_allowed;
 use ftp_host::server::{Server, TransferEnd};
 use ftp_host::storage::fs_error_from_io;
-use ftp_host::transfer::Sink;
+use ftp_host::transfer::{Sink, is_connection_error};
 use ftp_proto::{DataEndpoint, IntentId, TransferError, TransferEvent};
 use mio::event::Event;
 use mio::net::{TcpListener, TcpStream};
@@ -478,22 +478,6 @@ fn connect_result(stream: &TcpStream) -> io::Result<bool> {
         Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
         Err(e) => Err(e),
     }
-}
-
-/// Whether an error from `sendfile` concerns the socket rather than the
-/// file.
-fn is_connection_error(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::BrokenPipe
-            | io::ErrorKind::ConnectionReset
-            | io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::NotConnected
-            | io::ErrorKind::TimedOut
-            | io::ErrorKind::HostUnreachable
-            | io::ErrorKind::NetworkUnreachable
-            | io::ErrorKind::NetworkDown
-    )
 }
 
 fn lost(e: io::Error) -> Step {

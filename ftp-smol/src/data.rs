@@ -41,7 +41,7 @@ use std::os::fd::AsFd;
 use ftp_host::passive::peer_allowed;
 use ftp_host::server::TransferEnd;
 use ftp_host::storage::fs_error_from_io;
-use ftp_host::transfer::{SINK_BUFFER, Sink, Source};
+use ftp_host::transfer::{SINK_BUFFER, Sink, Source, is_connection_error};
 use ftp_proto::{IntentId, TransferError, TransferEvent};
 use smol::channel::Sender;
 use smol::io::{AsyncReadExt, AsyncWriteExt};
@@ -166,7 +166,7 @@ async fn send(
                     continue;
                 }
                 Ok(None) => zero_copy = false,
-                Err(e) if is_socket_error(&e) => return lost(&e),
+                Err(e) if is_connection_error(&e) => return lost(&e),
                 Err(e) => return TransferEvent::Failed(TransferError::Fs(fs_error_from_io(&e))),
             }
         }
@@ -294,18 +294,4 @@ impl Fairness {
 fn lost(e: &io::Error) -> TransferEvent {
     log::debug!("data connection lost: {e}");
     TransferEvent::Failed(TransferError::ConnectionLost)
-}
-
-/// Whether an error of `sendfile` came from the socket rather than the file.
-fn is_socket_error(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::BrokenPipe
-            | io::ErrorKind::ConnectionReset
-            | io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::NotConnected
-            | io::ErrorKind::TimedOut
-            | io::ErrorKind::HostUnreachable
-            | io::ErrorKind::NetworkUnreachable
-    )
 }
