@@ -14,6 +14,14 @@ pub struct Config {
     pub no_login: bool,
     /// Allow `anonymous` / `ftp` with any password.
     pub anonymous: bool,
+    /// Let the runtime confirm anonymous logins: with this set, an allowed
+    /// anonymous `PASS` sends [`crate::Intent::Authenticate`] with the user
+    /// `anonymous` (whatever anonymous name the client gave) instead of
+    /// logging in at once, so the host can take the identity anonymous
+    /// sessions act with before any file is touched. A granted answer logs
+    /// in anonymously (writing only if `anonymous_write`); a refusal is an
+    /// ordinary failed login. Off by default.
+    pub authenticate_anonymous: bool,
     /// Whether anonymous and no-login sessions may write (`-w`).
     pub anonymous_write: bool,
     /// Delay before answering a failed login; doubles with every further failure.
@@ -57,6 +65,7 @@ impl Default for Config {
             greeting: String::from("Service ready."),
             no_login: false,
             anonymous: false,
+            authenticate_anonymous: false,
             anonymous_write: false,
             login_fail_delay: Duration::from_secs(1),
             max_login_attempts: 3,

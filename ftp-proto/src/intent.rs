@@ -24,6 +24,11 @@ pub struct IntentId(pub u64);
 pub enum Intent {
     /// Check a user's password (slow: do it off the event loop).
     /// Answer: [`Completion::Auth`].
+    ///
+    /// With [`crate::Config::authenticate_anonymous`], also sent for an
+    /// allowed anonymous login, with `user` exactly `anonymous` and the
+    /// password as given (by custom an e-mail address): the runtime
+    /// confirms it (after taking the anonymous identity, say) or refuses.
     Authenticate {
         /// The name from `USER`.
         user: String,

@@ -79,19 +79,28 @@ impl Session {
             }
         };
         if is_anonymous_name(&user) {
-            if self.config.anonymous {
+            if !self.config.anonymous {
+                self.login = Login::AwaitPass { user, failures };
+                return self.auth_completed_failure(AuthError::Denied);
+            }
+            if !self.config.authenticate_anonymous {
                 return self.logged_in(
                     String::from("anonymous"),
                     self.config.anonymous_write,
                     true,
                 );
             }
-            self.login = Login::AwaitPass { user, failures };
-            return self.auth_completed_failure(AuthError::Denied);
         }
         self.login = Login::AwaitPass {
             user: user.clone(),
             failures,
+        };
+        // Only reached for an anonymous name when the runtime confirms
+        // anonymous logins (`authenticate_anonymous`); it sees one name.
+        let user = if is_anonymous_name(&user) {
+            String::from("anonymous")
+        } else {
+            user
         };
         let id = self.intent(Intent::Authenticate {
             user: user.clone(),
@@ -102,6 +111,11 @@ impl Session {
 
     pub(super) fn auth_completed(&mut self, user: String, completion: Completion) {
         match completion {
+            // An anonymous name gets here only from a confirmed anonymous
+            // login: the engine's policy decides what it may write.
+            Completion::Auth(Ok(_)) if is_anonymous_name(&user) => {
+                self.logged_in(user, self.config.anonymous_write, true)
+            }
             Completion::Auth(Ok(grant)) => self.logged_in(user, grant.write, false),
             Completion::Auth(Err(e)) => self.auth_completed_failure(e),
             _ => self.auth_completed_failure(AuthError::Unavailable),
