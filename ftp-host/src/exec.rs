@@ -35,7 +35,8 @@ pub fn execute(storage: &dyn Storage, intent: &Intent) -> Option<Completion> {
         | Intent::ClosePassive { .. }
         | Intent::Transfer(_)
         | Intent::AbortTransfer { .. }
-        | Intent::UpgradeTls => return None,
+        | Intent::UpgradeTls
+        | Intent::ClearTls => return None,
     };
     Some(completion)
 }
@@ -194,6 +195,7 @@ mod tests {
                     },
                 },
                 ascii: false,
+                tls: false,
             }),
             Intent::Transfer(Transfer {
                 data: DataEndpoint::Passive {
@@ -204,11 +206,13 @@ mod tests {
                     mode: StoreMode::Replace,
                 },
                 ascii: false,
+                tls: false,
             }),
             Intent::AbortTransfer {
                 transfer: IntentId(2),
             },
             Intent::UpgradeTls,
+            Intent::ClearTls,
         ];
         for intent in others {
             assert_eq!(execute(&fs, &intent), None, "{intent:?}");

@@ -290,7 +290,8 @@ impl SessionHost {
             Intent::OpenPassive { .. }
             | Intent::ClosePassive { .. }
             | Intent::AbortTransfer { .. }
-            | Intent::UpgradeTls => return None,
+            | Intent::UpgradeTls
+            | Intent::ClearTls => return None,
         };
         Some(Job { id, kind })
     }

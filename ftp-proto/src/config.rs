@@ -57,6 +57,8 @@ pub struct Config {
     pub umask: u32,
     /// Produce [`crate::Event`]s for logging.
     pub log_events: bool,
+    /// FTPS (RFC 4217): whether TLS is offered and what must use it.
+    pub tls: TlsPolicy,
 }
 
 impl Default for Config {
@@ -83,6 +85,30 @@ impl Default for Config {
             max_idle: Duration::from_secs(7200),
             umask: 0o022,
             log_events: false,
+            tls: TlsPolicy::default(),
         }
     }
+}
+
+/// FTPS policy (RFC 4217). The engine decides when TLS starts and what
+/// must be protected; the runtime only performs the handshakes it is asked
+/// for ([`crate::Intent::UpgradeTls`], [`crate::Transfer::tls`]).
+///
+/// The requirements apply to non-anonymous logins, as vsftpd's
+/// `force_local_logins_ssl` and `force_local_data_ssl` do: anonymous
+/// sessions have no secret to protect.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TlsPolicy {
+    /// The runtime can do TLS: `AUTH TLS` is accepted and FEAT lists
+    /// `AUTH TLS`, `PBSZ` and `PROT`. Off: `AUTH` is answered `502`.
+    pub available: bool,
+    /// `USER` with a non-anonymous name is refused (`530`) until the
+    /// control connection is protected.
+    pub control_required: bool,
+    /// Transfers of non-anonymous sessions are refused (`521`) unless the
+    /// data connection is protected (`PROT P`).
+    pub data_required: bool,
+    /// Accept `CCC` (back to a clear control connection after login);
+    /// refused with `534` otherwise.
+    pub allow_ccc: bool,
 }

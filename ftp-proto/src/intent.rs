@@ -109,10 +109,19 @@ pub enum Intent {
         /// The id of the [`Intent::Transfer`].
         transfer: IntentId,
     },
-    /// After the reply bytes queued so far are written, start a TLS
-    /// handshake on the control connection (the `AUTH TLS` hook).
-    /// Answer: [`Completion::Done`].
+    /// After the reply bytes queued so far are written (the `234` last),
+    /// start a TLS handshake on the control connection (the `AUTH TLS`
+    /// hook; input read after the `234` belongs to the handshake, not to
+    /// the session). Answer: [`Completion::Done`] with `Ok` once the
+    /// connection has switched to TLS (the handshake may still be under
+    /// way: the runtime simply reads and writes through TLS from then on);
+    /// `Err` closes the session.
     UpgradeTls,
+    /// After the reply bytes queued so far are written (the `200` to `CCC`
+    /// last), end TLS on the control connection: send `close_notify`, read
+    /// until the client's, and go on in clear. Answer: [`Completion::Done`]
+    /// like [`Intent::UpgradeTls`].
+    ClearTls,
 }
 
 impl fmt::Debug for Intent {
@@ -162,6 +171,7 @@ impl fmt::Debug for Intent {
                 .field("transfer", transfer)
                 .finish(),
             Intent::UpgradeTls => f.write_str("UpgradeTls"),
+            Intent::ClearTls => f.write_str("ClearTls"),
         }
     }
 }
@@ -184,7 +194,10 @@ impl Intent {
     /// Whether this intent reads or writes the file tree or a data
     /// connection (and so needs a logged-in session).
     pub fn needs_login(&self) -> bool {
-        !matches!(self, Intent::Authenticate { .. } | Intent::UpgradeTls)
+        !matches!(
+            self,
+            Intent::Authenticate { .. } | Intent::UpgradeTls | Intent::ClearTls
+        )
     }
 }
 
@@ -198,6 +211,10 @@ pub struct Transfer {
     pub op: TransferOp,
     /// ASCII mode: convert line ends with [`crate::ascii`] on the data path.
     pub ascii: bool,
+    /// `PROT P`: the data connection is TLS (the server side of the
+    /// handshake, resuming the control connection's session), set up before
+    /// [`TransferEvent::Connected`] is reported.
+    pub tls: bool,
 }
 
 /// Where the data connection of a transfer comes from.

@@ -432,7 +432,9 @@ impl MemoryRuntime {
                 }
                 return;
             }
-            Intent::ClosePassive { .. } | Intent::UpgradeTls => return,
+            // The in-memory connection "switches" at once.
+            Intent::UpgradeTls | Intent::ClearTls => Completion::Done(Ok(())),
+            Intent::ClosePassive { .. } => return,
             _ => return,
         };
         self.session.handle_completion(self.now, id, done);

@@ -204,11 +204,21 @@ impl Session {
     }
 
     fn start_transfer(&mut self, op: TransferOp, what: What) {
+        if self.transfer_needs_tls() {
+            // The data channel stays prepared: PROT P and a retry may follow.
+            return self.reply(521, "Data connections must be encrypted.");
+        }
         let Some(data) = self.take_endpoint() else {
             return;
         };
         let ascii = self.transfer_type == TransferType::Ascii;
-        let id = self.intent(Intent::Transfer(Transfer { data, op, ascii }));
+        let tls = self.protection.data;
+        let id = self.intent(Intent::Transfer(Transfer {
+            data,
+            op,
+            ascii,
+            tls,
+        }));
         self.state = State::Transfer(TransferState {
             id,
             what,

@@ -24,7 +24,8 @@ impl Session {
     pub(super) fn features(&mut self) {
         let mut mlst = String::new();
         self.mlst_facts.write_feat_line(&mut mlst);
-        let lines = vec![
+        let tls = self.config.tls.available;
+        let mut lines = vec![
             String::from("CLNT"),
             String::from("EPRT"),
             String::from("EPSV"),
@@ -38,6 +39,12 @@ impl Session {
             String::from("TVFS"),
             String::from("UTF8"),
         ];
+        if tls {
+            lines.push(String::from("AUTH TLS"));
+            lines.push(String::from("PBSZ"));
+            lines.push(String::from("PROT"));
+            lines.sort_unstable();
+        }
         self.reply_multi(Reply::multi(211, "Features:", lines, "End"));
     }
 

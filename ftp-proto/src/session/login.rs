@@ -58,6 +58,9 @@ impl Session {
             Login::LoggedIn { .. } => return self.reply(530, "Can't change to another user."),
             _ => {}
         }
+        if self.login_needs_tls(is_anonymous_name(&name)) {
+            return self.reply(530, "Non-anonymous sessions must use encryption.");
+        }
         let failures = self.login.failures();
         self.login = Login::AwaitPass {
             user: name,

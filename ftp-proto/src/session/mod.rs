@@ -5,12 +5,13 @@
 //! intents, deadlines). It never blocks and never performs I/O. Each
 //! concern has its own module: [`login`](self) for USER/PASS, `data` for
 //! data channels and transfers, `files` for file commands, `info` for
-//! informational replies.
+//! informational replies, `tls` for FTPS (AUTH, PBSZ, PROT, CCC).
 
 mod data;
 mod files;
 mod info;
 mod login;
+mod tls;
 
 use alloc::collections::VecDeque;
 use alloc::string::String;
@@ -33,6 +34,7 @@ use crate::time::Instant;
 use data::{DataChannel, TransferState};
 use files::FsOp;
 use login::Login;
+use tls::Protection;
 
 /// Reply bytes held before the session stops taking new commands.
 const TRANSMIT_HIGH_WATER: usize = 64 * 1024;
@@ -67,6 +69,8 @@ pub struct Session {
     rest: Option<u64>,
     rename_from: Option<VirtualPath>,
     data: DataChannel,
+    /// What TLS protects: the control connection, data connections.
+    protection: Protection,
     epsv_all: bool,
     mlst_facts: Facts,
     idle_timeout: Option<Duration>,
@@ -99,6 +103,9 @@ enum State {
     Fs { id: IntentId, op: FsOp },
     /// A transfer runs; only ABOR and STAT are handled meanwhile.
     Transfer(TransferState),
+    /// Waiting for the runtime to switch the control connection to TLS
+    /// (`protect`, after `AUTH`) or back to clear (after `CCC`).
+    SwitchingTls { id: IntentId, protect: bool },
 }
 
 impl Session {
@@ -137,6 +144,7 @@ impl Session {
             rest: None,
             rename_from: None,
             data: DataChannel::None,
+            protection: Protection::default(),
             epsv_all: false,
             mlst_facts: Facts::DEFAULT,
             shutting_down: false,
@@ -185,6 +193,9 @@ impl Session {
             }
             State::Fs { id: want, op } if want == id => self.fs_completed(op, completion),
             State::Transfer(t) if t.id == id => self.transfer_event(t, completion),
+            State::SwitchingTls { id: want, protect } if want == id => {
+                self.tls_switched(protect, completion)
+            }
             other => {
                 self.state = other;
                 return;
@@ -511,11 +522,10 @@ impl Session {
                 }
             }
             Command::Clnt(_) => self.reply(200, "Noted."),
-            Command::Auth(_) => self.reply(502, "TLS is not available on this server."),
-            Command::Pbsz(_) | Command::Prot(_) => {
-                self.reply(503, "Security data exchange not completed (no AUTH).")
-            }
-            Command::Ccc => self.reply(533, "Command channel is not protected."),
+            Command::Auth(mechanism) => self.auth_command(&mechanism),
+            Command::Pbsz(size) => self.pbsz_command(&size),
+            Command::Prot(level) => self.prot_command(&level),
+            Command::Ccc => self.ccc_command(),
             Command::Smnt(_) => self.reply(502, "SMNT not implemented."),
         }
     }
