@@ -36,6 +36,10 @@ pub const TOO_MANY_USERS: &str = "Too many users, try again later.";
 /// The default `421` text for an address over its limit.
 pub const TOO_MANY_FROM_ADDRESS: &str = "Too many connections from your address.";
 
+/// The `421` text for a client turned away because the process is out of
+/// file descriptors (the daemons keep one spare descriptor to say it).
+pub const OUT_OF_DESCRIPTORS: &str = "Too many open files, try again later.";
+
 /// Counts running sessions and refuses new ones over the limits. Shared
 /// between threads behind an [`Arc`]; each admitted connection holds a
 /// [`ConnectionSlot`] until it ends.

@@ -12,15 +12,12 @@ use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use ftp_host::limits::OUT_OF_DESCRIPTORS;
 use mio::net::{TcpListener, TcpStream};
 use rustix::io::Errno;
 
 /// How long accepting pauses after an error it cannot work around.
 pub(crate) const ACCEPT_PAUSE: Duration = Duration::from_millis(200);
-
-/// The text of the reply to a connection accepted while out of
-/// descriptors.
-const OUT_OF_FILES: &str = "Too many open files, try again later.";
 
 /// What one [`Acceptor::accept`] got.
 #[derive(Debug)]
@@ -88,7 +85,7 @@ impl Acceptor {
             Ok((stream, peer)) => {
                 log::warn!("{peer}: refused: out of file descriptors");
                 let mut reply = Vec::new();
-                ftp_proto::reply::write_line(&mut reply, 421, b' ', OUT_OF_FILES);
+                ftp_proto::reply::write_line(&mut reply, 421, b' ', OUT_OF_DESCRIPTORS);
                 // Best effort: a fresh socket's buffer takes one line.
                 let _ = (&stream).write(&reply);
                 Accepted::Refused

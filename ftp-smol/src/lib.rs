@@ -19,13 +19,15 @@
 mod data;
 mod session;
 
-use std::io;
+use std::fs::File;
+use std::io::{self, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Weak};
 use std::thread;
 use std::time::Duration;
 
 use ftp_host::daemon::{Runtime, Shutdown};
+use ftp_host::limits::OUT_OF_DESCRIPTORS;
 use ftp_host::server::Server;
 use smol::future::FutureExt;
 use smol::{Async, Executor, Timer};
@@ -121,6 +123,12 @@ impl Runtime for Smol {
 }
 
 /// Accepts connections on `listener` and spawns a session task for each.
+///
+/// The task keeps one spare descriptor (an open `/dev/null`). When
+/// `accept` fails because the process is out of descriptors, the spare is
+/// closed, one waiting client is accepted and told `421`, and the spare is
+/// reopened, so clients are turned away instead of waiting unanswered in
+/// the backlog (sessions already running go on).
 async fn accept(
     server: Arc<Server>,
     listener: Async<TcpListener>,
@@ -128,7 +136,11 @@ async fn accept(
     alive: smol::channel::Sender<()>,
     stop: smol::channel::Receiver<()>,
 ) {
+    let mut spare = open_spare();
     loop {
+        if spare.is_none() {
+            spare = open_spare();
+        }
         match listener.accept().await {
             Ok((socket, _)) => {
                 let Some(executor) = ex.upgrade() else { return };
@@ -142,10 +154,54 @@ async fn accept(
                     .detach();
             }
             Err(e) if data::is_transient(&e) => {}
+            Err(e) if out_of_descriptors(&e) && spare.is_some() => {
+                drop(spare.take());
+                let refused = shed(listener.get_ref());
+                spare = open_spare();
+                if spare.is_none() {
+                    Timer::after(ACCEPT_BACKOFF).await;
+                } else if refused {
+                    smol::future::yield_now().await;
+                } else {
+                    // `accept` fails with EMFILE before it looks at the
+                    // queue: nobody was waiting. Wait for somebody, rather
+                    // than spin (and starve the sessions on this thread).
+                    let _ = listener.readable().await;
+                }
+            }
             Err(e) => {
                 log::warn!("accept: {e}");
                 Timer::after(ACCEPT_BACKOFF).await;
             }
         }
+    }
+}
+
+/// The spare descriptor of an accept task.
+fn open_spare() -> Option<File> {
+    File::open("/dev/null").ok()
+}
+
+fn out_of_descriptors(e: &io::Error) -> bool {
+    matches!(
+        rustix::io::Errno::from_io_error(e),
+        Some(rustix::io::Errno::MFILE | rustix::io::Errno::NFILE)
+    )
+}
+
+/// Accepts one waiting client with the descriptor the spare freed, tells
+/// it `421` (best effort: a fresh socket's buffer takes one line) and
+/// closes it. Returns whether a client was waiting.
+fn shed(listener: &TcpListener) -> bool {
+    match listener.accept() {
+        Ok((stream, peer)) => {
+            log::warn!("{peer}: refused: out of file descriptors");
+            let mut reply = Vec::new();
+            ftp_proto::reply::write_line(&mut reply, 421, b' ', OUT_OF_DESCRIPTORS);
+            let _ = stream.set_nonblocking(true);
+            let _ = (&stream).write(&reply);
+            true
+        }
+        Err(_) => false,
     }
 }
