@@ -14,8 +14,12 @@
 //! Who may log in:
 //! - `-A`: nobody logs in; every session starts logged in (anonymous
 //!   rights, writable with `-w`). Cannot be combined with a users file.
-//! - no users file: anonymous login (`anonymous` / `ftp`, any password),
-//!   read-only unless `-w`.
+//! - `--inetd` without a users file, or `--system-users`: the system's
+//!   accounts (`/etc/passwd`, `/etc/shadow`, minus `/etc/ftpusers`), as
+//!   BusyBox `ftpd` does; writable with `-w`; anonymous login only with
+//!   `-a USER`. See [`crate::system`].
+//! - otherwise without a users file: anonymous login (`anonymous` /
+//!   `ftp`, any password), read-only unless `-w`.
 //! - a users file: its accounts, plus anonymous login only with `-a USER`.
 //!
 //! A folder literally named `hash-password` is served with
@@ -33,7 +37,9 @@ use clap::{ArgAction, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 pub use crate::config::ConfigError;
 use crate::config::{FileConfig, parse_listen, parse_pasv_address, parse_port_range};
+use crate::identity::RunAs;
 use crate::limits::TOO_MANY_FROM_ADDRESS;
+use crate::system::{self, Account, SystemFiles, SystemUsers};
 use crate::users::UserDb;
 
 /// Address listened on when none is configured.
@@ -51,6 +57,8 @@ pub const DEFAULT_SHUTDOWN_GRACE: u64 = 10;
 pub const GREETING: &str = "Service ready.";
 
 /// What the command line asks for.
+// Made once per process: the size of the configuration does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Invocation {
     /// Run the server.
@@ -100,8 +108,28 @@ pub struct ServerConfig {
     /// (`--shutdown-grace SEC`, default 10 s).
     pub shutdown_grace: Duration,
     /// `-a USER`: the system account anonymous sessions are mapped to. Its
-    /// presence also enables anonymous login when a users file is used.
+    /// presence also enables anonymous login when a users file or the
+    /// system's accounts are used.
     pub anonymous_user: Option<String>,
+    /// The system's accounts, when they are who logs in: in `--inetd` mode
+    /// without `--users` and `-A` (as BusyBox `ftpd`), or with
+    /// `--system-users`. Read at parse time; a standalone daemon rereads
+    /// them when they change, an `--inetd` session never does.
+    pub system_users: Option<Arc<SystemUsers>>,
+    /// The account `-a USER` names, looked up in the system's files when it
+    /// can matter: with system accounts, or in `--inetd` mode (where a
+    /// session started as root takes its identity for anonymous logins).
+    /// `-a` naming no account is an error then.
+    pub anonymous_account: Option<Account>,
+    /// `--run-as USER[:GROUP]`, resolved: the identity a standalone daemon
+    /// takes once its sockets are bound.
+    pub run_as: Option<RunAs>,
+    /// Whether a login changes the process's identity: to the system
+    /// account's, or `-a USER`'s for anonymous logins (users-file accounts
+    /// and `-A` sessions keep the process's). Off from [`parse_args`]; the
+    /// daemon turns it on with [`ServerConfig::enable_login_identity`] for
+    /// an `--inetd` session started as root.
+    pub login_identity: bool,
     /// The engine's policy, built from the flags: `no_login` (`-A`),
     /// `anonymous`, `anonymous_write` (`-w`), `idle_timeout` (`-t`),
     /// `session_timeout` (`-T`), `pasv_address`, `allow_foreign_active`
@@ -111,10 +139,26 @@ pub struct ServerConfig {
 }
 
 impl ServerConfig {
+    /// Makes logins change the process's identity (see
+    /// [`ServerConfig::login_identity`]); anonymous logins then wait for
+    /// the host (`authenticate_anonymous`) so the change happens before
+    /// the session touches a file.
+    pub fn enable_login_identity(&mut self) {
+        self.login_identity = true;
+        if self.anonymous_account.is_some() && self.engine.anonymous {
+            let mut engine = (*self.engine).clone();
+            engine.authenticate_anonymous = true;
+            self.engine = Arc::new(engine);
+        }
+    }
+
     /// Settings that are allowed but risky, as one-line messages for the
     /// daemon to log (at warning level) once logging is set up.
     pub fn warnings(&self) -> Vec<String> {
         let mut out = Vec::new();
+        if let Some(system) = &self.system_users {
+            out.extend(system.warnings());
+        }
         if let Some(ports) = &self.pasv_ports {
             if *ports.start() < 1024 {
                 out.push(format!(
@@ -169,6 +213,30 @@ struct Args {
     /// Allow anonymous login (anonymous/ftp, any password) as system user USER
     #[arg(short = 'a', value_name = "USER")]
     anonymous_user: Option<String>,
+
+    /// Log in with the system's accounts (/etc/passwd, /etc/shadow); the default with --inetd
+    #[arg(long)]
+    system_users: bool,
+
+    /// System accounts listed in FILE may not log in [default: /etc/ftpusers, if it exists]
+    #[arg(long, value_name = "FILE")]
+    ftpusers: Option<PathBuf>,
+
+    /// After binding, drop root and run as USER[:GROUP] (standalone mode)
+    #[arg(long, value_name = "USER[:GROUP]")]
+    run_as: Option<String>,
+
+    /// Read accounts from FILE instead of /etc/passwd (for tests)
+    #[arg(long, value_name = "FILE", hide = true)]
+    passwd_file: Option<PathBuf>,
+
+    /// Read password hashes from FILE instead of /etc/shadow (for tests)
+    #[arg(long, value_name = "FILE", hide = true)]
+    shadow_file: Option<PathBuf>,
+
+    /// Read groups from FILE instead of /etc/group (for tests)
+    #[arg(long, value_name = "FILE", hide = true)]
+    group_file: Option<PathBuf>,
 
     /// Idle timeout in seconds, 0 = none [default: 120]
     #[arg(short = 't', value_name = "SEC")]
@@ -400,6 +468,71 @@ fn build(args: Args, file: FileConfig) -> Result<ServerConfig, ConfigError> {
             "-A (no login required) cannot be combined with --users: nobody would log in",
         ));
     }
+    let system_flag = args.system_users || file.system_users.unwrap_or(false);
+    if system_flag && users_path.is_some() {
+        return Err(ConfigError::Conflict(
+            "--system-users cannot be combined with --users: accounts come from one place",
+        ));
+    }
+    if system_flag && no_login {
+        return Err(ConfigError::Conflict(
+            "-A (no login required) cannot be combined with --system-users: nobody would log in",
+        ));
+    }
+    let run_as = args.run_as.or(file.run_as);
+    if inetd && run_as.is_some() {
+        return Err(ConfigError::Conflict(
+            "--run-as is for standalone mode; under tcpsvd use its -u option, or let --inetd \
+             take each user's identity at login",
+        ));
+    }
+    let run_as = match run_as {
+        Some(spec) => Some(RunAs::resolve(&spec).map_err(ConfigError::Identity)?),
+        None => None,
+    };
+    // As BusyBox ftpd: an inetd session without a users file (and without
+    // -A) logs in with the system's accounts.
+    let system_logins = system_flag || (inetd && users_path.is_none() && !no_login);
+    let ftpusers = args.ftpusers.or(file.ftpusers);
+    if ftpusers.is_some() && !system_logins {
+        return Err(ConfigError::Conflict(
+            "--ftpusers applies to system accounts: use it with --system-users or --inetd \
+             (without --users)",
+        ));
+    }
+    let defaults = SystemFiles::default();
+    let system_files = SystemFiles {
+        passwd: args.passwd_file.unwrap_or(defaults.passwd),
+        shadow: args.shadow_file.unwrap_or(defaults.shadow),
+        group: args.group_file.unwrap_or(defaults.group),
+        ftpusers_required: ftpusers.is_some(),
+        ftpusers: ftpusers.unwrap_or(defaults.ftpusers),
+    };
+    let system_users = if system_logins {
+        Some(Arc::new(SystemUsers::load(system_files.clone(), !inetd)?))
+    } else {
+        None
+    };
+    let anonymous_account = match &anonymous_user {
+        Some(name) if system_logins || inetd => {
+            let found = match &system_users {
+                Some(db) => db.account(name),
+                None => system::lookup(&system_files, name)?,
+            };
+            match found {
+                Some(account) => Some(account),
+                None => {
+                    return Err(ConfigError::Invalid {
+                        setting: "-a",
+                        value: name.clone(),
+                        reason: "no such system account",
+                    });
+                }
+            }
+        }
+        _ => None,
+    };
+
     let users = match users_path {
         Some(path) => {
             let db = UserDb::load(&path)?;
@@ -421,9 +554,10 @@ fn build(args: Args, file: FileConfig) -> Result<ServerConfig, ConfigError> {
         }
         None => None,
     };
-    // Embedded default: without a users file (and without -A) anyone may
-    // log in anonymously; with one, only if -a names the account to use.
-    let anonymous = anonymous_user.is_some() || (users.is_none() && !no_login);
+    // Embedded default: without a users file or system accounts (and
+    // without -A) anyone may log in anonymously; with them, only if -a
+    // names the account to use.
+    let anonymous = anonymous_user.is_some() || (users.is_none() && !system_logins && !no_login);
 
     let threads = match args.threads.or(file.threads).unwrap_or(1) {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -514,6 +648,10 @@ fn build(args: Args, file: FileConfig) -> Result<ServerConfig, ConfigError> {
                 .unwrap_or(DEFAULT_SHUTDOWN_GRACE),
         ),
         anonymous_user,
+        system_users,
+        anonymous_account,
+        run_as,
+        login_identity: false,
         engine: Arc::new(engine),
     })
 }
@@ -603,6 +741,7 @@ pub fn hash_password_from_stdin() -> Result<String, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ftp_proto::AuthError;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     /// A fresh folder under the system's temporary folder, removed on drop.
@@ -889,6 +1028,137 @@ mod tests {
             err.to_string().starts_with("home folder of user 'bob'"),
             "{err}"
         );
+    }
+
+    /// Fake account files in `dir` and the hidden flags that name them.
+    fn system_files(dir: &TempDir) -> Vec<String> {
+        let p = |n: &str| dir.path().join(n);
+        std::fs::write(
+            p("passwd"),
+            "alice:x:1000:1000::/home/alice:/bin/sh\nftp:x:50:50::/srv:/bin/false\n",
+        )
+        .unwrap();
+        // md5-crypt of "hunter2", from tests/data/crypt-vectors.txt.
+        std::fs::write(
+            p("shadow"),
+            "alice:$1$c5eB66kt$nr9i3dra9jmv7nxu0EEBG.:1::::::\n",
+        )
+        .unwrap();
+        std::fs::write(p("group"), "staff:x:20:alice,ftp\n").unwrap();
+        [
+            "--passwd-file",
+            "passwd",
+            "--shadow-file",
+            "shadow",
+            "--group-file",
+            "group",
+        ]
+        .iter()
+        .map(|a| match *a {
+            "passwd" | "shadow" | "group" => p(a).to_str().unwrap().to_string(),
+            flag => flag.to_string(),
+        })
+        .collect()
+    }
+
+    fn serve_with(extra: &[String], args: &[&str]) -> Result<ServerConfig, ConfigError> {
+        let mut all: Vec<&str> = extra.iter().map(String::as_str).collect();
+        all.extend_from_slice(args);
+        serve(&all)
+    }
+
+    #[test]
+    fn system_accounts_where_busybox_uses_them() {
+        let dir = TempDir::new();
+        let sys = system_files(&dir);
+        // --inetd without a users file: the system's accounts, no anonymous.
+        let c = serve_with(&sys, &["--inetd", "-w", dir.s()]).unwrap();
+        let users = c.system_users.clone().expect("system accounts");
+        assert!(!c.engine.anonymous && c.anonymous_account.is_none());
+        let alice = users.verify("alice", "hunter2").unwrap();
+        assert_eq!(
+            (alice.uid, alice.gid, alice.groups),
+            (1000, 1000, vec![1000, 20])
+        );
+        assert!(!c.login_identity && !c.engine.authenticate_anonymous);
+        // -a USER: anonymous allowed, as that account.
+        let mut c = serve_with(&sys, &["--inetd", "-a", "ftp", dir.s()]).unwrap();
+        assert!(c.engine.anonymous);
+        assert_eq!(c.anonymous_account.as_ref().map(|a| a.uid), Some(50));
+        c.enable_login_identity();
+        assert!(c.login_identity && c.engine.authenticate_anonymous);
+        // Standalone: only with --system-users.
+        let c = serve_with(&sys, &[dir.s()]).unwrap();
+        assert!(c.system_users.is_none() && c.engine.anonymous);
+        let c = serve_with(&sys, &["--system-users", dir.s()]).unwrap();
+        assert!(c.system_users.is_some() && !c.engine.anonymous);
+        // -A and a users file keep their meaning under --inetd.
+        let c = serve_with(&sys, &["--inetd", "-A", dir.s()]).unwrap();
+        assert!(c.system_users.is_none() && c.engine.no_login);
+        let users_file = dir.path().join("users.toml");
+        std::fs::write(&users_file, "").unwrap();
+        let u = users_file.to_str().unwrap();
+        let c = serve_with(&sys, &["--inetd", "--users", u, "-a", "ftp", dir.s()]).unwrap();
+        assert!(c.system_users.is_none() && c.users.is_some());
+        assert_eq!(c.anonymous_account.as_ref().map(|a| a.gid), Some(50));
+        // An -a that names nobody is an error where it matters...
+        let err = serve_with(&sys, &["--inetd", "-a", "nobody-here", dir.s()]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid -a 'nobody-here': no such system account"
+        );
+        // ...and only enables anonymous login where it does not.
+        let c = serve_with(&sys, &["--users", u, "-a", "nobody-here", dir.s()]).unwrap();
+        assert!(c.engine.anonymous && c.anonymous_account.is_none());
+    }
+
+    #[test]
+    fn system_account_options_and_conflicts() {
+        let dir = TempDir::new();
+        let sys = system_files(&dir);
+        let listed = dir.path().join("ftpusers");
+        std::fs::write(&listed, "alice\n").unwrap();
+        let l = listed.to_str().unwrap();
+        let c = serve_with(&sys, &["--inetd", "--ftpusers", l, dir.s()]).unwrap();
+        let users = c.system_users.unwrap();
+        assert_eq!(users.verify("alice", "hunter2"), Err(AuthError::Denied));
+        let missing = dir.path().join("no-ftpusers");
+        let err = serve_with(
+            &sys,
+            &["--inetd", "--ftpusers", missing.to_str().unwrap(), dir.s()],
+        )
+        .unwrap_err();
+        assert!(matches!(err, ConfigError::Read { .. }), "{err:?}");
+        let users_file = dir.path().join("users.toml");
+        std::fs::write(&users_file, "").unwrap();
+        let u = users_file.to_str().unwrap();
+        for args in [
+            &["--system-users", "--users", u][..],
+            &["--system-users", "-A"],
+            &["--ftpusers", l],
+            &["--inetd", "--users", u, "--ftpusers", l],
+            &["--inetd", "--run-as", "root"],
+        ] {
+            let mut all = args.to_vec();
+            all.push(dir.s());
+            assert!(
+                matches!(serve_with(&sys, &all), Err(ConfigError::Conflict(_))),
+                "{args:?}"
+            );
+        }
+        let c = serve(&["--run-as", "root:0", dir.s()]).unwrap();
+        assert_eq!(c.run_as.map(|r| r.identity.uid), Some(0));
+        let err = serve(&["--run-as", "no-such-user-here", dir.s()]).unwrap_err();
+        assert_eq!(err.to_string(), "no such user 'no-such-user-here'");
+        // The hidden test flags stay out of --help.
+        match serve(&["--help"]) {
+            Err(ConfigError::Cli(e)) => {
+                let help = e.render().to_string();
+                assert!(help.contains("--system-users") && help.contains("--run-as"));
+                assert!(!help.contains("--passwd-file"), "{help}");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

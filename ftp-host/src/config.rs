@@ -13,6 +13,9 @@
 //! idle_timeout = 120                # -t SEC, 0 = off
 //! session_timeout = 3600            # -T SEC, 0 = off
 //! users = "/etc/ftpd/users.toml"
+//! system_users = false              # --system-users
+//! ftpusers = "/etc/ftpusers"        # --ftpusers FILE
+//! run_as = "ftp:ftp"                # --run-as USER[:GROUP]
 //! pasv_ports = "50000-50100"
 //! pasv_address = "203.0.113.7"
 //! max_clients = 200                 # 0 = no limit
@@ -29,7 +32,7 @@
 //! ```
 //!
 //! Unknown keys are errors, so a typo does not silently fall back to a
-//! default. Relative paths (`root`, `users`, `xferlog`) are taken relative
+//! default. Relative paths (`root`, `users`, `ftpusers`, `xferlog`) are taken relative
 //! to the folder that holds the configuration file, not to the current
 //! directory, so a daemon started by an init system finds them.
 
@@ -131,6 +134,9 @@ pub enum ConfigError {
         /// What the operating system said.
         source: io::Error,
     },
+    /// The process could not chroot or change its identity, or `--run-as`
+    /// names no user or group.
+    Identity(crate::identity::IdentityError),
 }
 
 /// What is wrong with an entry of the users file.
@@ -250,6 +256,7 @@ impl fmt::Display for ConfigError {
             ConfigError::Xferlog { path, source } => {
                 write!(f, "cannot open transfer log {}: {source}", path.display())
             }
+            ConfigError::Identity(e) => write!(f, "{e}"),
         }
     }
 }
@@ -277,6 +284,7 @@ impl std::error::Error for ConfigError {
             | ConfigError::Bind { source, .. }
             | ConfigError::Xferlog { source, .. }
             | ConfigError::Stdin(source) => Some(source),
+            ConfigError::Identity(e) => Some(e),
             _ => None,
         }
     }
@@ -348,6 +356,14 @@ pub struct FileConfig {
     pub session_timeout: Option<u64>,
     /// Users file (`--users`).
     pub users: Option<PathBuf>,
+    /// Log in with the system's accounts in standalone mode
+    /// (`--system-users`).
+    pub system_users: Option<bool>,
+    /// Names refused a login with a system account (`--ftpusers`).
+    pub ftpusers: Option<PathBuf>,
+    /// `USER[:GROUP]` a standalone daemon becomes after binding
+    /// (`--run-as`).
+    pub run_as: Option<String>,
     /// Passive port range, `"LO-HI"` (`--pasv-ports`).
     #[serde(default, deserialize_with = "de_pasv_ports")]
     pub pasv_ports: Option<RangeInclusive<u16>>,
@@ -410,9 +426,14 @@ impl FileConfig {
 
     /// Puts `base` in front of every relative path.
     fn resolve_paths(&mut self, base: &Path) {
-        for p in [&mut self.root, &mut self.users, &mut self.xferlog]
-            .into_iter()
-            .flatten()
+        for p in [
+            &mut self.root,
+            &mut self.users,
+            &mut self.ftpusers,
+            &mut self.xferlog,
+        ]
+        .into_iter()
+        .flatten()
         {
             if p.is_relative() {
                 *p = base.join(&*p);
@@ -504,6 +525,9 @@ anonymous_user = "ftp"
 idle_timeout = 60
 session_timeout = 0
 users = "/etc/users.toml"
+system_users = true
+ftpusers = "/etc/ftpusers"
+run_as = "ftp:nogroup"
 pasv_ports = "50000-50010"
 pasv_address = "192.0.2.1"
 max_clients = 10
@@ -531,6 +555,9 @@ shutdown_grace = 3
         assert_eq!(c.anonymous_user.as_deref(), Some("ftp"));
         assert_eq!(c.idle_timeout, Some(60));
         assert_eq!(c.session_timeout, Some(0));
+        assert_eq!(c.system_users, Some(true));
+        assert_eq!(c.ftpusers, Some(PathBuf::from("/etc/ftpusers")));
+        assert_eq!(c.run_as.as_deref(), Some("ftp:nogroup"));
         assert_eq!(c.pasv_ports, Some(50000..=50010));
         assert_eq!(c.pasv_address, Some(Ipv4Addr::new(192, 0, 2, 1)));
         assert_eq!(c.max_per_ip, Some(2));

@@ -1,6 +1,16 @@
 //! The part of `main` both daemons share: parse the command line, set up
 //! logging and limits, bind the listeners (or take the inetd socket),
 //! install signal handling, then hand over to the runtime.
+//!
+//! Identity, as BusyBox `ftpd` and `tcpsvd -u` do it:
+//! - `--inetd` started as root: the served folder is opened, then the
+//!   process chroots into it before the first command, and a login changes
+//!   the whole process to the user's uid, gid and groups (anonymous
+//!   logins to `-a USER`'s); `-A` sessions and users-file accounts keep
+//!   the process's identity.
+//! - standalone with `--run-as USER[:GROUP]`: root is dropped once the
+//!   listening sockets are bound, before anything is served. Sessions act
+//!   with the daemon's identity, whoever logs in.
 
 use std::io::{self, Write};
 use std::net::{TcpListener, TcpStream};
@@ -11,6 +21,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::cli::{self, Invocation, ServerConfig};
 use crate::config::ConfigError;
+use crate::identity;
 use crate::limits;
 use crate::server::Server;
 
@@ -119,13 +130,23 @@ pub fn main<R: Runtime>() -> ExitCode {
     }
 }
 
-fn run_inetd<R: Runtime>(config: ServerConfig) -> Result<(), ConfigError> {
+fn run_inetd<R: Runtime>(mut config: ServerConfig) -> Result<(), ConfigError> {
     let fd = io::stdin()
         .as_fd()
         .try_clone_to_owned()
         .map_err(ConfigError::Stdin)?;
     let stream = TcpStream::from(fd);
+    let root = identity::is_root();
+    if root {
+        config.enable_login_identity();
+    }
+    // Opens the folder (and the transfer log, and reads the names for
+    // listings) while the real / is still there.
     let server = Server::new(config)?;
+    if root {
+        identity::chroot(&server.config.root).map_err(ConfigError::Identity)?;
+        log::debug!("chrooted to {}", server.config.root.display());
+    }
     R::serve_one(server, stream).map_err(ConfigError::Stdin)
 }
 
@@ -138,6 +159,17 @@ fn run_standalone<R: Runtime>(config: ServerConfig, prog: &str) -> Result<(), Co
         listeners.push(listener);
     }
     let server = Server::new(config)?;
+    match &server.config.run_as {
+        Some(run_as) => {
+            run_as.identity.assume().map_err(ConfigError::Identity)?;
+            log::info!("running as {}", run_as.spec);
+        }
+        None if server.config.system_users.is_some() && identity::is_root() => log::warn!(
+            "--system-users as root without --run-as: every session acts as root; \
+             use --inetd under tcpsvd for per-user identities"
+        ),
+        None => {}
+    }
     announce(&server, &listeners, prog);
     let shutdown = Shutdown::new();
     watch_signals(shutdown.clone());
@@ -153,6 +185,12 @@ fn announce(server: &Server, listeners: &[TcpListener], prog: &str) {
     let engine = &config.engine;
     let who = if engine.no_login {
         "no login needed"
+    } else if config.system_users.is_some() {
+        if engine.anonymous {
+            "system accounts and anonymous login"
+        } else {
+            "system accounts"
+        }
     } else if engine.anonymous {
         "anonymous login"
     } else {
@@ -169,9 +207,14 @@ fn announce(server: &Server, listeners: &[TcpListener], prog: &str) {
         .map(|a| format!("ftp://{a}/"))
         .collect();
     let mut out = io::stdout().lock();
+    let whom = if config.system_users.is_some() {
+        "for everyone"
+    } else {
+        "for anonymous sessions"
+    };
     let _ = writeln!(
         out,
-        "{prog}: serving {} at {} ({who}, {access} for anonymous sessions)",
+        "{prog}: serving {} at {} ({who}, {access} {whom})",
         config.root.display(),
         urls.join(" ")
     );

@@ -4,18 +4,24 @@
 //! against the real machine: the command line and configuration, the user
 //! database, file operations beneath the served root, transfer sources and
 //! sinks, passive ports, connection limits and logs.
-#![deny(missing_debug_implementations, missing_docs)]
+//!
+//! The only `unsafe` code is the call into the system's `crypt` in
+//! [`crypt`]; every other module is checked to have none.
+#![deny(missing_debug_implementations, missing_docs, unsafe_code)]
 
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod crypt;
 pub mod daemon;
 pub mod exec;
+pub mod identity;
 pub mod limits;
 pub mod log;
 pub mod passive;
 pub mod server;
 pub mod storage;
+pub mod system;
 pub mod transfer;
 pub mod users;
 pub mod xferlog;

@@ -9,7 +9,7 @@
 //! completion for the engine.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Instant as StdInstant, SystemTime};
 
 use ftp_proto::{
@@ -21,6 +21,7 @@ use crate::cli::ServerConfig;
 use crate::clock::Clock;
 use crate::config::ConfigError;
 use crate::exec;
+use crate::identity::Identity;
 use crate::limits::{ConnectionLimiter, ConnectionSlot, LimitExceeded};
 use crate::passive::PassivePorts;
 use crate::storage::{LocalFs, OpenRootError, Storage};
@@ -42,6 +43,9 @@ pub struct Server {
     pub xferlog: Option<XferLog>,
     /// The monotonic clock every session uses.
     pub clock: Clock,
+    /// The identity a login changed the process to, with
+    /// [`ServerConfig::login_identity`]: it cannot be changed again.
+    assumed: Mutex<Option<Identity>>,
 }
 
 impl Server {
@@ -70,6 +74,7 @@ impl Server {
             storage: Arc::new(storage),
             xferlog,
             clock: Clock::new(),
+            assumed: Mutex::new(None),
             config,
         }))
     }
@@ -223,7 +228,45 @@ impl Job {
 }
 
 fn authenticate(server: &Server, user: &str, password: &str) -> JobResult {
-    let Some(users) = &server.config.users else {
+    let config = &server.config;
+    let denied = |e| JobResult::Completion(Completion::Auth(Err(e)));
+    // Sent only for anonymous logins, when the engine lets the host confirm
+    // them (see `ServerConfig::enable_login_identity`).
+    if config.engine.authenticate_anonymous && user == "anonymous" {
+        let Some(account) = &config.anonymous_account else {
+            return denied(AuthError::Denied);
+        };
+        if let Err(e) = server.take_identity(&Identity::of(account), "anonymous") {
+            return denied(e);
+        }
+        return JobResult::LoggedIn {
+            grant: Grant {
+                write: config.engine.anonymous_write,
+            },
+            home: None,
+        };
+    }
+    if let Some(system) = &config.system_users {
+        return match system.verify(user, password) {
+            Ok(account) => {
+                if config.login_identity {
+                    if let Err(e) = server.take_identity(&Identity::of(&account), user) {
+                        return denied(e);
+                    }
+                }
+                // As BusyBox: -w lets every user write, the kernel decides
+                // where; the served folder is everyone's /.
+                JobResult::LoggedIn {
+                    grant: Grant {
+                        write: config.engine.anonymous_write,
+                    },
+                    home: None,
+                }
+            }
+            Err(e) => denied(e),
+        };
+    }
+    let Some(users) = &config.users else {
         return JobResult::Completion(Completion::Auth(Err(AuthError::Denied)));
     };
     match users.verify(user, password) {
@@ -248,6 +291,42 @@ fn authenticate(server: &Server, user: &str, password: &str) -> JobResult {
             }
         }
         Err(e) => JobResult::Completion(Completion::Auth(Err(e))),
+    }
+}
+
+impl Server {
+    /// Changes the whole process to `identity` after a login (see
+    /// [`ServerConfig::login_identity`]). Once changed, the process stays
+    /// that identity: a later login (after `REIN`) as the same identity is
+    /// fine, any other is refused as unavailable, which closes the session.
+    fn take_identity(&self, identity: &Identity, user: &str) -> Result<(), AuthError> {
+        let mut assumed = self.assumed.lock().unwrap_or_else(PoisonError::into_inner);
+        match &*assumed {
+            Some(current) if current == identity => Ok(()),
+            Some(current) => {
+                log::warn!(
+                    "login as {user}: this session already acts as uid {}; a different user needs a new connection",
+                    current.uid
+                );
+                Err(AuthError::Unavailable)
+            }
+            None => match identity.assume() {
+                Ok(()) => {
+                    log::debug!(
+                        "acting as uid {} gid {} groups {:?} for {user}",
+                        identity.uid,
+                        identity.gid,
+                        identity.groups
+                    );
+                    *assumed = Some(identity.clone());
+                    Ok(())
+                }
+                Err(e) => {
+                    log::error!("login as {user}: {e}");
+                    Err(AuthError::Unavailable)
+                }
+            },
+        }
     }
 }
 
