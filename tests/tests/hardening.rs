@@ -8,6 +8,13 @@
 //! `--max-per-ip`, interrupted uploads (`tests/sessions.rs`); concurrent
 //! uploads to one name (`tests/transfers.rs`); PORT/EPRT reply policy
 //! (`tests/conformance.rs`).
+//!
+//! Most tests run the daemon in-process, like the rest of the suite. The
+//! ones that measure the daemon's memory or lower its descriptor limit run
+//! it in a child process instead ([`ChildDaemon`]: this test binary again,
+//! running the ignored `child_daemon` helper), so that the other tests of
+//! this binary, running in parallel, neither disturb the measure nor
+//! share the limit.
 
 use std::fs;
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -42,7 +49,7 @@ daemon_tests! {
     log_masks_passwords_and_escapes_control_characters,
 }
 
-/// Whether `T` is the mio daemon (for messages and the child process).
+/// `mio` or `smol`: which daemon `R` is (for the child process).
 fn runtime_name<R: Runtime>() -> &'static str {
     if std::any::type_name::<R>().contains("Mio") {
         "mio"
@@ -1073,7 +1080,9 @@ fn brute_force_logins<R: Runtime>() {
     bystander.quit();
 }
 
-/// Whether reply bytes are waiting on `c`'s control connection.
+/// Whether reply bytes are waiting on `c`'s control connection (in the
+/// socket: call it only when the client has read every reply so far, so
+/// that nothing sits in its own buffer).
 fn has_pending_reply(c: &Client) -> bool {
     let s = c.socket();
     s.set_nonblocking(true).unwrap();
