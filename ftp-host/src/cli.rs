@@ -130,6 +130,10 @@ pub struct ServerConfig {
     /// daemon turns it on with [`ServerConfig::enable_login_identity`] for
     /// an `--inetd` session started as root.
     pub login_identity: bool,
+    /// FTPS (`--tls-cert`, `--tls-key` and the other TLS flags): the
+    /// loaded certificate, implicit-TLS listeners and policy; `None`
+    /// without a certificate.
+    pub tls: Option<crate::tls::TlsSettings>,
     /// The engine's policy, built from the flags: `no_login` (`-A`),
     /// `anonymous`, `anonymous_write` (`-w`), `idle_timeout` (`-t`),
     /// `session_timeout` (`-T`), `pasv_address`, `allow_foreign_active`
@@ -309,6 +313,9 @@ struct Args {
     /// Seconds running sessions get to finish at shutdown [default: 10]
     #[arg(long, value_name = "SEC")]
     shutdown_grace: Option<u64>,
+
+    #[command(flatten)]
+    tls: crate::tls::TlsArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -603,6 +610,8 @@ fn build(args: Args, file: FileConfig) -> Result<ServerConfig, ConfigError> {
         None => None,
     };
 
+    let tls = crate::tls::build(args.tls, file.tls, inetd)?;
+
     let defaults = ftp_proto::Config::default();
     let engine = ftp_proto::Config {
         greeting: GREETING.to_string(),
@@ -627,6 +636,7 @@ fn build(args: Args, file: FileConfig) -> Result<ServerConfig, ConfigError> {
         allow_foreign_active: args.allow_foreign_port || file.allow_foreign_port.unwrap_or(false),
         pasv_address: args.pasv_address.or(file.pasv_address),
         log_events: verbosity > 0 || xferlog.is_some(),
+        tls: tls.as_ref().map(|t| t.policy.clone()).unwrap_or_default(),
         ..defaults
     };
 
@@ -652,6 +662,7 @@ fn build(args: Args, file: FileConfig) -> Result<ServerConfig, ConfigError> {
         anonymous_account,
         run_as,
         login_identity: false,
+        tls,
         engine: Arc::new(engine),
     })
 }

@@ -29,6 +29,10 @@
 //! login_fail_delay = 1000           # milliseconds
 //! max_login_attempts = 3
 //! shutdown_grace = 10               # seconds
+//!
+//! [tls]                             # FTPS: see ftp_host::tls::TlsFile
+//! cert = "/etc/ftpd/cert.pem"
+//! key = "/etc/ftpd/key.pem"
 //! ```
 //!
 //! Unknown keys are errors, so a typo does not silently fall back to a
@@ -134,6 +138,8 @@ pub enum ConfigError {
         /// What the operating system said.
         source: io::Error,
     },
+    /// The TLS certificate or key cannot be used (or TLS is not compiled in).
+    Tls(crate::tls::TlsError),
     /// The process could not chroot or change its identity, or `--run-as`
     /// names no user or group.
     Identity(crate::identity::IdentityError),
@@ -256,6 +262,7 @@ impl fmt::Display for ConfigError {
             ConfigError::Xferlog { path, source } => {
                 write!(f, "cannot open transfer log {}: {source}", path.display())
             }
+            ConfigError::Tls(e) => write!(f, "TLS: {e}"),
             ConfigError::Identity(e) => write!(f, "{e}"),
         }
     }
@@ -278,6 +285,7 @@ impl std::error::Error for ConfigError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             ConfigError::Cli(e) => Some(e),
+            ConfigError::Tls(e) => Some(e),
             ConfigError::Root { source, .. }
             | ConfigError::Read { source, .. }
             | ConfigError::Home { source, .. }
@@ -396,6 +404,8 @@ pub struct FileConfig {
     /// Seconds running sessions get to finish at shutdown
     /// (`--shutdown-grace`).
     pub shutdown_grace: Option<u64>,
+    /// FTPS settings, the `[tls]` table (see [`crate::tls::TlsFile`]).
+    pub tls: Option<crate::tls::TlsFile>,
 }
 
 impl FileConfig {
@@ -426,6 +436,9 @@ impl FileConfig {
 
     /// Puts `base` in front of every relative path.
     fn resolve_paths(&mut self, base: &Path) {
+        if let Some(tls) = &mut self.tls {
+            tls.resolve_paths(base);
+        }
         for p in [
             &mut self.root,
             &mut self.users,

@@ -25,15 +25,31 @@ use crate::identity;
 use crate::limits;
 use crate::server::Server;
 
+/// A bound, non-blocking listening socket and how its connections start.
+#[derive(Debug)]
+pub struct Listener {
+    /// The socket.
+    pub socket: TcpListener,
+    /// Implicit FTPS (`--implicit-tls`): every connection starts with a
+    /// TLS handshake, and its session is protected from the greeting on.
+    pub implicit_tls: bool,
+}
+
+impl From<TcpListener> for Listener {
+    /// A plain FTP listener.
+    fn from(socket: TcpListener) -> Listener {
+        Listener {
+            socket,
+            implicit_tls: false,
+        }
+    }
+}
+
 /// What a runtime (mio, smol) provides to [`main`].
 pub trait Runtime {
     /// Serves on already-bound, non-blocking listeners until `shutdown`
     /// triggers, then lets sessions finish for the configured grace period.
-    fn serve(
-        server: Arc<Server>,
-        listeners: Vec<TcpListener>,
-        shutdown: Shutdown,
-    ) -> io::Result<()>;
+    fn serve(server: Arc<Server>, listeners: Vec<Listener>, shutdown: Shutdown) -> io::Result<()>;
 
     /// Serves exactly one session on an already-connected socket (inetd).
     fn serve_one(server: Arc<Server>, stream: TcpStream) -> io::Result<()>;
@@ -156,7 +172,17 @@ fn run_standalone<R: Runtime>(config: ServerConfig, prog: &str) -> Result<(), Co
         let listener = TcpListener::bind(addr)
             .and_then(|l| l.set_nonblocking(true).map(|()| l))
             .map_err(|source| ConfigError::Bind { addr, source })?;
-        listeners.push(listener);
+        listeners.push(Listener::from(listener));
+    }
+    let implicit = config.tls.as_ref().map_or(&[][..], |t| &t.implicit[..]);
+    for &addr in implicit {
+        let socket = TcpListener::bind(addr)
+            .and_then(|l| l.set_nonblocking(true).map(|()| l))
+            .map_err(|source| ConfigError::Bind { addr, source })?;
+        listeners.push(Listener {
+            socket,
+            implicit_tls: true,
+        });
     }
     let server = Server::new(config)?;
     match &server.config.run_as {
@@ -180,7 +206,7 @@ fn run_standalone<R: Runtime>(config: ServerConfig, prog: &str) -> Result<(), Co
 }
 
 /// Prints the one line that says how to connect.
-fn announce(server: &Server, listeners: &[TcpListener], prog: &str) {
+fn announce(server: &Server, listeners: &[Listener], prog: &str) {
     let config = &server.config;
     let engine = &config.engine;
     let who = if engine.no_login {
@@ -203,8 +229,11 @@ fn announce(server: &Server, listeners: &[TcpListener], prog: &str) {
     };
     let urls: Vec<String> = listeners
         .iter()
-        .filter_map(|l| l.local_addr().ok())
-        .map(|a| format!("ftp://{a}/"))
+        .filter_map(|l| Some((l.socket.local_addr().ok()?, l.implicit_tls)))
+        .map(|(a, implicit)| match implicit {
+            true => format!("ftps://{a}/"),
+            false => format!("ftp://{a}/"),
+        })
         .collect();
     let mut out = io::stdout().lock();
     let whom = if config.system_users.is_some() {

@@ -22,6 +22,7 @@ pub mod passive;
 pub mod server;
 pub mod storage;
 pub mod system;
+pub mod tls;
 pub mod transfer;
 pub mod users;
 pub mod xferlog;

@@ -25,6 +25,7 @@ use crate::identity::Identity;
 use crate::limits::{ConnectionLimiter, ConnectionSlot, LimitExceeded};
 use crate::passive::PassivePorts;
 use crate::storage::{LocalFs, OpenRootError, Storage};
+use crate::tls::{ControlStream, SessionTls, TlsConn, TlsError};
 use crate::transfer::{Sink, Source, open_sink, open_source};
 use crate::xferlog::{XferLog, XferRecord};
 
@@ -95,11 +96,20 @@ impl Server {
         let local = canonical(local);
         let peer = canonical(peer);
         let session = Session::new(self.config.engine.clone(), local, peer, self.clock.now());
+        let tls = match self.config.tls.as_ref().map(|t| t.context.session()) {
+            Some(Ok(tls)) => Some(tls),
+            Some(Err(e)) => {
+                log::warn!("{peer}: no TLS for this session: {e}");
+                None
+            }
+            None => None,
+        };
         let host = SessionHost {
             server: self.clone(),
             storage: self.storage.clone(),
             peer,
             transfer: None,
+            tls,
         };
         log::debug!("{peer}: connected");
         (session, host)
@@ -119,6 +129,8 @@ pub struct SessionHost {
     storage: Arc<dyn Storage>,
     peer: SocketAddr,
     transfer: Option<StdInstant>,
+    /// This session's TLS configuration, when the server has a certificate.
+    tls: Option<SessionTls>,
 }
 
 /// Blocking work for one intent; `Send`, so it can run on any thread.
@@ -334,6 +346,26 @@ impl SessionHost {
     /// The server this session belongs to.
     pub fn server(&self) -> &Arc<Server> {
         &self.server
+    }
+
+    /// A TLS connection for the control connection, after `AUTH TLS`.
+    pub fn control_tls(&self) -> Result<TlsConn, TlsError> {
+        self.tls.as_ref().ok_or(TlsError::NotConfigured)?.control()
+    }
+
+    /// Implicit FTPS: the control stream, TLS from its first byte, and the
+    /// engine told the connection is protected. Call before writing the
+    /// greeting.
+    pub fn implicit_tls(&self, session: &mut Session) -> Result<ControlStream, TlsError> {
+        let conn = self.control_tls()?;
+        session.mark_protected();
+        Ok(ControlStream::tls(conn))
+    }
+
+    /// A TLS connection for a data connection (`PROT P`): it must resume
+    /// this session's TLS session unless reuse was made optional.
+    pub fn data_tls(&self) -> Result<TlsConn, TlsError> {
+        self.tls.as_ref().ok_or(TlsError::NotConfigured)?.data()
     }
 
     /// The blocking work an intent needs, if it is one the host performs

@@ -13,7 +13,10 @@
 //! Intents the host can do (login, file operations, opening a transfer's
 //! file) become [`ftp_host::server::Job`]s for the worker pool; the result
 //! comes back through [`Conn::job_done`]. The others are done here:
-//! passive listeners, aborts, and the refusal of TLS.
+//! passive listeners, aborts, and switching the control connection to TLS
+//! (`AUTH TLS`) or back (`CCC`): the switch waits until every reply before
+//! it is written, and the socket is not read meanwhile, so the client's
+//! handshake never reaches the engine as a command.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant as StdInstant};
@@ -21,6 +24,7 @@ use std::time::{Duration, Instant as StdInstant};
 use ftp_host::limits::ConnectionSlot;
 use ftp_host::passive::resource_error;
 use ftp_host::server::{Finished, JobDone, SessionHost};
+use ftp_host::tls::ControlStream;
 use ftp_proto::{
     Completion, FsError, Intent, IntentId, Output, ResourceError, Session, TransferError,
     TransferEvent,
@@ -88,6 +92,9 @@ pub(crate) struct Conn {
     queued: bool,
     /// Jobs submitted and not yet returned.
     jobs: usize,
+    /// An `UpgradeTls` (`true`) or `ClearTls` waiting for the replies
+    /// before it to be written.
+    switch: Option<(IntentId, bool)>,
     /// Counts the session against the connection limits until dropped.
     _slot: Option<ConnectionSlot>,
 }
@@ -102,24 +109,32 @@ impl Conn {
         local: SocketAddr,
         peer: SocketAddr,
         slot: Option<ConnectionSlot>,
+        implicit_tls: bool,
     ) -> std::io::Result<Conn> {
         let token = token::conn(key.index, Role::Control);
+        let (mut session, host) = cx.server.session(local, peer);
+        let io = if implicit_tls {
+            host.implicit_tls(&mut session)
+                .map_err(|e| std::io::Error::other(format!("implicit TLS: {e}")))?
+        } else {
+            ControlStream::plain()
+        };
         cx.registry
             .register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)?;
-        let (session, host) = cx.server.session(local, peer);
         Ok(Conn {
             key,
             peer: session.peer(),
             local_ip: ftp_host::server::canonical(local).ip(),
             session,
             host,
-            control: Control::new(stream),
+            control: Control::new(stream, io),
             passives: Vec::new(),
             transfer: None,
             phase: Phase::Open,
             timer: None,
             queued: false,
             jobs: 0,
+            switch: None,
             _slot: slot,
         })
     }
@@ -244,6 +259,7 @@ impl Conn {
                 return false;
             }
         }
+        progress |= self.switch_if_due(cx);
         while let Some(output) = self.session.poll_output() {
             progress = true;
             match output {
@@ -251,11 +267,16 @@ impl Conn {
                     self.begin_close(cx);
                     return true;
                 }
+                Output::Intent(id, Intent::UpgradeTls) => self.switch = Some((id, true)),
+                Output::Intent(id, Intent::ClearTls) => self.switch = Some((id, false)),
                 Output::Intent(id, intent) => self.perform(cx, id, intent),
             }
         }
         self.host.log_events(&mut self.session);
-        if turn.reads > 0 {
+        if self.switch.is_some() {
+            // What the client sends now is the handshake (or TLS's end):
+            // not read before the switch.
+        } else if turn.reads > 0 {
             let now = cx.server.clock.now();
             match self
                 .control
@@ -311,6 +332,13 @@ impl Conn {
                 }
                 Ok(wrote) => {
                     if self.session.transmit().is_empty() {
+                        // TLS ends with close_notify, written before our FIN.
+                        self.control.close_tls();
+                        if self.control.flush(&mut self.session).is_err()
+                            || !self.control.flushed(&self.session)
+                        {
+                            return wrote;
+                        }
                         self.control.shutdown_write();
                         self.phase = Phase::Lingering {
                             until: StdInstant::now() + LINGER_TIMEOUT,
@@ -340,7 +368,18 @@ impl Conn {
                     log::warn!("{}: a transfer started before the last ended", self.peer);
                     self.release_transfer(cx, old);
                 }
-                self.transfer = Some(DataTransfer::new(id, transfer.data));
+                let tls = match transfer.tls.then(|| self.host.data_tls()).transpose() {
+                    Ok(tls) => tls,
+                    Err(e) => {
+                        log::warn!("{}: data connection TLS: {e}", self.peer);
+                        let failed = TransferEvent::Failed(TransferError::NoConnection);
+                        let now = cx.server.clock.now();
+                        self.session
+                            .handle_completion(now, id, Completion::Transfer(failed));
+                        return;
+                    }
+                };
+                self.transfer = Some(DataTransfer::new(id, transfer.data, tls));
             }
             self.jobs += 1;
             cx.workers.submit(self.key, job, &cx.reply);
@@ -359,12 +398,39 @@ impl Conn {
                     self.end_transfer(cx, TransferEvent::Failed(TransferError::Aborted));
                 }
             }
-            Intent::UpgradeTls => {
-                self.session
-                    .handle_completion(now, id, Completion::Done(Err(FsError::Other)));
-            }
             other => log::error!("{}: no way to perform {other:?}", self.peer),
         }
+    }
+
+    /// Switches the control connection to TLS (or back to clear) once
+    /// every reply before the switch is written, and tells the engine.
+    fn switch_if_due(&mut self, cx: &mut Ctx) -> bool {
+        let Some((id, to_tls)) = self.switch else {
+            return false;
+        };
+        if !self.control.flushed(&self.session) {
+            return false;
+        }
+        self.switch = None;
+        let done = if !to_tls {
+            self.control.start_clear();
+            Ok(())
+        } else {
+            match self.host.control_tls() {
+                Ok(conn) => {
+                    self.control.start_tls(conn);
+                    Ok(())
+                }
+                Err(e) => {
+                    log::warn!("{}: AUTH TLS: {e}", self.peer);
+                    Err(FsError::Other)
+                }
+            }
+        };
+        let now = cx.server.clock.now();
+        self.session
+            .handle_completion(now, id, Completion::Done(done));
+        true
     }
 
     fn open_passive(
@@ -421,9 +487,11 @@ impl Conn {
                         self.passives.swap_remove(pos).close(&cx.registry);
                         let token = token::conn(self.key.index, Role::Data);
                         match t.attach(stream, &cx.registry, token) {
-                            Ok(()) => {
-                                let connected = Completion::Transfer(TransferEvent::Connected);
-                                self.session.handle_completion(now, t.id, connected);
+                            Ok(connected) => {
+                                if connected {
+                                    let connected = Completion::Transfer(TransferEvent::Connected);
+                                    self.session.handle_completion(now, t.id, connected);
+                                }
                                 progress = true;
                             }
                             Err(e) => {

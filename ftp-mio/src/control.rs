@@ -9,10 +9,16 @@
 //! drains (no new edge is needed). The engine stops producing replies when
 //! its transmit buffer is full, so a client that stops reading holds at
 //! most that buffer plus the socket's.
+//!
+//! Bytes go through a [`ControlStream`] (shared with the smol daemon):
+//! clear, or TLS after `AUTH TLS` and on implicit-FTPS listeners. Its calls
+//! return `WouldBlock` exactly when the socket does in the direction asked
+//! for, so the readiness flags keep their meaning under TLS.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::net::Shutdown;
 
+use ftp_host::tls::{ControlStream, TlsConn};
 use ftp_proto::{Instant, Session};
 use mio::event::Event;
 use mio::net::TcpStream;
@@ -21,6 +27,8 @@ use mio::net::TcpStream;
 #[derive(Debug)]
 pub(crate) struct Control {
     pub(crate) stream: TcpStream,
+    /// Clear or TLS.
+    io: ControlStream,
     readable: bool,
     writable: bool,
     /// The client closed its sending side.
@@ -41,9 +49,10 @@ pub(crate) enum Read1 {
 impl Control {
     /// A freshly accepted (and registered) control socket; it counts as
     /// ready both ways until an operation says otherwise.
-    pub(crate) fn new(stream: TcpStream) -> Control {
+    pub(crate) fn new(stream: TcpStream, io: ControlStream) -> Control {
         Control {
             stream,
+            io,
             readable: true,
             writable: true,
             eof: false,
@@ -71,13 +80,42 @@ impl Control {
         self.readable && !self.eof
     }
 
-    /// Writes as much of the engine's transmit buffer as the socket takes.
-    /// Returns whether anything was written (the engine may then produce
-    /// more); an error means the connection is gone.
+    /// Whether nothing waits to be written: no reply, no TLS bytes.
+    pub(crate) fn flushed(&self, session: &Session) -> bool {
+        session.transmit().is_empty() && !self.io.wants_write()
+    }
+
+    /// `AUTH TLS`: TLS from now on (every reply before it is written).
+    pub(crate) fn start_tls(&mut self, conn: TlsConn) {
+        self.io.start_tls(conn);
+    }
+
+    /// `CCC`: back to clear (every reply before it is written).
+    pub(crate) fn start_clear(&mut self) {
+        self.io.start_clear();
+    }
+
+    /// The session is over: queue TLS's `close_notify`, written by the
+    /// next [`flush`](Self::flush).
+    pub(crate) fn close_tls(&mut self) {
+        self.io.close();
+    }
+
+    /// Writes as much of the engine's transmit buffer (and of TLS's own
+    /// bytes) as the socket takes. Returns whether anything was written
+    /// (the engine may then produce more); an error means the connection
+    /// is gone.
     pub(crate) fn flush(&mut self, session: &mut Session) -> io::Result<bool> {
         let mut wrote = false;
+        if self.writable {
+            match self.io.flush(&mut &self.stream) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.writable = false,
+                Err(e) => return Err(e),
+            }
+        }
         while self.writable && !session.transmit().is_empty() {
-            match (&self.stream).write(session.transmit()) {
+            match self.io.write(&mut &self.stream, session.transmit()) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => {
                     session.consume_transmit(n);
@@ -104,7 +142,7 @@ impl Control {
             return Ok(Read1::Idle);
         }
         loop {
-            match (&self.stream).read(&mut scratch[..want]) {
+            match self.io.read(&mut &self.stream, &mut scratch[..want]) {
                 Ok(0) => {
                     self.eof = true;
                     return Ok(Read1::Eof);

@@ -9,6 +9,14 @@
 //! directories' temporaries, or read a large directory's first batch) is a
 //! [`ftp_host::server::Job`] and runs on a worker.
 //!
+//! TLS (`PROT P`): once the data connection is up, the server side of a
+//! TLS handshake runs through [`TlsConn`] (shared with the smol daemon)
+//! before [`Step::Connected`]; a handshake that fails, or that does not
+//! resume the control connection's TLS session when that is required,
+//! ends the transfer with [`TransferError::NoConnection`]. Downloads use
+//! the buffered path (`sendfile` cannot encrypt) and end with
+//! `close_notify` before our FIN.
+//!
 //! Fairness: a transfer moves at most the `budget` its connection's drive
 //! gives it per turn; when the budget runs out before the socket would
 //! block, the event loop drives the connection again on its next turn
@@ -23,6 +31,7 @@ use std::time::{Duration, Instant as StdInstant};
 use ftp_host::passive::peer_allowed;
 use ftp_host::server::{Server, TransferEnd};
 use ftp_host::storage::fs_error_from_io;
+use ftp_host::tls::{Handshake, TlsConn};
 use ftp_host::transfer::{Sink, is_connection_error};
 use ftp_proto::{DataEndpoint, IntentId, TransferError, TransferEvent};
 use mio::event::Event;
@@ -139,6 +148,8 @@ enum Link {
     Waiting,
     /// An active (PORT/EPRT) connect in progress.
     Connecting(TcpStream),
+    /// Connected; the TLS handshake runs.
+    Handshaking(TcpStream),
     /// The data connection is up.
     Open(TcpStream),
 }
@@ -183,11 +194,14 @@ pub(crate) struct DataTransfer {
     sendfile: bool,
     /// The source has nothing more.
     source_done: bool,
+    /// TLS on the data connection (`PROT P`).
+    tls: Option<TlsConn>,
 }
 
 impl DataTransfer {
-    /// A transfer whose file is being opened.
-    pub(crate) fn new(id: IntentId, endpoint: DataEndpoint) -> DataTransfer {
+    /// A transfer whose file is being opened; its data connection will be
+    /// TLS if `tls` is given.
+    pub(crate) fn new(id: IntentId, endpoint: DataEndpoint, tls: Option<TlsConn>) -> DataTransfer {
         DataTransfer {
             id,
             endpoint,
@@ -199,8 +213,9 @@ impl DataTransfer {
             sent: 0,
             bytes: 0,
             reported: (StdInstant::now(), 0),
-            sendfile: true,
+            sendfile: tls.is_none(),
             source_done: false,
+            tls,
         }
     }
 
@@ -267,18 +282,24 @@ impl DataTransfer {
         }
     }
 
-    /// Takes over a connection accepted by the passive listener.
+    /// Takes over a connection accepted by the passive listener. Returns
+    /// whether it counts as connected now; with TLS, [`Step::Connected`]
+    /// comes after the handshake.
     pub(crate) fn attach(
         &mut self,
         mut stream: TcpStream,
         registry: &Registry,
         token: Token,
-    ) -> io::Result<()> {
+    ) -> io::Result<bool> {
         registry.register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)?;
-        self.link = Link::Open(stream);
         self.readable = true;
         self.writable = true;
-        Ok(())
+        if self.tls.is_some() {
+            self.link = Link::Handshaking(stream);
+            return Ok(false);
+        }
+        self.link = Link::Open(stream);
+        Ok(true)
     }
 
     /// Notes the readiness of the data socket.
@@ -304,6 +325,10 @@ impl DataTransfer {
                         if let Link::Connecting(stream) =
                             std::mem::replace(&mut self.link, Link::Waiting)
                         {
+                            if self.tls.is_some() {
+                                self.link = Link::Handshaking(stream);
+                                return self.step(budget);
+                            }
                             self.link = Link::Open(stream);
                         }
                         Step::Connected
@@ -314,6 +339,33 @@ impl DataTransfer {
                     }
                     Err(e) => {
                         log::debug!("data connection: {e}");
+                        Step::End(TransferEvent::Failed(TransferError::NoConnection))
+                    }
+                }
+            }
+            Link::Handshaking(stream) => {
+                let Some(tls) = &mut self.tls else {
+                    return Step::End(TransferEvent::Failed(TransferError::NoConnection));
+                };
+                match tls.handshake(&mut &*stream) {
+                    Ok(Handshake::Done) => {
+                        if let Link::Handshaking(stream) =
+                            std::mem::replace(&mut self.link, Link::Waiting)
+                        {
+                            self.link = Link::Open(stream);
+                        }
+                        Step::Connected
+                    }
+                    Ok(Handshake::WantRead) => {
+                        self.readable = false;
+                        Step::Idle
+                    }
+                    Ok(Handshake::WantWrite) => {
+                        self.writable = false;
+                        Step::Idle
+                    }
+                    Err(e) => {
+                        log::warn!("data connection TLS: {e}");
                         Step::End(TransferEvent::Failed(TransferError::NoConnection))
                     }
                 }
@@ -336,6 +388,7 @@ impl DataTransfer {
             bytes,
             sendfile,
             source_done,
+            tls,
             ..
         } = self
         else {
@@ -349,7 +402,7 @@ impl DataTransfer {
                 if !*writable {
                     return Step::Idle;
                 }
-                match (&*stream).write(&buf[*sent..]) {
+                match write_to(stream, tls, &buf[*sent..]) {
                     Ok(0) => return lost(io::ErrorKind::WriteZero.into()),
                     Ok(n) => {
                         *sent += n;
@@ -367,6 +420,17 @@ impl DataTransfer {
                 continue;
             }
             if *source_done {
+                if let Some(tls) = tls {
+                    tls.close();
+                    match tls.flush(&mut &*stream) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            *writable = false;
+                            return Step::Idle;
+                        }
+                        Err(e) => return lost(e),
+                    }
+                }
                 let _ = stream.shutdown(Shutdown::Write);
                 return Step::End(TransferEvent::Finished { bytes: *bytes });
             }
@@ -404,6 +468,7 @@ impl DataTransfer {
             readable,
             buf,
             bytes,
+            tls,
             ..
         } = self
         else {
@@ -422,11 +487,17 @@ impl DataTransfer {
             let Some(TransferEnd::Receive(sink)) = end else {
                 return Step::Idle;
             };
-            match (&*stream).read(&mut buf[..CHUNK.min(*budget)]) {
+            match read_from(stream, tls, &mut buf[..CHUNK.min(*budget)]) {
                 Ok(0) => {
                     let Some(TransferEnd::Receive(sink)) = end.take() else {
                         return Step::Idle;
                     };
+                    if let Some(tls) = tls {
+                        // A TLS client waits for our close_notify (Python's
+                        // `unwrap`); a fresh socket's buffer takes it.
+                        tls.close();
+                        let _ = tls.flush(&mut &*stream);
+                    }
                     return match sink.finish() {
                         Ok(_) => Step::End(TransferEvent::Finished { bytes: *bytes }),
                         Err(e) => Step::End(TransferEvent::Failed(TransferError::Fs(e))),
@@ -450,12 +521,30 @@ impl DataTransfer {
     /// `registry`) and gives up an unfinished upload.
     pub(crate) fn close(self, registry: &Registry) {
         match self.link {
-            Link::Open(mut stream) | Link::Connecting(mut stream) => {
+            Link::Open(mut stream)
+            | Link::Connecting(mut stream)
+            | Link::Handshaking(mut stream) => {
                 let _ = registry.deregister(&mut stream);
             }
             Link::Waiting => {}
         }
         discard_end(self.end);
+    }
+}
+
+/// Writes to the data connection, through TLS if it has it.
+fn write_to(stream: &TcpStream, tls: &mut Option<TlsConn>, data: &[u8]) -> io::Result<usize> {
+    match tls {
+        Some(tls) => tls.write(&mut &*stream, data),
+        None => (&*stream).write(data),
+    }
+}
+
+/// Reads from the data connection, through TLS if it has it.
+fn read_from(stream: &TcpStream, tls: &mut Option<TlsConn>, buf: &mut [u8]) -> io::Result<usize> {
+    match tls {
+        Some(tls) => tls.read(&mut &*stream, buf),
+        None => (&*stream).read(buf),
     }
 }
 

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant as StdInstant};
 
-use ftp_host::daemon::{Shutdown, prepare_control_socket};
+use ftp_host::daemon::{Listener, Shutdown, prepare_control_socket};
 use ftp_host::server::{Server, canonical};
 use mio::event::Event;
 use mio::net::{TcpListener, TcpStream};
@@ -73,6 +73,8 @@ pub(crate) struct EventLoop {
     conns: Slab<Conn>,
     results: Receiver<Done>,
     listeners: Vec<Option<TcpListener>>,
+    /// Which listeners are implicit FTPS, by index.
+    implicit_tls: Vec<bool>,
     acceptor: Acceptor,
     /// Accepting resumes then (after running out of descriptors).
     paused_until: Option<StdInstant>,
@@ -90,7 +92,7 @@ impl EventLoop {
     /// returns when its last connection ends.
     pub(crate) fn new(
         server: Arc<Server>,
-        listeners: Vec<std::net::TcpListener>,
+        listeners: Vec<Listener>,
         workers: Workers,
         shutdown: Option<Shutdown>,
     ) -> io::Result<EventLoop> {
@@ -99,9 +101,10 @@ impl EventLoop {
         let waker = Arc::new(Waker::new(&registry, token::WAKER)?);
         let (tx, results) = mpsc::channel();
         let mut registered = Vec::with_capacity(listeners.len());
+        let implicit_tls = listeners.iter().map(|l| l.implicit_tls).collect();
         for (n, listener) in listeners.into_iter().enumerate() {
-            listener.set_nonblocking(true)?;
-            let mut listener = TcpListener::from_std(listener);
+            listener.socket.set_nonblocking(true)?;
+            let mut listener = TcpListener::from_std(listener.socket);
             registry.register(&mut listener, token::listener(n), Interest::READABLE)?;
             registered.push(Some(listener));
         }
@@ -126,6 +129,7 @@ impl EventLoop {
             conns: Slab::default(),
             results,
             listeners: registered,
+            implicit_tls,
             acceptor: Acceptor::new(),
             paused_until: None,
             shutdown,
@@ -144,7 +148,7 @@ impl EventLoop {
         peer: SocketAddr,
     ) -> io::Result<()> {
         prepare_control_socket(&stream);
-        self.add_conn(stream, local, canonical(peer), None)
+        self.add_conn(stream, local, canonical(peer), None, false)
     }
 
     /// Runs until shutdown (or, for a one-shot loop, until its last
@@ -306,7 +310,10 @@ impl EventLoop {
                 return;
             };
             match self.acceptor.accept(listener) {
-                Accepted::Stream(stream, peer) => self.admit(stream, peer),
+                Accepted::Stream(stream, peer) => {
+                    let implicit_tls = self.implicit_tls.get(n).copied().unwrap_or(false);
+                    self.admit(stream, peer, implicit_tls)
+                }
                 Accepted::Refused => {}
                 Accepted::Empty => return,
                 Accepted::Pause => {
@@ -319,8 +326,9 @@ impl EventLoop {
         self.cx.ready.push_back(Ready::Listener(n));
     }
 
-    /// A new control connection: check the limits, then start its session.
-    fn admit(&mut self, stream: TcpStream, peer: SocketAddr) {
+    /// A new control connection: check the limits, then start its session
+    /// (with TLS from the first byte if `implicit_tls`).
+    fn admit(&mut self, stream: TcpStream, peer: SocketAddr, implicit_tls: bool) {
         let peer = canonical(peer);
         prepare_control_socket(&stream);
         let slot = match self.cx.server.admit(peer.ip()) {
@@ -338,7 +346,7 @@ impl EventLoop {
                 return;
             }
         };
-        if let Err(e) = self.add_conn(stream, local, peer, Some(slot)) {
+        if let Err(e) = self.add_conn(stream, local, peer, Some(slot), implicit_tls) {
             log::warn!("{peer}: could not start a session: {e}");
         }
     }
@@ -349,6 +357,7 @@ impl EventLoop {
         local: SocketAddr,
         peer: SocketAddr,
         slot: Option<ftp_host::limits::ConnectionSlot>,
+        implicit_tls: bool,
     ) -> io::Result<()> {
         let index = self.conns.vacant();
         if !token::index_fits(index) {
@@ -359,7 +368,7 @@ impl EventLoop {
             index,
             serial: self.next_serial,
         };
-        let conn = Conn::start(&mut self.cx, key, stream, local, peer, slot)?;
+        let conn = Conn::start(&mut self.cx, key, stream, local, peer, slot, implicit_tls)?;
         let index = self.conns.insert(conn);
         debug_assert_eq!(index, key.index);
         if let Some(conn) = self.conns.get_mut(index) {

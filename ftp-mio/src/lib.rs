@@ -46,11 +46,11 @@ mod token;
 mod workers;
 
 use std::io;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::sync::Arc;
 use std::thread;
 
-use ftp_host::daemon::{Runtime, Shutdown};
+use ftp_host::daemon::{Listener, Runtime, Shutdown};
 use ftp_host::server::Server;
 
 use event_loop::EventLoop;
@@ -69,11 +69,7 @@ fn worker_count(threads: usize) -> usize {
 }
 
 impl Runtime for Mio {
-    fn serve(
-        server: Arc<Server>,
-        listeners: Vec<TcpListener>,
-        shutdown: Shutdown,
-    ) -> io::Result<()> {
+    fn serve(server: Arc<Server>, listeners: Vec<Listener>, shutdown: Shutdown) -> io::Result<()> {
         let threads = server.config.threads.max(1);
         let workers = Workers::spawn(worker_count(threads))?;
         // Build every loop here, so that setup errors are reported before
@@ -82,7 +78,12 @@ impl Runtime for Mio {
         for _ in 0..threads {
             let clones = listeners
                 .iter()
-                .map(TcpListener::try_clone)
+                .map(|l| {
+                    Ok(Listener {
+                        socket: l.socket.try_clone()?,
+                        implicit_tls: l.implicit_tls,
+                    })
+                })
                 .collect::<io::Result<Vec<_>>>()?;
             loops.push(EventLoop::new(
                 server.clone(),

@@ -28,6 +28,16 @@
 //! committed is aborted (see `ftp_host::storage::WriteObject`), also when it
 //! is dropped on a blocking-pool thread after the task is gone.
 //!
+//! # TLS
+//!
+//! A `PROT P` transfer does the server side of a TLS handshake (through
+//! [`TlsConn`], shared with the mio daemon) before it reports
+//! [`TransferEvent::Connected`]; a handshake that fails, or that does not
+//! resume the control connection's TLS session when that is required, ends
+//! the transfer with [`TransferError::NoConnection`]. Downloads then go
+//! through the buffered path (`sendfile` cannot encrypt), and the end of
+//! the data is `close_notify` followed by our FIN.
+//!
 //! # Fairness
 //!
 //! A fast peer keeps a socket ready, so a transfer loop may never have to
@@ -41,10 +51,10 @@ use std::os::fd::AsFd;
 use ftp_host::passive::peer_allowed;
 use ftp_host::server::TransferEnd;
 use ftp_host::storage::fs_error_from_io;
+use ftp_host::tls::{Handshake, TlsConn};
 use ftp_host::transfer::{SINK_BUFFER, Sink, Source, is_connection_error};
 use ftp_proto::{IntentId, TransferError, TransferEvent};
 use smol::channel::Sender;
-use smol::io::{AsyncReadExt, AsyncWriteExt};
 use smol::{Async, Executor, Task};
 
 use crate::session::Msg;
@@ -118,10 +128,93 @@ impl Endpoint {
     }
 }
 
-/// Runs transfer `id`: gets the data connection, moves the data, closes
-/// the connection and reports to the session.
-pub async fn transfer(id: IntentId, endpoint: Endpoint, end: TransferEnd, tx: Sender<Msg>) {
-    let event = match endpoint.connect().await {
+/// A data connection, clear or TLS.
+struct DataStream {
+    socket: Async<TcpStream>,
+    tls: Option<TlsConn>,
+}
+
+impl DataStream {
+    /// Runs the TLS handshake, if the connection is TLS.
+    async fn handshake(&mut self) -> io::Result<()> {
+        let Some(tls) = &mut self.tls else {
+            return Ok(());
+        };
+        loop {
+            match tls.handshake(&mut self.socket.get_ref())? {
+                Handshake::Done => return Ok(()),
+                Handshake::WantRead => self.socket.readable().await?,
+                Handshake::WantWrite => self.socket.writable().await?,
+            }
+        }
+    }
+
+    /// Reads some bytes; `Ok(0)` at the end of the data.
+    async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let DataStream { socket, tls } = self;
+        match tls {
+            None => socket.read_with(|mut s| io::Read::read(&mut s, buf)).await,
+            Some(tls) => socket.read_with(|mut s| tls.read(&mut s, buf)).await,
+        }
+    }
+
+    /// Writes all of `data`.
+    async fn write_all(&mut self, mut data: &[u8]) -> io::Result<()> {
+        let DataStream { socket, tls } = self;
+        while !data.is_empty() {
+            let n = match tls {
+                None => {
+                    socket
+                        .write_with(|mut s| io::Write::write(&mut s, data))
+                        .await?
+                }
+                Some(tls) => socket.write_with(|mut s| tls.write(&mut s, data)).await?,
+            };
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            data = &data[n..];
+        }
+        Ok(())
+    }
+
+    /// Ends the data: `close_notify` (for TLS), then our FIN.
+    async fn finish(&mut self) -> io::Result<()> {
+        let DataStream { socket, tls } = self;
+        if let Some(tls) = tls {
+            tls.close();
+            socket.write_with(|mut s| tls.flush(&mut s)).await?;
+        }
+        // The data is out; a peer that already closed does not matter.
+        let _ = socket.get_ref().shutdown(Shutdown::Write);
+        Ok(())
+    }
+}
+
+/// Runs transfer `id`: gets the data connection (with a TLS handshake if
+/// `tls` is given), moves the data, closes the connection and reports to
+/// the session.
+pub async fn transfer(
+    id: IntentId,
+    endpoint: Endpoint,
+    tls: Option<TlsConn>,
+    end: TransferEnd,
+    tx: Sender<Msg>,
+) {
+    let connected = match endpoint.connect().await {
+        Ok(socket) => {
+            let mut stream = DataStream { socket, tls };
+            match stream.handshake().await {
+                Ok(()) => Ok(stream),
+                Err(e) => {
+                    log::warn!("transfer {id:?}: data connection TLS: {e}");
+                    Err(e)
+                }
+            }
+        }
+        Err(e) => Err(e),
+    };
+    let event = match connected {
         Err(e) => {
             log::debug!("transfer {id:?}: no data connection: {e}");
             if let TransferEnd::Receive(sink) = end {
@@ -143,19 +236,17 @@ pub async fn transfer(id: IntentId, endpoint: Endpoint, end: TransferEnd, tx: Se
 }
 
 /// Sends `source` (a file or a listing) and closes the connection.
-async fn send(
-    stream: Async<TcpStream>,
-    mut source: Source,
-    mut progress: Progress,
-) -> TransferEvent {
+async fn send(mut stream: DataStream, mut source: Source, mut progress: Progress) -> TransferEvent {
     let mut bytes = 0u64;
-    let mut zero_copy = true;
+    // `sendfile` cannot encrypt.
+    let mut zero_copy = stream.tls.is_none();
     let mut buf = Vec::with_capacity(FILL_CHUNK);
     let mut fair = Fairness::default();
     loop {
         fair.tick().await;
         if zero_copy {
             let sent = stream
+                .socket
                 .write_with(|s| source.sendfile_to(s.as_fd(), SENDFILE_CHUNK))
                 .await;
             match sent {
@@ -187,20 +278,22 @@ async fn send(
             Ok(_) => {}
             Err(e) => return TransferEvent::Failed(TransferError::Fs(fs_error_from_io(&e))),
         }
-        if let Err(e) = (&stream).write_all(&buf).await {
+        if let Err(e) = stream.write_all(&buf).await {
             return lost(&e);
         }
         bytes += buf.len() as u64;
         progress.report(bytes);
     }
     // Closing the write side first sends everything queued, then FIN.
-    let _ = stream.get_ref().shutdown(Shutdown::Write);
+    if let Err(e) = stream.finish().await {
+        return lost(&e);
+    }
     drop(stream);
     TransferEvent::Finished { bytes }
 }
 
 /// Receives into `sink` until the peer closes, then commits the upload.
-async fn receive(stream: Async<TcpStream>, sink: Sink, mut progress: Progress) -> TransferEvent {
+async fn receive(mut stream: DataStream, sink: Sink, mut progress: Progress) -> TransferEvent {
     let mut bytes = 0u64;
     let mut sink = Some(sink);
     let mut buf = vec![0u8; SINK_BUFFER];
@@ -208,7 +301,7 @@ async fn receive(stream: Async<TcpStream>, sink: Sink, mut progress: Progress) -
     let mut fair = Fairness::default();
     loop {
         fair.tick().await;
-        let n = match (&stream).read(&mut buf[filled..]).await {
+        let n = match stream.read(&mut buf[filled..]).await {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => {
@@ -246,7 +339,8 @@ async fn receive(stream: Async<TcpStream>, sink: Sink, mut progress: Progress) -
             break;
         }
     }
-    drop(stream);
+    // A TLS client waits for our close_notify (Python's `unwrap`).
+    let _ = stream.finish().await;
     TransferEvent::Finished { bytes }
 }
 

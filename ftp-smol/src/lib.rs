@@ -26,7 +26,7 @@ use std::sync::{Arc, Weak};
 use std::thread;
 use std::time::Duration;
 
-use ftp_host::daemon::{Runtime, Shutdown};
+use ftp_host::daemon::{Listener, Runtime, Shutdown};
 use ftp_host::limits::OUT_OF_DESCRIPTORS;
 use ftp_host::server::Server;
 use smol::future::FutureExt;
@@ -41,14 +41,10 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 pub struct Smol;
 
 impl Runtime for Smol {
-    fn serve(
-        server: Arc<Server>,
-        listeners: Vec<TcpListener>,
-        shutdown: Shutdown,
-    ) -> io::Result<()> {
+    fn serve(server: Arc<Server>, listeners: Vec<Listener>, shutdown: Shutdown) -> io::Result<()> {
         let listeners = listeners
             .into_iter()
-            .map(Async::new)
+            .map(|l| Ok((Async::new(l.socket)?, l.implicit_tls)))
             .collect::<io::Result<Vec<_>>>()?;
         let ex = Arc::new(Executor::new());
 
@@ -61,10 +57,11 @@ impl Runtime for Smol {
         let (alive_tx, alive_rx) = smol::channel::bounded::<()>(1);
         let accepting: Vec<_> = listeners
             .into_iter()
-            .map(|l| {
+            .map(|(l, implicit_tls)| {
                 let accept = accept(
                     server.clone(),
                     l,
+                    implicit_tls,
                     Arc::downgrade(&ex),
                     alive_tx.clone(),
                     stop_rx.clone(),
@@ -117,12 +114,14 @@ impl Runtime for Smol {
     fn serve_one(server: Arc<Server>, stream: TcpStream) -> io::Result<()> {
         let socket = Async::new(stream)?;
         let ex = Arc::new(Executor::new());
-        smol::block_on(ex.run(session::run(server, socket, Arc::downgrade(&ex), None)));
+        let session = session::run(server, socket, false, Arc::downgrade(&ex), None);
+        smol::block_on(ex.run(session));
         Ok(())
     }
 }
 
-/// Accepts connections on `listener` and spawns a session task for each.
+/// Accepts connections on `listener` and spawns a session task for each
+/// (implicit FTPS sessions, if `implicit_tls`).
 ///
 /// The task keeps one spare descriptor (an open `/dev/null`). When
 /// `accept` fails because the process is out of descriptors, the spare is
@@ -132,6 +131,7 @@ impl Runtime for Smol {
 async fn accept(
     server: Arc<Server>,
     listener: Async<TcpListener>,
+    implicit_tls: bool,
     ex: Weak<Executor<'static>>,
     alive: smol::channel::Sender<()>,
     stop: smol::channel::Receiver<()>,
@@ -148,7 +148,7 @@ async fn accept(
                 let stop = Some(stop.clone());
                 executor
                     .spawn(async move {
-                        session::run(server, socket, ex, stop).await;
+                        session::run(server, socket, implicit_tls, ex, stop).await;
                         drop(alive);
                     })
                     .detach();

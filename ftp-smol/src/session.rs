@@ -15,13 +15,20 @@
 //! most one job result per outstanding intent (the engine waits for each)
 //! and three events per transfer.
 //!
+//! FTPS: the control connection's bytes go through a
+//! [`ControlStream`] (shared with the mio daemon), which is clear until the
+//! engine asks for [`Intent::UpgradeTls`] (after `AUTH TLS`) and TLS from
+//! the start on an implicit-FTPS listener. The switch happens once every
+//! reply before it is written; until then the socket is not read, so the
+//! client's TLS handshake never reaches the engine as a command.
+//!
 //! At shutdown the server closes the `stop` channel: each session tells its
 //! engine ([`Session::shutdown`]), which says `421` and closes at once when
 //! idle or right after a running transfer; whatever is left when the grace
 //! period ends is dropped.
 
 use std::collections::HashMap;
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -30,13 +37,13 @@ use ftp_host::daemon::prepare_control_socket;
 use ftp_host::limits::ConnectionSlot;
 use ftp_host::passive::resource_error;
 use ftp_host::server::{Finished, JobDone, Server, SessionHost, TransferEnd, canonical};
+use ftp_host::tls::ControlStream;
 use ftp_proto::{
     Completion, DataEndpoint, FsError, Intent, IntentId, Output, ResourceError, Session,
     TransferError, TransferEvent,
 };
 use smol::channel::{Receiver, Sender};
 use smol::future::{FutureExt, pending};
-use smol::io::AsyncWriteExt;
 use smol::{Async, Executor, Task, Timer};
 
 use crate::data::{self, Endpoint, PassiveConnection};
@@ -57,10 +64,12 @@ pub enum Msg {
 }
 
 /// Serves one accepted control connection until it closes: admission,
-/// socket options, then the session loop.
+/// socket options, then the session loop (TLS from the first byte if
+/// `implicit_tls`).
 pub async fn run(
     server: Arc<Server>,
     socket: Async<TcpStream>,
+    implicit_tls: bool,
     ex: Weak<Executor<'static>>,
     stop: Option<Receiver<()>>,
 ) {
@@ -73,13 +82,29 @@ pub async fn run(
         Ok(slot) => slot,
         Err(limit) => {
             log::info!("{peer}: refused: {limit}");
-            let _ = write_now(&socket, limit.reply().as_bytes());
+            let reply = limit.reply();
+            let _ = write_now(
+                &mut ControlStream::plain(),
+                &mut socket.get_ref(),
+                reply.as_bytes(),
+            );
             let _ = socket.get_ref().shutdown(Shutdown::Write);
             return;
         }
     };
     prepare_control_socket(socket.get_ref());
-    let (session, host) = server.session(local, peer);
+    let (mut session, host) = server.session(local, peer);
+    let stream = if implicit_tls {
+        match host.implicit_tls(&mut session) {
+            Ok(stream) => stream,
+            Err(e) => {
+                log::warn!("{peer}: implicit TLS: {e}");
+                return;
+            }
+        }
+    } else {
+        ControlStream::plain()
+    };
     let (tx, rx) = smol::channel::unbounded();
     let mut control = Control {
         server,
@@ -87,6 +112,9 @@ pub async fn run(
         session,
         host,
         socket,
+        stream,
+        switch: None,
+        more_input: false,
         local_ip: local.ip(),
         tx,
         rx,
@@ -111,6 +139,14 @@ struct Control {
     session: Session,
     host: SessionHost,
     socket: Async<TcpStream>,
+    /// The control connection's bytes: clear or TLS.
+    stream: ControlStream,
+    /// An `UpgradeTls` or `ClearTls` waiting for the replies before it to
+    /// be written (`true`: to TLS).
+    switch: Option<(IntentId, bool)>,
+    /// TLS may hold decrypted input beyond the last read: read again
+    /// before waiting for the socket.
+    more_input: bool,
     /// The control connection's local address, where passive listeners bind.
     local_ip: IpAddr,
     tx: Sender<Msg>,
@@ -127,8 +163,9 @@ struct Control {
 
 /// How far the running transfer is.
 enum Phase {
-    /// Its file is being opened; the data endpoint waits.
-    Opening(Endpoint),
+    /// Its file is being opened; the data endpoint waits (and will be
+    /// TLS if `tls`).
+    Opening { endpoint: Endpoint, tls: bool },
     /// Data moves in this task.
     Moving(Task<()>),
 }
@@ -148,20 +185,18 @@ impl Control {
     async fn serve(&mut self) -> bool {
         loop {
             loop {
-                let pending = self.session.transmit();
-                if !pending.is_empty() {
-                    match write_now(&self.socket, pending) {
-                        Ok(0) => {}
-                        Ok(n) => self.session.consume_transmit(n),
-                        Err(_) => return false,
-                    }
+                if self.write_replies().is_err() {
+                    return false;
                 }
+                self.switch_if_due();
                 match self.session.poll_output() {
                     None => break,
                     Some(Output::Close) => {
                         self.host.log_events(&mut self.session);
                         return true;
                     }
+                    Some(Output::Intent(id, Intent::UpgradeTls)) => self.switch = Some((id, true)),
+                    Some(Output::Intent(id, Intent::ClearTls)) => self.switch = Some((id, false)),
                     Some(Output::Intent(id, intent)) => self.perform(id, intent).await,
                 }
             }
@@ -173,13 +208,17 @@ impl Control {
                 Wake::Readable(Err(_)) | Wake::Writable(Err(_)) => return false,
                 Wake::Readable(Ok(())) => {
                     let cap = self.session.input_capacity().min(self.input.len());
-                    if cap == 0 {
+                    if cap == 0 || self.switch.is_some() {
                         continue; // An empty read would look like the end.
                     }
-                    match read_now(&self.socket, &mut self.input[..cap]) {
-                        Ok(None) => {}
+                    let mut sock = self.socket.get_ref();
+                    match read_now(&mut self.stream, &mut sock, &mut self.input[..cap]) {
+                        Ok(None) => self.more_input = false,
                         Ok(Some(0)) | Err(_) => return false,
-                        Ok(Some(n)) => self.session.handle_input(now, &self.input[..n]),
+                        Ok(Some(n)) => {
+                            self.more_input = self.stream.is_tls();
+                            self.session.handle_input(now, &self.input[..n]);
+                        }
                     }
                 }
                 Wake::Writable(Ok(())) => {}
@@ -202,13 +241,16 @@ impl Control {
             }
         };
         let readable = async {
-            if self.session.input_capacity() == 0 {
+            if self.session.input_capacity() == 0 || self.switch.is_some() {
                 return pending().await;
+            }
+            if self.more_input {
+                return Wake::Readable(Ok(()));
             }
             Wake::Readable(self.socket.readable().await)
         };
         let writable = async {
-            if self.session.transmit().is_empty() {
+            if self.session.transmit().is_empty() && !self.stream.wants_write() {
                 return pending().await;
             }
             Wake::Writable(self.socket.writable().await)
@@ -245,7 +287,8 @@ impl Control {
                 }
                 DataEndpoint::Active { addr } => Endpoint::Active(addr),
             };
-            self.transfer = Some((id, Phase::Opening(endpoint)));
+            let tls = t.tls;
+            self.transfer = Some((id, Phase::Opening { endpoint, tls }));
         }
         if let Some(job) = self.host.job(id, &intent) {
             let tx = self.tx.clone();
@@ -266,12 +309,55 @@ impl Control {
                 self.passive.remove(&listener);
             }
             Intent::AbortTransfer { transfer } => self.abort(transfer).await,
-            Intent::UpgradeTls => {
-                let done = Completion::Done(Err(FsError::Other));
-                self.session.handle_completion(now, id, done);
-            }
             other => log::error!("intent without a performer: {other:?}"),
         }
+    }
+
+    /// Writes what the socket takes of the TLS bytes and replies that
+    /// wait; an error means the connection is gone.
+    fn write_replies(&mut self) -> io::Result<()> {
+        let mut sock = self.socket.get_ref();
+        match self.stream.flush(&mut sock) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            other => other?,
+        }
+        while !self.session.transmit().is_empty() {
+            match write_now(&mut self.stream, &mut sock, self.session.transmit())? {
+                0 => break,
+                n => self.session.consume_transmit(n),
+            }
+        }
+        Ok(())
+    }
+
+    /// Switches the control connection to TLS (or back to clear) once
+    /// every reply before the switch is out, and tells the engine.
+    fn switch_if_due(&mut self) {
+        let Some((id, to_tls)) = self.switch else {
+            return;
+        };
+        if !self.session.transmit().is_empty() || self.stream.wants_write() {
+            return;
+        }
+        self.switch = None;
+        let done = if !to_tls {
+            self.stream.start_clear();
+            Ok(())
+        } else {
+            match self.host.control_tls() {
+                Ok(conn) => {
+                    self.stream.start_tls(conn);
+                    Ok(())
+                }
+                Err(e) => {
+                    log::warn!("{}: AUTH TLS: {e}", self.session.peer());
+                    Err(FsError::Other)
+                }
+            }
+        };
+        let now = self.server.clock.now();
+        self.session
+            .handle_completion(now, id, Completion::Done(done));
     }
 
     /// Binds a passive listener and starts accepting on it.
@@ -302,7 +388,7 @@ impl Control {
         };
         let ended = match phase {
             // The open job's result is discarded when it comes.
-            Phase::Opening(_) => false,
+            Phase::Opening { .. } => false,
             Phase::Moving(task) => task.cancel().await.is_some(),
         };
         if !ended {
@@ -339,7 +425,9 @@ impl Control {
     fn start_transfer(&mut self, id: IntentId, ready: Completion, end: TransferEnd) {
         let ex = self.ex.upgrade();
         let endpoint = match (self.transfer.take(), ex) {
-            (Some((t, Phase::Opening(endpoint))), Some(ex)) if t == id => (endpoint, ex),
+            (Some((t, Phase::Opening { endpoint, tls })), Some(ex)) if t == id => {
+                (endpoint, tls, ex)
+            }
             (other, _) => {
                 self.transfer = other;
                 if let TransferEnd::Receive(sink) = end {
@@ -348,27 +436,51 @@ impl Control {
                 return;
             }
         };
-        let (endpoint, ex) = endpoint;
-        self.session
-            .handle_completion(self.server.clock.now(), id, ready);
-        let task = ex.spawn(data::transfer(id, endpoint, end, self.tx.clone()));
+        let (endpoint, tls, ex) = endpoint;
+        let now = self.server.clock.now();
+        let tls = match tls.then(|| self.host.data_tls()).transpose() {
+            Ok(tls) => tls,
+            Err(e) => {
+                log::warn!("{}: data connection TLS: {e}", self.session.peer());
+                if let TransferEnd::Receive(sink) = end {
+                    sink.abort();
+                }
+                let failed = TransferEvent::Failed(TransferError::NoConnection);
+                return self
+                    .session
+                    .handle_completion(now, id, Completion::Transfer(failed));
+            }
+        };
+        self.session.handle_completion(now, id, ready);
+        let task = ex.spawn(data::transfer(id, endpoint, tls, end, self.tx.clone()));
         self.transfer = Some((id, Phase::Moving(task)));
     }
 
     /// Writes the replies still queued (for at most [`CLOSE_FLUSH`]), then
     /// closes the write side.
     async fn flush_and_close(&mut self) {
+        let Control {
+            session,
+            socket,
+            stream,
+            ..
+        } = self;
         let flush = async {
             loop {
-                let pending = self.session.transmit();
+                let pending = session.transmit();
                 if pending.is_empty() {
                     break;
                 }
-                match (&self.socket).write(pending).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => self.session.consume_transmit(n),
+                let wrote = socket
+                    .write_with(|mut s| nonzero(stream.write(&mut s, pending)))
+                    .await;
+                match wrote {
+                    Ok(n) => session.consume_transmit(n),
+                    Err(_) => return,
                 }
             }
+            stream.close();
+            let _ = socket.write_with(|mut s| stream.flush(&mut s)).await;
         };
         let give_up = async {
             Timer::after(CLOSE_FLUSH).await;
@@ -378,12 +490,19 @@ impl Control {
     }
 }
 
-/// Writes as much of `data` as the non-blocking `socket` takes now;
+/// A write that took nothing as an error.
+fn nonzero(written: io::Result<usize>) -> io::Result<usize> {
+    match written {
+        Ok(0) => Err(io::ErrorKind::WriteZero.into()),
+        other => other,
+    }
+}
+
+/// Writes as much of `data` as the non-blocking socket takes now;
 /// `Ok(0)` when it takes nothing.
-fn write_now(socket: &Async<TcpStream>, data: &[u8]) -> io::Result<usize> {
-    let mut stream: &TcpStream = socket.get_ref();
+fn write_now(stream: &mut ControlStream, sock: &mut &TcpStream, data: &[u8]) -> io::Result<usize> {
     loop {
-        match stream.write(data) {
+        match stream.write(sock, data) {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(0),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Ok(0) if !data.is_empty() => return Err(io::ErrorKind::WriteZero.into()),
@@ -392,12 +511,15 @@ fn write_now(socket: &Async<TcpStream>, data: &[u8]) -> io::Result<usize> {
     }
 }
 
-/// Reads what the non-blocking `socket` has now; `Ok(None)` when nothing,
+/// Reads what the non-blocking socket has now; `Ok(None)` when nothing,
 /// `Ok(Some(0))` at the end of the stream.
-fn read_now(socket: &Async<TcpStream>, buf: &mut [u8]) -> io::Result<Option<usize>> {
-    let mut stream: &TcpStream = socket.get_ref();
+fn read_now(
+    stream: &mut ControlStream,
+    sock: &mut &TcpStream,
+    buf: &mut [u8],
+) -> io::Result<Option<usize>> {
     loop {
-        match stream.read(buf) {
+        match stream.read(sock, buf) {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             other => return other.map(Some),

@@ -10,7 +10,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use ftp_host::cli::{Invocation, parse_args};
-use ftp_host::daemon::{Runtime, Shutdown};
+use ftp_host::daemon::{Listener, Runtime, Shutdown};
 use ftp_host::server::Server;
 
 use crate::client::Client;
@@ -38,6 +38,7 @@ pub struct Builder {
     users: Vec<User>,
     files: Vec<(String, Vec<u8>)>,
     dirs: Vec<String>,
+    implicit_tls: bool,
 }
 
 impl Builder {
@@ -55,6 +56,14 @@ impl Builder {
     /// Serves `dir` instead of a new temporary folder.
     pub fn root(mut self, dir: &Path) -> Builder {
         self.root = Some(dir.to_path_buf());
+        self
+    }
+
+    /// Also listens on `127.0.0.1:0` for implicit FTPS (TLS from the first
+    /// byte; see [`TestServer::implicit_addr`]). Needs `--tls-cert` and
+    /// `--tls-key` among the arguments.
+    pub fn implicit_tls(mut self) -> Builder {
+        self.implicit_tls = true;
         self
     }
 
@@ -203,6 +212,17 @@ impl Builder {
         for l in &listeners {
             l.set_nonblocking(true).expect("non-blocking listener");
         }
+        let mut listeners: Vec<Listener> = listeners.into_iter().map(Listener::from).collect();
+        let mut implicit = None;
+        if self.implicit_tls {
+            let socket = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+            socket.set_nonblocking(true).expect("non-blocking listener");
+            implicit = Some(socket.local_addr().expect("local address"));
+            listeners.push(Listener {
+                socket,
+                implicit_tls: true,
+            });
+        }
 
         let server = Server::new(config).expect("Server::new");
         let shutdown = Shutdown::new();
@@ -221,6 +241,7 @@ impl Builder {
         TestServer {
             addr,
             addr6,
+            implicit,
             extra,
             root,
             server,
@@ -247,6 +268,7 @@ enum Done {
 pub struct TestServer {
     addr: SocketAddr,
     addr6: Option<SocketAddr>,
+    implicit: Option<SocketAddr>,
     extra: Vec<Option<SocketAddr>>,
     root: PathBuf,
     server: Arc<Server>,
@@ -278,6 +300,12 @@ impl TestServer {
     /// available.
     pub fn addr6(&self) -> Option<SocketAddr> {
         self.addr6
+    }
+
+    /// The implicit-FTPS address, when [`Builder::implicit_tls`] was asked
+    /// for.
+    pub fn implicit_addr(&self) -> Option<SocketAddr> {
+        self.implicit
     }
 
     /// The address of the `i`-th [`Builder::listen`] listener, if it
