@@ -334,6 +334,22 @@ fn flush(upload: &mut Upload, buf: &mut Vec<u8>, written: &mut u64) -> Result<()
     Ok(())
 }
 
+/// Whether an error of [`Source::sendfile_to`] came from the socket (the
+/// data connection broke) rather than from the file.
+pub fn is_connection_error(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::BrokenPipe
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::NotConnected
+            | io::ErrorKind::TimedOut
+            | io::ErrorKind::HostUnreachable
+            | io::ErrorKind::NetworkUnreachable
+            | io::ErrorKind::NetworkDown
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -677,20 +693,4 @@ mod tests {
             FsError::IsADirectory
         );
     }
-}
-
-/// Whether an error of [`Source::sendfile_to`] came from the socket (the
-/// data connection broke) rather than from the file.
-pub fn is_connection_error(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::BrokenPipe
-            | io::ErrorKind::ConnectionReset
-            | io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::NotConnected
-            | io::ErrorKind::TimedOut
-            | io::ErrorKind::HostUnreachable
-            | io::ErrorKind::NetworkUnreachable
-            | io::ErrorKind::NetworkDown
-    )
 }
