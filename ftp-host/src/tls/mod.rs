@@ -624,26 +624,32 @@ mod off {
         never: Infallible,
     }
 
-    #[allow(missing_docs)]
     impl TlsConn {
+        /// Never called: no connection exists.
         pub fn wants_write(&self) -> bool {
             match self.never {}
         }
+        /// Never called.
         pub fn is_resumed(&self) -> bool {
             match self.never {}
         }
+        /// Never called.
         pub fn handshake<S: Read + Write>(&mut self, _: &mut S) -> io::Result<Handshake> {
             match self.never {}
         }
+        /// Never called.
         pub fn read<S: Read + Write>(&mut self, _: &mut S, _: &mut [u8]) -> io::Result<usize> {
             match self.never {}
         }
+        /// Never called.
         pub fn write<S: Read + Write>(&mut self, _: &mut S, _: &[u8]) -> io::Result<usize> {
             match self.never {}
         }
+        /// Never called.
         pub fn flush<S: Write>(&mut self, _: &mut S) -> io::Result<()> {
             match self.never {}
         }
+        /// Never called.
         pub fn close(&mut self) {
             match self.never {}
         }
