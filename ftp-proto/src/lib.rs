@@ -86,6 +86,8 @@ pub mod ascii;
 pub mod command;
 pub mod config;
 pub mod event;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod intent;
 pub mod line;
 pub mod listing;

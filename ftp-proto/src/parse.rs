@@ -644,9 +644,12 @@ fn parse_opts(arg: &str) -> Result<Opts, ParseError> {
         if value.contains(' ') {
             return Err(bad("OPTS"));
         }
+        // Each fact is trimmed like the whole value, so that the parsed
+        // form is what its encoding parses back to.
         Ok(Opts::Mlst(
             value
                 .split(';')
+                .map(trim_spaces)
                 .filter(|fact| !fact.is_empty())
                 .map(str::to_ascii_lowercase)
                 .collect::<Vec<_>>(),
