@@ -477,3 +477,82 @@ impl SessionHost {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Invocation, parse_args};
+
+    /// A server for `args` (the served folder is added), and its folder.
+    fn server(args: &[&str]) -> (Arc<Server>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut all = vec!["ftpd"];
+        all.extend_from_slice(args);
+        all.push(dir.path().to_str().unwrap());
+        let Ok(Invocation::Serve(config)) = parse_args(all) else {
+            panic!("bad arguments {args:?}");
+        };
+        (Server::new(config).unwrap(), dir)
+    }
+
+    #[test]
+    fn a_process_keeps_the_first_identity_a_login_gave_it() {
+        let (server, _dir) = server(&[]);
+        let me = Identity::current().unwrap();
+        // Becoming who the process is changes nothing and needs no
+        // privilege; after that only the same identity may log in again.
+        assert_eq!(server.take_identity(&me, "a"), Ok(()));
+        assert_eq!(server.take_identity(&me, "a"), Ok(()));
+        let other = Identity {
+            uid: me.uid.wrapping_add(1),
+            ..me.clone()
+        };
+        assert_eq!(
+            server.take_identity(&other, "b"),
+            Err(AuthError::Unavailable)
+        );
+        assert_eq!(Identity::current().unwrap(), me);
+    }
+
+    #[test]
+    fn system_accounts_log_in_with_write_from_w() {
+        let etc = tempfile::tempdir().unwrap();
+        let p = |n: &str| etc.path().join(n).to_str().unwrap().to_string();
+        // md5-crypt of "hunter2", from tests/data/crypt-vectors.txt.
+        std::fs::write(p("passwd"), "alice:x:4242:4242::/:/bin/sh\n").unwrap();
+        std::fs::write(
+            p("shadow"),
+            "alice:$1$c5eB66kt$nr9i3dra9jmv7nxu0EEBG.:1::::::\n",
+        )
+        .unwrap();
+        let files = [
+            "--passwd-file",
+            &p("passwd"),
+            "--shadow-file",
+            &p("shadow"),
+            "--group-file",
+            &p("group"),
+        ];
+        for write in [false, true] {
+            let mut args = vec!["--system-users"];
+            args.extend_from_slice(&files);
+            if write {
+                args.push("-w");
+            }
+            let (server, _dir) = server(&args);
+            match authenticate(&server, "alice", "hunter2") {
+                JobResult::LoggedIn { grant, home: None } => assert_eq!(grant.write, write),
+                other => panic!("{other:?}"),
+            }
+            assert!(matches!(
+                authenticate(&server, "alice", "hunter3"),
+                JobResult::Completion(Completion::Auth(Err(AuthError::Denied)))
+            ));
+            // Without the engine's hook, "anonymous" is just a name.
+            assert!(matches!(
+                authenticate(&server, "anonymous", "x"),
+                JobResult::Completion(Completion::Auth(Err(AuthError::Denied)))
+            ));
+        }
+    }
+}

@@ -621,6 +621,7 @@ fn system_user_logs_in_and_owns_uploads(daemon: &str) {
         return;
     };
     let user = SystemUser::new("S3cret pass");
+    let other = SystemUser::new("other pass");
     let hash = user.hash();
     assert!(hash.starts_with('$'), "chpasswd wrote {hash:?}");
     let dir = files_for(Some(&user));
@@ -658,7 +659,15 @@ fn system_user_logs_in_and_owns_uploads(daemon: &str) {
     // Still alive and still the user after the refusals.
     assert_eq!(ftp.cmd("NOOP").0, 200);
     assert_process_is(pid, &user);
-    ftp.quit();
+    // After REIN the same user may log in again; anyone else would need
+    // the identity the process gave up: 421, and the session closes.
+    assert_eq!(ftp.cmd("REIN").0, 220);
+    assert_eq!(ftp.login(&user.name, &user.password), 230);
+    assert_eq!(ftp.cmd("REIN").0, 220);
+    assert_eq!(ftp.login(&other.name, &other.password), 421);
+    wait_for("the session to end after 421", TIMEOUT, || {
+        server.sessions().is_empty().then_some(())
+    });
 }
 
 /// Wrong password: 530 after the configured delay. Locked account and an
