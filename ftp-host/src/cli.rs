@@ -521,7 +521,7 @@ fn build(args: Args, file: FileConfig) -> Result<ServerConfig, ConfigError> {
         None
     };
     let anonymous_account = match &anonymous_user {
-        Some(name) if system_logins || inetd => {
+        Some(name) if (system_logins || inetd) && !no_login => {
             let found = match &system_users {
                 Some(db) => db.account(name),
                 None => system::lookup(&system_files, name)?,
@@ -1106,6 +1106,8 @@ mod tests {
         // -A and a users file keep their meaning under --inetd.
         let c = serve_with(&sys, &["--inetd", "-A", dir.s()]).unwrap();
         assert!(c.system_users.is_none() && c.engine.no_login);
+        let c = serve_with(&sys, &["--inetd", "-A", "-a", "nobody-here", dir.s()]).unwrap();
+        assert!(c.anonymous_account.is_none(), "-a does not matter with -A");
         let users_file = dir.path().join("users.toml");
         std::fs::write(&users_file, "").unwrap();
         let u = users_file.to_str().unwrap();

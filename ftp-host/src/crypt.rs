@@ -25,6 +25,10 @@ use subtle::ConstantTimeEq;
 /// 32 KiB: output, setting, input, reserved and the internal work area).
 const CRYPT_DATA_SIZE: usize = 32768;
 
+/// The same size as `crypt_rn` takes it.
+const CRYPT_DATA_SIZE_C: c_int = 32768;
+const _: () = assert!(CRYPT_DATA_SIZE_C as usize == CRYPT_DATA_SIZE);
+
 #[link(name = "crypt")]
 unsafe extern "C" {
     /// `char *crypt_rn(const char *phrase, const char *setting, void *data,
@@ -87,9 +91,8 @@ pub fn crypt(password: &[u8], setting: &str) -> Result<String, CryptError> {
     let phrase = CString::new(password).map_err(|_| CryptError::NulInPassword)?;
     let setting = CString::new(setting).map_err(|_| CryptError::NulInHash)?;
     let mut area = Box::new(WorkArea([0; CRYPT_DATA_SIZE]));
-    let size = c_int::try_from(CRYPT_DATA_SIZE).unwrap_or(c_int::MAX);
     // SAFETY: `phrase` and `setting` are NUL-terminated strings that
-    // outlive the call; `area` is `size` writable bytes, zeroed as
+    // outlive the call; `area` is CRYPT_DATA_SIZE writable bytes, zeroed as
     // libxcrypt wants for a first use, and exclusively ours. crypt_rn
     // touches nothing else and keeps no pointer after it returns.
     let out = unsafe {
@@ -97,7 +100,7 @@ pub fn crypt(password: &[u8], setting: &str) -> Result<String, CryptError> {
             phrase.as_ptr(),
             setting.as_ptr(),
             area.0.as_mut_ptr().cast::<c_void>(),
-            size,
+            CRYPT_DATA_SIZE_C,
         )
     };
     if out.is_null() {
