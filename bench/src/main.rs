@@ -1,0 +1,740 @@
+//! `ftp-bench`: runs ftp-mio and ftp-smol side by side with vsftpd,
+//! pure-ftpd and pyftpdlib on loopback and prints a table (and JSON).
+//!
+//! See BENCHMARKS.md at the workspace root for what each figure means.
+
+mod ceiling;
+mod checksum;
+mod client;
+mod footprint;
+mod json;
+mod procfs;
+mod report;
+mod scenarios;
+mod servers;
+
+use std::fs;
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use smol::LocalExecutor;
+
+use checksum::{BLOCK, Pattern, random_bytes};
+use scenarios::Files;
+use servers::{Kind, Programs, Server, Setup, Spec};
+
+/// Runs a future on a fresh single-threaded executor (named `$ex` inside,
+/// for spawning) on this thread: the whole load generator is one thread.
+macro_rules! run {
+    ($ex:ident => $e:expr) => {{
+        let $ex = LocalExecutor::new();
+        smol::block_on($ex.run($e))
+    }};
+}
+
+/// Side-by-side FTP server benchmark on loopback.
+#[derive(Parser, Debug)]
+#[command(name = "ftp-bench", version)]
+pub struct Args {
+    /// Servers to compare: ftp-mio, ftp-smol (each with 1 thread and one
+    /// per core; or ftp-mio/N for N threads), vsftpd, pure-ftpd, pyftpdlib.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "ftp-mio,ftp-smol,vsftpd,pure-ftpd,pyftpdlib"
+    )]
+    servers: Vec<String>,
+    /// Figures to measure: retr, stor, small, persistent, scale, argon2, footprint.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "retr,stor,small,persistent,scale,argon2,footprint"
+    )]
+    figures: Vec<String>,
+    /// Small sizes for a fast check: 64 MiB, 2 s loops, 500 idle sessions, 3 runs.
+    #[arg(long)]
+    quick: bool,
+    /// Also write the results as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Interleaved runs of RETR and STOR per server (median reported) [default: 5, quick 3].
+    #[arg(long)]
+    runs: Option<usize>,
+    /// Size of the big file in MiB [default: 1024, quick 64].
+    #[arg(long)]
+    size_mib: Option<u64>,
+    /// Interleaved rounds of each loop per server (median reported) [default: 3, quick 1].
+    #[arg(long)]
+    rounds: Option<usize>,
+    /// Measured seconds of each loop round (after 1 s of warm-up) [default: 5, quick 2].
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Parallel clients in the loops and the login burst.
+    #[arg(long, default_value_t = 50)]
+    clients: usize,
+    /// Idle logged-in sessions held at once [default: 10000, quick 500].
+    #[arg(long)]
+    sessions: Option<usize>,
+    /// Folder with the ftp-mio and ftp-smol binaries [default: this program's folder].
+    #[arg(long, value_name = "DIR")]
+    bin_dir: Option<PathBuf>,
+    /// Do not run `cargo build` for ftp-mio and ftp-smol (release and
+    /// embedded profiles) before measuring; use the binaries already built.
+    #[arg(long)]
+    no_build: bool,
+    /// Folder under which the served files are created [default: /dev/shm, else the temp folder].
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    #[arg(long, value_name = "PATH")]
+    vsftpd: Option<PathBuf>,
+    #[arg(long, value_name = "PATH")]
+    pure_ftpd: Option<PathBuf>,
+    /// Python interpreter with pyftpdlib.
+    #[arg(long, value_name = "PATH")]
+    python: Option<PathBuf>,
+    /// Record `perf record -g` of each server process during each RETR,
+    /// STOR and loop round into DIR (SERVER-FIGURE-RUN.data).
+    #[arg(long, value_name = "DIR")]
+    perf: Option<PathBuf>,
+}
+
+/// A `perf record` of one server during one measurement.
+struct Perf(Option<std::process::Child>);
+
+impl Perf {
+    fn start(dir: Option<&Path>, server: &Server, what: &str) -> Perf {
+        let (Some(dir), Some(pid)) = (dir, server.pid) else {
+            return Perf(None);
+        };
+        let _ = fs::create_dir_all(dir);
+        let out = dir.join(format!("{}-{what}.data", server.name.replace('/', "-")));
+        let child = std::process::Command::new("perf")
+            .args([
+                "record",
+                "-F",
+                "999",
+                "-g",
+                "-q",
+                "-p",
+                &pid.to_string(),
+                "-o",
+            ])
+            .arg(out)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .ok();
+        // perf needs a moment to attach.
+        std::thread::sleep(Duration::from_millis(300));
+        Perf(child)
+    }
+}
+
+impl Drop for Perf {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            if let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::INT);
+            }
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Settings after applying --quick.
+#[derive(Clone, Debug)]
+pub struct Params {
+    pub runs: usize,
+    pub size: u64,
+    pub rounds: usize,
+    pub warmup: Duration,
+    pub measure: Duration,
+    pub clients: usize,
+    pub sessions: usize,
+    pub nproc: usize,
+}
+
+/// Everything measured for one server configuration.
+#[derive(Debug, Default)]
+pub struct Result1 {
+    pub name: String,
+    pub kind: Option<Kind>,
+    pub threads: usize,
+    pub config: String,
+    pub skipped: Option<String>,
+    pub retr: Vec<scenarios::Transfer>,
+    pub stor: Vec<scenarios::Transfer>,
+    pub small: Vec<scenarios::LoopStats>,
+    pub persistent: Vec<scenarios::LoopStats>,
+    pub scale: Option<scenarios::ScaleStats>,
+    pub burst: Option<scenarios::LoginBurst>,
+    /// Failures of whole measurements (a big transfer that failed, a
+    /// server that would not start).
+    pub failures: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let nproc = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let p = Params {
+        runs: args.runs.unwrap_or(if args.quick { 3 } else { 5 }),
+        size: args.size_mib.unwrap_or(if args.quick { 64 } else { 1024 }) << 20,
+        rounds: args.rounds.unwrap_or(if args.quick { 1 } else { 3 }),
+        warmup: Duration::from_secs(1),
+        measure: Duration::from_secs_f64(args.duration.unwrap_or(if args.quick {
+            2.0
+        } else {
+            5.0
+        })),
+        clients: args.clients,
+        sessions: args
+            .sessions
+            .unwrap_or(if args.quick { 500 } else { 10_000 }),
+        nproc,
+    };
+    if p.size % BLOCK as u64 != 0 || p.size == 0 {
+        eprintln!("ftp-bench: --size-mib must be a positive multiple of 8");
+        return ExitCode::FAILURE;
+    }
+    let fig = |f: &str| args.figures.iter().any(|x| x == f);
+    let load_start = procfs::loadavg();
+    eprintln!(
+        "ftp-bench: {nproc} cores, load average {:.2} {:.2} {:.2}",
+        load_start[0], load_start[1], load_start[2]
+    );
+    if load_start[0] > 0.5 * nproc as f64 {
+        eprintln!("ftp-bench: WARNING: the machine is loaded; timings are unreliable");
+    }
+    raise_nofile(p.sessions);
+
+    // Programs.
+    let exe_dir = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(Path::to_path_buf))
+        .unwrap_or_else(|| PathBuf::from("."));
+    let bin_dir = args.bin_dir.clone().unwrap_or_else(|| exe_dir.clone());
+    let target_dir = exe_dir.parent().map_or(exe_dir.clone(), Path::to_path_buf);
+    let ours_missing = !bin_dir.join("ftp-mio").is_file() || !bin_dir.join("ftp-smol").is_file();
+    if args.bin_dir.is_none() && (!args.no_build || ours_missing) {
+        if let Err(e) = footprint::cargo_build(&target_dir, "release", &[]) {
+            eprintln!("ftp-bench: {e}");
+        }
+    }
+    let found = |name: &str| Some(bin_dir.join(name)).filter(|p| p.is_file());
+    let programs = Programs {
+        mio: found("ftp-mio"),
+        smol: found("ftp-smol"),
+        vsftpd: args
+            .vsftpd
+            .clone()
+            .or_else(|| servers::find_program("vsftpd")),
+        pure_ftpd: args
+            .pure_ftpd
+            .clone()
+            .or_else(|| servers::find_program("pure-ftpd")),
+        python: args.python.clone().or_else(servers::find_python),
+    };
+
+    // Server list.
+    let mut specs = Vec::new();
+    for name in &args.servers {
+        let (base, threads) = match name.split_once('/') {
+            Some((b, t)) => (b, t.parse().ok()),
+            None => (name.as_str(), None),
+        };
+        let kind = match base {
+            "ftp-mio" => Kind::Mio,
+            "ftp-smol" => Kind::Smol,
+            "vsftpd" => Kind::Vsftpd,
+            "pure-ftpd" => Kind::PureFtpd,
+            "pyftpdlib" => Kind::Pyftpdlib,
+            other => {
+                eprintln!("ftp-bench: unknown server {other:?}");
+                return ExitCode::FAILURE;
+            }
+        };
+        if kind.ours() {
+            let list = match threads {
+                Some(t) => vec![t],
+                None if nproc > 1 => vec![1, nproc],
+                None => vec![1],
+            };
+            for t in list {
+                specs.push(Spec {
+                    name: format!("{base}/{t}"),
+                    kind,
+                    threads: t,
+                });
+            }
+        } else {
+            specs.push(Spec {
+                name: base.into(),
+                kind,
+                threads: 0,
+            });
+        }
+    }
+    let mut results: Vec<Result1> = Vec::new();
+    let mut runnable = Vec::new();
+    for spec in specs {
+        let mut r = Result1 {
+            name: spec.name.clone(),
+            kind: Some(spec.kind),
+            threads: spec.threads,
+            ..Default::default()
+        };
+        if let Some(why) = programs.missing(spec.kind) {
+            eprintln!("ftp-bench: skipping {}: {why}", spec.name);
+            r.skipped = Some(why.into());
+        } else {
+            runnable.push((spec, results.len()));
+        }
+        results.push(r);
+    }
+    if fig("retr") {
+        let spec = Spec {
+            name: "ceiling".into(),
+            kind: Kind::Ceiling,
+            threads: 1,
+        };
+        runnable.push((spec, results.len()));
+        results.push(Result1 {
+            name: "ceiling".into(),
+            kind: Some(Kind::Ceiling),
+            threads: 1,
+            ..Default::default()
+        });
+    }
+
+    // Served files.
+    let data_parent = args.data_dir.clone().unwrap_or_else(|| {
+        let shm = PathBuf::from("/dev/shm");
+        if shm.is_dir() {
+            shm
+        } else {
+            std::env::temp_dir()
+        }
+    });
+    let data_tmp = match tempfile::Builder::new()
+        .prefix("ftp-bench-data-")
+        .tempdir_in(&data_parent)
+    {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!(
+                "ftp-bench: cannot create the data folder in {}: {e}",
+                data_parent.display()
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let work_tmp = tempfile::Builder::new()
+        .prefix("ftp-bench-")
+        .tempdir()
+        .expect("temp dir");
+    let files = match make_files(data_tmp.path(), p.size, fig("retr") || fig("stor")) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("ftp-bench: cannot write the served files: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let big_path = files.root.join(files.big_name);
+    let setup = |slot: u16| Setup {
+        programs: &programs,
+        data: data_tmp.path(),
+        big: &big_path,
+        work: work_tmp.path(),
+        users: None,
+        slot,
+    };
+    let mut loads = vec![load_start];
+
+    // Phase 1: every server runs at once; runs are interleaved A B C A B C.
+    let interleaved = ["retr", "stor", "small", "persistent"]
+        .iter()
+        .any(|f| fig(f));
+    if interleaved {
+        let mut running: Vec<(Server, usize)> = Vec::new();
+        for (slot, (spec, idx)) in runnable.iter().enumerate() {
+            match Server::start(spec, &setup(slot as u16)) {
+                Ok(server) => {
+                    results[*idx].config = server.config.clone();
+                    running.push((server, *idx));
+                }
+                Err(e) => {
+                    eprintln!("ftp-bench: {e}");
+                    results[*idx].failures.push(e.to_string());
+                }
+            }
+        }
+        if fig("retr") {
+            for run in 0..p.runs {
+                for (server, idx) in &running {
+                    let _perf = Perf::start(args.perf.as_deref(), server, &format!("retr-{run}"));
+                    let r = run!(ex => scenarios::retr_big(server, &files));
+                    report_transfer("RETR", run, server, r, &mut results[*idx], true);
+                }
+            }
+            loads.push(procfs::loadavg());
+        }
+        if fig("stor") {
+            for run in 0..p.runs {
+                for (server, idx) in &running {
+                    if server.kind == Kind::Ceiling {
+                        continue;
+                    }
+                    let name = format!("{}-{run}.bin", server.name.replace('/', "-"));
+                    let _perf = Perf::start(args.perf.as_deref(), server, &format!("stor-{run}"));
+                    let r = run!(ex => scenarios::stor_big(server, &files, &name));
+                    report_transfer("STOR", run, server, r, &mut results[*idx], false);
+                }
+            }
+            loads.push(procfs::loadavg());
+        }
+        for round in 0..p.rounds {
+            for (server, idx) in &running {
+                if server.kind == Kind::Ceiling {
+                    continue;
+                }
+                if fig("small") {
+                    let perf =
+                        Perf::start(args.perf.as_deref(), server, &format!("sessions-{round}"));
+                    let s = run!(ex => scenarios::small_sessions(
+                        &ex, server, &files, p.clients, p.warmup, p.measure,
+                    ));
+                    drop(perf);
+                    eprintln!(
+                        "  sessions    {:<12} round {round}: {:>8.0}/s  p50 {:.2} ms  p99 {:.2} ms  errors {}{}  (generator CPU {:.0}%, server CPU {:.0}%)",
+                        server.name,
+                        s.rate(),
+                        scenarios::percentile(&s.lat_us, 0.5),
+                        scenarios::percentile(&s.lat_us, 0.99),
+                        s.errors,
+                        s.first_error
+                            .as_deref()
+                            .map(|e| format!(" ({e})"))
+                            .unwrap_or_default(),
+                        100.0 * s.client_cpu / s.secs,
+                        100.0 * s.server_cpu / s.secs,
+                    );
+                    results[*idx].small.push(s);
+                }
+                if fig("persistent") {
+                    let perf =
+                        Perf::start(args.perf.as_deref(), server, &format!("transfers-{round}"));
+                    let s = run!(ex => scenarios::persistent_transfers(
+                        &ex, server, &files, p.clients, p.warmup, p.measure,
+                    ));
+                    drop(perf);
+                    eprintln!(
+                        "  transfers   {:<12} round {round}: {:>8.0}/s  p50 {:.2} ms  p99 {:.2} ms  errors {}{}  (generator CPU {:.0}%, server CPU {:.0}%)",
+                        server.name,
+                        s.rate(),
+                        scenarios::percentile(&s.lat_us, 0.5),
+                        scenarios::percentile(&s.lat_us, 0.99),
+                        s.errors,
+                        s.first_error
+                            .as_deref()
+                            .map(|e| format!(" ({e})"))
+                            .unwrap_or_default(),
+                        100.0 * s.client_cpu / s.secs,
+                        100.0 * s.server_cpu / s.secs,
+                    );
+                    results[*idx].persistent.push(s);
+                }
+            }
+            loads.push(procfs::loadavg());
+        }
+        for (mut server, idx) in running {
+            if !server.alive() {
+                results[idx]
+                    .failures
+                    .push(format!("server died: {}", server.stderr_tail()));
+            }
+            server.stop();
+        }
+    }
+
+    // Phase 2: scale, one fresh server at a time.
+    if fig("scale") {
+        let nsrc = p.sessions.div_ceil(16_000).max(1);
+        let sources: Vec<IpAddr> = (0..nsrc)
+            .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + i as u8)))
+            .collect();
+        for (spec, idx) in &runnable {
+            if spec.kind == Kind::Ceiling {
+                continue;
+            }
+            let server = match Server::start(spec, &setup(100)) {
+                Ok(s) => s,
+                Err(e) => {
+                    results[*idx].failures.push(e.to_string());
+                    continue;
+                }
+            };
+            if results[*idx].config.is_empty() {
+                results[*idx].config = server.config.clone();
+            }
+            std::thread::sleep(Duration::from_millis(500));
+            let s = run!(ex => scenarios::idle_sessions(&ex, &server, p.sessions, &sources, 32));
+            eprintln!(
+                "  idle        {:<12} {}/{} logged in in {:.1} s, {:.1} KiB PSS each ({} processes), new 220 in {:.2} ms (median), {} answered NOOP{}",
+                server.name,
+                s.logged_in,
+                s.target,
+                s.open_secs,
+                s.kib_per_session(),
+                s.processes,
+                s.greet_ms
+                    .get(s.greet_ms.len() / 2)
+                    .copied()
+                    .unwrap_or(f64::NAN),
+                s.noop_ok,
+                s.first_error
+                    .as_deref()
+                    .map(|e| format!(" (first error: {e})"))
+                    .unwrap_or_default(),
+            );
+            results[*idx].scale = Some(s);
+            drop(server);
+            loads.push(procfs::loadavg());
+        }
+    }
+
+    // Phase 3: argon2 login burst, ours only.
+    if fig("argon2") {
+        let users = work_tmp.path().join("users.toml");
+        let pass = "bench-password";
+        for (spec, idx) in &runnable {
+            if !spec.kind.ours() {
+                continue;
+            }
+            let prog = if spec.kind == Kind::Mio {
+                &programs.mio
+            } else {
+                &programs.smol
+            };
+            if !users.exists() {
+                if let Err(e) = write_users(prog.as_deref().unwrap(), &users, pass) {
+                    eprintln!("ftp-bench: cannot write the users file: {e}");
+                    break;
+                }
+            }
+            let with_users = Setup {
+                users: Some(&users),
+                ..setup(200)
+            };
+            let server = match Server::start(spec, &with_users) {
+                Ok(s) => s,
+                Err(e) => {
+                    results[*idx].failures.push(e.to_string());
+                    continue;
+                }
+            };
+            let r = run!(ex => scenarios::login_burst(
+                &ex, &server, "bench", pass, p.clients, p.measure,
+            ));
+            match r {
+                Ok(b) => {
+                    eprintln!(
+                        "  argon2      {:<12} one login {:.1} ms; NOOP p99 {:.2} ms idle, {:.2} ms during {} logins ({:.0}/s, {} errors)",
+                        server.name,
+                        b.single_login_ms,
+                        scenarios::percentile(&b.baseline_us, 0.99),
+                        scenarios::percentile(&b.burst_us, 0.99),
+                        b.logins,
+                        b.logins as f64 / b.secs,
+                        b.login_errors,
+                    );
+                    results[*idx].burst = Some(b);
+                }
+                Err(e) => results[*idx].failures.push(format!("argon2 burst: {e}")),
+            }
+        }
+        loads.push(procfs::loadavg());
+    }
+
+    // Phase 4: footprint.
+    let foot = if fig("footprint") {
+        footprint::measure(&target_dir, &bin_dir, data_tmp.path(), !args.no_build)
+    } else {
+        Vec::new()
+    };
+
+    let machine = report::Machine {
+        nproc,
+        loads,
+        kernel: fs::read_to_string("/proc/sys/kernel/osrelease")
+            .unwrap_or_default()
+            .trim()
+            .to_owned(),
+        cpu: fs::read_to_string("/proc/cpuinfo")
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("model name")
+                    .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
+            })
+            .unwrap_or_default(),
+        data_dir: data_parent.display().to_string(),
+    };
+    let command: Vec<String> = std::env::args().collect();
+    let text = report::table(&results, &foot, &p, &machine);
+    print!("{text}");
+    let _ = std::io::stdout().flush();
+    if let Some(path) = &args.json {
+        let j = report::json(&results, &foot, &p, &machine, &command.join(" "));
+        if let Err(e) = fs::write(path, j.render()) {
+            eprintln!("ftp-bench: cannot write {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn report_transfer(
+    what: &str,
+    run: usize,
+    server: &Server,
+    r: std::io::Result<scenarios::Transfer>,
+    result: &mut Result1,
+    retr: bool,
+) {
+    match r {
+        Ok(t) => {
+            eprintln!(
+                "  {what}        {:<12} run {run}: {:>7.0} MB/s  server CPU {:.2} s  generator CPU {:.2} s",
+                server.name,
+                t.mb_per_sec(),
+                t.server_cpu,
+                t.client_cpu
+            );
+            if retr {
+                result.retr.push(t);
+            } else {
+                result.stor.push(t);
+            }
+        }
+        Err(e) => {
+            eprintln!("  {what}        {:<12} run {run}: FAILED: {e}", server.name);
+            result.failures.push(format!("{what} run {run}: {e}"));
+        }
+    }
+}
+
+/// Raises the descriptor limits (soft and, as root, hard) so that the
+/// generator and the servers it starts (which inherit them) can hold the
+/// idle sessions.
+fn raise_nofile(sessions: usize) {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let want = (sessions as u64 * 2 + 10_000).max(65_536);
+    let nr_open = fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(1 << 20);
+    let want = want.min(nr_open);
+    let now = getrlimit(Resource::Nofile);
+    let hard = now.maximum.unwrap_or(u64::MAX);
+    let target = if hard >= want {
+        Rlimit {
+            current: Some(want),
+            maximum: now.maximum,
+        }
+    } else {
+        Rlimit {
+            current: Some(want),
+            maximum: Some(want),
+        }
+    };
+    if setrlimit(Resource::Nofile, target).is_err() {
+        let _ = setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: now.maximum,
+                maximum: now.maximum,
+            },
+        );
+    }
+    let after = getrlimit(Resource::Nofile);
+    eprintln!(
+        "ftp-bench: open-file limit {} (hard {})",
+        after.current.map_or("unlimited".into(), |v| v.to_string()),
+        after.maximum.map_or("unlimited".into(), |v| v.to_string())
+    );
+}
+
+/// Writes the served tree: `big.bin`, `small/0..99.bin` (4 KiB each) and a
+/// world-writable `upload/` (owned by `ftp` when that user exists).
+fn make_files(root: &Path, size: u64, big: bool) -> std::io::Result<Files> {
+    servers::make_readable(root)?;
+    let pattern = Pattern::new();
+    let big_name = "big.bin";
+    let (mut len, mut sum) = (0, 0);
+    if big {
+        let mut f =
+            std::io::BufWriter::with_capacity(1 << 20, fs::File::create(root.join(big_name))?);
+        let mut block = Vec::new();
+        for i in 0..size / BLOCK as u64 {
+            pattern.block_into(i, &mut block);
+            f.write_all(&block)?;
+        }
+        f.flush()?;
+        (len, sum) = pattern.expected(size);
+    }
+    let small_dir = root.join("small");
+    fs::create_dir_all(&small_dir)?;
+    servers::make_readable(&small_dir)?;
+    let mut small = Vec::new();
+    for i in 0..100 {
+        let bytes = random_bytes(4096, 1000 + i);
+        fs::write(small_dir.join(format!("{i}.bin")), &bytes)?;
+        small.push(bytes);
+    }
+    let upload = root.join("upload");
+    fs::create_dir_all(&upload)?;
+    fs::set_permissions(&upload, fs::Permissions::from_mode(0o777))?;
+    if let Some((uid, gid)) = servers::ftp_ids() {
+        let _ = std::os::unix::fs::chown(&upload, Some(uid), Some(gid));
+    }
+    Ok(Files {
+        root: root.to_path_buf(),
+        big_name,
+        big_len: len,
+        big_sum: sum,
+        pattern,
+        small,
+    })
+}
+
+/// A users file with one account `bench` (argon2 hash from the daemon's
+/// own `hash-password`).
+fn write_users(prog: &Path, path: &Path, pass: &str) -> std::io::Result<()> {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(prog)
+        .arg("hash-password")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()?;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{pass}\n").as_bytes())?;
+    let out = child.wait_with_output()?;
+    let hash = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    if !hash.starts_with("$argon2") {
+        return Err(std::io::Error::other(format!(
+            "hash-password printed {hash:?}"
+        )));
+    }
+    fs::write(
+        path,
+        format!("[[user]]\nname = \"bench\"\npassword = \"{hash}\"\n"),
+    )
+}

@@ -1,0 +1,149 @@
+//! What /proc says about a server's process tree and about the generator.
+
+use std::collections::HashMap;
+use std::fs;
+
+/// Linux reports utime/stime in USER_HZ, which is 100 on every
+/// architecture the kernel supports today.
+const TICKS_PER_SEC: f64 = 100.0;
+
+/// Parses `/proc/PID/stat`: the fields after the command name.
+fn stat_fields(pid: u32) -> Option<Vec<String>> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let close = text.rfind(')')?;
+    Some(
+        text[close + 1..]
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect(),
+    )
+}
+
+/// `pid` and all its descendants.
+pub fn tree(pid: u32) -> Vec<u32> {
+    let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
+    if let Ok(dir) = fs::read_dir("/proc") {
+        for entry in dir.flatten() {
+            let Some(p) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            // Field 4 of stat (index 1 after the name) is the parent.
+            if let Some(ppid) = stat_fields(p).and_then(|f| f.get(1)?.parse::<u32>().ok()) {
+                children.entry(ppid).or_default().push(p);
+            }
+        }
+    }
+    let mut out = vec![pid];
+    let mut i = 0;
+    while i < out.len() {
+        if let Some(c) = children.get(&out[i]) {
+            out.extend_from_slice(c);
+        }
+        i += 1;
+    }
+    out
+}
+
+/// CPU seconds used by the process tree of `pid`: user + system time of
+/// every live process (all its threads, live or ended) plus the time of
+/// children they have reaped.
+pub fn tree_cpu_secs(pid: u32) -> f64 {
+    let mut ticks = 0u64;
+    for p in tree(pid) {
+        if let Some(f) = stat_fields(p) {
+            // utime, stime, cutime, cstime are fields 14..=17 of stat,
+            // indices 11..=14 after the name.
+            for i in 11..=14 {
+                ticks += f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+            }
+        }
+    }
+    ticks as f64 / TICKS_PER_SEC
+}
+
+/// Sum of the `Pss:` of every process of the tree of `pid`, in KiB.
+pub fn tree_pss_kib(pid: u32) -> u64 {
+    tree(pid).into_iter().map(pss_kib).sum()
+}
+
+fn pss_kib(pid: u32) -> u64 {
+    let Ok(text) = fs::read_to_string(format!("/proc/{pid}/smaps_rollup")) else {
+        return 0;
+    };
+    kib_field(&text, "Pss:").unwrap_or(0)
+}
+
+fn kib_field(text: &str, name: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// `VmRSS` of one process, in KiB.
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let text = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    kib_field(&text, "VmRSS:")
+}
+
+/// Number of processes in the tree of `pid`.
+pub fn tree_len(pid: u32) -> usize {
+    tree(pid).len()
+}
+
+/// Nanoseconds of CPU used by the threads of this process whose name is
+/// not `skip` (the built-in sendfile server), from the scheduler's
+/// per-thread statistics.
+pub fn self_cpu_ns(skip: &str) -> u64 {
+    let mut total = 0;
+    let Ok(dir) = fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    for entry in dir.flatten() {
+        let path = entry.path();
+        if fs::read_to_string(path.join("comm")).is_ok_and(|c| c.trim() == skip) {
+            continue;
+        }
+        total += thread_ns(&path.join("schedstat"));
+    }
+    total
+}
+
+/// Nanoseconds of CPU used by one thread of this process.
+pub fn thread_cpu_ns(tid: u32) -> u64 {
+    thread_ns(std::path::Path::new(&format!(
+        "/proc/self/task/{tid}/schedstat"
+    )))
+}
+
+fn thread_ns(path: &std::path::Path) -> u64 {
+    fs::read_to_string(path)
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The calling thread's id.
+pub fn current_tid() -> u32 {
+    fs::read_link("/proc/thread-self")
+        .ok()
+        .and_then(|p| p.file_name()?.to_str()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The 1-, 5- and 15-minute load averages.
+pub fn loadavg() -> [f64; 3] {
+    let text = fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let mut it = text.split_whitespace().map(|v| v.parse().unwrap_or(0.0));
+    [
+        it.next().unwrap_or(0.0),
+        it.next().unwrap_or(0.0),
+        it.next().unwrap_or(0.0),
+    ]
+}

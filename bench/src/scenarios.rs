@@ -1,0 +1,601 @@
+//! The measurements. Each runs on the generator's single-threaded executor.
+
+use std::cell::RefCell;
+use std::fs::File;
+use std::io::{self, Read};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use smol::LocalExecutor;
+use smol::io::AsyncWriteExt;
+
+use crate::ceiling;
+use crate::checksum::{BLOCK, Checksum, Pattern};
+use crate::client::{self, Control, fail, timeout};
+use crate::procfs;
+use crate::servers::{Kind, Server};
+
+/// The served files.
+pub struct Files {
+    /// Served folder on disk.
+    pub root: PathBuf,
+    pub big_name: &'static str,
+    pub big_len: u64,
+    pub big_sum: u64,
+    pub pattern: Pattern,
+    /// Contents of `small/N.bin`.
+    pub small: Vec<Vec<u8>>,
+}
+
+/// The generator's CPU seconds so far (all its threads but the built-in
+/// sendfile server).
+pub fn generator_cpu() -> f64 {
+    procfs::self_cpu_ns(ceiling::THREAD_NAME) as f64 / 1e9
+}
+
+/// One big transfer.
+#[derive(Clone, Debug)]
+pub struct Transfer {
+    pub secs: f64,
+    pub bytes: u64,
+    pub server_cpu: f64,
+    pub client_cpu: f64,
+}
+
+impl Transfer {
+    pub fn mb_per_sec(&self) -> f64 {
+        self.bytes as f64 / self.secs / 1e6
+    }
+}
+
+const BIG_TIMEOUT: Duration = Duration::from_secs(300);
+const STEP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// RETR of the big file by one client (or, for the ceiling, a plain read
+/// of the connection), checksummed, data closed at EOF before the 226.
+pub async fn retr_big(server: &Server, files: &Files) -> io::Result<Transfer> {
+    timeout(BIG_TIMEOUT, async {
+        let mut buf = vec![0u8; 256 << 10];
+        let mut sum = Checksum::new();
+        let (secs, bytes, server_cpu, client_cpu);
+        if server.kind == Kind::Ceiling {
+            let (s0, c0, t0) = (server.cpu_secs(), generator_cpu(), Instant::now());
+            let data = client::connect(server.addr, None).await?;
+            bytes = client::drain_checksum(data, &mut buf, &mut sum).await?;
+            secs = t0.elapsed().as_secs_f64();
+            server_cpu = server.cpu_secs() - s0;
+            client_cpu = generator_cpu() - c0;
+        } else {
+            let mut ctl = Control::connect(server.addr, None).await?;
+            ctl.anonymous().await?;
+            let data = ctl.epsv().await?;
+            let (s0, c0, t0) = (server.cpu_secs(), generator_cpu(), Instant::now());
+            ctl.start_transfer(&format!("RETR {}", files.big_name))
+                .await?;
+            bytes = client::drain_checksum(data, &mut buf, &mut sum).await?;
+            ctl.end_transfer().await?;
+            secs = t0.elapsed().as_secs_f64();
+            // Before QUIT: a forking server's session process still lives.
+            server_cpu = server.cpu_secs() - s0;
+            client_cpu = generator_cpu() - c0;
+            ctl.quit().await?;
+        }
+        if bytes != files.big_len || sum.finish() != files.big_sum {
+            return Err(fail(format!(
+                "RETR carried wrong bytes: {bytes} of {} bytes, checksum {}",
+                files.big_len,
+                if sum.finish() == files.big_sum {
+                    "ok"
+                } else {
+                    "differs"
+                }
+            )));
+        }
+        Ok(Transfer {
+            secs,
+            bytes,
+            server_cpu,
+            client_cpu,
+        })
+    })
+    .await
+}
+
+/// STOR of a big upload into `upload/NAME`; the stored file is checked
+/// (size and checksum) and removed afterwards.
+pub async fn stor_big(server: &Server, files: &Files, name: &str) -> io::Result<Transfer> {
+    let stored = files.root.join("upload").join(name);
+    let result = timeout(BIG_TIMEOUT, async {
+        let mut ctl = Control::connect(server.addr, None).await?;
+        ctl.anonymous().await?;
+        let mut data = ctl.epsv().await?;
+        let (s0, c0, t0) = (server.cpu_secs(), generator_cpu(), Instant::now());
+        ctl.start_transfer(&format!("STOR upload/{name}")).await?;
+        let mut block = Vec::new();
+        for i in 0..files.big_len / BLOCK as u64 {
+            files.pattern.block_into(i, &mut block);
+            data.write_all(&block).await?;
+        }
+        drop(data);
+        ctl.end_transfer().await?;
+        let secs = t0.elapsed().as_secs_f64();
+        let server_cpu = server.cpu_secs() - s0;
+        let client_cpu = generator_cpu() - c0;
+        ctl.quit().await?;
+        Ok(Transfer {
+            secs,
+            bytes: files.big_len,
+            server_cpu,
+            client_cpu,
+        })
+    })
+    .await;
+    let check = result.and_then(|t| {
+        let (len, sum) = checksum_file(&stored)?;
+        if len != files.big_len || sum != files.big_sum {
+            return Err(fail(format!(
+                "stored file is wrong: {len} of {} bytes, checksum {}",
+                files.big_len,
+                if sum == files.big_sum {
+                    "ok"
+                } else {
+                    "differs"
+                }
+            )));
+        }
+        Ok(t)
+    });
+    let _ = std::fs::remove_file(&stored);
+    check
+}
+
+fn checksum_file(path: &std::path::Path) -> io::Result<(u64, u64)> {
+    let mut f = File::open(path)?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut sum = Checksum::new();
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            return Ok((sum.len(), sum.finish()));
+        }
+        sum.update(&buf[..n]);
+    }
+}
+
+/// Percentiles of latencies in microseconds.
+pub fn percentile(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i] as f64 / 1000.0
+}
+
+/// What a loop of many clients gave in its measured window.
+#[derive(Clone, Debug, Default)]
+pub struct LoopStats {
+    /// Operations completed within the window.
+    pub ops: u64,
+    /// Failed operations over the whole run (warm-up included).
+    pub errors: u64,
+    pub first_error: Option<String>,
+    pub secs: f64,
+    /// Latency of each operation in the window, microseconds, sorted.
+    pub lat_us: Vec<u32>,
+    pub client_cpu: f64,
+    pub server_cpu: f64,
+}
+
+impl LoopStats {
+    pub fn rate(&self) -> f64 {
+        self.ops as f64 / self.secs
+    }
+}
+
+#[derive(Default)]
+struct Acc {
+    ops: u64,
+    errors: u64,
+    first_error: Option<String>,
+    lat_us: Vec<u32>,
+}
+
+impl Acc {
+    fn error(&mut self, e: &io::Error) {
+        self.errors += 1;
+        if self.first_error.is_none() {
+            self.first_error = Some(e.to_string());
+        }
+    }
+}
+
+/// Times of a loop: operations count if they start after `start` and end
+/// before `end`.
+#[derive(Clone, Copy)]
+struct Window {
+    start: Instant,
+    end: Instant,
+}
+
+impl Window {
+    fn new(warmup: Duration, measure: Duration) -> Window {
+        let start = Instant::now() + warmup;
+        Window {
+            start,
+            end: start + measure,
+        }
+    }
+    fn record(&self, acc: &RefCell<Acc>, t0: Instant, t1: Instant) {
+        if t0 >= self.start && t1 <= self.end {
+            let mut a = acc.borrow_mut();
+            a.ops += 1;
+            a.lat_us
+                .push((t1 - t0).as_micros().min(u32::MAX as u128) as u32);
+        }
+    }
+}
+
+/// Samples server and generator CPU at the window's edges.
+async fn cpu_over(window: Window, server: &Server) -> (f64, f64) {
+    smol::Timer::at(window.start).await;
+    let (s0, c0) = (server.cpu_secs(), generator_cpu());
+    smol::Timer::at(window.end).await;
+    (server.cpu_secs() - s0, generator_cpu() - c0)
+}
+
+/// Runs `clients` tasks of `body` and the CPU sampler, returning the stats.
+async fn run_loop<'a, F, Fut>(
+    ex: &LocalExecutor<'a>,
+    server: &'a Server,
+    clients: usize,
+    window: Window,
+    body: F,
+) -> LoopStats
+where
+    F: Fn(usize, Rc<RefCell<Acc>>) -> Fut,
+    Fut: std::future::Future<Output = ()> + 'a,
+{
+    let acc = Rc::new(RefCell::new(Acc::default()));
+    let tasks: Vec<_> = (0..clients)
+        .map(|i| ex.spawn(body(i, acc.clone())))
+        .collect();
+    let (server_cpu, client_cpu) = cpu_over(window, server).await;
+    for t in tasks {
+        t.await;
+    }
+    let mut a = acc.borrow_mut();
+    a.lat_us.sort_unstable();
+    LoopStats {
+        ops: a.ops,
+        errors: a.errors,
+        first_error: a.first_error.take(),
+        secs: (window.end - window.start).as_secs_f64(),
+        lat_us: std::mem::take(&mut a.lat_us),
+        client_cpu,
+        server_cpu,
+    }
+}
+
+/// One short session: connect, login, TYPE I, EPSV, RETR a 4 KiB file
+/// (checked), QUIT.
+async fn small_session(
+    server: &Server,
+    name: &str,
+    expected: &[u8],
+    buf: &mut [u8],
+) -> io::Result<()> {
+    let mut ctl = Control::connect(server.addr, None).await?;
+    ctl.anonymous().await?;
+    let data = ctl.epsv().await?;
+    ctl.start_transfer(&format!("RETR {name}")).await?;
+    client::drain_expect(data, buf, expected).await?;
+    ctl.end_transfer().await?;
+    ctl.quit().await
+}
+
+/// `clients` clients, each running short sessions back to back.
+pub async fn small_sessions<'a>(
+    ex: &LocalExecutor<'a>,
+    server: &'a Server,
+    files: &'a Files,
+    clients: usize,
+    warmup: Duration,
+    measure: Duration,
+) -> LoopStats {
+    let window = Window::new(warmup, measure);
+    run_loop(ex, server, clients, window, move |i, acc| async move {
+        let mut buf = vec![0u8; 16 << 10];
+        let mut k = i;
+        loop {
+            let t0 = Instant::now();
+            if t0 >= window.end {
+                break;
+            }
+            k = (k + 1) % files.small.len();
+            let name = format!("small/{k}.bin");
+            let r = timeout(
+                STEP_TIMEOUT,
+                small_session(server, &name, &files.small[k], &mut buf),
+            )
+            .await;
+            match r {
+                Ok(()) => window.record(&acc, t0, Instant::now()),
+                Err(e) => {
+                    acc.borrow_mut().error(&e);
+                    smol::Timer::after(Duration::from_millis(10)).await;
+                }
+            }
+        }
+    })
+    .await
+}
+
+/// `clients` logged-in sessions, each running EPSV + RETR of a 4 KiB file
+/// back to back (a failed session is replaced by a new one).
+pub async fn persistent_transfers<'a>(
+    ex: &LocalExecutor<'a>,
+    server: &'a Server,
+    files: &'a Files,
+    clients: usize,
+    warmup: Duration,
+    measure: Duration,
+) -> LoopStats {
+    let window = Window::new(warmup, measure);
+    run_loop(ex, server, clients, window, move |i, acc| async move {
+        let mut buf = vec![0u8; 16 << 10];
+        let mut k = i;
+        let mut session: Option<Control> = None;
+        loop {
+            if Instant::now() >= window.end {
+                break;
+            }
+            let ctl = match session.take() {
+                Some(c) => c,
+                None => {
+                    let c = timeout(STEP_TIMEOUT, async {
+                        let mut c = Control::connect(server.addr, None).await?;
+                        c.anonymous().await?;
+                        Ok(c)
+                    })
+                    .await;
+                    match c {
+                        Ok(c) => c,
+                        Err(e) => {
+                            acc.borrow_mut().error(&e);
+                            smol::Timer::after(Duration::from_millis(10)).await;
+                            continue;
+                        }
+                    }
+                }
+            };
+            k = (k + 1) % files.small.len();
+            let expected = &files.small[k];
+            let t0 = Instant::now();
+            let mut ctl = ctl;
+            let r = timeout(STEP_TIMEOUT, async {
+                let data = ctl.epsv().await?;
+                ctl.start_transfer(&format!("RETR small/{k}.bin")).await?;
+                client::drain_expect(data, &mut buf, expected).await?;
+                ctl.end_transfer().await
+            })
+            .await;
+            match r {
+                Ok(()) => {
+                    window.record(&acc, t0, Instant::now());
+                    session = Some(ctl);
+                }
+                Err(e) => {
+                    acc.borrow_mut().error(&e);
+                    smol::Timer::after(Duration::from_millis(10)).await;
+                }
+            }
+        }
+        if let Some(ctl) = session {
+            let _ = timeout(STEP_TIMEOUT, ctl.quit()).await;
+        }
+    })
+    .await
+}
+
+/// Many idle logged-in sessions held at once.
+#[derive(Clone, Debug, Default)]
+pub struct ScaleStats {
+    pub target: usize,
+    pub logged_in: usize,
+    pub failed: usize,
+    pub first_error: Option<String>,
+    pub open_secs: f64,
+    pub pss_before_kib: u64,
+    pub pss_after_kib: u64,
+    pub processes: usize,
+    /// Milliseconds a new session took to get its 220 while the others
+    /// were held (several tries, sorted).
+    pub greet_ms: Vec<f64>,
+    /// Held sessions that answered a NOOP after the measurement.
+    pub noop_ok: usize,
+}
+
+impl ScaleStats {
+    pub fn kib_per_session(&self) -> f64 {
+        (self.pss_after_kib as f64 - self.pss_before_kib as f64) / self.logged_in.max(1) as f64
+    }
+}
+
+pub async fn idle_sessions<'a>(
+    ex: &LocalExecutor<'a>,
+    server: &'a Server,
+    n: usize,
+    sources: &'a [IpAddr],
+    in_flight: usize,
+) -> ScaleStats {
+    let mut stats = ScaleStats {
+        target: n,
+        ..Default::default()
+    };
+    stats.pss_before_kib = server.pss_kib();
+    let gate = Rc::new(smol::lock::Semaphore::new(in_flight));
+    let t0 = Instant::now();
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let gate = gate.clone();
+            let src = sources[i % sources.len()];
+            ex.spawn(async move {
+                let _permit = gate.acquire().await;
+                timeout(Duration::from_secs(60), async {
+                    let mut c = Control::connect(server.addr, Some(src)).await?;
+                    c.login("anonymous", "bench@example.org").await?;
+                    Ok(c)
+                })
+                .await
+            })
+        })
+        .collect();
+    let mut held = Vec::with_capacity(n);
+    for t in tasks {
+        match t.await {
+            Ok(c) => held.push(c),
+            Err(e) => {
+                stats.failed += 1;
+                if stats.first_error.is_none() {
+                    stats.first_error = Some(e.to_string());
+                }
+            }
+        }
+    }
+    stats.open_secs = t0.elapsed().as_secs_f64();
+    stats.logged_in = held.len();
+    // Let forked session processes and allocators settle.
+    smol::Timer::after(Duration::from_secs(1)).await;
+    stats.pss_after_kib = server.pss_kib();
+    stats.processes = server.pid.map(procfs::tree_len).unwrap_or(0);
+    for _ in 0..10 {
+        let t = Instant::now();
+        let r = timeout(STEP_TIMEOUT, async {
+            let c = Control::connect(server.addr, None).await?;
+            let ms = t.elapsed().as_secs_f64() * 1000.0;
+            drop(c);
+            Ok(ms)
+        })
+        .await;
+        match r {
+            Ok(ms) => stats.greet_ms.push(ms),
+            Err(e) => {
+                if stats.first_error.is_none() {
+                    stats.first_error = Some(format!("new session while held: {e}"));
+                }
+            }
+        }
+        smol::Timer::after(Duration::from_millis(20)).await;
+    }
+    stats.greet_ms.sort_by(f64::total_cmp);
+    let checks: Vec<_> = held
+        .into_iter()
+        .map(|mut c| {
+            let gate = gate.clone();
+            ex.spawn(async move {
+                let _permit = gate.acquire().await;
+                timeout(Duration::from_secs(30), c.cmd_expect("NOOP", 200))
+                    .await
+                    .is_ok()
+            })
+        })
+        .collect();
+    for t in checks {
+        if t.await {
+            stats.noop_ok += 1;
+        }
+    }
+    stats
+}
+
+/// NOOP latencies of one session, while 50 clients log in with argon2
+/// passwords (and before, as a baseline).
+#[derive(Clone, Debug, Default)]
+pub struct LoginBurst {
+    /// One login's PASS→230 time on an idle server, ms.
+    pub single_login_ms: f64,
+    pub baseline_us: Vec<u32>,
+    pub burst_us: Vec<u32>,
+    /// Logins (connect, USER, PASS, 230, QUIT) completed from the start of
+    /// the burst to the end of the window, and their times (µs, unsorted).
+    pub logins: u64,
+    pub login_us: Vec<u32>,
+    pub login_errors: u64,
+    pub first_error: Option<String>,
+    pub secs: f64,
+}
+
+async fn noop_loop(ctl: &mut Control, until: Instant) -> io::Result<Vec<u32>> {
+    let mut lat = Vec::new();
+    while Instant::now() < until {
+        let t = Instant::now();
+        timeout(STEP_TIMEOUT, ctl.cmd_expect("NOOP", 200)).await?;
+        lat.push(t.elapsed().as_micros() as u32);
+    }
+    lat.sort_unstable();
+    Ok(lat)
+}
+
+pub async fn login_burst<'a>(
+    ex: &LocalExecutor<'a>,
+    server: &'a Server,
+    user: &'a str,
+    pass: &'a str,
+    clients: usize,
+    measure: Duration,
+) -> io::Result<LoginBurst> {
+    let mut out = LoginBurst::default();
+    let mut ctl = Control::connect(server.addr, None).await?;
+    ctl.cmd_expect(&format!("USER {user}"), 331).await?;
+    let t = Instant::now();
+    ctl.cmd_expect(&format!("PASS {pass}"), 230).await?;
+    out.single_login_ms = t.elapsed().as_secs_f64() * 1000.0;
+    out.baseline_us = noop_loop(&mut ctl, Instant::now() + Duration::from_secs(1)).await?;
+    let burst_start = Instant::now();
+    let window = Window::new(Duration::from_millis(200), measure);
+    let acc = Rc::new(RefCell::new(Acc::default()));
+    let tasks: Vec<_> = (0..clients)
+        .map(|_| {
+            let acc = acc.clone();
+            ex.spawn(async move {
+                while Instant::now() < window.end {
+                    let t0 = Instant::now();
+                    let r = timeout(Duration::from_secs(30), async {
+                        let mut c = Control::connect(server.addr, None).await?;
+                        c.login(user, pass).await?;
+                        c.quit().await
+                    })
+                    .await;
+                    // Every login that ends in the window counts (a burst
+                    // starts them all at once, before the window opens).
+                    let t1 = Instant::now();
+                    match r {
+                        Ok(()) if t1 <= window.end => {
+                            let mut a = acc.borrow_mut();
+                            a.ops += 1;
+                            a.lat_us.push((t1 - t0).as_micros() as u32);
+                        }
+                        Ok(()) => {}
+                        Err(e) => acc.borrow_mut().error(&e),
+                    }
+                }
+            })
+        })
+        .collect();
+    smol::Timer::at(window.start).await;
+    out.burst_us = noop_loop(&mut ctl, window.end).await?;
+    for t in tasks {
+        t.await;
+    }
+    let _ = ctl.quit().await;
+    let a = acc.borrow();
+    out.logins = a.ops;
+    out.login_us = a.lat_us.clone();
+    out.login_us.sort_unstable();
+    out.login_errors = a.errors;
+    out.first_error = a.first_error.clone();
+    out.secs = (window.end - burst_start).as_secs_f64();
+    Ok(out)
+}

@@ -1,0 +1,503 @@
+//! The servers under test: where their programs are, the config each gets,
+//! starting one on loopback, waiting until it greets, stopping it.
+
+use std::fs;
+use std::io::{self, BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::ceiling::Ceiling;
+use crate::procfs;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Mio,
+    Smol,
+    Vsftpd,
+    PureFtpd,
+    Pyftpdlib,
+    /// The built-in sendfile server (RETR only).
+    Ceiling,
+}
+
+impl Kind {
+    pub fn ours(self) -> bool {
+        matches!(self, Kind::Mio | Kind::Smol)
+    }
+    pub fn anchor(self) -> bool {
+        matches!(self, Kind::Vsftpd | Kind::PureFtpd | Kind::Pyftpdlib)
+    }
+}
+
+/// One server configuration in the comparison.
+#[derive(Clone, Debug)]
+pub struct Spec {
+    pub name: String,
+    pub kind: Kind,
+    /// Event loops / executor threads (ours only).
+    pub threads: usize,
+}
+
+/// Programs, found once.
+#[derive(Clone, Debug, Default)]
+pub struct Programs {
+    pub mio: Option<PathBuf>,
+    pub smol: Option<PathBuf>,
+    pub vsftpd: Option<PathBuf>,
+    pub pure_ftpd: Option<PathBuf>,
+    /// A Python that can import pyftpdlib.
+    pub python: Option<PathBuf>,
+}
+
+impl Programs {
+    pub fn missing(&self, kind: Kind) -> Option<&'static str> {
+        match kind {
+            Kind::Mio if self.mio.is_none() => Some("ftp-mio binary not found"),
+            Kind::Smol if self.smol.is_none() => Some("ftp-smol binary not found"),
+            Kind::Vsftpd if self.vsftpd.is_none() => {
+                Some("vsftpd not found (apt-get install vsftpd)")
+            }
+            Kind::PureFtpd if self.pure_ftpd.is_none() => Some(
+                "pure-ftpd not found (apt-get download pure-ftpd && dpkg -x pure-ftpd_*.deb /opt/anchors/pure-ftpd)",
+            ),
+            Kind::PureFtpd if ftp_home().is_none() => {
+                Some("pure-ftpd needs a system user `ftp` with a home folder")
+            }
+            Kind::Pyftpdlib if self.python.is_none() => {
+                Some("pyftpdlib not importable (pip install pyftpdlib)")
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Finds `name` in PATH, then in the sbin folders and /opt/anchors.
+pub fn find_program(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
+    dirs.push("/usr/sbin".into());
+    dirs.push("/usr/local/sbin".into());
+    dirs.push(format!("/opt/anchors/{name}/usr/sbin").into());
+    dirs.into_iter().map(|d| d.join(name)).find(|p| p.is_file())
+}
+
+/// A Python interpreter that has pyftpdlib.
+pub fn find_python() -> Option<PathBuf> {
+    for py in ["python3", "python"] {
+        let ok = Command::new(py)
+            .args(["-c", "import pyftpdlib"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            return Some(py.into());
+        }
+    }
+    None
+}
+
+/// The home folder of the system user `ftp` (pure-ftpd's anonymous root).
+pub fn ftp_home() -> Option<PathBuf> {
+    let passwd = fs::read_to_string("/etc/passwd").ok()?;
+    let line = passwd.lines().find(|l| l.starts_with("ftp:"))?;
+    let home = line.split(':').nth(5)?;
+    let home = PathBuf::from(home);
+    home.is_dir().then_some(home)
+}
+
+/// uid and gid of the system user `ftp`.
+pub fn ftp_ids() -> Option<(u32, u32)> {
+    let passwd = fs::read_to_string("/etc/passwd").ok()?;
+    let line = passwd.lines().find(|l| l.starts_with("ftp:"))?;
+    let mut f = line.split(':').skip(2);
+    Some((f.next()?.parse().ok()?, f.next()?.parse().ok()?))
+}
+
+/// A port that was free a moment ago (for servers that need a fixed port).
+pub fn free_port() -> io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// What every start needs.
+pub struct Setup<'a> {
+    pub programs: &'a Programs,
+    /// The served folder (big file, small files, writable `upload/`).
+    pub data: &'a Path,
+    /// Big file (for the ceiling).
+    pub big: &'a Path,
+    /// Folder for configs and logs.
+    pub work: &'a Path,
+    /// Users file for ours (argon2 scenario), instead of anonymous.
+    pub users: Option<&'a Path>,
+    /// Number of the start, naming its work folder (configs, logs).
+    pub slot: u16,
+}
+
+/// Passive ports of every server: 22,000 ports below Linux's ephemeral
+/// range (32768-60999), so they never collide with the generator's own
+/// ports. Servers that run at the same time share the range: only one is
+/// driven at a time, and each skips a port that is in use. pure-ftpd caps
+/// its clients at half its range (`maxusers = (last - first + 1) / 2` in
+/// its ftpd.c), so the range must hold twice the idle sessions.
+pub const PASV_RANGE: (u16, u16) = (10000, 31999);
+
+pub struct Server {
+    pub name: String,
+    pub kind: Kind,
+    pub addr: SocketAddr,
+    /// The server process (None for the built-in ceiling).
+    pub pid: Option<u32>,
+    /// The exact configuration it got, for the report.
+    pub config: String,
+    child: Option<Child>,
+    pub ceiling: Option<Ceiling>,
+    log: PathBuf,
+}
+
+impl Server {
+    pub fn start(spec: &Spec, setup: &Setup) -> io::Result<Server> {
+        let dir = setup
+            .work
+            .join(format!("{}-{}", spec.name.replace('/', "-"), setup.slot));
+        fs::create_dir_all(&dir)?;
+        let log = dir.join("stderr.log");
+        let (lo, hi) = PASV_RANGE;
+        let data = setup.data.display().to_string();
+        let mut announce = false;
+        let (mut cmd, config, port) = match spec.kind {
+            Kind::Ceiling => {
+                let ceiling = Ceiling::start(setup.big.to_path_buf())?;
+                return Ok(Server {
+                    name: spec.name.clone(),
+                    kind: spec.kind,
+                    addr: ceiling.addr,
+                    pid: None,
+                    config: "built-in: one thread, accept + sendfile(2) of the file".into(),
+                    child: None,
+                    ceiling: Some(ceiling),
+                    log,
+                });
+            }
+            Kind::Mio | Kind::Smol => {
+                let prog = if spec.kind == Kind::Mio {
+                    setup.programs.mio.clone()
+                } else {
+                    setup.programs.smol.clone()
+                }
+                .ok_or_else(|| io::Error::other("binary missing"))?;
+                let mut args: Vec<String> = vec![
+                    "-l".into(),
+                    "127.0.0.1:0".into(),
+                    "--threads".into(),
+                    spec.threads.to_string(),
+                    "--max-clients".into(),
+                    "0".into(),
+                    "--pasv-ports".into(),
+                    format!("{lo}-{hi}"),
+                ];
+                if let Some(users) = setup.users {
+                    args.push("--users".into());
+                    args.push(users.display().to_string());
+                } else {
+                    args.push("-w".into());
+                }
+                args.push(data.clone());
+                let config = format!(
+                    "{} {}",
+                    prog.file_name().unwrap().to_string_lossy(),
+                    args.join(" ")
+                );
+                let mut cmd = Command::new(prog);
+                cmd.args(&args);
+                announce = true;
+                (cmd, config, 0)
+            }
+            Kind::Vsftpd => {
+                let prog = setup.programs.vsftpd.clone().unwrap();
+                let port = free_port()?;
+                let conf = vsftpd_conf(port, &data, lo, hi);
+                let path = dir.join("vsftpd.conf");
+                fs::write(&path, &conf)?;
+                let mut cmd = Command::new(prog);
+                cmd.arg(&path);
+                (cmd, conf, port)
+            }
+            Kind::PureFtpd => {
+                let prog = setup.programs.pure_ftpd.clone().unwrap();
+                let home = ftp_home().unwrap();
+                let port = free_port()?;
+                let args = pure_ftpd_args(port, lo, hi);
+                // pure-ftpd serves anonymous sessions from the home of the
+                // user `ftp`; in a private mount namespace that home shows
+                // the data folder, without touching the system.
+                let mut cmd = Command::new("unshare");
+                cmd.args(["--mount", "--propagation", "private", "--", "sh", "-c"])
+                    .arg(r#"mount --bind "$1" "$2" && shift 2 && exec "$@""#)
+                    .arg("sh")
+                    .arg(&data)
+                    .arg(&home)
+                    .arg(&prog)
+                    .args(&args);
+                let config = format!(
+                    "pure-ftpd {}   (anonymous root: the data folder bind-mounted on ~ftp = {} in a private mount namespace)",
+                    args.join(" "),
+                    home.display()
+                );
+                (cmd, config, port)
+            }
+            Kind::Pyftpdlib => {
+                let python = setup.programs.python.clone().unwrap();
+                let port = free_port()?;
+                let script = dir.join("serve.py");
+                fs::write(&script, PYFTPDLIB_SCRIPT)?;
+                let mut cmd = Command::new(python);
+                cmd.arg(&script)
+                    .arg(&data)
+                    .arg(port.to_string())
+                    .arg(lo.to_string())
+                    .arg(hi.to_string());
+                let config = format!(
+                    "python3 serve.py {data} {port} {lo} {hi}, serve.py:\n{PYFTPDLIB_SCRIPT}"
+                );
+                (cmd, config, port)
+            }
+        };
+        // vsftpd reports configuration errors on descriptor 0.
+        cmd.stdin(if spec.kind == Kind::Vsftpd {
+            Stdio::from(
+                fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&log)?,
+            )
+        } else {
+            Stdio::null()
+        })
+        .stdout(if announce {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stderr(Stdio::from(
+            fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log)?,
+        ));
+        let mut child = cmd.spawn()?;
+        let pid = child.id();
+        let addr = if announce {
+            let stdout = child.stdout.take().unwrap();
+            match read_announce(stdout) {
+                Some(addr) => addr,
+                None => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(io::Error::other(format!(
+                        "{} did not start: {}",
+                        spec.name,
+                        tail(&log)
+                    )));
+                }
+            }
+        } else {
+            SocketAddr::from(([127, 0, 0, 1], port))
+        };
+        let mut server = Server {
+            name: spec.name.clone(),
+            kind: spec.kind,
+            addr,
+            pid: Some(pid),
+            config,
+            child: Some(child),
+            ceiling: None,
+            log,
+        };
+        if !announce {
+            if let Err(e) = server.wait_greeting() {
+                let msg = format!("{} did not start: {e}; {}", spec.name, tail(&server.log));
+                server.stop();
+                return Err(io::Error::other(msg));
+            }
+        }
+        Ok(server)
+    }
+
+    /// Connects until the server greets (220), for up to 10 s.
+    fn wait_greeting(&mut self) -> io::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
+                return Err(io::Error::other(format!("exited with {status}")));
+            }
+            let addr = self.addr;
+            let r = smol::block_on(crate::client::timeout(Duration::from_secs(2), async {
+                let ctl = crate::client::Control::connect(addr, None).await?;
+                ctl.quit().await
+            }));
+            match r {
+                Ok(()) => return Ok(()),
+                Err(e) if Instant::now() > deadline => return Err(e),
+                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    }
+
+    /// The process tree's CPU seconds so far.
+    pub fn cpu_secs(&self) -> f64 {
+        match (&self.ceiling, self.pid) {
+            (Some(c), _) => c.cpu_secs(),
+            (None, Some(pid)) => procfs::tree_cpu_secs(pid),
+            _ => 0.0,
+        }
+    }
+
+    /// The process tree's PSS in KiB.
+    pub fn pss_kib(&self) -> u64 {
+        self.pid.map(procfs::tree_pss_kib).unwrap_or(0)
+    }
+
+    /// Whether the server process is still running.
+    pub fn alive(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => true,
+        }
+    }
+
+    pub fn stderr_tail(&self) -> String {
+        tail(&self.log)
+    }
+
+    /// SIGTERM, up to 5 s to exit, then SIGKILL for it and whatever is
+    /// left of its process tree.
+    pub fn stop(&mut self) {
+        self.ceiling = None;
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let pid = child.id();
+        let tree = procfs::tree(pid);
+        if let Some(p) = rustix::process::Pid::from_raw(pid as i32) {
+            let _ = rustix::process::kill_process(p, rustix::process::Signal::TERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        for p in tree.into_iter().skip(1) {
+            if let Some(p) = rustix::process::Pid::from_raw(p as i32) {
+                let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
+            }
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Reads the daemon's "serving DIR at ftp://ADDR/" line.
+fn read_announce(stdout: std::process::ChildStdout) -> Option<SocketAddr> {
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).ok()?;
+    let start = line.find("ftp://")? + 6;
+    let end = start + line[start..].find('/')?;
+    line[start..end].parse().ok()
+}
+
+fn tail(path: &Path) -> String {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(5)..].join(" | ")
+}
+
+fn vsftpd_conf(port: u16, data: &str, lo: u16, hi: u16) -> String {
+    format!(
+        "\
+# standalone on loopback, in the foreground
+listen=YES
+listen_ipv6=NO
+listen_address=127.0.0.1
+listen_port={port}
+background=NO
+# anonymous only, uploads allowed (for STOR), served folder as its root
+anonymous_enable=YES
+local_enable=NO
+no_anon_password=YES
+anon_root={data}
+write_enable=YES
+anon_upload_enable=YES
+anon_umask=022
+# no limits on sessions
+max_clients=0
+max_per_ip=0
+# passive mode on 2,000 ports
+pasv_enable=YES
+pasv_min_port={lo}
+pasv_max_port={hi}
+connect_from_port_20=NO
+# fast paths: sendfile, no logs, no per-session network namespace
+use_sendfile=YES
+xferlog_enable=NO
+dirmessage_enable=NO
+isolate_network=NO
+"
+    )
+}
+
+fn pure_ftpd_args(port: u16, lo: u16, hi: u16) -> Vec<String> {
+    [
+        "-S",
+        &format!("127.0.0.1,{port}"),
+        "-e", // anonymous only
+        "-c",
+        "60000", // most clients
+        "-C",
+        "60000", // most clients per address
+        "-p",
+        &format!("{lo}:{hi}"),
+        "-H", // no DNS lookups
+        "-f", // no syslog
+        "none",
+        "-4", // IPv4 only
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+pub const PYFTPDLIB_SCRIPT: &str = r#"import logging, sys
+from pyftpdlib.authorizers import DummyAuthorizer
+from pyftpdlib.handlers import FTPHandler
+from pyftpdlib.log import config_logging
+from pyftpdlib.servers import FTPServer
+
+root, port, lo, hi = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+config_logging(level=logging.WARNING)   # no per-command log lines
+auth = DummyAuthorizer()
+auth.add_anonymous(root, perm="elrw")   # read + upload, as the others
+FTPHandler.authorizer = auth
+FTPHandler.use_sendfile = True
+FTPHandler.passive_ports = range(lo, hi + 1)
+server = FTPServer(("127.0.0.1", port), FTPHandler)
+server.max_cons = 0                     # no limit
+server.max_cons_per_ip = 0              # no limit
+server.serve_forever()
+"#;
+
+/// Makes `path` world-readable (temp dirs are 0700).
+pub fn make_readable(path: &Path) -> io::Result<()> {
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755))
+}
