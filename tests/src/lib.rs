@@ -14,6 +14,7 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
+pub mod binary;
 pub mod client;
 pub mod clients;
 pub mod data;

@@ -8,9 +8,9 @@
 //! with `--run-as`.
 //!
 //! The daemons are the binaries next to this test
-//! (`target/<profile>/ftp-mio`, `ftp-smol`), which `cargo test` does not
-//! build: run `cargo build --bins` first (`.ci/run` does). A binary older
-//! than the daemons' sources is not used. Tests that need root, `tcpsvd`,
+//! (`target/<profile>/ftp-mio`, `ftp-smol`), which `cargo test --workspace`
+//! builds for the daemons' own binary tests. A binary older than the
+//! daemons' sources (a partial `cargo test -p ftp-tests`) is not used. Tests that need root, `tcpsvd`,
 //! the shadow tools or the binaries print `SKIP:` on the terminal when
 //! they are missing; with `FTP_TEST_REQUIRE_CLIENTS=1` (CI, as root) a
 //! missing one is a failure.
@@ -115,9 +115,9 @@ fn newest_source() -> SystemTime {
 /// The daemon's path if this test can run: the binary, `tcpsvd` and (with
 /// `root`) root and the shadow tools are there.
 fn ready(test: &str, daemon: &str, root: bool, tcpsvd: bool) -> Option<PathBuf> {
-    // `cargo test` does not build the daemons' binaries (they have no
-    // integration tests of their own): .ci/run builds them first, and so
-    // must a developer. An old binary would test old code.
+    // `cargo test --workspace` builds the daemons' binaries (for their own
+    // binary tests); `cargo test -p ftp-tests` alone does not, and an old
+    // binary would test old code.
     let Some(binary) = daemon_binary(daemon) else {
         missing(
             test,

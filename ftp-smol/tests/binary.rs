@@ -1,0 +1,6 @@
+//! The built `ftp-smol` binary: command line, `--inetd`, the embedded default.
+
+#[test]
+fn binary() {
+    ftp_tests::binary::check_binary(std::path::Path::new(env!("CARGO_BIN_EXE_ftp-smol")));
+}

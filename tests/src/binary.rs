@@ -1,0 +1,161 @@
+//! Tests of a daemon's built binary: the command line a user types, and
+//! `--inetd` on a real socket as standard input. Each daemon's own test
+//! target calls [`check_binary`] with `env!("CARGO_BIN_EXE_…")`, which also
+//! makes `cargo test` build the binaries.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::OwnedFd;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::TIMEOUT;
+
+/// Runs every binary-level check against the daemon at `bin`.
+pub fn check_binary(bin: &Path) {
+    bad_configuration_is_one_line(bin);
+    inetd_serves_one_session(bin);
+    standalone_announces_and_serves(bin);
+}
+
+/// Waits for `child` with a deadline, killing it if it overruns.
+fn wait_output(mut child: Child, limit: Duration) -> Output {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return child.wait_with_output().expect("collect the output");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    panic!("the daemon did not exit within {limit:?}");
+}
+
+/// Runs the binary with `args` and returns its exit code and stderr.
+fn run(bin: &Path, args: &[&str]) -> (Option<i32>, String) {
+    let child = Command::new(bin)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the daemon");
+    let out = wait_output(child, TIMEOUT);
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Bad configuration exits non-zero with one line naming the problem.
+fn bad_configuration_is_one_line(bin: &Path) {
+    let missing = "/nonexistent/ftp-test-dir";
+    let (code, err) = run(bin, &[missing]);
+    assert_eq!(code, Some(1), "unreadable DIR: {err}");
+    assert_eq!(err.lines().count(), 1, "one line: {err:?}");
+    assert!(err.contains(missing), "names the folder: {err}");
+
+    let busy = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = busy.local_addr().expect("address").to_string();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = dir.path().to_str().expect("UTF-8 temp path");
+    let (code, err) = run(bin, &["-l", &addr, dir]);
+    assert_eq!(code, Some(1), "port in use: {err}");
+    assert_eq!(err.lines().count(), 1, "one line: {err:?}");
+    assert!(err.contains(&addr), "names the address: {err}");
+
+    let (code, err) = run(bin, &["-l", "1.2.3:4", dir]);
+    assert_eq!(code, Some(2), "bad address is a usage error: {err}");
+    assert!(err.contains("1.2.3:4"), "names the value: {err}");
+}
+
+/// Reads one reply line.
+fn line(reader: &mut impl BufRead) -> String {
+    let mut line = String::new();
+    reader.read_line(&mut line).expect("read a reply");
+    line
+}
+
+/// `--inetd` serves exactly one session on the socket it gets as stdin,
+/// then exits. (`-A`: without it, `--inetd` logs in system accounts, as
+/// BusyBox does; those have their own tests under tcpsvd.)
+fn inetd_serves_one_session(bin: &Path) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("hello.txt"), b"hello\n").expect("write");
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let client = TcpStream::connect(listener.local_addr().expect("address")).expect("connect");
+    client.set_read_timeout(Some(TIMEOUT)).expect("timeout");
+    let (served, _) = listener.accept().expect("accept");
+    let stdin = Stdio::from(OwnedFd::from(served));
+    let child = Command::new(bin)
+        .args(["--inetd", "-A"])
+        .arg(dir.path())
+        .stdin(stdin)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the daemon");
+    let mut reader = BufReader::new(client.try_clone().expect("clone"));
+    let mut writer = client;
+    assert!(line(&mut reader).starts_with("220 "));
+    writer
+        .write_all(b"SIZE hello.txt\r\nQUIT\r\n")
+        .expect("send");
+    assert_eq!(line(&mut reader), "213 6\r\n");
+    assert!(line(&mut reader).starts_with("221 "));
+    let mut rest = Vec::new();
+    let _ = reader.read_to_end(&mut rest);
+    assert!(rest.is_empty(), "nothing after 221: {rest:?}");
+    let out = wait_output(child, TIMEOUT);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The embedded default: `PROG DIR` prints how to connect and serves DIR
+/// read-only to anonymous users.
+fn standalone_announces_and_serves(bin: &Path) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut child = Command::new(bin)
+        .args(["-l", "127.0.0.1:0"])
+        .arg(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the daemon");
+    let stdout = child.stdout.take().expect("stdout");
+    let announced = line(&mut BufReader::new(stdout));
+    let addr = announced
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("ftp://"))
+        .and_then(|w| w.strip_suffix('/'))
+        .map(str::to_owned);
+    let result = std::panic::catch_unwind(|| {
+        assert!(announced.contains("read-only"), "{announced}");
+        let addr = addr.expect("the announcement names ftp://ADDR/");
+        let stream = TcpStream::connect(&addr).expect("connect");
+        stream.set_read_timeout(Some(TIMEOUT)).expect("timeout");
+        let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+        let mut writer = stream;
+        assert!(line(&mut reader).starts_with("220 "));
+        writer
+            .write_all(b"USER ftp\r\nPASS x\r\nMKD new\r\nQUIT\r\n")
+            .expect("send");
+        assert!(line(&mut reader).starts_with("331 "));
+        assert!(line(&mut reader).starts_with("230 "));
+        assert!(
+            line(&mut reader).starts_with("550 "),
+            "read-only by default"
+        );
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(!dir.path().join("new").exists());
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
