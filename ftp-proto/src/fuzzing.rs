@@ -365,7 +365,8 @@ pub fn path(data: &[u8]) {
         }
     };
     check_path(&cwd);
-    for (i, arg) in args.split(|&b| b == b'\n').enumerate() {
+    // 64 arguments are plenty; more only slow the target down.
+    for (i, arg) in args.split(|&b| b == b'\n').take(64).enumerate() {
         let arg = String::from_utf8_lossy(arg);
         let got = cwd.resolve(&arg);
         let want = model_resolve(&cwd, &arg);
@@ -1390,6 +1391,13 @@ impl Driver {
                 self.flush(usize::MAX);
             } else if self.awaited.is_some() {
                 self.complete_good(false);
+            } else if let (true, Some(deadline)) = (
+                self.session.input_capacity() < self.input_limit,
+                self.session.poll_timeout(),
+            ) {
+                // Lines wait (after a failed login): let them go first.
+                self.now = self.now.max(deadline);
+                self.timeout();
             } else if self.outbox.is_empty() && quits < 3 {
                 // Again if need be: AUTH and CCC drop what follows them.
                 quits += 1;
