@@ -1,82 +1,42 @@
 //! The loopback ceiling: a minimal server, one thread, that accepts a
 //! connection and `sendfile`s the big file into it, nothing else. RETR of
 //! the same file with the same client reads as a fraction of this.
+//!
+//! It runs in a process of its own (this program, started with the hidden
+//! `--serve-sendfile FILE`), so that the scheduler places it as it places
+//! the other servers, and its CPU time is measured the same way.
 
 use std::fs::File;
-use std::io;
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::thread::JoinHandle;
+use std::io::{self, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
 
-/// Name of the server thread (the generator's own CPU excludes it).
-pub const THREAD_NAME: &str = "ceiling";
-
-pub struct Ceiling {
-    pub addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    tid: Arc<AtomicU32>,
-    thread: Option<JoinHandle<()>>,
+/// The body of `ftp-bench --serve-sendfile FILE`: announces its address on
+/// stdout as the daemons do, then serves one connection at a time until
+/// killed.
+pub fn serve_forever(file: &Path) -> io::Result<()> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    println!(
+        "ftp-bench: serving sendfile at ftp://{}/",
+        listener.local_addr()?
+    );
+    io::stdout().flush()?;
+    // A failed accept or transfer only ends that connection.
+    for conn in listener.incoming().flatten() {
+        let _ = send(file, conn);
+    }
+    Ok(())
 }
 
-impl Ceiling {
-    pub fn start(file: PathBuf) -> io::Result<Ceiling> {
-        let listener = TcpListener::bind("127.0.0.1:0")?;
-        let addr = listener.local_addr()?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let tid = Arc::new(AtomicU32::new(0));
-        let (stop2, tid2) = (stop.clone(), tid.clone());
-        let thread = std::thread::Builder::new()
-            .name(THREAD_NAME.into())
-            .spawn(move || {
-                tid2.store(crate::procfs::current_tid(), Ordering::SeqCst);
-                for conn in listener.incoming() {
-                    if stop2.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    if let Ok(conn) = conn {
-                        let _ = send(&file, conn);
-                    }
-                }
-            })?;
-        while tid.load(Ordering::SeqCst) == 0 {
-            std::thread::yield_now();
-        }
-        Ok(Ceiling {
-            addr,
-            stop,
-            tid,
-            thread: Some(thread),
-        })
-    }
-
-    /// CPU seconds the server thread has used.
-    pub fn cpu_secs(&self) -> f64 {
-        crate::procfs::thread_cpu_ns(self.tid.load(Ordering::SeqCst)) as f64 / 1e9
-    }
-}
-
-fn send(path: &PathBuf, conn: TcpStream) -> io::Result<()> {
+fn send(path: &Path, conn: TcpStream) -> io::Result<()> {
     let file = File::open(path)?;
     let len = file.metadata()?.len();
     let mut offset = 0u64;
     while offset < len {
         let chunk = (len - offset).min(1 << 30) as usize;
-        let n = rustix::fs::sendfile(&conn, &file, Some(&mut offset), chunk)?;
-        if n == 0 {
+        if rustix::fs::sendfile(&conn, &file, Some(&mut offset), chunk)? == 0 {
             break;
         }
     }
     Ok(())
-}
-
-impl Drop for Ceiling {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(self.addr);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
 }

@@ -101,30 +101,36 @@ pub struct Args {
     /// STOR and loop round into DIR (SERVER-FIGURE-RUN.data).
     #[arg(long, value_name = "DIR")]
     perf: Option<PathBuf>,
+    /// With --perf: run this command instead of perf record ({pid} and
+    /// {out} are replaced), for example 'strace -c -f -p {pid} -o {out}'.
+    #[arg(long, value_name = "CMD", requires = "perf")]
+    attach: Option<String>,
+    /// Internal: be the loopback-ceiling server for FILE.
+    #[arg(long, value_name = "FILE", hide = true)]
+    serve_sendfile: Option<PathBuf>,
 }
 
-/// A `perf record` of one server during one measurement.
+/// A `perf record` (or the `--attach` command) of one server during one
+/// measurement.
 struct Perf(Option<std::process::Child>);
 
 impl Perf {
-    fn start(dir: Option<&Path>, server: &Server, what: &str) -> Perf {
-        let (Some(dir), Some(pid)) = (dir, server.pid) else {
+    fn start(args: &Args, server: &Server, what: &str) -> Perf {
+        let (Some(dir), Some(pid)) = (args.perf.as_deref(), server.pid) else {
             return Perf(None);
         };
         let _ = fs::create_dir_all(dir);
         let out = dir.join(format!("{}-{what}.data", server.name.replace('/', "-")));
-        let child = std::process::Command::new("perf")
-            .args([
-                "record",
-                "-F",
-                "999",
-                "-g",
-                "-q",
-                "-p",
-                &pid.to_string(),
-                "-o",
-            ])
-            .arg(out)
+        let (pid, out) = (pid.to_string(), out.display().to_string());
+        let command = args
+            .attach
+            .as_deref()
+            .unwrap_or("perf record -F 999 -g -q -p {pid} -o {out}");
+        let mut words = command
+            .split_whitespace()
+            .map(|w| w.replace("{pid}", &pid).replace("{out}", &out));
+        let child = std::process::Command::new(words.next().unwrap_or_default())
+            .args(words)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -180,6 +186,12 @@ pub struct Result1 {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(file) = args.serve_sendfile {
+        if let Err(e) = ceiling::serve_forever(&file) {
+            eprintln!("ftp-bench --serve-sendfile: {e}");
+        }
+        return ExitCode::FAILURE;
+    }
     let nproc = std::thread::available_parallelism().map_or(1, |n| n.get());
     let p = Params {
         runs: args.runs.unwrap_or(if args.quick { 3 } else { 5 }),
@@ -376,7 +388,7 @@ fn main() -> ExitCode {
         if fig("retr") {
             for run in 0..p.runs {
                 for (server, idx) in &running {
-                    let _perf = Perf::start(args.perf.as_deref(), server, &format!("retr-{run}"));
+                    let _perf = Perf::start(&args, server, &format!("retr-{run}"));
                     let r = run!(ex => scenarios::retr_big(server, &files));
                     report_transfer("RETR", run, server, r, &mut results[*idx], true);
                 }
@@ -390,7 +402,7 @@ fn main() -> ExitCode {
                         continue;
                     }
                     let name = format!("{}-{run}.bin", server.name.replace('/', "-"));
-                    let _perf = Perf::start(args.perf.as_deref(), server, &format!("stor-{run}"));
+                    let _perf = Perf::start(&args, server, &format!("stor-{run}"));
                     let r = run!(ex => scenarios::stor_big(server, &files, &name));
                     report_transfer("STOR", run, server, r, &mut results[*idx], false);
                 }
@@ -403,8 +415,7 @@ fn main() -> ExitCode {
                     continue;
                 }
                 if fig("small") {
-                    let perf =
-                        Perf::start(args.perf.as_deref(), server, &format!("sessions-{round}"));
+                    let perf = Perf::start(&args, server, &format!("sessions-{round}"));
                     let s = run!(ex => scenarios::small_sessions(
                         &ex, server, &files, p.clients, p.warmup, p.measure,
                     ));
@@ -426,8 +437,7 @@ fn main() -> ExitCode {
                     results[*idx].small.push(s);
                 }
                 if fig("persistent") {
-                    let perf =
-                        Perf::start(args.perf.as_deref(), server, &format!("transfers-{round}"));
+                    let perf = Perf::start(&args, server, &format!("transfers-{round}"));
                     let s = run!(ex => scenarios::persistent_transfers(
                         &ex, server, &files, p.clients, p.warmup, p.measure,
                     ));
@@ -464,13 +474,16 @@ fn main() -> ExitCode {
     // Phase 2: scale, one fresh server at a time.
     if fig("scale") {
         let nsrc = p.sessions.div_ceil(16_000).max(1);
-        let sources: Vec<IpAddr> = (0..nsrc)
-            .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + i as u8)))
-            .collect();
-        for (spec, idx) in &runnable {
+        for (k, (spec, idx)) in runnable.iter().enumerate() {
             if spec.kind == Kind::Ceiling {
                 continue;
             }
+            // Each server gets source addresses of its own (127.0.K.2, …):
+            // the previous server's sessions, closed by the generator,
+            // leave their ports in TIME_WAIT for a minute.
+            let sources: Vec<IpAddr> = (0..nsrc)
+                .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 1 + k as u8, 2 + i as u8)))
+                .collect();
             let server = match Server::start(spec, &setup(100)) {
                 Ok(s) => s,
                 Err(e) => {

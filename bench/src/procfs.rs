@@ -97,44 +97,20 @@ pub fn tree_len(pid: u32) -> usize {
     tree(pid).len()
 }
 
-/// Nanoseconds of CPU used by the threads of this process whose name is
-/// not `skip` (the built-in sendfile server), from the scheduler's
-/// per-thread statistics.
-pub fn self_cpu_ns(skip: &str) -> u64 {
-    let mut total = 0;
+/// Nanoseconds of CPU used by the threads of this process, from the
+/// scheduler's per-thread statistics.
+pub fn self_cpu_ns() -> u64 {
     let Ok(dir) = fs::read_dir("/proc/self/task") else {
         return 0;
     };
-    for entry in dir.flatten() {
-        let path = entry.path();
-        if fs::read_to_string(path.join("comm")).is_ok_and(|c| c.trim() == skip) {
-            continue;
-        }
-        total += thread_ns(&path.join("schedstat"));
-    }
-    total
-}
-
-/// Nanoseconds of CPU used by one thread of this process.
-pub fn thread_cpu_ns(tid: u32) -> u64 {
-    thread_ns(std::path::Path::new(&format!(
-        "/proc/self/task/{tid}/schedstat"
-    )))
-}
-
-fn thread_ns(path: &std::path::Path) -> u64 {
-    fs::read_to_string(path)
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
-/// The calling thread's id.
-pub fn current_tid() -> u32 {
-    fs::read_link("/proc/thread-self")
-        .ok()
-        .and_then(|p| p.file_name()?.to_str()?.parse().ok())
-        .unwrap_or(0)
+    dir.flatten()
+        .map(|entry| {
+            fs::read_to_string(entry.path().join("schedstat"))
+                .ok()
+                .and_then(|s| s.split_whitespace().next()?.parse().ok())
+                .unwrap_or(0)
+        })
+        .sum()
 }
 
 /// The 1-, 5- and 15-minute load averages.

@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 use smol::LocalExecutor;
 use smol::io::AsyncWriteExt;
 
-use crate::ceiling;
 use crate::checksum::{BLOCK, Checksum, Pattern};
 use crate::client::{self, Control, fail, timeout};
 use crate::procfs;
@@ -29,10 +28,9 @@ pub struct Files {
     pub small: Vec<Vec<u8>>,
 }
 
-/// The generator's CPU seconds so far (all its threads but the built-in
-/// sendfile server).
+/// The generator's CPU seconds so far (all its threads).
 pub fn generator_cpu() -> f64 {
-    procfs::self_cpu_ns(ceiling::THREAD_NAME) as f64 / 1e9
+    procfs::self_cpu_ns() as f64 / 1e9
 }
 
 /// One big transfer.

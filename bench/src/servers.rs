@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::ceiling::Ceiling;
 use crate::procfs;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -149,12 +148,11 @@ pub struct Server {
     pub name: String,
     pub kind: Kind,
     pub addr: SocketAddr,
-    /// The server process (None for the built-in ceiling).
+    /// The server process.
     pub pid: Option<u32>,
     /// The exact configuration it got, for the report.
     pub config: String,
     child: Option<Child>,
-    pub ceiling: Option<Ceiling>,
     log: PathBuf,
 }
 
@@ -170,17 +168,12 @@ impl Server {
         let mut announce = false;
         let (mut cmd, config, port) = match spec.kind {
             Kind::Ceiling => {
-                let ceiling = Ceiling::start(setup.big.to_path_buf())?;
-                return Ok(Server {
-                    name: spec.name.clone(),
-                    kind: spec.kind,
-                    addr: ceiling.addr,
-                    pid: None,
-                    config: "built-in: one thread, accept + sendfile(2) of the file".into(),
-                    child: None,
-                    ceiling: Some(ceiling),
-                    log,
-                });
+                let mut cmd = Command::new(std::env::current_exe()?);
+                cmd.arg("--serve-sendfile").arg(setup.big);
+                announce = true;
+                let config =
+                    "built into ftp-bench (own process): one thread, accept + sendfile(2) of the whole file".into();
+                (cmd, config, 0)
             }
             Kind::Mio | Kind::Smol => {
                 let prog = if spec.kind == Kind::Mio {
@@ -314,7 +307,6 @@ impl Server {
             pid: Some(pid),
             config,
             child: Some(child),
-            ceiling: None,
             log,
         };
         if !announce {
@@ -349,11 +341,7 @@ impl Server {
 
     /// The process tree's CPU seconds so far.
     pub fn cpu_secs(&self) -> f64 {
-        match (&self.ceiling, self.pid) {
-            (Some(c), _) => c.cpu_secs(),
-            (None, Some(pid)) => procfs::tree_cpu_secs(pid),
-            _ => 0.0,
-        }
+        self.pid.map_or(0.0, procfs::tree_cpu_secs)
     }
 
     /// The process tree's PSS in KiB.
@@ -376,7 +364,6 @@ impl Server {
     /// SIGTERM, up to 5 s to exit, then SIGKILL for it and whatever is
     /// left of its process tree.
     pub fn stop(&mut self) {
-        self.ceiling = None;
         let Some(mut child) = self.child.take() else {
             return;
         };
