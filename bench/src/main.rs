@@ -12,6 +12,7 @@ mod procfs;
 mod report;
 mod scenarios;
 mod servers;
+mod tls;
 
 use std::fs;
 use std::io::Write;
@@ -49,11 +50,12 @@ pub struct Args {
         default_value = "ftp-mio,ftp-smol,vsftpd,pure-ftpd,pyftpdlib"
     )]
     servers: Vec<String>,
-    /// Figures to measure: retr, stor, small, persistent, scale, argon2, footprint.
+    /// Figures to measure: retr, retr-tls, stor, small, persistent, scale,
+    /// argon2, footprint.
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "retr,stor,small,persistent,scale,argon2,footprint"
+        default_value = "retr,retr-tls,stor,small,persistent,scale,argon2,footprint"
     )]
     figures: Vec<String>,
     /// Small sizes for a fast check: 64 MiB, 2 s loops, 500 idle sessions, 3 runs.
@@ -174,6 +176,10 @@ pub struct Result1 {
     pub config: String,
     pub skipped: Option<String>,
     pub retr: Vec<scenarios::Transfer>,
+    /// RETR of the big file over explicit FTPS.
+    pub retr_tls: Vec<scenarios::Transfer>,
+    /// Protocol and cipher suite of the TLS data connection.
+    pub tls_suite: Option<String>,
     pub stor: Vec<scenarios::Transfer>,
     pub small: Vec<scenarios::LoopStats>,
     pub persistent: Vec<scenarios::LoopStats>,
@@ -349,7 +355,8 @@ fn main() -> ExitCode {
         .prefix("ftp-bench-")
         .tempdir()
         .expect("temp dir");
-    let files = match make_files(data_tmp.path(), p.size, fig("retr") || fig("stor")) {
+    let big = fig("retr") || fig("retr-tls") || fig("stor");
+    let files = match make_files(data_tmp.path(), p.size, big) {
         Ok(f) => f,
         Err(e) => {
             eprintln!("ftp-bench: cannot write the served files: {e}");
@@ -357,6 +364,17 @@ fn main() -> ExitCode {
         }
     };
     let big_path = files.root.join(files.big_name);
+    let certs = if fig("retr-tls") {
+        match tls::Certs::new(work_tmp.path()) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!("ftp-bench: cannot make the TLS certificate: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        None
+    };
     let setup = |slot: u16| Setup {
         programs: &programs,
         data: data_tmp.path(),
@@ -364,17 +382,23 @@ fn main() -> ExitCode {
         work: work_tmp.path(),
         users: None,
         slot,
+        certs: None,
     };
     let mut loads = vec![load_start];
 
     // Phase 1: every server runs at once; runs are interleaved A B C A B C.
-    let interleaved = ["retr", "stor", "small", "persistent"]
+    let interleaved = ["retr", "retr-tls", "stor", "small", "persistent"]
         .iter()
         .any(|f| fig(f));
     if interleaved {
         let mut running: Vec<(Server, usize)> = Vec::new();
         for (slot, (spec, idx)) in runnable.iter().enumerate() {
-            match Server::start(spec, &setup(slot as u16)) {
+            // TLS is offered (never required) where the figure wants it.
+            let phase1 = Setup {
+                certs: certs.as_ref().filter(|_| spec.kind.tls()),
+                ..setup(slot as u16)
+            };
+            match Server::start(spec, &phase1) {
                 Ok(server) => {
                     results[*idx].config = server.config.clone();
                     running.push((server, *idx));
@@ -390,7 +414,25 @@ fn main() -> ExitCode {
                 for (server, idx) in &running {
                     let _perf = Perf::start(&args, server, &format!("retr-{run}"));
                     let r = run!(ex => scenarios::retr_big(server, &files));
-                    report_transfer("RETR", run, server, r, &mut results[*idx], true);
+                    report_transfer("RETR", run, server, r, &mut results[*idx], |r| &mut r.retr);
+                }
+            }
+            loads.push(procfs::loadavg());
+        }
+        if let Some(certs) = certs.as_ref().filter(|_| fig("retr-tls")) {
+            for run in 0..p.runs {
+                for (server, idx) in &running {
+                    if !server.kind.tls() {
+                        continue;
+                    }
+                    let _perf = Perf::start(&args, server, &format!("retr-tls-{run}"));
+                    let r = tls::retr_big(server, &files, certs).map(|t| {
+                        results[*idx].tls_suite = Some(t.suite);
+                        t.transfer
+                    });
+                    report_transfer("RETR/TLS", run, server, r, &mut results[*idx], |r| {
+                        &mut r.retr_tls
+                    });
                 }
             }
             loads.push(procfs::loadavg());
@@ -404,7 +446,7 @@ fn main() -> ExitCode {
                     let name = format!("{}-{run}.bin", server.name.replace('/', "-"));
                     let _perf = Perf::start(&args, server, &format!("stor-{run}"));
                     let r = run!(ex => scenarios::stor_big(server, &files, &name));
-                    report_transfer("STOR", run, server, r, &mut results[*idx], false);
+                    report_transfer("STOR", run, server, r, &mut results[*idx], |r| &mut r.stor);
                 }
             }
             loads.push(procfs::loadavg());
@@ -617,25 +659,21 @@ fn report_transfer(
     server: &Server,
     r: std::io::Result<scenarios::Transfer>,
     result: &mut Result1,
-    retr: bool,
+    list: fn(&mut Result1) -> &mut Vec<scenarios::Transfer>,
 ) {
     match r {
         Ok(t) => {
             eprintln!(
-                "  {what}        {:<12} run {run}: {:>7.0} MB/s  server CPU {:.2} s  generator CPU {:.2} s",
+                "  {what:<11} {:<12} run {run}: {:>7.0} MB/s  server CPU {:.2} s  generator CPU {:.2} s",
                 server.name,
                 t.mb_per_sec(),
                 t.server_cpu,
                 t.client_cpu
             );
-            if retr {
-                result.retr.push(t);
-            } else {
-                result.stor.push(t);
-            }
+            list(result).push(t);
         }
         Err(e) => {
-            eprintln!("  {what}        {:<12} run {run}: FAILED: {e}", server.name);
+            eprintln!("  {what:<11} {:<12} run {run}: FAILED: {e}", server.name);
             result.failures.push(format!("{what} run {run}: {e}"));
         }
     }

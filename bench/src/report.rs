@@ -37,6 +37,9 @@ pub struct Summary {
     pub retr_mbps: Option<f64>,
     pub retr_cpu_per_gib: Option<f64>,
     pub retr_gen_cpu: Option<f64>,
+    pub retr_tls_mbps: Option<f64>,
+    pub retr_tls_cpu_per_gib: Option<f64>,
+    pub retr_tls_gen_cpu: Option<f64>,
     pub stor_mbps: Option<f64>,
     pub stor_cpu_per_gib: Option<f64>,
     pub sessions: Option<f64>,
@@ -101,6 +104,17 @@ pub fn summarize(r: &Result1) -> Summary {
         s.retr_cpu_per_gib = Some(r.retr.iter().map(|t| t.server_cpu).sum::<f64>() / gib(&r.retr));
         s.retr_gen_cpu = median(
             r.retr
+                .iter()
+                .map(|t| 100.0 * t.client_cpu / t.secs)
+                .collect(),
+        );
+    }
+    if !r.retr_tls.is_empty() {
+        s.retr_tls_mbps = median(r.retr_tls.iter().map(|t| t.mb_per_sec()).collect());
+        s.retr_tls_cpu_per_gib =
+            Some(r.retr_tls.iter().map(|t| t.server_cpu).sum::<f64>() / gib(&r.retr_tls));
+        s.retr_tls_gen_cpu = median(
+            r.retr_tls
                 .iter()
                 .map(|t| 100.0 * t.client_cpu / t.secs)
                 .collect(),
@@ -173,6 +187,18 @@ pub fn table(results: &[Result1], foot: &[Footprint], p: &Params, m: &Machine) -
         (
             "RETR generator CPU %".into(),
             Box::new(|_, s| f(s.retr_gen_cpu, 0)),
+        ),
+        (
+            format!("RETR {size} over TLS MB/s (median of {})", p.runs),
+            Box::new(|_, s| f(s.retr_tls_mbps, 0)),
+        ),
+        (
+            "  server CPU s/GiB".into(),
+            Box::new(|_, s| f(s.retr_tls_cpu_per_gib, 2)),
+        ),
+        (
+            "  generator CPU %".into(),
+            Box::new(|_, s| f(s.retr_tls_gen_cpu, 0)),
         ),
         (
             format!("STOR {size} MB/s (median of {})", p.runs),
@@ -599,6 +625,10 @@ pub fn json(
                 s.retr_mbps.zip(ceiling).map(|(a, c)| a / c),
             )
             .set("retr_server_cpu_s_per_gib", s.retr_cpu_per_gib)
+            .set("retr_tls_runs", transfers(&r.retr_tls))
+            .set("retr_tls_mb_per_s_median", s.retr_tls_mbps)
+            .set("retr_tls_server_cpu_s_per_gib", s.retr_tls_cpu_per_gib)
+            .set("retr_tls_suite", r.tls_suite.clone())
             .set("stor_runs", transfers(&r.stor))
             .set("stor_mb_per_s_median", s.stor_mbps)
             .set("stor_server_cpu_s_per_gib", s.stor_cpu_per_gib)

@@ -29,6 +29,11 @@ impl Kind {
     pub fn anchor(self) -> bool {
         matches!(self, Kind::Vsftpd | Kind::PureFtpd | Kind::Pyftpdlib)
     }
+    /// Whether the benchmark configures TLS for it (pyftpdlib would need
+    /// pyOpenSSL; the ceiling is plain).
+    pub fn tls(self) -> bool {
+        matches!(self, Kind::Mio | Kind::Smol | Kind::Vsftpd | Kind::PureFtpd)
+    }
 }
 
 /// One server configuration in the comparison.
@@ -134,6 +139,8 @@ pub struct Setup<'a> {
     pub users: Option<&'a Path>,
     /// Number of the start, naming its work folder (configs, logs).
     pub slot: u16,
+    /// Certificate for FTPS (explicit, optional for clients), if wanted.
+    pub certs: Option<&'a crate::tls::Certs>,
 }
 
 /// Passive ports of every server: 22,000 ports below Linux's ephemeral
@@ -192,6 +199,12 @@ impl Server {
                     "--pasv-ports".into(),
                     format!("{lo}-{hi}"),
                 ];
+                if let Some(certs) = setup.certs {
+                    args.push("--tls-cert".into());
+                    args.push(certs.cert.display().to_string());
+                    args.push("--tls-key".into());
+                    args.push(certs.key.display().to_string());
+                }
                 if let Some(users) = setup.users {
                     args.push("--users".into());
                     args.push(users.display().to_string());
@@ -212,7 +225,10 @@ impl Server {
             Kind::Vsftpd => {
                 let prog = setup.programs.vsftpd.clone().unwrap();
                 let port = free_port()?;
-                let conf = vsftpd_conf(port, &data, lo, hi);
+                let mut conf = vsftpd_conf(port, &data, lo, hi);
+                if let Some(certs) = setup.certs {
+                    conf.push_str(&vsftpd_tls(certs));
+                }
                 let path = dir.join("vsftpd.conf");
                 fs::write(&path, &conf)?;
                 let mut cmd = Command::new(prog);
@@ -223,7 +239,12 @@ impl Server {
                 let prog = setup.programs.pure_ftpd.clone().unwrap();
                 let home = ftp_home().unwrap();
                 let port = free_port()?;
-                let args = pure_ftpd_args(port, lo, hi);
+                let mut args = pure_ftpd_args(port, lo, hi);
+                if let Some(certs) = setup.certs {
+                    // TLS allowed, not required; certificate and key in one file.
+                    args.extend(["-Y".into(), "1".into(), "-2".into()]);
+                    args.push(certs.both.display().to_string());
+                }
                 // pure-ftpd serves anonymous sessions from the home of the
                 // user `ftp`; in a private mount namespace that home shows
                 // the data folder, without touching the system.
@@ -441,6 +462,25 @@ xferlog_enable=NO
 dirmessage_enable=NO
 isolate_network=NO
 "
+    )
+}
+
+fn vsftpd_tls(certs: &crate::tls::Certs) -> String {
+    format!(
+        "\
+# FTPS: allowed for anonymous sessions, not required; data connections
+# must reuse the control connection's TLS session (vsftpd's default)
+ssl_enable=YES
+allow_anon_ssl=YES
+force_anon_logins_ssl=NO
+force_anon_data_ssl=NO
+require_ssl_reuse=YES
+ssl_ciphers=HIGH
+rsa_cert_file={}
+rsa_private_key_file={}
+",
+        certs.cert.display(),
+        certs.key.display()
     )
 }
 
