@@ -25,4 +25,5 @@ pub mod system;
 pub mod tls;
 pub mod transfer;
 pub mod users;
+pub mod workers;
 pub mod xferlog;

@@ -343,6 +343,11 @@ impl Server {
 }
 
 impl SessionHost {
+    /// The client's address.
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
     /// The server this session belongs to.
     pub fn server(&self) -> &Arc<Server> {
         &self.server

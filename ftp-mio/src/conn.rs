@@ -84,7 +84,8 @@ pub(crate) struct Conn {
     /// The control connection's local address: passive listeners bind here.
     local_ip: IpAddr,
     passives: Vec<Passive>,
-    transfer: Option<DataTransfer>,
+    /// Boxed: most sessions have none, and it is large.
+    transfer: Option<Box<DataTransfer>>,
     phase: Phase,
     /// The deadline armed in the loop's timers.
     timer: Option<StdInstant>,
@@ -379,10 +380,10 @@ impl Conn {
                         return;
                     }
                 };
-                self.transfer = Some(DataTransfer::new(id, transfer.data, tls));
+                self.transfer = Some(Box::new(DataTransfer::new(id, transfer.data, tls)));
             }
             self.jobs += 1;
-            cx.workers.submit(self.key, job, &cx.reply);
+            cx.reply.submit(&cx.workers, self.key, job);
             return;
         }
         let now = cx.server.clock.now();
@@ -541,7 +542,7 @@ impl Conn {
     }
 
     /// Drops a transfer and the passive listener it was to consume.
-    fn release_transfer(&mut self, cx: &mut Ctx, t: DataTransfer) {
+    fn release_transfer(&mut self, cx: &mut Ctx, t: Box<DataTransfer>) {
         if let Some(listener) = t.passive_listener() {
             self.close_passive(cx, listener);
         }

@@ -30,7 +30,9 @@ use crate::conn::Conn;
 use crate::slab::Slab;
 use crate::timers::{ConnKey, Timers};
 use crate::token::{self, Target};
-use crate::workers::{Done, ReturnAddress, Workers};
+use ftp_host::workers::Workers;
+
+use crate::workers::{Done, ReturnAddress};
 
 /// Connections accepted from one listener per turn.
 const ACCEPTS_PER_TURN: usize = 32;
@@ -70,7 +72,8 @@ pub(crate) struct Ctx {
 pub(crate) struct EventLoop {
     poll: Poll,
     cx: Ctx,
-    conns: Slab<Conn>,
+    /// Boxed, so the slab's spare capacity costs a pointer per slot.
+    conns: Slab<Box<Conn>>,
     results: Receiver<Done>,
     listeners: Vec<Option<TcpListener>>,
     /// Which listeners are implicit FTPS, by index.
@@ -369,7 +372,7 @@ impl EventLoop {
             serial: self.next_serial,
         };
         let conn = Conn::start(&mut self.cx, key, stream, local, peer, slot, implicit_tls)?;
-        let index = self.conns.insert(conn);
+        let index = self.conns.insert(Box::new(conn));
         debug_assert_eq!(index, key.index);
         if let Some(conn) = self.conns.get_mut(index) {
             conn.drive(&mut self.cx);

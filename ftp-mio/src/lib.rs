@@ -14,7 +14,8 @@
 //!   (`sendfile` or a bounded buffer).
 //! * `accept`: accepting control connections, with a spare descriptor for
 //!   `EMFILE`.
-//! * `workers`: the thread pool for blocking [`Job`]s.
+//! * `workers`: getting the results of blocking [`Job`]s back from the
+//!   shared worker pool.
 //! * `timers`, `token`, `slab`: deadlines, the meaning of tokens, indices.
 //!
 //! # What runs where
@@ -54,7 +55,7 @@ use ftp_host::daemon::{Listener, Runtime, Shutdown};
 use ftp_host::server::Server;
 
 use event_loop::EventLoop;
-use workers::Workers;
+use ftp_host::workers::Workers;
 
 /// The mio runtime: [`Runtime::serve`] runs `config.threads` event loops
 /// sharing one worker pool; [`Runtime::serve_one`] runs one loop for one
@@ -62,16 +63,10 @@ use workers::Workers;
 #[derive(Debug)]
 pub struct Mio;
 
-/// Worker threads for `threads` event loops: enough that a few slow
-/// password checks do not hold up everyone's file operations.
-fn worker_count(threads: usize) -> usize {
-    (threads * 2).clamp(4, 64)
-}
-
 impl Runtime for Mio {
     fn serve(server: Arc<Server>, listeners: Vec<Listener>, shutdown: Shutdown) -> io::Result<()> {
         let threads = server.config.threads.max(1);
-        let workers = Workers::spawn(worker_count(threads))?;
+        let workers = Workers::spawn("ftp-mio", Workers::count_for(threads))?;
         // Build every loop here, so that setup errors are reported before
         // anything runs.
         let mut loops = Vec::with_capacity(threads);
@@ -126,7 +121,7 @@ impl Runtime for Mio {
         stream.set_nonblocking(true)?;
         let local = stream.local_addr()?;
         let peer = stream.peer_addr()?;
-        let workers = Workers::spawn(1)?;
+        let workers = Workers::spawn("ftp-mio", 1)?;
         let mut event_loop = EventLoop::new(server, Vec::new(), workers, None)?;
         event_loop.adopt(mio::net::TcpStream::from_std(stream), local, peer)?;
         event_loop.run()

@@ -223,7 +223,7 @@ pub async fn transfer(
             TransferEvent::Failed(TransferError::NoConnection)
         }
         Ok(stream) => {
-            let _ = tx.try_send(Msg::Transfer(id, TransferEvent::Connected));
+            let _ = tx.send(Msg::Transfer(id, TransferEvent::Connected)).await;
             let progress = Progress::new(id, tx.clone());
             match end {
                 TransferEnd::Send(source) => send(stream, source, progress).await,
@@ -231,8 +231,8 @@ pub async fn transfer(
             }
         }
     };
-    // The last step: nothing may be awaited after this send.
-    let _ = tx.try_send(Msg::Transfer(id, event));
+    // The last step: the session drops this task once it has the event.
+    let _ = tx.send(Msg::Transfer(id, event)).await;
 }
 
 /// Sends `source` (a file or a listing) and closes the connection.
@@ -364,6 +364,8 @@ impl Progress {
     fn report(&mut self, bytes: u64) {
         if self.last.elapsed() >= std::time::Duration::from_secs(1) {
             self.last = std::time::Instant::now();
+            // Dropped when the session has not taken the last message
+            // yet: a later report (or the end) follows.
             let _ = self
                 .tx
                 .try_send(Msg::Transfer(self.id, TransferEvent::Progress { bytes }));

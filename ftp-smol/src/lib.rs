@@ -29,6 +29,7 @@ use std::time::Duration;
 use ftp_host::daemon::{Listener, Runtime, Shutdown};
 use ftp_host::limits::OUT_OF_DESCRIPTORS;
 use ftp_host::server::Server;
+use ftp_host::workers::Workers;
 use smol::future::FutureExt;
 use smol::{Async, Executor, Timer};
 
@@ -47,6 +48,7 @@ impl Runtime for Smol {
             .map(|l| Ok((Async::new(l.socket)?, l.implicit_tls)))
             .collect::<io::Result<Vec<_>>>()?;
         let ex = Arc::new(Executor::new());
+        let jobs = Workers::spawn("ftp-smol", Workers::count_for(server.config.threads.max(1)))?;
 
         // Closed when shutdown triggers: wakes the main task.
         let (stop_tx, stop_rx) = smol::channel::bounded::<()>(1);
@@ -63,6 +65,7 @@ impl Runtime for Smol {
                     l,
                     implicit_tls,
                     Arc::downgrade(&ex),
+                    jobs.clone(),
                     alive_tx.clone(),
                     stop_rx.clone(),
                 );
@@ -114,7 +117,8 @@ impl Runtime for Smol {
     fn serve_one(server: Arc<Server>, stream: TcpStream) -> io::Result<()> {
         let socket = Async::new(stream)?;
         let ex = Arc::new(Executor::new());
-        let session = session::run(server, socket, false, Arc::downgrade(&ex), None);
+        let jobs = Workers::spawn("ftp-smol", 1)?;
+        let session = session::run(server, socket, false, Arc::downgrade(&ex), jobs, None);
         smol::block_on(ex.run(session));
         Ok(())
     }
@@ -133,6 +137,7 @@ async fn accept(
     listener: Async<TcpListener>,
     implicit_tls: bool,
     ex: Weak<Executor<'static>>,
+    jobs: Workers,
     alive: smol::channel::Sender<()>,
     stop: smol::channel::Receiver<()>,
 ) {
@@ -145,10 +150,10 @@ async fn accept(
             Ok((socket, _)) => {
                 let Some(executor) = ex.upgrade() else { return };
                 let (server, ex, alive) = (server.clone(), ex.clone(), alive.clone());
-                let stop = Some(stop.clone());
+                let (jobs, stop) = (jobs.clone(), Some(stop.clone()));
                 executor
                     .spawn(async move {
-                        session::run(server, socket, implicit_tls, ex, stop).await;
+                        session::run(server, socket, implicit_tls, ex, jobs, stop).await;
                         drop(alive);
                     })
                     .detach();

@@ -11,9 +11,13 @@
 //! Memory stays bounded: the socket is read only up to
 //! [`Session::input_capacity`], and replies are pulled from the engine only
 //! as fast as the socket takes them (the engine stops handling commands when
-//! its own transmit buffer is full). The channel is unbounded, but holds at
-//! most one job result per outstanding intent (the engine waits for each)
-//! and three events per transfer.
+//! its own transmit buffer is full). The session's channel holds one
+//! message: job results and a transfer's start and end wait for the session
+//! to take the one before (progress reports are dropped instead).
+//!
+//! An idle session costs little: the read buffer belongs to the thread and
+//! is used only inside a synchronous read, and jobs run on the shared
+//! worker pool, which a burst of argon2 logins cannot grow.
 //!
 //! FTPS: the control connection's bytes go through a
 //! [`ControlStream`] (shared with the mio daemon), which is clear until the
@@ -27,6 +31,7 @@
 //! idle or right after a running transfer; whatever is left when the grace
 //! period ends is dropped.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream};
@@ -38,6 +43,7 @@ use ftp_host::limits::ConnectionSlot;
 use ftp_host::passive::resource_error;
 use ftp_host::server::{Finished, JobDone, Server, SessionHost, TransferEnd, canonical};
 use ftp_host::tls::ControlStream;
+use ftp_host::workers::Workers;
 use ftp_proto::{
     Completion, DataEndpoint, FsError, Intent, IntentId, Output, ResourceError, Session,
     TransferError, TransferEvent,
@@ -53,6 +59,13 @@ const CLOSE_FLUSH: Duration = Duration::from_secs(5);
 
 /// Control-connection bytes read at a time (at most the input capacity).
 const READ_CHUNK: usize = 8192;
+
+thread_local! {
+    /// The read buffer of every session on this thread: it is only used
+    /// between a read and the engine's `handle_input`, with no await in
+    /// between.
+    static READ_BUF: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_CHUNK].into_boxed_slice());
+}
 
 /// What blocking jobs and transfer tasks send back to their session.
 #[derive(Debug)]
@@ -71,63 +84,18 @@ pub async fn run(
     socket: Async<TcpStream>,
     implicit_tls: bool,
     ex: Weak<Executor<'static>>,
+    workers: Workers,
     stop: Option<Receiver<()>>,
 ) {
-    let addrs = (socket.get_ref().local_addr(), socket.get_ref().peer_addr());
-    let (Ok(local), Ok(peer)) = addrs else {
-        return; // Gone before we looked.
-    };
-    let (local, peer) = (canonical(local), canonical(peer));
-    let slot = match server.admit(peer.ip()) {
-        Ok(slot) => slot,
-        Err(limit) => {
-            log::info!("{peer}: refused: {limit}");
-            let reply = limit.reply();
-            let _ = write_now(
-                &mut ControlStream::plain(),
-                &mut socket.get_ref(),
-                reply.as_bytes(),
-            );
-            let _ = socket.get_ref().shutdown(Shutdown::Write);
-            return;
-        }
-    };
-    prepare_control_socket(socket.get_ref());
-    let (mut session, host) = server.session(local, peer);
-    let stream = if implicit_tls {
-        match host.implicit_tls(&mut session) {
-            Ok(stream) => stream,
-            Err(e) => {
-                log::warn!("{peer}: implicit TLS: {e}");
-                return;
-            }
-        }
-    } else {
-        ControlStream::plain()
-    };
-    let (tx, rx) = smol::channel::unbounded();
-    let mut control = Control {
-        server,
-        ex,
-        session,
-        host,
-        socket,
-        stream,
-        switch: None,
-        more_input: false,
-        local_ip: local.ip(),
-        tx,
-        rx,
-        passive: HashMap::new(),
-        transfer: None,
-        input: vec![0; READ_CHUNK].into_boxed_slice(),
-        stop,
-        _slot: slot,
+    // Built outside the async body, so that the task holds only the
+    // `Control`, not also the parts it was made of.
+    let Some(mut control) = Control::admit(server, socket, implicit_tls, ex, workers, stop) else {
+        return;
     };
     if control.serve().await {
         control.flush_and_close().await;
     }
-    log::debug!("{peer}: disconnected");
+    log::debug!("{}: disconnected", control.host.peer());
 }
 
 /// A session and everything it owns; dropping it closes every socket,
@@ -155,7 +123,8 @@ struct Control {
     passive: HashMap<IntentId, PassiveConnection>,
     /// The running transfer, if any.
     transfer: Option<(IntentId, Phase)>,
-    input: Box<[u8]>,
+    /// The shared pool for blocking jobs.
+    workers: Workers,
     /// Closed when the server shuts down; `None` once that was seen.
     stop: Option<Receiver<()>>,
     _slot: ConnectionSlot,
@@ -180,6 +149,69 @@ enum Wake {
 }
 
 impl Control {
+    /// Admits the connection (or tells it `421` and returns `None`) and
+    /// sets up its session.
+    fn admit(
+        server: Arc<Server>,
+        socket: Async<TcpStream>,
+        implicit_tls: bool,
+        ex: Weak<Executor<'static>>,
+        workers: Workers,
+        stop: Option<Receiver<()>>,
+    ) -> Option<Control> {
+        let addrs = (socket.get_ref().local_addr(), socket.get_ref().peer_addr());
+        let (Ok(local), Ok(peer)) = addrs else {
+            return None; // Gone before we looked.
+        };
+        let (local, peer) = (canonical(local), canonical(peer));
+        let slot = match server.admit(peer.ip()) {
+            Ok(slot) => slot,
+            Err(limit) => {
+                log::info!("{peer}: refused: {limit}");
+                let reply = limit.reply();
+                let _ = write_now(
+                    &mut ControlStream::plain(),
+                    &mut socket.get_ref(),
+                    reply.as_bytes(),
+                );
+                let _ = socket.get_ref().shutdown(Shutdown::Write);
+                return None;
+            }
+        };
+        prepare_control_socket(socket.get_ref());
+        let (mut session, host) = server.session(local, peer);
+        let stream = if implicit_tls {
+            match host.implicit_tls(&mut session) {
+                Ok(stream) => stream,
+                Err(e) => {
+                    log::warn!("{peer}: implicit TLS: {e}");
+                    return None;
+                }
+            }
+        } else {
+            ControlStream::plain()
+        };
+        let (tx, rx) = smol::channel::bounded(1);
+        Some(Control {
+            server,
+            ex,
+            session,
+            host,
+            socket,
+            stream,
+            switch: None,
+            more_input: false,
+            local_ip: local.ip(),
+            tx,
+            rx,
+            passive: HashMap::new(),
+            transfer: None,
+            workers,
+            stop,
+            _slot: slot,
+        })
+    }
+
     /// Runs the session. Returns `true` when the engine asked to close
     /// (replies are left to flush), `false` when the connection failed.
     async fn serve(&mut self) -> bool {
@@ -207,18 +239,11 @@ impl Control {
                 Wake::Msg(msg) => self.deliver(msg),
                 Wake::Readable(Err(_)) | Wake::Writable(Err(_)) => return false,
                 Wake::Readable(Ok(())) => {
-                    let cap = self.session.input_capacity().min(self.input.len());
-                    if cap == 0 || self.switch.is_some() {
+                    if self.session.input_capacity() == 0 || self.switch.is_some() {
                         continue; // An empty read would look like the end.
                     }
-                    let mut sock = self.socket.get_ref();
-                    match read_now(&mut self.stream, &mut sock, &mut self.input[..cap]) {
-                        Ok(None) => self.more_input = false,
-                        Ok(Some(0)) | Err(_) => return false,
-                        Ok(Some(n)) => {
-                            self.more_input = self.stream.is_tls();
-                            self.session.handle_input(now, &self.input[..n]);
-                        }
+                    if !self.read_input(now) {
+                        return false;
                     }
                 }
                 Wake::Writable(Ok(())) => {}
@@ -229,6 +254,25 @@ impl Control {
                 }
             }
         }
+    }
+
+    /// Reads what the control connection has (up to the engine's input
+    /// capacity) into the engine. Returns `false` when the connection ended
+    /// or failed.
+    fn read_input(&mut self, now: ftp_proto::Instant) -> bool {
+        READ_BUF.with_borrow_mut(|buf| {
+            let cap = self.session.input_capacity().min(buf.len());
+            let mut sock = self.socket.get_ref();
+            match read_now(&mut self.stream, &mut sock, &mut buf[..cap]) {
+                Ok(None) => self.more_input = false,
+                Ok(Some(0)) | Err(_) => return false,
+                Ok(Some(n)) => {
+                    self.more_input = self.stream.is_tls();
+                    self.session.handle_input(now, &buf[..n]);
+                }
+            }
+            true
+        })
     }
 
     /// Waits for the next thing that concerns the session.
@@ -292,10 +336,10 @@ impl Control {
         }
         if let Some(job) = self.host.job(id, &intent) {
             let tx = self.tx.clone();
-            smol::unblock(move || {
-                let _ = tx.try_send(Msg::Job(job.run()));
-            })
-            .detach();
+            // Waits, on the worker, for the session to take its last
+            // message; fails only once the session is gone.
+            let reply = move |done| drop(tx.send_blocking(Msg::Job(done)));
+            self.workers.submit(job, Box::new(reply));
             return;
         }
         let now = self.server.clock.now();
