@@ -44,7 +44,13 @@ pub fn cargo_build(target_dir: &Path, profile: &str, extra: &[&str]) -> io::Resu
         extra.join(" "),
         target_dir.display()
     );
-    let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+    let mut cargo = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    // ring (TLS) compiles C for the target; without a musl cross compiler
+    // the host's gcc does (ring's C needs no libc headers).
+    if extra.contains(&MUSL) && !on_path("x86_64-linux-musl-gcc") && !on_path("musl-gcc") {
+        cargo.env("CC_x86_64_unknown_linux_musl", "gcc");
+    }
+    let status = cargo
         .current_dir(workspace())
         .env("CARGO_TARGET_DIR", target_dir)
         .args([
@@ -62,6 +68,12 @@ pub fn cargo_build(target_dir: &Path, profile: &str, extra: &[&str]) -> io::Resu
         return Err(io::Error::other(format!("cargo build failed: {status}")));
     }
     Ok(())
+}
+
+/// Whether `program` is on `PATH`.
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
 }
 
 /// Whether ftp-mio declares cargo features (then the embedded build is

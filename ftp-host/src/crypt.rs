@@ -1,5 +1,6 @@
 //! Password hashes as `/etc/shadow` holds them, checked with the system's
-//! own `crypt` (libxcrypt, linked as `-lcrypt`).
+//! own `crypt` (libxcrypt, linked as `-lcrypt`; in a static musl build,
+//! musl's own `crypt_r`).
 //!
 //! libxcrypt is what `passwd`, `chpasswd` and PAM use to write these
 //! hashes, so every scheme the system writes is one it verifies: yescrypt
@@ -7,6 +8,11 @@
 //! `$2y$`, `$2a$`), sha512-crypt (`$6$`), sha256-crypt (`$5$`),
 //! md5-crypt (`$1$`), traditional and BSDi DES, and whatever else the
 //! installed library enables. No hash algorithm is implemented here.
+//!
+//! musl (the libc of static builds for embedded boxes) knows fewer
+//! schemes: bcrypt, sha512-crypt, sha256-crypt, md5-crypt and DES, which
+//! is what BusyBox's `passwd` writes. A yescrypt hash is then refused, as
+//! an unknown scheme is.
 //!
 //! This is the only module of the project with `unsafe` code: one call
 //! to `crypt_rn`, the re-entrant form that works in caller-provided memory
@@ -29,6 +35,7 @@ const CRYPT_DATA_SIZE: usize = 32768;
 const CRYPT_DATA_SIZE_C: c_int = 32768;
 const _: () = assert!(CRYPT_DATA_SIZE_C as usize == CRYPT_DATA_SIZE);
 
+#[cfg(not(target_env = "musl"))]
 #[link(name = "crypt")]
 unsafe extern "C" {
     /// `char *crypt_rn(const char *phrase, const char *setting, void *data,
@@ -41,6 +48,44 @@ unsafe extern "C" {
         data: *mut c_void,
         size: c_int,
     ) -> *mut c_char;
+}
+
+#[cfg(target_env = "musl")]
+unsafe extern "C" {
+    /// musl's `char *crypt_r(const char *key, const char *setting, struct
+    /// crypt_data *data)`: the same contract as `crypt_rn` with a work area
+    /// of musl's `struct crypt_data` (260 bytes), which ours exceeds.
+    fn crypt_r(phrase: *const c_char, setting: *const c_char, data: *mut c_void) -> *mut c_char;
+}
+
+/// `crypt_rn` where libxcrypt is the library.
+#[cfg(not(target_env = "musl"))]
+unsafe fn crypt_into(
+    phrase: *const c_char,
+    setting: *const c_char,
+    area: &mut WorkArea,
+) -> *mut c_char {
+    // SAFETY: as the caller promises; the size is the area's own.
+    unsafe {
+        crypt_rn(
+            phrase,
+            setting,
+            area.0.as_mut_ptr().cast::<c_void>(),
+            CRYPT_DATA_SIZE_C,
+        )
+    }
+}
+
+/// musl's `crypt_r`: its `struct crypt_data` is far smaller than the area.
+#[cfg(target_env = "musl")]
+unsafe fn crypt_into(
+    phrase: *const c_char,
+    setting: *const c_char,
+    area: &mut WorkArea,
+) -> *mut c_char {
+    // SAFETY: as the caller promises; the area is larger than musl's
+    // `struct crypt_data`.
+    unsafe { crypt_r(phrase, setting, area.0.as_mut_ptr().cast::<c_void>()) }
 }
 
 /// The work area `crypt_rn` writes into, aligned generously.
@@ -93,16 +138,9 @@ pub fn crypt(password: &[u8], setting: &str) -> Result<String, CryptError> {
     let mut area = Box::new(WorkArea([0; CRYPT_DATA_SIZE]));
     // SAFETY: `phrase` and `setting` are NUL-terminated strings that
     // outlive the call; `area` is CRYPT_DATA_SIZE writable bytes, zeroed as
-    // libxcrypt wants for a first use, and exclusively ours. crypt_rn
+    // libxcrypt wants for a first use, and exclusively ours. The library
     // touches nothing else and keeps no pointer after it returns.
-    let out = unsafe {
-        crypt_rn(
-            phrase.as_ptr(),
-            setting.as_ptr(),
-            area.0.as_mut_ptr().cast::<c_void>(),
-            CRYPT_DATA_SIZE_C,
-        )
-    };
+    let out = unsafe { crypt_into(phrase.as_ptr(), setting.as_ptr(), &mut area) };
     if out.is_null() {
         return Err(CryptError::Refused(io::Error::last_os_error()));
     }

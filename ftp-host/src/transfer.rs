@@ -28,7 +28,7 @@ pub const SORTED_LISTING_LIMIT: usize = 1024;
 pub const LISTING_BATCH: usize = 256;
 
 /// The most bytes a [`Sink`] holds before writing them to the file.
-pub const SINK_BUFFER: usize = 256 * 1024;
+pub const SINK_BUFFER: usize = 512 * 1024;
 
 /// Outgoing data of a transfer: a file (RETR) or a listing (LIST, NLST,
 /// MLSD).
@@ -241,7 +241,10 @@ pub struct Sink {
     upload: Upload,
     /// Present in ASCII mode.
     decoder: Option<AsciiDecoder>,
+    /// Binary mode: [`SINK_BUFFER`] bytes once used, of which `filled`
+    /// hold data. ASCII mode: the decoded bytes (`filled` unused).
     buf: Vec<u8>,
+    filled: usize,
     written: u64,
 }
 
@@ -261,6 +264,7 @@ pub fn open_sink(
             upload,
             decoder: ascii.then(AsciiDecoder::default),
             buf: Vec::new(),
+            filled: 0,
             written: 0,
         },
         name,
@@ -272,32 +276,73 @@ impl Sink {
     /// ASCII mode), writing to the file whenever the buffer is full. After
     /// an error, call [`abort`](Self::abort).
     pub fn write(&mut self, data: &[u8]) -> Result<(), FsError> {
+        if self.decoder.is_none() {
+            if self.filled + data.len() > SINK_BUFFER {
+                self.flush_binary()?;
+            }
+            if data.len() >= SINK_BUFFER {
+                self.upload.write_all(data)?;
+                self.written += data.len() as u64;
+            } else {
+                let room = self.binary_room();
+                room[..data.len()].copy_from_slice(data);
+                self.filled += data.len();
+            }
+            return Ok(());
+        }
         let Sink {
             upload,
-            decoder,
+            decoder: Some(decoder),
             buf,
             written,
-        } = self;
-        match decoder {
-            None => {
-                if buf.len() + data.len() > SINK_BUFFER {
-                    flush(upload, buf, written)?;
-                }
-                if data.len() >= SINK_BUFFER {
-                    upload.write_all(data)?;
-                    *written += data.len() as u64;
-                } else {
-                    buf.extend_from_slice(data);
-                }
+            ..
+        } = self
+        else {
+            return Ok(());
+        };
+        for chunk in data.chunks(SINK_BUFFER / 2) {
+            decoder.decode(chunk, buf);
+            if buf.len() >= SINK_BUFFER / 2 {
+                flush(upload, buf, written)?;
             }
-            Some(decoder) => {
-                for chunk in data.chunks(SINK_BUFFER / 2) {
-                    decoder.decode(chunk, buf);
-                    if buf.len() >= SINK_BUFFER / 2 {
-                        flush(upload, buf, written)?;
-                    }
-                }
-            }
+        }
+        Ok(())
+    }
+
+    /// Binary mode: the free part of the buffer, to read the data
+    /// connection straight into (one copy less than [`write`](Self::write));
+    /// then [`commit`](Self::commit) what was read. A full buffer is
+    /// written to the file first. `None` in ASCII mode, where bytes go
+    /// through the decoder: use `write`.
+    pub fn room(&mut self) -> Result<Option<&mut [u8]>, FsError> {
+        if self.decoder.is_some() {
+            return Ok(None);
+        }
+        if self.filled == SINK_BUFFER {
+            self.flush_binary()?;
+        }
+        Ok(Some(self.binary_room()))
+    }
+
+    /// Counts `n` bytes read into [`room`](Self::room) as data.
+    pub fn commit(&mut self, n: usize) {
+        self.filled = (self.filled + n).min(self.buf.len());
+    }
+
+    /// The free part of the binary buffer, allocated on first use.
+    fn binary_room(&mut self) -> &mut [u8] {
+        if self.buf.len() != SINK_BUFFER {
+            self.buf = vec![0; SINK_BUFFER];
+        }
+        &mut self.buf[self.filled..]
+    }
+
+    /// Writes the binary buffer's data to the file.
+    fn flush_binary(&mut self) -> Result<(), FsError> {
+        if self.filled > 0 {
+            self.upload.write_all(&self.buf[..self.filled])?;
+            self.written += self.filled as u64;
+            self.filled = 0;
         }
         Ok(())
     }
@@ -313,8 +358,10 @@ impl Sink {
     pub fn finish(mut self) -> Result<u64, FsError> {
         if let Some(decoder) = &mut self.decoder {
             decoder.finish(&mut self.buf);
+            flush(&mut self.upload, &mut self.buf, &mut self.written)?;
+        } else {
+            self.flush_binary()?;
         }
-        flush(&mut self.upload, &mut self.buf, &mut self.written)?;
         self.upload.commit()?;
         Ok(self.written)
     }
@@ -654,6 +701,38 @@ mod tests {
             std::fs::read(tmp.path().join("dir").join(&name)).unwrap(),
             b"u"
         );
+    }
+
+    #[test]
+    fn sink_room_takes_reads_in_place_mixed_with_writes() {
+        let (tmp, fs) = setup();
+        let (mut sink, _) = open_sink(&fs, &vp("/direct"), StoreMode::Replace, false).unwrap();
+        let mut expected = Vec::new();
+        let mut next = 0u8;
+        // Reads of odd sizes that cross the buffer's end several times,
+        // with a plain write in between.
+        for round in 0..40usize {
+            let room = sink.room().unwrap().expect("binary mode has room");
+            assert!(!room.is_empty());
+            let n = room.len().min(17_000 + round * 911);
+            for b in &mut room[..n] {
+                *b = next;
+                next = next.wrapping_add(1);
+            }
+            expected.extend_from_slice(&room[..n]);
+            sink.commit(n);
+            if round == 20 {
+                sink.write(b"-plain-").unwrap();
+                expected.extend_from_slice(b"-plain-");
+            }
+        }
+        assert!(expected.len() > SINK_BUFFER * 2);
+        assert_eq!(sink.finish().unwrap(), expected.len() as u64);
+        assert_eq!(std::fs::read(tmp.path().join("direct")).unwrap(), expected);
+        // ASCII mode has no room: its bytes go through the decoder.
+        let (mut ascii, _) = open_sink(&fs, &vp("/a"), StoreMode::Replace, true).unwrap();
+        assert!(ascii.room().unwrap().is_none());
+        ascii.abort();
     }
 
     #[test]

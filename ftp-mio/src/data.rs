@@ -81,7 +81,9 @@ impl Passive {
             listener,
             allowed,
             held: None,
-            ready: true,
+            // A fresh listener has nobody waiting; the registration
+            // reports the first connection.
+            ready: false,
         };
         Ok((passive, addr))
     }
@@ -92,12 +94,14 @@ impl Passive {
     }
 
     /// Accepts what is waiting: the first connection from the allowed
-    /// address is held for the transfer, every other one is closed at
-    /// once. Returns `true` when it stopped with connections possibly still
+    /// address is held for the transfer, every other one before it is
+    /// closed at once. Once one is held, the rest wait in the backlog
+    /// until the listener closes (when the transfer takes the held one).
+    /// Returns `true` when it stopped with connections possibly still
     /// waiting (call again on the next turn).
     pub(crate) fn accept(&mut self) -> bool {
         for _ in 0..ACCEPTS_PER_TURN {
-            if !self.ready {
+            if !self.ready || self.held.is_some() {
                 return false;
             }
             match self.listener.accept() {
@@ -474,9 +478,6 @@ impl DataTransfer {
         else {
             return Step::Idle;
         };
-        if buf.len() != CHUNK {
-            buf.resize(CHUNK, 0);
-        }
         loop {
             if *budget == 0 {
                 return Step::More;
@@ -487,8 +488,23 @@ impl DataTransfer {
             let Some(TransferEnd::Receive(sink)) = end else {
                 return Step::Idle;
             };
-            match read_from(stream, tls, &mut buf[..CHUNK.min(*budget)]) {
-                Ok(0) => {
+            // Binary: straight into the sink's buffer. ASCII: through ours
+            // and the sink's decoder.
+            let read = match sink.room() {
+                Ok(Some(room)) => {
+                    let max = room.len().min(*budget);
+                    read_from(stream, tls, &mut room[..max]).map(|n| (n, true))
+                }
+                Ok(None) => {
+                    if buf.len() != CHUNK {
+                        buf.resize(CHUNK, 0);
+                    }
+                    read_from(stream, tls, &mut buf[..CHUNK.min(*budget)]).map(|n| (n, false))
+                }
+                Err(e) => return Step::End(TransferEvent::Failed(TransferError::Fs(e))),
+            };
+            match read {
+                Ok((0, _)) => {
                     let Some(TransferEnd::Receive(sink)) = end.take() else {
                         return Step::Idle;
                     };
@@ -503,10 +519,12 @@ impl DataTransfer {
                         Err(e) => Step::End(TransferEvent::Failed(TransferError::Fs(e))),
                     };
                 }
-                Ok(n) => {
+                Ok((n, direct)) => {
                     *bytes += n as u64;
                     *budget = budget.saturating_sub(n);
-                    if let Err(e) = sink.write(&buf[..n]) {
+                    if direct {
+                        sink.commit(n);
+                    } else if let Err(e) = sink.write(&buf[..n]) {
                         return Step::End(TransferEvent::Failed(TransferError::Fs(e)));
                     }
                 }
