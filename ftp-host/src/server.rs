@@ -26,7 +26,7 @@ use crate::limits::{ConnectionLimiter, ConnectionSlot, LimitExceeded};
 use crate::passive::PassivePorts;
 use crate::storage::{LocalFs, OpenRootError, Storage};
 use crate::tls::{ControlStream, SessionTls, TlsConn, TlsError};
-use crate::transfer::{Sink, Source, open_sink, open_source};
+use crate::transfer::{Sink, Source, open_sink, open_source, open_source_cached};
 use crate::xferlog::{XferLog, XferRecord};
 
 /// Everything the sessions of one server share.
@@ -206,6 +206,27 @@ impl Job {
     /// The intent this job answers.
     pub fn id(&self) -> IntentId {
         self.id
+    }
+
+    /// Does the work now if it cannot block (a download whose file the
+    /// kernel can open from its caches); otherwise gives the job back, for
+    /// the worker pool.
+    pub fn try_now(self) -> Result<JobDone, Job> {
+        let JobKind::OpenTransfer {
+            storage, op, ascii, ..
+        } = &self.kind
+        else {
+            return Err(self);
+        };
+        match open_source_cached(storage.as_ref(), op, *ascii) {
+            Some(opened) => Ok(JobDone {
+                id: self.id,
+                result: JobResult::Opened(
+                    opened.map(|(source, size)| (TransferEnd::Send(source), size, None)),
+                ),
+            }),
+            None => Err(self),
+        }
     }
 
     /// Does the blocking work.

@@ -105,6 +105,19 @@ pub trait Storage: Send + Sync + fmt::Debug {
     /// [`FsError::IsADirectory`].
     fn open_read(&self, path: &VirtualPath, offset: u64) -> Result<ReadFile, FsError>;
 
+    /// [`open_read`](Self::open_read), but only if that cannot block:
+    /// `None` when it would need I/O (or the storage cannot tell), and the
+    /// caller then opens the file off the event loop. A local file whose
+    /// path the kernel has cached opens here, on the loop, saving the
+    /// round trip through the worker pool.
+    fn open_read_cached(
+        &self,
+        _path: &VirtualPath,
+        _offset: u64,
+    ) -> Option<Result<ReadFile, FsError>> {
+        None
+    }
+
     /// Opens an upload to `path` (for [`StoreMode::Unique`], `path` is the
     /// directory to create a new file in).
     fn open_write(&self, path: &VirtualPath, mode: StoreMode) -> Result<Upload, FsError>;
@@ -633,6 +646,30 @@ impl LocalFs {
     }
 }
 
+/// How downloads are opened: O_NONBLOCK so that a FIFO cannot hang the
+/// open (it is refused by [`read_file`]).
+const READ_FLAGS: OFlags = OFlags::RDONLY.union(OFlags::NOCTTY).union(OFlags::NONBLOCK);
+
+/// The [`ReadFile`] of a file opened for a download, from `offset` on:
+/// regular files only.
+fn read_file(fd: OwnedFd, offset: u64) -> Result<ReadFile, FsError> {
+    let st = rfs::fstat(&fd).map_err(map_errno)?;
+    match FileType::from_raw_mode(st.st_mode) {
+        FileType::RegularFile => {}
+        FileType::Directory => return Err(FsError::IsADirectory),
+        _ => return Err(FsError::PermissionDenied),
+    }
+    let size = RawStat::from(&st).size;
+    Ok(ReadFile {
+        inner: ReadInner::Local {
+            file: File::from(fd),
+            position: offset,
+            size,
+            sendfile_works: true,
+        },
+    })
+}
+
 fn resolve() -> ResolveFlags {
     ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS
 }
@@ -768,26 +805,37 @@ impl Storage for LocalFs {
     }
 
     fn open_read(&self, path: &VirtualPath, offset: u64) -> Result<ReadFile, FsError> {
-        // O_NONBLOCK so that a FIFO cannot hang the open; it is refused below.
-        let flags = OFlags::RDONLY | OFlags::NOCTTY | OFlags::NONBLOCK;
         let fd = self
-            .open_beneath(path, flags, Mode::empty())
+            .open_beneath(path, READ_FLAGS, Mode::empty())
             .map_err(map_errno)?;
-        let st = rfs::fstat(&fd).map_err(map_errno)?;
-        match FileType::from_raw_mode(st.st_mode) {
-            FileType::RegularFile => {}
-            FileType::Directory => return Err(FsError::IsADirectory),
-            _ => return Err(FsError::PermissionDenied),
+        read_file(fd, offset)
+    }
+
+    fn open_read_cached(
+        &self,
+        path: &VirtualPath,
+        offset: u64,
+    ) -> Option<Result<ReadFile, FsError>> {
+        let rel = match path.relative() {
+            "" => ".",
+            rel => rel,
+        };
+        // RESOLVE_CACHED (Linux 5.12): the kernel answers from its caches
+        // or fails with EAGAIN; an older kernel says EINVAL. Either way the
+        // worker pool does the ordinary open.
+        let resolve = resolve() | ResolveFlags::CACHED;
+        match rfs::openat2(
+            &self.root,
+            rel,
+            READ_FLAGS | OFlags::CLOEXEC,
+            Mode::empty(),
+            resolve,
+        ) {
+            Err(Errno::AGAIN | Errno::INVAL | Errno::INTR) => None,
+            Err(e) => Some(Err(map_errno(e))),
+            // fstat of an open local file reads the in-memory inode.
+            Ok(fd) => Some(read_file(fd, offset)),
         }
-        let size = RawStat::from(&st).size;
-        Ok(ReadFile {
-            inner: ReadInner::Local {
-                file: File::from(fd),
-                position: offset,
-                size,
-                sendfile_works: true,
-            },
-        })
     }
 
     fn open_write(&self, path: &VirtualPath, mode: StoreMode) -> Result<Upload, FsError> {
@@ -1416,6 +1464,43 @@ mod tests {
         }
         assert!(f.fs.open_read(&vp("/esc_dir/inner.txt"), 0).is_err());
         assert!(f.fs.open_read(&vp("/abs_dir/inner.txt"), 0).is_err());
+    }
+
+    #[test]
+    fn cached_opens_answer_as_open_read_does_or_defer() {
+        let f = fixture();
+        // Warm the kernel's caches the way a client's earlier commands do.
+        assert_eq!(read_all(&f.fs, "/file.txt").unwrap(), b"0123456789");
+        // A path the kernel has cached opens here, at the offset asked.
+        match f.fs.open_read_cached(&vp("/file.txt"), 7) {
+            Some(Ok(mut r)) => {
+                assert_eq!(r.size(), 10);
+                let mut out = Vec::new();
+                r.read_to_end(&mut out).unwrap();
+                assert_eq!(out, b"789");
+            }
+            // Kernels before 5.12 have no RESOLVE_CACHED: always deferred.
+            None => return,
+            Some(Err(e)) => panic!("cached open failed: {e:?}"),
+        }
+        // The same refusals as open_read, or a deferral to it; never a
+        // file outside the root.
+        let _ = f.fs.stat(&vp("/sub"));
+        assert!(matches!(
+            f.fs.open_read_cached(&vp("/sub"), 0),
+            Some(Err(FsError::IsADirectory)) | None
+        ));
+        for p in ESCAPES
+            .iter()
+            .copied()
+            .chain(["/esc_dir/inner.txt", "/abs_dir/inner.txt", "/esc_file", "/magic"])
+        {
+            let _ = f.fs.open_read(&vp(p), 0);
+            assert!(
+                matches!(f.fs.open_read_cached(&vp(p), 0), Some(Err(_)) | None),
+                "{p}"
+            );
+        }
     }
 
     #[test]

@@ -81,16 +81,11 @@ pub fn open_source(
     now: UnixTime,
 ) -> Result<(Source, Option<u64>), FsError> {
     match op {
-        TransferOp::Retrieve { path, offset } => {
-            let file = storage.open_read(path, *offset)?;
-            let size = (!ascii).then(|| file.size().saturating_sub(*offset));
-            let inner = SourceInner::File {
-                file,
-                ascii: ascii.then(AsciiEncoder::default),
-                raw: Vec::new(),
-            };
-            Ok((Source { inner }, size))
-        }
+        TransferOp::Retrieve { path, offset } => Ok(file_source(
+            storage.open_read(path, *offset)?,
+            *offset,
+            ascii,
+        )),
         TransferOp::List { path, format } => {
             let reader = storage.read_dir(path)?;
             let listing = Listing {
@@ -112,6 +107,36 @@ pub fn open_source(
         }
         TransferOp::Store { .. } => Err(FsError::Other),
     }
+}
+
+/// [`open_source`] for a download, if the storage can open its file
+/// without blocking ([`Storage::open_read_cached`]); `None` for anything
+/// else, which goes to the worker pool.
+pub fn open_source_cached(
+    storage: &dyn Storage,
+    op: &TransferOp,
+    ascii: bool,
+) -> Option<Result<(Source, Option<u64>), FsError>> {
+    let TransferOp::Retrieve { path, offset } = op else {
+        return None;
+    };
+    Some(
+        storage
+            .open_read_cached(path, *offset)?
+            .map(|file| file_source(file, *offset, ascii)),
+    )
+}
+
+/// The source of a download of `file` from `offset` on, with its size
+/// (binary mode only: ASCII mode changes the length).
+fn file_source(file: ReadFile, offset: u64, ascii: bool) -> (Source, Option<u64>) {
+    let size = (!ascii).then(|| file.size().saturating_sub(offset));
+    let inner = SourceInner::File {
+        file,
+        ascii: ascii.then(AsciiEncoder::default),
+        raw: Vec::new(),
+    };
+    (Source { inner }, size)
 }
 
 impl Source {

@@ -383,7 +383,10 @@ impl Conn {
                 self.transfer = Some(Box::new(DataTransfer::new(id, transfer.data, tls)));
             }
             self.jobs += 1;
-            cx.reply.submit(&cx.workers, self.key, job);
+            match job.try_now() {
+                Ok(done) => self.job_done(cx, done),
+                Err(job) => cx.reply.submit(&cx.workers, self.key, job),
+            }
             return;
         }
         let now = cx.server.clock.now();

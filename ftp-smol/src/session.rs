@@ -335,6 +335,10 @@ impl Control {
             self.transfer = Some((id, Phase::Opening { endpoint, tls }));
         }
         if let Some(job) = self.host.job(id, &intent) {
+            let job = match job.try_now() {
+                Ok(done) => return self.deliver(Msg::Job(done)),
+                Err(job) => job,
+            };
             let tx = self.tx.clone();
             // Waits, on the worker, for the session to take its last
             // message; fails only once the session is gone.
