@@ -1490,11 +1490,12 @@ mod tests {
             f.fs.open_read_cached(&vp("/sub"), 0),
             Some(Err(FsError::IsADirectory)) | None
         ));
-        for p in ESCAPES
-            .iter()
-            .copied()
-            .chain(["/esc_dir/inner.txt", "/abs_dir/inner.txt", "/esc_file", "/magic"])
-        {
+        for p in ESCAPES.iter().copied().chain([
+            "/esc_dir/inner.txt",
+            "/abs_dir/inner.txt",
+            "/esc_file",
+            "/magic",
+        ]) {
             let _ = f.fs.open_read(&vp(p), 0);
             assert!(
                 matches!(f.fs.open_read_cached(&vp(p), 0), Some(Err(_)) | None),
