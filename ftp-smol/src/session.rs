@@ -125,6 +125,9 @@ struct Control {
     transfer: Option<(IntentId, Phase)>,
     /// The shared pool for blocking jobs.
     workers: Workers,
+    /// Fires at `armed`, an engine deadline (see `arm_timer`).
+    timer: Timer,
+    armed: Option<ftp_proto::Instant>,
     /// Closed when the server shuts down; `None` once that was seen.
     stop: Option<Receiver<()>>,
     _slot: ConnectionSlot,
@@ -207,6 +210,8 @@ impl Control {
             passive: HashMap::new(),
             transfer: None,
             workers,
+            timer: Timer::never(),
+            armed: None,
             stop,
             _slot: slot,
         })
@@ -247,7 +252,10 @@ impl Control {
                     }
                 }
                 Wake::Writable(Ok(())) => {}
-                Wake::Deadline => self.session.handle_timeout(now),
+                Wake::Deadline => {
+                    self.armed = None;
+                    self.session.handle_timeout(now);
+                }
                 Wake::Shutdown => {
                     self.stop = None;
                     self.session.shutdown(now);
@@ -276,41 +284,43 @@ impl Control {
     }
 
     /// Waits for the next thing that concerns the session.
-    async fn wait(&self) -> Wake {
+    async fn wait(&mut self) -> Wake {
+        self.arm_timer();
+        let read = self.session.input_capacity() > 0 && self.switch.is_none();
+        let write = !self.session.transmit().is_empty() || self.stream.wants_write();
+        let (more_input, armed) = (self.more_input, self.armed.is_some());
+        let (rx, socket, timer, stop) = (&self.rx, &self.socket, &mut self.timer, &self.stop);
         let msg = async {
-            match self.rx.recv().await {
+            match rx.recv().await {
                 Ok(msg) => Wake::Msg(msg),
                 // Never: we hold a sender ourselves.
                 Err(_) => pending().await,
             }
         };
         let readable = async {
-            if self.session.input_capacity() == 0 || self.switch.is_some() {
+            if !read {
                 return pending().await;
             }
-            if self.more_input {
+            if more_input {
                 return Wake::Readable(Ok(()));
             }
-            Wake::Readable(self.socket.readable().await)
+            Wake::Readable(socket.readable().await)
         };
         let writable = async {
-            if self.session.transmit().is_empty() && !self.stream.wants_write() {
+            if !write {
                 return pending().await;
             }
-            Wake::Writable(self.socket.writable().await)
+            Wake::Writable(socket.writable().await)
         };
         let deadline = async {
-            let Some(at) = self.session.poll_timeout() else {
+            if !armed {
                 return pending().await;
-            };
-            // `Timer::after` turns an absurdly far deadline into "never"
-            // where `Clock::to_std` would overflow.
-            let clock = &self.server.clock;
-            Timer::after(at.saturating_duration_since(clock.now())).await;
+            }
+            timer.await;
             Wake::Deadline
         };
         let stop = async {
-            match &self.stop {
+            match stop {
                 // Nothing is ever sent: `recv` returns once the channel closes.
                 Some(stop) => {
                     let _ = stop.recv().await;
@@ -320,6 +330,27 @@ impl Control {
             }
         };
         msg.or(readable).or(writable).or(deadline).or(stop).await
+    }
+
+    /// Arms the session's timer for the engine's next deadline, but only
+    /// when that is earlier than the one armed: the idle deadline moves
+    /// with every command, and resetting the timer each time costs a timer
+    /// syscall or two. A timer that fires early is answered by
+    /// `handle_timeout`, which does nothing before a deadline, and then the
+    /// next one is armed.
+    fn arm_timer(&mut self) {
+        let Some(at) = self.session.poll_timeout() else {
+            return;
+        };
+        if self.armed.is_some_and(|armed| armed <= at) {
+            return;
+        }
+        // `Timer::set_after` turns an absurdly far deadline into "never"
+        // where `Clock::to_std` would overflow.
+        let clock = &self.server.clock;
+        self.timer
+            .set_after(at.saturating_duration_since(clock.now()));
+        self.armed = Some(at);
     }
 
     /// Performs one intent; its completion comes now or through the channel.
