@@ -32,6 +32,7 @@ daemon_tests! {
     pipelined_commands_under_back_pressure,
     fragmented_commands,
     idle_timeout,
+    activity_moves_the_idle_timeout,
     failed_logins_close_the_session,
 }
 
@@ -833,6 +834,29 @@ fn idle_timeout<R: Runtime>() {
     // The server goes on serving others.
     let c = srv.login();
     c.quit();
+}
+
+/// Commands push the idle deadline back: a session that sends one every
+/// 300 ms outlives several 1 s timeouts (the daemons' timers may fire at an
+/// older, earlier deadline and must then wait for the new one), and is
+/// closed about a second after it falls silent.
+fn activity_moves_the_idle_timeout<R: Runtime>() {
+    let srv = TestServer::start::<R>(&["-t", "1"]);
+    let mut c = srv.login();
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_millis(2500) {
+        c.check("NOOP", "200 NOOP ok.");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let silent = Instant::now();
+    let r = c.read_reply();
+    assert_eq!(r.lines, ["421 Timeout."]);
+    let waited = silent.elapsed();
+    assert!(
+        waited >= Duration::from_millis(500) && waited < Duration::from_secs(5),
+        "{waited:?}"
+    );
+    c.expect_closed();
 }
 
 fn failed_logins_close_the_session<R: Runtime>() {
