@@ -75,7 +75,8 @@ impl Queue {
 impl Workers {
     /// Worker threads for `threads` event loops: enough that a few slow
     /// password checks do not hold up everyone's file operations, few
-    /// enough that they cannot take every core from the loops.
+    /// enough that a burst of hashes shares the cores with the loops
+    /// instead of crowding them out (a thread per hash would).
     pub fn count_for(threads: usize) -> usize {
         (threads * 2).clamp(4, 64)
     }
