@@ -462,20 +462,7 @@ fn main() -> ExitCode {
                         &ex, server, &files, p.clients, p.warmup, p.measure,
                     ));
                     drop(perf);
-                    eprintln!(
-                        "  sessions    {:<12} round {round}: {:>8.0}/s  p50 {:.2} ms  p99 {:.2} ms  errors {}{}  (generator CPU {:.0}%, server CPU {:.0}%)",
-                        server.name,
-                        s.rate(),
-                        scenarios::percentile(&s.lat_us, 0.5),
-                        scenarios::percentile(&s.lat_us, 0.99),
-                        s.errors,
-                        s.first_error
-                            .as_deref()
-                            .map(|e| format!(" ({e})"))
-                            .unwrap_or_default(),
-                        100.0 * s.client_cpu / s.secs,
-                        100.0 * s.server_cpu / s.secs,
-                    );
+                    report_loop("sessions", round, server, &s);
                     results[*idx].small.push(s);
                 }
                 if fig("persistent") {
@@ -484,20 +471,7 @@ fn main() -> ExitCode {
                         &ex, server, &files, p.clients, p.warmup, p.measure,
                     ));
                     drop(perf);
-                    eprintln!(
-                        "  transfers   {:<12} round {round}: {:>8.0}/s  p50 {:.2} ms  p99 {:.2} ms  errors {}{}  (generator CPU {:.0}%, server CPU {:.0}%)",
-                        server.name,
-                        s.rate(),
-                        scenarios::percentile(&s.lat_us, 0.5),
-                        scenarios::percentile(&s.lat_us, 0.99),
-                        s.errors,
-                        s.first_error
-                            .as_deref()
-                            .map(|e| format!(" ({e})"))
-                            .unwrap_or_default(),
-                        100.0 * s.client_cpu / s.secs,
-                        100.0 * s.server_cpu / s.secs,
-                    );
+                    report_loop("transfers", round, server, &s);
                     results[*idx].persistent.push(s);
                 }
             }
@@ -677,6 +651,24 @@ fn report_transfer(
             result.failures.push(format!("{what} run {run}: {e}"));
         }
     }
+}
+
+/// Prints one round of a loop figure.
+fn report_loop(what: &str, round: usize, server: &Server, s: &scenarios::LoopStats) {
+    eprintln!(
+        "  {what:<11} {:<12} round {round}: {:>8.0}/s  p50 {:.2} ms  p99 {:.2} ms  errors {}{}  (generator CPU {:.0}%, server CPU {:.0}%)",
+        server.name,
+        s.rate(),
+        scenarios::percentile(&s.lat_us, 0.5),
+        scenarios::percentile(&s.lat_us, 0.99),
+        s.errors,
+        s.first_error
+            .as_deref()
+            .map(|e| format!(" ({e})"))
+            .unwrap_or_default(),
+        100.0 * s.client_cpu / s.secs,
+        100.0 * s.server_cpu / s.secs,
+    );
 }
 
 /// Raises the descriptor limits (soft and, as root, hard) so that the
