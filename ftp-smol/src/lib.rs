@@ -33,6 +33,8 @@ use ftp_host::workers::Workers;
 use smol::future::FutureExt;
 use smol::{Async, Executor, Timer};
 
+use crate::session::Control;
+
 /// Pause after an accept error that is not about one connection (no
 /// descriptors left, out of memory), so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -118,8 +120,10 @@ impl Runtime for Smol {
         let socket = Async::new(stream)?;
         let ex = Arc::new(Executor::new());
         let jobs = Workers::spawn("ftp-smol", 1)?;
-        let session = session::run(server, socket, false, Arc::downgrade(&ex), jobs, None);
-        smol::block_on(ex.run(session));
+        let admitted = Control::admit(server, socket, false, Arc::downgrade(&ex), jobs, None);
+        if let Some(control) = admitted {
+            smol::block_on(ex.run(session::run(control)));
+        }
         Ok(())
     }
 }
@@ -149,11 +153,13 @@ async fn accept(
         match listener.accept().await {
             Ok((socket, _)) => {
                 let Some(executor) = ex.upgrade() else { return };
-                let (server, ex, alive) = (server.clone(), ex.clone(), alive.clone());
-                let (jobs, stop) = (jobs.clone(), Some(stop.clone()));
+                let (server, jobs, stop) = (server.clone(), jobs.clone(), Some(stop.clone()));
+                let admitted = Control::admit(server, socket, implicit_tls, ex.clone(), jobs, stop);
+                let Some(control) = admitted else { continue };
+                let alive = alive.clone();
                 executor
                     .spawn(async move {
-                        session::run(server, socket, implicit_tls, ex, jobs, stop).await;
+                        session::run(control).await;
                         drop(alive);
                     })
                     .detach();

@@ -76,22 +76,8 @@ pub enum Msg {
     Transfer(IntentId, TransferEvent),
 }
 
-/// Serves one accepted control connection until it closes: admission,
-/// socket options, then the session loop (TLS from the first byte if
-/// `implicit_tls`).
-pub async fn run(
-    server: Arc<Server>,
-    socket: Async<TcpStream>,
-    implicit_tls: bool,
-    ex: Weak<Executor<'static>>,
-    workers: Workers,
-    stop: Option<Receiver<()>>,
-) {
-    // Built outside the async body, so that the task holds only the
-    // `Control`, not also the parts it was made of.
-    let Some(mut control) = Control::admit(server, socket, implicit_tls, ex, workers, stop) else {
-        return;
-    };
+/// Runs an admitted session (see [`Control::admit`]) until it closes.
+pub async fn run(mut control: Control) {
     if control.serve().await {
         control.flush_and_close().await;
     }
@@ -100,7 +86,7 @@ pub async fn run(
 
 /// A session and everything it owns; dropping it closes every socket,
 /// listener and transfer of the session.
-struct Control {
+pub struct Control {
     server: Arc<Server>,
     /// For spawning transfer and passive tasks (weak: the executor owns us).
     ex: Weak<Executor<'static>>,
@@ -152,9 +138,11 @@ enum Wake {
 }
 
 impl Control {
-    /// Admits the connection (or tells it `421` and returns `None`) and
-    /// sets up its session.
-    fn admit(
+    /// Admits an accepted control connection (or tells it `421` and
+    /// returns `None`) and sets up its session, TLS from the first byte if
+    /// `implicit_tls`. Synchronous, so that the task that then [`run`]s the
+    /// session holds only the `Control`, not also the parts it was made of.
+    pub fn admit(
         server: Arc<Server>,
         socket: Async<TcpStream>,
         implicit_tls: bool,
