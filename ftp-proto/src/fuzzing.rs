@@ -402,8 +402,10 @@ pub fn path(data: &[u8]) {
     }
 }
 
-/// Resolution by a stack of components.
-fn model_resolve(cwd: &VirtualPath, arg: &str) -> Option<String> {
+/// Resolution by a stack of components: the reference that
+/// [`VirtualPath::resolve`] is checked against (here and by the property
+/// tests). `None` for an argument with NUL.
+pub fn model_resolve(cwd: &VirtualPath, arg: &str) -> Option<String> {
     if arg.contains('\0') {
         return None;
     }
