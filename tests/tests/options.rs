@@ -141,7 +141,12 @@ fn xferlog_records_transfers<R: Runtime>() {
         let text = fs::read_to_string(&log).unwrap_or_default();
         (text.lines().count() >= 2).then_some(text)
     });
-    let lines: Vec<Vec<&str>> = text.lines().map(|l| l.split(' ').collect()).collect();
+    // Fields are split by runs of spaces: the date pads a one-digit day
+    // (`Wed Dec  2`), as ctime does.
+    let lines: Vec<Vec<&str>> = text
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
     assert_eq!(lines.len(), 2, "{text}");
     for fields in &lines {
         assert_eq!(fields.len(), 18, "{text}");
