@@ -33,9 +33,12 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::future::{Future, poll_fn};
 use std::io;
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream};
+use std::pin::Pin;
 use std::sync::{Arc, Weak};
+use std::task::Poll;
 use std::time::Duration;
 
 use ftp_host::daemon::prepare_control_socket;
@@ -49,7 +52,8 @@ use ftp_proto::{
     TransferError, TransferEvent,
 };
 use smol::channel::{Receiver, Sender};
-use smol::future::{FutureExt, pending};
+use smol::future::FutureExt;
+use smol::stream::Stream;
 use smol::{Async, Executor, Task, Timer};
 
 use crate::data::{self, Endpoint, PassiveConnection};
@@ -77,9 +81,14 @@ pub enum Msg {
 }
 
 /// Runs an admitted session (see [`Control::admit`]) until it closes.
-pub async fn run(mut control: Control) {
+///
+/// The `Control` stays boxed: moved by value, it would be stored in the
+/// session task's future once per `async` layer it passes through.
+pub async fn run(mut control: Box<Control>) {
     if control.serve().await {
-        control.flush_and_close().await;
+        // Boxed: the task would otherwise hold this future's state
+        // all its life, for the moment it closes.
+        Box::pin(control.flush_and_close()).await;
     }
     log::debug!("{}: disconnected", control.host.peer());
 }
@@ -103,8 +112,12 @@ pub struct Control {
     more_input: bool,
     /// The control connection's local address, where passive listeners bind.
     local_ip: IpAddr,
-    tx: Sender<Msg>,
-    rx: Receiver<Msg>,
+    /// Where job results and transfer events come back: made when a job
+    /// or a transfer starts and dropped when none is outstanding, so that
+    /// an idle session holds no channel (see `release_mailbox`).
+    mailbox: Option<(Sender<Msg>, Pin<Box<Receiver<Msg>>>)>,
+    /// Jobs handed to the pool whose results have not come back.
+    jobs: usize,
     /// Open passive listeners, by the id of their `OpenPassive`.
     passive: HashMap<IntentId, PassiveConnection>,
     /// The running transfer, if any.
@@ -115,7 +128,8 @@ pub struct Control {
     timer: Timer,
     armed: Option<ftp_proto::Instant>,
     /// Closed when the server shuts down; `None` once that was seen.
-    stop: Option<Receiver<()>>,
+    /// Pinned, to be polled in place (see `wait`).
+    stop: Option<Pin<Box<Receiver<()>>>>,
     _slot: ConnectionSlot,
 }
 
@@ -149,7 +163,7 @@ impl Control {
         ex: Weak<Executor<'static>>,
         workers: Workers,
         stop: Option<Receiver<()>>,
-    ) -> Option<Control> {
+    ) -> Option<Box<Control>> {
         let addrs = (socket.get_ref().local_addr(), socket.get_ref().peer_addr());
         let (Ok(local), Ok(peer)) = addrs else {
             return None; // Gone before we looked.
@@ -182,8 +196,7 @@ impl Control {
         } else {
             ControlStream::plain()
         };
-        let (tx, rx) = smol::channel::bounded(1);
-        Some(Control {
+        Some(Box::new(Control {
             server,
             ex,
             session,
@@ -193,16 +206,16 @@ impl Control {
             switch: None,
             more_input: false,
             local_ip: local.ip(),
-            tx,
-            rx,
+            mailbox: None,
+            jobs: 0,
             passive: HashMap::new(),
             transfer: None,
             workers,
             timer: Timer::never(),
             armed: None,
-            stop,
+            stop: stop.map(Box::pin),
             _slot: slot,
-        })
+        }))
     }
 
     /// Runs the session. Returns `true` when the engine asked to close
@@ -214,22 +227,43 @@ impl Control {
                     return false;
                 }
                 self.switch_if_due();
-                match self.session.poll_output() {
+                // The only intent performed with an await: the `Output` is
+                // gone before it, and its future is boxed, so that a
+                // waiting task holds neither.
+                let abort = match self.session.poll_output() {
                     None => break,
                     Some(Output::Close) => {
                         self.host.log_events(&mut self.session);
                         return true;
                     }
-                    Some(Output::Intent(id, Intent::UpgradeTls)) => self.switch = Some((id, true)),
-                    Some(Output::Intent(id, Intent::ClearTls)) => self.switch = Some((id, false)),
-                    Some(Output::Intent(id, intent)) => self.perform(id, intent).await,
-                }
+                    Some(Output::Intent(_, Intent::AbortTransfer { transfer })) => transfer,
+                    Some(Output::Intent(id, Intent::UpgradeTls)) => {
+                        self.switch = Some((id, true));
+                        continue;
+                    }
+                    Some(Output::Intent(id, Intent::ClearTls)) => {
+                        self.switch = Some((id, false));
+                        continue;
+                    }
+                    Some(Output::Intent(id, intent)) => {
+                        self.perform(id, intent);
+                        continue;
+                    }
+                };
+                Box::pin(self.abort(abort)).await;
+                self.release_mailbox();
             }
             self.host.log_events(&mut self.session);
             let wake = self.wait().await;
             let now = self.server.clock.now();
             match wake {
-                Wake::Msg(msg) => self.deliver(msg),
+                Wake::Msg(msg) => {
+                    if matches!(msg, Msg::Job(_)) {
+                        self.jobs -= 1;
+                    }
+                    self.deliver(msg);
+                    self.release_mailbox();
+                }
                 Wake::Readable(Err(_)) | Wake::Writable(Err(_)) => return false,
                 Wake::Readable(Ok(())) => {
                     if self.session.input_capacity() == 0 || self.switch.is_some() {
@@ -271,53 +305,46 @@ impl Control {
         })
     }
 
-    /// Waits for the next thing that concerns the session.
+    /// Waits for the next thing that concerns the session, in this order
+    /// when several are ready: a message in the mailbox, input (only while
+    /// the engine takes input), the socket taking output (only while
+    /// output waits), the armed deadline, shutdown.
+    ///
+    /// Every source is polled in place, with no future of its own, so a
+    /// waiting session's task holds nothing beyond its `Control` (and
+    /// registers its waker without allocating).
     async fn wait(&mut self) -> Wake {
         self.arm_timer();
         let read = self.session.input_capacity() > 0 && self.switch.is_none();
         let write = !self.session.transmit().is_empty() || self.stream.wants_write();
-        let (more_input, armed) = (self.more_input, self.armed.is_some());
-        let (rx, socket, timer, stop) = (&self.rx, &self.socket, &mut self.timer, &self.stop);
-        let msg = async {
-            match rx.recv().await {
-                Ok(msg) => Wake::Msg(msg),
-                // Never: we hold a sender ourselves.
-                Err(_) => pending().await,
-            }
-        };
-        let readable = async {
-            if !read {
-                return pending().await;
-            }
-            if more_input {
-                return Wake::Readable(Ok(()));
-            }
-            Wake::Readable(socket.readable().await)
-        };
-        let writable = async {
-            if !write {
-                return pending().await;
-            }
-            Wake::Writable(socket.writable().await)
-        };
-        let deadline = async {
-            if !armed {
-                return pending().await;
-            }
-            timer.await;
-            Wake::Deadline
-        };
-        let stop = async {
-            match stop {
-                // Nothing is ever sent: `recv` returns once the channel closes.
-                Some(stop) => {
-                    let _ = stop.recv().await;
-                    Wake::Shutdown
+        poll_fn(|cx| {
+            if let Some((_, rx)) = &mut self.mailbox {
+                // Never `None`: we hold a sender ourselves.
+                if let Poll::Ready(Some(msg)) = rx.as_mut().poll_next(cx) {
+                    return Poll::Ready(Wake::Msg(msg));
                 }
-                None => pending().await,
             }
-        };
-        msg.or(readable).or(writable).or(deadline).or(stop).await
+            if read && self.more_input {
+                return Poll::Ready(Wake::Readable(Ok(())));
+            }
+            if read && let Poll::Ready(r) = self.socket.poll_readable(cx) {
+                return Poll::Ready(Wake::Readable(r));
+            }
+            if write && let Poll::Ready(r) = self.socket.poll_writable(cx) {
+                return Poll::Ready(Wake::Writable(r));
+            }
+            if self.armed.is_some() && Pin::new(&mut self.timer).poll(cx).is_ready() {
+                return Poll::Ready(Wake::Deadline);
+            }
+            if let Some(stop) = &mut self.stop {
+                // Nothing is ever sent: it ends when the channel closes.
+                if stop.as_mut().poll_next(cx).is_ready() {
+                    return Poll::Ready(Wake::Shutdown);
+                }
+            }
+            Poll::Pending
+        })
+        .await
     }
 
     /// Arms the session's timer for the engine's next deadline, but only
@@ -341,8 +368,9 @@ impl Control {
         self.armed = Some(at);
     }
 
-    /// Performs one intent; its completion comes now or through the channel.
-    async fn perform(&mut self, id: IntentId, intent: Intent) {
+    /// Performs one intent (but `AbortTransfer`, see `abort`); its
+    /// completion comes now or through the mailbox.
+    fn perform(&mut self, id: IntentId, intent: Intent) {
         if let Intent::Transfer(t) = &intent {
             let endpoint = match t.data {
                 DataEndpoint::Passive { listener } => {
@@ -358,7 +386,8 @@ impl Control {
                 Ok(done) => return self.deliver(Msg::Job(done)),
                 Err(job) => job,
             };
-            let tx = self.tx.clone();
+            let tx = self.sender();
+            self.jobs += 1;
             // Waits, on the worker, for the session to take its last
             // message; fails only once the session is gone.
             let reply = move |done| drop(tx.send_blocking(Msg::Job(done)));
@@ -375,7 +404,6 @@ impl Control {
             Intent::ClosePassive { listener } => {
                 self.passive.remove(&listener);
             }
-            Intent::AbortTransfer { transfer } => self.abort(transfer).await,
             other => log::error!("intent without a performer: {other:?}"),
         }
     }
@@ -465,6 +493,26 @@ impl Control {
         }
     }
 
+    /// A sender to the session's mailbox, which is made if there is none.
+    fn sender(&mut self) -> Sender<Msg> {
+        let (tx, _) = self.mailbox.get_or_insert_with(|| {
+            let (tx, rx) = smol::channel::bounded(1);
+            (tx, Box::pin(rx))
+        });
+        tx.clone()
+    }
+
+    /// Drops the mailbox when no job and no transfer can send to it any
+    /// more and nothing waits in it. A transfer task that has sent its
+    /// final event may still hold a sender for a moment; it keeps the old
+    /// channel alive, unused, until it ends.
+    fn release_mailbox(&mut self) {
+        let quiet = self.jobs == 0 && self.transfer.is_none();
+        if quiet && self.mailbox.as_ref().is_some_and(|(_, rx)| rx.is_empty()) {
+            self.mailbox = None;
+        }
+    }
+
     /// Hands a job result or transfer event to the engine.
     fn deliver(&mut self, msg: Msg) {
         let now = self.server.clock.now();
@@ -519,7 +567,7 @@ impl Control {
             }
         };
         self.session.handle_completion(now, id, ready);
-        let task = ex.spawn(data::transfer(id, endpoint, tls, end, self.tx.clone()));
+        let task = ex.spawn(data::transfer(id, endpoint, tls, end, self.sender()));
         self.transfer = Some((id, Phase::Moving(task)));
     }
 
