@@ -115,7 +115,7 @@ pub struct Control {
     /// Where job results and transfer events come back: made when a job
     /// or a transfer starts and dropped when none is outstanding, so that
     /// an idle session holds no channel (see `release_mailbox`).
-    mailbox: Option<(Sender<Msg>, Pin<Box<Receiver<Msg>>>)>,
+    mailbox: Option<Mailbox>,
     /// Jobs handed to the pool whose results have not come back.
     jobs: usize,
     /// Open passive listeners, by the id of their `OpenPassive`.
@@ -132,6 +132,10 @@ pub struct Control {
     stop: Option<Pin<Box<Receiver<()>>>>,
     _slot: ConnectionSlot,
 }
+
+/// A session's channel: our own sender (cloned for each job and
+/// transfer) and the receiver, pinned to be polled in place.
+type Mailbox = (Sender<Msg>, Pin<Box<Receiver<Msg>>>);
 
 /// How far the running transfer is.
 enum Phase {
