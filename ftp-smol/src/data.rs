@@ -1,14 +1,22 @@
 //! Data connections: passive listeners, active connects, and the transfer
 //! pump that moves a [`Source`] or [`Sink`] over the connection.
 //!
-//! Each transfer runs as its own task on the shared executor, apart from
-//! its session's control task, so it can run on another thread and can be
-//! cancelled by dropping it. It reports [`TransferEvent::Connected`] and
-//! then exactly one final event ([`TransferEvent::Finished`] or
-//! [`TransferEvent::Failed`]) on the session's channel. The final event is
-//! sent in the task's last step, so "the task completed" and "the final
-//! event is in the channel" are the same thing (the session relies on this
-//! when it aborts a transfer).
+//! A passive listener is only bound at `EPSV`/`PASV`; the transfer that
+//! uses it accepts the client's connection, which waits in the listen
+//! queue until then.
+//!
+//! A transfer first gets what can be done at once ([`start_now`], in the
+//! session's task): a clear download whose client is already connected
+//! sends with `sendfile` until the socket is full, and a small file is done
+//! then and there, with no task, no readiness registration and no message.
+//! The rest runs as a task of its own on the shared executor, apart from
+//! the session's control task, so it can run on another thread and can be
+//! cancelled by dropping it. It reports [`TransferEvent::Connected`]
+//! (unless `start_now` connected) and then exactly one final event
+//! ([`TransferEvent::Finished`] or [`TransferEvent::Failed`]) on the
+//! session's channel. The final event is sent in the task's last step, so
+//! "the task completed" and "the final event is in the channel" are the
+//! same thing (the session relies on this when it aborts a transfer).
 //!
 //! # Blocking file work
 //!
@@ -54,8 +62,8 @@ use ftp_host::storage::fs_error_from_io;
 use ftp_host::tls::{Handshake, TlsConn};
 use ftp_host::transfer::{SINK_BUFFER, Sink, Source, is_connection_error};
 use ftp_proto::{IntentId, TransferError, TransferEvent};
+use smol::Async;
 use smol::channel::Sender;
-use smol::{Async, Executor, Task};
 
 use crate::session::Msg;
 
@@ -66,35 +74,59 @@ const FILL_CHUNK: usize = 64 * 1024;
 /// Chunks moved between two yields to the executor.
 pub const YIELD_EVERY: u32 = 16;
 
-/// A passive listener's connection: resolves to the first connection from
-/// the allowed address. Dropping it closes the listener (and the connection,
-/// if one was accepted but not used).
-pub type PassiveConnection = Task<io::Result<Async<TcpStream>>>;
-
-/// Starts accepting on a bound passive `listener`, for connections from
-/// `allowed` only. Returns the listener's address and the pending
-/// connection.
-pub fn listen(
-    ex: &Executor<'static>,
+/// A bound passive listener, waiting for the transfer that will use it.
+/// Nothing accepts on it before that transfer starts: the client's
+/// connection waits in the listen queue. Dropping it closes the listener
+/// (and resets connections nobody took).
+#[derive(Debug)]
+pub struct Passive {
     listener: TcpListener,
+    /// The only address a data connection is taken from.
     allowed: IpAddr,
-) -> io::Result<(SocketAddr, PassiveConnection)> {
-    let addr = listener.local_addr()?;
-    let listener = Async::new(listener)?;
-    Ok((addr, ex.spawn(accept_from(listener, allowed))))
 }
 
-/// Accepts until a connection comes from `allowed`; others are closed.
-async fn accept_from(
-    listener: Async<TcpListener>,
-    allowed: IpAddr,
-) -> io::Result<Async<TcpStream>> {
-    loop {
-        match listener.accept().await {
-            Ok((stream, from)) if peer_allowed(from.ip(), allowed) => return Ok(stream),
-            Ok((_, from)) => log::warn!("{allowed}: refused data connection from {from}"),
-            Err(e) if is_transient(&e) => {}
-            Err(e) => return Err(e),
+/// Makes a bound passive `listener` the data endpoint for connections
+/// from `allowed` only. Returns its address.
+pub fn listen(listener: TcpListener, allowed: IpAddr) -> io::Result<(SocketAddr, Passive)> {
+    let addr = listener.local_addr()?;
+    listener.set_nonblocking(true)?;
+    Ok((addr, Passive { listener, allowed }))
+}
+
+impl Passive {
+    /// Takes a connection from the allowed address that is already
+    /// waiting, without waiting; `Ok(None)` when there is none (yet).
+    /// Connections from other addresses are closed.
+    fn accept_now(&self) -> io::Result<Option<TcpStream>> {
+        loop {
+            match self.listener.accept() {
+                Ok((stream, from)) if peer_allowed(from.ip(), self.allowed) => {
+                    return Ok(Some(stream));
+                }
+                Ok((_, from)) => {
+                    log::warn!("{}: refused data connection from {from}", self.allowed)
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+                Err(e) if is_transient(&e) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Waits for a connection from the allowed address.
+    async fn accept(self) -> io::Result<Async<TcpStream>> {
+        if let Some(stream) = self.accept_now()? {
+            return Async::new(stream);
+        }
+        let Passive { listener, allowed } = self;
+        let listener = Async::new(listener)?;
+        loop {
+            match listener.accept().await {
+                Ok((stream, from)) if peer_allowed(from.ip(), allowed) => return Ok(stream),
+                Ok((_, from)) => log::warn!("{allowed}: refused data connection from {from}"),
+                Err(e) if is_transient(&e) => {}
+                Err(e) => return Err(e),
+            }
         }
     }
 }
@@ -113,7 +145,7 @@ pub fn is_transient(e: &io::Error) -> bool {
 #[derive(Debug)]
 pub enum Endpoint {
     /// The connection of a passive listener (`None`: no such listener).
-    Passive(Option<PassiveConnection>),
+    Passive(Option<Passive>),
     /// Connect out to the client (PORT/EPRT).
     Active(SocketAddr),
 }
@@ -121,11 +153,74 @@ pub enum Endpoint {
 impl Endpoint {
     async fn connect(self) -> io::Result<Async<TcpStream>> {
         match self {
-            Endpoint::Passive(Some(pending)) => pending.await,
+            Endpoint::Passive(Some(passive)) => passive.accept().await,
             Endpoint::Passive(None) => Err(io::ErrorKind::NotConnected.into()),
             Endpoint::Active(addr) => Async::<TcpStream>::connect(addr).await,
         }
     }
+}
+
+/// How far [`start_now`] got.
+#[derive(Debug)]
+pub enum Start {
+    /// Nothing could be done without waiting: run [`transfer`] from the
+    /// beginning.
+    Wait(Endpoint, TransferEnd),
+    /// Connected (report [`TransferEvent::Connected`]) and `sent` bytes
+    /// sent: run [`resume`] for the rest.
+    Connected {
+        /// The data connection, non-blocking.
+        socket: TcpStream,
+        /// What is left to send.
+        end: TransferEnd,
+        /// Bytes already sent.
+        sent: u64,
+    },
+    /// Connected and done: report [`TransferEvent::Connected`], then this.
+    Done(TransferEvent),
+}
+
+/// Calls to `sendfile` a transfer may make in the session's task before it
+/// moves to a task of its own.
+const SEND_NOW_CALLS: u32 = 4;
+
+/// Does what a clear download can do at once, in the session's task: a
+/// small file whose client is already connected to the passive listener is
+/// sent with no task, no readiness registration and no message (the
+/// common case of a client fetching many small files). Anything else, or
+/// whatever is left when the socket is full, goes to a transfer task.
+pub fn start_now(endpoint: Endpoint, tls: bool, mut end: TransferEnd) -> Start {
+    let (passive, source) = match (&endpoint, tls, &mut end) {
+        (Endpoint::Passive(Some(passive)), false, TransferEnd::Send(source)) => (passive, source),
+        _ => return Start::Wait(endpoint, end),
+    };
+    // An accept error is the transfer task's to report.
+    let Ok(Some(socket)) = passive.accept_now() else {
+        return Start::Wait(endpoint, end);
+    };
+    if let Err(e) = socket.set_nonblocking(true) {
+        return Start::Done(lost(&e));
+    }
+    let mut sent = 0u64;
+    for _ in 0..SEND_NOW_CALLS {
+        match source.sendfile_to(socket.as_fd(), SENDFILE_CHUNK) {
+            Ok(Some(0)) => {
+                let _ = socket.shutdown(Shutdown::Write);
+                return Start::Done(TransferEvent::Finished { bytes: sent });
+            }
+            Ok(Some(n)) => sent += n as u64,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Ok(None) => break,
+            Err(e) if is_connection_error(&e) => return Start::Done(lost(&e)),
+            Err(e) => {
+                return Start::Done(TransferEvent::Failed(TransferError::Fs(fs_error_from_io(
+                    &e,
+                ))));
+            }
+        }
+    }
+    Start::Connected { socket, end, sent }
 }
 
 /// A data connection, clear or TLS.
@@ -226,7 +321,7 @@ pub async fn transfer(
             let _ = tx.send(Msg::Transfer(id, TransferEvent::Connected)).await;
             let progress = Progress::new(id, tx.clone());
             match end {
-                TransferEnd::Send(source) => send(stream, source, progress).await,
+                TransferEnd::Send(source) => send(stream, source, progress, 0).await,
                 TransferEnd::Receive(sink) => receive(stream, sink, progress).await,
             }
         }
@@ -235,9 +330,38 @@ pub async fn transfer(
     let _ = tx.send(Msg::Transfer(id, event)).await;
 }
 
-/// Sends `source` (a file or a listing) and closes the connection.
-async fn send(mut stream: DataStream, mut source: Source, mut progress: Progress) -> TransferEvent {
-    let mut bytes = 0u64;
+/// Runs the rest of transfer `id`, which [`start_now`] connected and began
+/// (without TLS), and reports its final event to the session.
+pub async fn resume(id: IntentId, socket: TcpStream, end: TransferEnd, sent: u64, tx: Sender<Msg>) {
+    let event = match Async::new(socket) {
+        Err(e) => {
+            if let TransferEnd::Receive(sink) = end {
+                sink.abort();
+            }
+            lost(&e)
+        }
+        Ok(socket) => {
+            let stream = DataStream { socket, tls: None };
+            let progress = Progress::new(id, tx.clone());
+            match end {
+                TransferEnd::Send(source) => send(stream, source, progress, sent).await,
+                TransferEnd::Receive(sink) => receive(stream, sink, progress).await,
+            }
+        }
+    };
+    // The last step, as in `transfer`.
+    let _ = tx.send(Msg::Transfer(id, event)).await;
+}
+
+/// Sends `source` (a file or a listing; `sent` bytes of it already went)
+/// and closes the connection.
+async fn send(
+    mut stream: DataStream,
+    mut source: Source,
+    mut progress: Progress,
+    sent: u64,
+) -> TransferEvent {
+    let mut bytes = sent;
     // `sendfile` cannot encrypt.
     let mut zero_copy = stream.tls.is_none();
     let mut buf = Vec::with_capacity(FILL_CHUNK);

@@ -4,11 +4,12 @@
 //! * [`Smol::serve`] runs `--threads` threads on one shared
 //!   [`smol::Executor`]: the calling thread plus `threads - 1` workers. Each
 //!   listener gets an accept task; each connection gets a session task
-//!   (module `session`); each transfer and each passive listener gets a
+//!   (module `session`); a transfer that cannot be done at once gets a
 //!   task of its own (module `data`, whose documentation says which file
-//!   work runs inline and which on the blocking pool). Blocking work (authentication, file operations,
-//!   opening files, directory listings, upload writes) runs on smol's
-//!   blocking pool (`smol::unblock`).
+//!   work runs inline and which on a blocking pool). Jobs (authentication,
+//!   file operations, opening files) run on the shared worker pool;
+//!   directory listings and upload writes on smol's blocking pool
+//!   (`smol::unblock`).
 //! * [`Smol::serve_one`] runs one session on the calling thread (inetd).
 //!
 //! The runtime only moves bytes and performs intents; every protocol

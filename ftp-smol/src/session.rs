@@ -56,7 +56,7 @@ use smol::future::FutureExt;
 use smol::stream::Stream;
 use smol::{Async, Executor, Task, Timer};
 
-use crate::data::{self, Endpoint, PassiveConnection};
+use crate::data::{self, Endpoint, Passive, Start};
 
 /// Longest time spent writing the last replies of a closing session.
 const CLOSE_FLUSH: Duration = Duration::from_secs(5);
@@ -97,7 +97,7 @@ pub async fn run(mut control: Box<Control>) {
 /// listener and transfer of the session.
 pub struct Control {
     server: Arc<Server>,
-    /// For spawning transfer and passive tasks (weak: the executor owns us).
+    /// For spawning transfer tasks (weak: the executor owns us).
     ex: Weak<Executor<'static>>,
     session: Session,
     host: SessionHost,
@@ -119,7 +119,7 @@ pub struct Control {
     /// Jobs handed to the pool whose results have not come back.
     jobs: usize,
     /// Open passive listeners, by the id of their `OpenPassive`.
-    passive: HashMap<IntentId, PassiveConnection>,
+    passive: HashMap<IntentId, Passive>,
     /// The running transfer, if any.
     transfer: Option<(IntentId, Phase)>,
     /// The shared pool for blocking jobs.
@@ -459,14 +459,13 @@ impl Control {
             .handle_completion(now, id, Completion::Done(done));
     }
 
-    /// Binds a passive listener and starts accepting on it.
+    /// Binds a passive listener (the transfer that uses it accepts).
     fn open_passive(&mut self, id: IntentId, peer: IpAddr) -> Result<SocketAddr, ResourceError> {
-        let ex = self.ex.upgrade().ok_or(ResourceError::Failed)?;
         let bound = self
             .server
             .passive
             .bind(self.local_ip)
-            .and_then(|listener| data::listen(&ex, listener, peer));
+            .and_then(|listener| data::listen(listener, peer));
         match bound {
             Ok((addr, connection)) => {
                 self.passive.insert(id, connection);
@@ -571,7 +570,21 @@ impl Control {
             }
         };
         self.session.handle_completion(now, id, ready);
-        let task = ex.spawn(data::transfer(id, endpoint, tls, end, self.sender()));
+        let connected = Completion::Transfer(TransferEvent::Connected);
+        let task = match data::start_now(endpoint, tls.is_some(), end) {
+            Start::Done(event) => {
+                self.session.handle_completion(now, id, connected);
+                let event = Completion::Transfer(event);
+                return self.session.handle_completion(now, id, event);
+            }
+            Start::Connected { socket, end, sent } => {
+                self.session.handle_completion(now, id, connected);
+                ex.spawn(data::resume(id, socket, end, sent, self.sender()))
+            }
+            Start::Wait(endpoint, end) => {
+                ex.spawn(data::transfer(id, endpoint, tls, end, self.sender()))
+            }
+        };
         self.transfer = Some((id, Phase::Moving(task)));
     }
 
