@@ -444,6 +444,9 @@ fn main() -> ExitCode {
                         continue;
                     }
                     let name = format!("{}-{run}.bin", server.name.replace('/', "-"));
+                    if let Err(e) = scenarios::warm_memory(&files) {
+                        eprintln!("ftp-bench: memory warm-up before STOR: {e}");
+                    }
                     let _perf = Perf::start(&args, server, &format!("stor-{run}"));
                     let r = run!(ex => scenarios::stor_big(server, &files, &name));
                     report_transfer("STOR", run, server, r, &mut results[*idx], |r| &mut r.stor);
