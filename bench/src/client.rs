@@ -31,28 +31,7 @@ pub async fn timeout<T>(
 /// Opens a TCP connection, from `src` (port chosen by the kernel) when
 /// given, so that many sessions can come from several loopback addresses.
 pub async fn connect(addr: SocketAddr, src: Option<IpAddr>) -> io::Result<Async<TcpStream>> {
-    let Some(src) = src else {
-        let s = Async::<TcpStream>::connect(addr).await?;
-        let _ = rustix::net::sockopt::set_tcp_nodelay(s.get_ref(), true);
-        return Ok(s);
-    };
-    let family = if addr.is_ipv4() {
-        AddressFamily::INET
-    } else {
-        AddressFamily::INET6
-    };
-    let fd = rustix::net::socket_with(
-        family,
-        SocketType::STREAM,
-        SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
-        None,
-    )?;
-    rustix::net::bind(&fd, &SocketAddr::new(src, 0))?;
-    match rustix::net::connect(&fd, &addr) {
-        Ok(()) | Err(rustix::io::Errno::INPROGRESS) => {}
-        Err(e) => return Err(e.into()),
-    }
-    let s = Async::new(TcpStream::from(fd))?;
+    let s = start_connect(addr, src)?;
     s.writable().await?;
     if let Err(e) = rustix::net::sockopt::socket_error(s.get_ref())? {
         return Err(e.into());
@@ -61,13 +40,14 @@ pub async fn connect(addr: SocketAddr, src: Option<IpAddr>) -> io::Result<Async<
     Ok(s)
 }
 
-/// Opens a data connection from `src` (or the kernel's choice of source)
-/// without waiting for the handshake: the first read or write waits for
-/// it (and fails if the connection was refused). On loopback the
-/// handshake is done before `connect` returns, so this saves the
-/// generator a readiness round trip per transfer and changes nothing
-/// for the server. No `TCP_NODELAY`: a data connection moves bulk.
-async fn data_connect(addr: SocketAddr, src: Option<IpAddr>) -> io::Result<Async<TcpStream>> {
+/// Starts a non-blocking connection from `src` (or the kernel's choice of
+/// source address) and returns the socket without waiting for the
+/// handshake: the first read or write waits for it (and fails if the
+/// connection was refused). For data connections: on loopback the
+/// handshake is done before `connect` returns, so this saves the generator
+/// a readiness round trip per transfer and changes nothing for the server.
+/// No `TCP_NODELAY`: a data connection moves bulk.
+fn start_connect(addr: SocketAddr, src: Option<IpAddr>) -> io::Result<Async<TcpStream>> {
     let family = if addr.is_ipv4() {
         AddressFamily::INET
     } else {
@@ -260,7 +240,7 @@ impl Control {
         let r = self.cmd_expect("EPSV", 229).await?;
         let port =
             parse_epsv(&r.text).ok_or_else(|| fail(format!("bad EPSV reply: {}", r.text)))?;
-        data_connect(SocketAddr::new(self.peer.ip(), port), self.src).await
+        start_connect(SocketAddr::new(self.peer.ip(), port), self.src)
     }
 
     /// Sends a transfer command and expects a positive preliminary reply.
