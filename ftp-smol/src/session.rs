@@ -15,9 +15,12 @@
 //! message: job results and a transfer's start and end wait for the session
 //! to take the one before (progress reports are dropped instead).
 //!
-//! An idle session costs little: the read buffer belongs to the thread and
-//! is used only inside a synchronous read, and jobs run on the shared
-//! worker pool, which a burst of argon2 logins cannot grow.
+//! An idle session costs little (1.8 KiB in all, measured by `ftp-bench`):
+//! the `Control` is boxed once, its wait polls every source in place with
+//! no future of its own, the read buffer belongs to the thread and is used
+//! only inside a synchronous read, the channel exists only while a job or
+//! transfer is outstanding, and jobs run on the shared worker pool, which
+//! a burst of argon2 logins cannot grow.
 //!
 //! FTPS: the control connection's bytes go through a
 //! [`ControlStream`] (shared with the mio daemon), which is clear until the
