@@ -98,35 +98,35 @@ impl Passive {
     /// waiting, without waiting; `Ok(None)` when there is none (yet).
     /// Connections from other addresses are closed.
     fn accept_now(&self) -> io::Result<Option<TcpStream>> {
-        loop {
-            match self.listener.accept() {
-                Ok((stream, from)) if peer_allowed(from.ip(), self.allowed) => {
-                    return Ok(Some(stream));
-                }
-                Ok((_, from)) => {
-                    log::warn!("{}: refused data connection from {from}", self.allowed)
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
-                Err(e) if is_transient(&e) => {}
-                Err(e) => return Err(e),
-            }
-        }
+        take_allowed(&self.listener, self.allowed)
     }
 
     /// Waits for a connection from the allowed address.
     async fn accept(self) -> io::Result<Async<TcpStream>> {
-        if let Some(stream) = self.accept_now()? {
+        let Passive { listener, allowed } = self;
+        if let Some(stream) = take_allowed(&listener, allowed)? {
             return Async::new(stream);
         }
-        let Passive { listener, allowed } = self;
         let listener = Async::new(listener)?;
         loop {
-            match listener.accept().await {
-                Ok((stream, from)) if peer_allowed(from.ip(), allowed) => return Ok(stream),
-                Ok((_, from)) => log::warn!("{allowed}: refused data connection from {from}"),
-                Err(e) if is_transient(&e) => {}
-                Err(e) => return Err(e),
+            listener.readable().await?;
+            if let Some(stream) = take_allowed(listener.get_ref(), allowed)? {
+                return Async::new(stream);
             }
+        }
+    }
+}
+
+/// Accepts from the non-blocking `listener` until a connection from
+/// `allowed` comes (closing others) or none waits (`Ok(None)`).
+fn take_allowed(listener: &TcpListener, allowed: IpAddr) -> io::Result<Option<TcpStream>> {
+    loop {
+        match listener.accept() {
+            Ok((stream, from)) if peer_allowed(from.ip(), allowed) => return Ok(Some(stream)),
+            Ok((_, from)) => log::warn!("{allowed}: refused data connection from {from}"),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+            Err(e) if is_transient(&e) => {}
+            Err(e) => return Err(e),
         }
     }
 }
@@ -171,8 +171,8 @@ pub enum Start {
     Connected {
         /// The data connection, non-blocking.
         socket: TcpStream,
-        /// What is left to send.
-        end: TransferEnd,
+        /// The file, positioned after what was sent.
+        source: Source,
         /// Bytes already sent.
         sent: u64,
     },
@@ -189,14 +189,15 @@ const SEND_NOW_CALLS: u32 = 4;
 /// sent with no task, no readiness registration and no message (the
 /// common case of a client fetching many small files). Anything else, or
 /// whatever is left when the socket is full, goes to a transfer task.
-pub fn start_now(endpoint: Endpoint, tls: bool, mut end: TransferEnd) -> Start {
-    let (passive, source) = match (&endpoint, tls, &mut end) {
+pub fn start_now(endpoint: Endpoint, tls: bool, end: TransferEnd) -> Start {
+    let (passive, mut source) = match (endpoint, tls, end) {
         (Endpoint::Passive(Some(passive)), false, TransferEnd::Send(source)) => (passive, source),
-        _ => return Start::Wait(endpoint, end),
+        (endpoint, _, end) => return Start::Wait(endpoint, end),
     };
     // An accept error is the transfer task's to report.
     let Ok(Some(socket)) = passive.accept_now() else {
-        return Start::Wait(endpoint, end);
+        let endpoint = Endpoint::Passive(Some(passive));
+        return Start::Wait(endpoint, TransferEnd::Send(source));
     };
     if let Err(e) = socket.set_nonblocking(true) {
         return Start::Done(lost(&e));
@@ -212,15 +213,14 @@ pub fn start_now(endpoint: Endpoint, tls: bool, mut end: TransferEnd) -> Start {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Ok(None) => break,
-            Err(e) if is_connection_error(&e) => return Start::Done(lost(&e)),
-            Err(e) => {
-                return Start::Done(TransferEvent::Failed(TransferError::Fs(fs_error_from_io(
-                    &e,
-                ))));
-            }
+            Err(e) => return Start::Done(send_failed(&e)),
         }
     }
-    Start::Connected { socket, end, sent }
+    Start::Connected {
+        socket,
+        source,
+        sent,
+    }
 }
 
 /// A data connection, clear or TLS.
@@ -330,23 +330,14 @@ pub async fn transfer(
     let _ = tx.send(Msg::Transfer(id, event)).await;
 }
 
-/// Runs the rest of transfer `id`, which [`start_now`] connected and began
-/// (without TLS), and reports its final event to the session.
-pub async fn resume(id: IntentId, socket: TcpStream, end: TransferEnd, sent: u64, tx: Sender<Msg>) {
+/// Runs the rest of download `id`, which [`start_now`] connected and
+/// began (without TLS), and reports its final event to the session.
+pub async fn resume(id: IntentId, socket: TcpStream, source: Source, sent: u64, tx: Sender<Msg>) {
     let event = match Async::new(socket) {
-        Err(e) => {
-            if let TransferEnd::Receive(sink) = end {
-                sink.abort();
-            }
-            lost(&e)
-        }
+        Err(e) => lost(&e),
         Ok(socket) => {
             let stream = DataStream { socket, tls: None };
-            let progress = Progress::new(id, tx.clone());
-            match end {
-                TransferEnd::Send(source) => send(stream, source, progress, sent).await,
-                TransferEnd::Receive(sink) => receive(stream, sink, progress).await,
-            }
+            send(stream, source, Progress::new(id, tx.clone()), sent).await
         }
     };
     // The last step, as in `transfer`.
@@ -381,8 +372,7 @@ async fn send(
                     continue;
                 }
                 Ok(None) => zero_copy = false,
-                Err(e) if is_connection_error(&e) => return lost(&e),
-                Err(e) => return TransferEvent::Failed(TransferError::Fs(fs_error_from_io(&e))),
+                Err(e) => return send_failed(&e),
             }
         }
         buf.clear();
@@ -507,6 +497,16 @@ impl Fairness {
         if self.0 % YIELD_EVERY == 0 {
             smol::future::yield_now().await;
         }
+    }
+}
+
+/// The event for a failed `sendfile`: the connection broke, or the file
+/// could not be read.
+fn send_failed(e: &io::Error) -> TransferEvent {
+    if is_connection_error(e) {
+        lost(e)
+    } else {
+        TransferEvent::Failed(TransferError::Fs(fs_error_from_io(e)))
     }
 }
 

@@ -580,9 +580,13 @@ impl Control {
                 let event = Completion::Transfer(event);
                 return self.session.handle_completion(now, id, event);
             }
-            Start::Connected { socket, end, sent } => {
+            Start::Connected {
+                socket,
+                source,
+                sent,
+            } => {
                 self.session.handle_completion(now, id, connected);
-                ex.spawn(data::resume(id, socket, end, sent, self.sender()))
+                ex.spawn(data::resume(id, socket, source, sent, self.sender()))
             }
             Start::Wait(endpoint, end) => {
                 ex.spawn(data::transfer(id, endpoint, tls, end, self.sender()))
