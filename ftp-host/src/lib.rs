@@ -20,6 +20,7 @@ pub mod limits;
 pub mod log;
 pub mod passive;
 pub mod server;
+mod splice;
 pub mod storage;
 pub mod system;
 pub mod tls;

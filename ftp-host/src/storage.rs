@@ -300,6 +300,13 @@ pub trait WriteObject: Send + fmt::Debug {
     /// Writes all of `data`.
     fn write_all(&mut self, data: &[u8]) -> Result<(), FsError>;
 
+    /// The local file the data goes to (at its current position), so the
+    /// data path can move bytes into it with `splice(2)`; `None` (the
+    /// default) for stores without one.
+    fn local_file(&self) -> Option<&File> {
+        None
+    }
+
     /// Makes the upload visible under its name.
     fn commit(self: Box<Self>) -> Result<(), FsError>;
 
@@ -331,6 +338,12 @@ impl Upload {
     /// Writes all of `data`.
     pub fn write_all(&mut self, data: &[u8]) -> Result<(), FsError> {
         self.inner.write_all(data)
+    }
+
+    /// The local file being written, if the store has one (see
+    /// [`WriteObject::local_file`]).
+    pub fn local_file(&self) -> Option<&File> {
+        self.inner.local_file()
     }
 
     /// Completes the upload: for [`StoreMode::Replace`], renames the
@@ -1092,6 +1105,10 @@ impl WriteObject for LocalUpload {
 
     fn write_all(&mut self, data: &[u8]) -> Result<(), FsError> {
         self.file.write_all(data).map_err(|e| fs_error_from_io(&e))
+    }
+
+    fn local_file(&self) -> Option<&File> {
+        Some(&self.file)
     }
 
     fn commit(mut self: Box<Self>) -> Result<(), FsError> {

@@ -8,7 +8,9 @@
 //!
 //! Blocking: both sides call the [`Storage`], which blocks on disk. A
 //! non-blocking runtime that cares may run `fill`/`write` off its loop; for
-//! local files these are single `pread`/`write` calls.
+//! local files these are single `pread`/`write` calls. A binary upload to
+//! a local file can skip the user-space copy: [`Sink::splice_from`] moves
+//! what the socket holds into the file with `splice(2)`.
 
 use std::collections::VecDeque;
 use std::io::{self, Read};
@@ -17,7 +19,8 @@ use std::os::fd::BorrowedFd;
 use ftp_proto::ascii::{AsciiDecoder, AsciiEncoder};
 use ftp_proto::{DirEntry, FsError, ListFormat, StoreMode, TransferOp, UnixTime, VirtualPath};
 
-use crate::storage::{DirReader, ReadFile, Storage, Upload, io_error_from_fs};
+use crate::splice::{SpliceError, SplicePipe};
+use crate::storage::{DirReader, ReadFile, Storage, Upload, fs_error_from_io, io_error_from_fs};
 
 /// A directory with at most this many entries is listed sorted by name;
 /// a larger one is listed in that many first (sorted), then in batches of
@@ -271,6 +274,10 @@ pub struct Sink {
     buf: Vec<u8>,
     filled: usize,
     written: u64,
+    /// Binary uploads to a local file try [`splice_from`](Sink::splice_from)
+    /// until it does not apply; the pipe is made on first use.
+    splice: bool,
+    pipe: Option<SplicePipe>,
 }
 
 /// Opens the sink of an upload to `path` (for [`StoreMode::Unique`], the
@@ -291,6 +298,8 @@ pub fn open_sink(
             buf: Vec::new(),
             filled: 0,
             written: 0,
+            splice: !ascii,
+            pipe: None,
         },
         name,
     ))
@@ -347,6 +356,47 @@ impl Sink {
             self.flush_binary()?;
         }
         Ok(Some(self.binary_room()))
+    }
+
+    /// Binary mode on a local file: moves up to `max` bytes that the data
+    /// connection `socket` has received straight into the file with
+    /// `splice(2)`, without copying them through user space.
+    ///
+    /// `Ok(None)` means this does not apply (ASCII mode, a store without
+    /// local files, a socket or file system the kernel cannot splice): read
+    /// into [`room`](Self::room) instead, from then on. Otherwise
+    /// `Ok(Some(r))` carries the socket side's result: `Ok(0)` when the
+    /// peer closed, an error of kind [`io::ErrorKind::WouldBlock`] when no
+    /// data is waiting. `Err` is a failure to write the file.
+    pub fn splice_from(
+        &mut self,
+        socket: BorrowedFd<'_>,
+        max: usize,
+    ) -> Result<Option<io::Result<usize>>, FsError> {
+        if !self.splice {
+            return Ok(None);
+        }
+        self.flush_binary()?;
+        if self.pipe.is_none() && self.upload.local_file().is_some() {
+            self.pipe = SplicePipe::new().ok();
+        }
+        let (Some(file), Some(pipe)) = (self.upload.local_file(), &mut self.pipe) else {
+            self.splice = false;
+            return Ok(None);
+        };
+        match pipe.receive(socket, file, max) {
+            Ok(n) => {
+                self.written += n as u64;
+                Ok(Some(Ok(n)))
+            }
+            Err(SpliceError::Socket(e)) => Ok(Some(Err(e))),
+            Err(SpliceError::File(e)) => Err(fs_error_from_io(&e)),
+            Err(SpliceError::Unsupported) => {
+                self.splice = false;
+                self.pipe = None;
+                Ok(None)
+            }
+        }
     }
 
     /// Counts `n` bytes read into [`room`](Self::room) as data.

@@ -4,8 +4,9 @@
 //!
 //! File I/O on the data path runs inline on the event loop, as nginx does:
 //! `sendfile(2)` for binary downloads, `pread` through [`fill`](ftp_host::transfer::Source::fill) for
-//! ASCII downloads and listings, and [`Sink::write`] for uploads. Each is a
-//! bounded call on a local file. Opening the file (which may stat, create
+//! ASCII downloads and listings, and for uploads `splice(2)` from the
+//! socket into a local file ([`Sink::splice_from`]) or else
+//! [`Sink::write`]. Each is a bounded call on a local file. Opening the file (which may stat, create
 //! directories' temporaries, or read a large directory's first batch) is a
 //! [`ftp_host::server::Job`] and runs on a worker.
 //!
@@ -488,19 +489,29 @@ impl DataTransfer {
             let Some(TransferEnd::Receive(sink)) = end else {
                 return Step::Idle;
             };
-            // Binary: straight into the sink's buffer. ASCII: through ours
+            // Binary on a local file: spliced into the file. Otherwise
+            // binary: straight into the sink's buffer. ASCII: through ours
             // and the sink's decoder.
-            let read = match sink.room() {
-                Ok(Some(room)) => {
-                    let max = room.len().min(*budget);
-                    read_from(stream, tls, &mut room[..max]).map(|n| (n, true))
-                }
-                Ok(None) => {
-                    if buf.len() != CHUNK {
-                        buf.resize(CHUNK, 0);
+            let spliced = match tls {
+                None => sink.splice_from(stream.as_fd(), *budget),
+                Some(_) => Ok(None),
+            };
+            let read = match spliced {
+                Ok(Some(read)) => read.map(|n| (n, Landed::File)),
+                Ok(None) => match sink.room() {
+                    Ok(Some(room)) => {
+                        let max = room.len().min(*budget);
+                        read_from(stream, tls, &mut room[..max]).map(|n| (n, Landed::SinkBuffer))
                     }
-                    read_from(stream, tls, &mut buf[..CHUNK.min(*budget)]).map(|n| (n, false))
-                }
+                    Ok(None) => {
+                        if buf.len() != CHUNK {
+                            buf.resize(CHUNK, 0);
+                        }
+                        read_from(stream, tls, &mut buf[..CHUNK.min(*budget)])
+                            .map(|n| (n, Landed::OwnBuffer))
+                    }
+                    Err(e) => return Step::End(TransferEvent::Failed(TransferError::Fs(e))),
+                },
                 Err(e) => return Step::End(TransferEvent::Failed(TransferError::Fs(e))),
             };
             match read {
@@ -519,13 +530,17 @@ impl DataTransfer {
                         Err(e) => Step::End(TransferEvent::Failed(TransferError::Fs(e))),
                     };
                 }
-                Ok((n, direct)) => {
+                Ok((n, landed)) => {
                     *bytes += n as u64;
                     *budget = budget.saturating_sub(n);
-                    if direct {
-                        sink.commit(n);
-                    } else if let Err(e) = sink.write(&buf[..n]) {
-                        return Step::End(TransferEvent::Failed(TransferError::Fs(e)));
+                    match landed {
+                        Landed::File => {}
+                        Landed::SinkBuffer => sink.commit(n),
+                        Landed::OwnBuffer => {
+                            if let Err(e) = sink.write(&buf[..n]) {
+                                return Step::End(TransferEvent::Failed(TransferError::Fs(e)));
+                            }
+                        }
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => *readable = false,
@@ -548,6 +563,16 @@ impl DataTransfer {
         }
         discard_end(self.end);
     }
+}
+
+/// Where [`DataTransfer::pump_receive`] put the bytes it read.
+enum Landed {
+    /// Spliced into the file already.
+    File,
+    /// In the sink's buffer, to be committed.
+    SinkBuffer,
+    /// In the transfer's own buffer, to be written to the sink.
+    OwnBuffer,
 }
 
 /// Writes to the data connection, through TLS if it has it.
