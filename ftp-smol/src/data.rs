@@ -28,9 +28,12 @@
 //! * Listings read directories and stat up to 1024 entries per batch, which
 //!   can take long on a cold or network file system: every `fill` of a
 //!   listing runs on the blocking pool (`smol::unblock`).
-//! * Uploads are collected in batches of [`SINK_BUFFER`] bytes and each
-//!   batch is written (and the upload committed) on the blocking pool, since
-//!   a disk write may stall on dirty-page throttling.
+//! * Uploads write on the blocking pool, since a disk write may stall on
+//!   dirty-page throttling (and so does the commit). A clear binary upload
+//!   to a local file waits for the socket to turn readable, then splices
+//!   what it holds (up to [`SINK_BUFFER`] bytes) into the file there, with
+//!   no copy through user space ([`Sink::splice_from`]); other uploads are
+//!   read into a buffer and written in batches of [`SINK_BUFFER`] bytes.
 //!
 //! Cancelling a transfer drops its [`Sink`]; an upload dropped without being
 //! committed is aborted (see `ftp_host::storage::WriteObject`), also when it
@@ -61,7 +64,7 @@ use ftp_host::server::TransferEnd;
 use ftp_host::storage::fs_error_from_io;
 use ftp_host::tls::{Handshake, TlsConn};
 use ftp_host::transfer::{SINK_BUFFER, Sink, Source, is_connection_error};
-use ftp_proto::{IntentId, TransferError, TransferEvent};
+use ftp_proto::{FsError, IntentId, TransferError, TransferEvent};
 use smol::Async;
 use smol::channel::Sender;
 
@@ -408,7 +411,13 @@ async fn send(
 
 /// Receives into `sink` until the peer closes, then commits the upload.
 async fn receive(mut stream: DataStream, sink: Sink, mut progress: Progress) -> TransferEvent {
-    let mut bytes = 0u64;
+    let (sink, mut bytes) = match stream.tls {
+        None => match splice_receive(&stream.socket, sink, &mut progress).await {
+            Spliced::Ended(event) => return event,
+            Spliced::Unsupported(sink, bytes) => (sink, bytes),
+        },
+        Some(_) => (sink, 0),
+    };
     let mut sink = Some(sink);
     let mut buf = vec![0u8; SINK_BUFFER];
     let mut filled = 0;
@@ -456,6 +465,97 @@ async fn receive(mut stream: DataStream, sink: Sink, mut progress: Progress) -> 
     // A TLS client waits for our close_notify (Python's `unwrap`).
     let _ = stream.finish().await;
     TransferEvent::Finished { bytes }
+}
+
+/// How [`splice_receive`] ended.
+enum Spliced {
+    /// The upload is over (committed, or failed).
+    Ended(TransferEvent),
+    /// Splicing does not apply to this upload; receive the ordinary way
+    /// into the sink, which holds this many bytes already.
+    Unsupported(Sink, u64),
+}
+
+/// What one batch of [`splice_receive`] on the blocking pool ended with;
+/// the sink comes back unless the upload is over.
+enum Batch {
+    /// The socket is empty for now, or the batch is big enough.
+    More(Sink),
+    /// The peer closed and the upload was committed (or failed to).
+    End(Result<(), FsError>),
+    /// The data connection broke.
+    Lost(Sink, io::Error),
+    /// Writing the file failed.
+    File(Sink, FsError),
+    /// Splicing does not apply.
+    Unsupported(Sink),
+}
+
+/// Binary upload to a local file: each time the socket turns readable,
+/// moves what it holds into the file with `splice(2)` (see
+/// [`Sink::splice_from`]) on the blocking pool, in batches of up to
+/// [`SINK_BUFFER`] bytes, so a slow disk never stalls the executor.
+async fn splice_receive(socket: &Async<TcpStream>, sink: Sink, progress: &mut Progress) -> Spliced {
+    // The blocking pool needs a descriptor of its own (the same socket).
+    let Ok(mut clone) = socket.get_ref().try_clone() else {
+        return Spliced::Unsupported(sink, 0);
+    };
+    let mut sink = sink;
+    let mut bytes = 0u64;
+    loop {
+        if let Err(e) = socket.readable().await {
+            sink.abort();
+            return Spliced::Ended(lost(&e));
+        }
+        let (back, moved, batch) = smol::unblock(move || {
+            let (moved, batch) = splice_batch(&clone, sink);
+            (clone, moved, batch)
+        })
+        .await;
+        clone = back;
+        bytes += moved as u64;
+        progress.report(bytes);
+        sink = match batch {
+            Batch::More(sink) => sink,
+            Batch::Unsupported(sink) => return Spliced::Unsupported(sink, bytes),
+            Batch::End(Ok(())) => return Spliced::Ended(TransferEvent::Finished { bytes }),
+            Batch::End(Err(e)) => {
+                return Spliced::Ended(TransferEvent::Failed(TransferError::Fs(e)));
+            }
+            Batch::Lost(sink, e) => {
+                sink.abort();
+                return Spliced::Ended(lost(&e));
+            }
+            Batch::File(sink, e) => {
+                sink.abort();
+                return Spliced::Ended(TransferEvent::Failed(TransferError::Fs(e)));
+            }
+        };
+    }
+}
+
+/// Splices what `socket` holds into `sink`, up to [`SINK_BUFFER`] bytes;
+/// commits the upload if the peer closed. Returns the bytes moved.
+fn splice_batch(socket: &TcpStream, mut sink: Sink) -> (usize, Batch) {
+    let mut moved = 0;
+    loop {
+        match sink.splice_from(socket.as_fd(), SINK_BUFFER - moved) {
+            Ok(None) => return (moved, Batch::Unsupported(sink)),
+            Ok(Some(Ok(0))) => return (moved, Batch::End(sink.finish().map(drop))),
+            Ok(Some(Ok(n))) => {
+                moved += n;
+                if moved >= SINK_BUFFER {
+                    return (moved, Batch::More(sink));
+                }
+            }
+            Ok(Some(Err(e))) if e.kind() == io::ErrorKind::WouldBlock => {
+                return (moved, Batch::More(sink));
+            }
+            Ok(Some(Err(e))) if e.kind() == io::ErrorKind::Interrupted => {}
+            Ok(Some(Err(e))) => return (moved, Batch::Lost(sink, e)),
+            Err(e) => return (moved, Batch::File(sink, e)),
+        }
+    }
 }
 
 /// Reports a transfer's progress to its session, at most once a second, so
