@@ -8,6 +8,7 @@ mod checksum;
 mod client;
 mod footprint;
 mod json;
+mod page_reporting;
 mod procfs;
 mod report;
 mod scenarios;
@@ -229,6 +230,14 @@ fn main() -> ExitCode {
         eprintln!("ftp-bench: WARNING: the machine is loaded; timings are unreliable");
     }
     raise_nofile(p.sessions);
+    let reporting = page_reporting::PageReporting::pause();
+    eprintln!("ftp-bench: {}", reporting.describe());
+    if let page_reporting::PageReporting::Paused { order } = &reporting {
+        eprintln!(
+            "ftp-bench: (if this run is interrupted: echo {order} > {})",
+            page_reporting::ORDER
+        );
+    }
 
     // Programs.
     let exe_dir = std::env::current_exe()
@@ -615,6 +624,7 @@ fn main() -> ExitCode {
             })
             .unwrap_or_default(),
         data_dir: data_parent.display().to_string(),
+        page_reporting: reporting.describe(),
     };
     let command: Vec<String> = std::env::args().collect();
     let text = report::table(&results, &foot, &p, &machine);

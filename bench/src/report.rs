@@ -15,6 +15,8 @@ pub struct Machine {
     pub kernel: String,
     pub cpu: String,
     pub data_dir: String,
+    /// What the bench found and did about free page reporting.
+    pub page_reporting: String,
 }
 
 fn median(mut v: Vec<f64>) -> Option<f64> {
@@ -364,11 +366,12 @@ pub fn table(results: &[Result1], foot: &[Footprint], p: &Params, m: &Machine) -
     let loads: Vec<String> = m.loads.iter().map(|l| format!("{:.2}", l[0])).collect();
     let _ = writeln!(
         out,
-        "\nmachine: {} cores ({}), Linux {}, data in {}; 1-min load average at start and after each phase: {}",
+        "\nmachine: {} cores ({}), Linux {}, data in {}, {}; 1-min load average at start and after each phase: {}",
         m.nproc,
         m.cpu,
         m.kernel,
         m.data_dir,
+        m.page_reporting,
         loads.join(" ")
     );
     out
@@ -581,6 +584,7 @@ pub fn json(
         .set("cpu", m.cpu.clone())
         .set("kernel", m.kernel.clone())
         .set("data_dir", m.data_dir.clone())
+        .set("page_reporting", m.page_reporting.clone())
         .set(
             "loadavg_1min_per_phase",
             m.loads.iter().map(|l| l[0]).collect::<Vec<f64>>(),
