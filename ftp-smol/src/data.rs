@@ -31,8 +31,9 @@
 //! * Uploads write on the blocking pool, since a disk write may stall on
 //!   dirty-page throttling (and so does the commit). A clear binary upload
 //!   to a local file waits for the socket to turn readable, then splices
-//!   what it holds (up to [`SINK_BUFFER`] bytes) into the file there, with
-//!   no copy through user space ([`Sink::splice_from`]); other uploads are
+//!   into the file there, with no copy through user space
+//!   ([`Sink::splice_from`]), for as long as data keeps coming, up to a
+//!   bound in bytes and time (`splice_batch`); other uploads are
 //!   read into a buffer and written in batches of [`SINK_BUFFER`] bytes.
 //!
 //! Cancelling a transfer drops its [`Sink`]; an upload dropped without being
@@ -58,6 +59,7 @@
 use std::io;
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
 
 use ftp_host::passive::peer_allowed;
 use ftp_host::server::TransferEnd;
@@ -493,8 +495,8 @@ enum Batch {
 
 /// Binary upload to a local file: each time the socket turns readable,
 /// moves what it holds into the file with `splice(2)` (see
-/// [`Sink::splice_from`]) on the blocking pool, in batches of up to
-/// [`SINK_BUFFER`] bytes, so a slow disk never stalls the executor.
+/// [`Sink::splice_from`]) on the blocking pool, in batches (see
+/// [`splice_batch`]), so a slow disk never stalls the executor.
 async fn splice_receive(socket: &Async<TcpStream>, sink: Sink, progress: &mut Progress) -> Spliced {
     // The blocking pool needs a descriptor of its own (the same socket).
     let Ok(mut clone) = socket.get_ref().try_clone() else {
@@ -534,22 +536,43 @@ async fn splice_receive(socket: &Async<TcpStream>, sink: Sink, progress: &mut Pr
     }
 }
 
-/// Splices what `socket` holds into `sink`, up to [`SINK_BUFFER`] bytes;
-/// commits the upload if the peer closed. Returns the bytes moved.
+/// The most one [`splice_batch`] moves, and the longest it runs, before it
+/// hands the upload back to its task, which reports progress and can be
+/// cancelled (`ABOR`, timeouts) between batches.
+const SPLICE_BATCH: (usize, Duration) = (32 << 20, Duration::from_millis(20));
+
+/// How long a [`splice_batch`] that has moved data waits on its blocking
+/// thread for the socket to turn readable again before it hands back.
+/// A fast client refills the socket within microseconds; handing back
+/// each time it runs dry would cost a trip through the reactor and the
+/// executor per few hundred KiB (at 3 GB/s, 20 % of the throughput).
+const SPLICE_LINGER: rustix::event::Timespec = rustix::event::Timespec {
+    tv_sec: 0,
+    tv_nsec: 2_000_000,
+};
+
+/// Splices what `socket` holds into `sink`, for up to [`SPLICE_BATCH`]
+/// bytes or time, waiting up to [`SPLICE_LINGER`] each time the socket
+/// runs dry; commits the upload if the peer closed. Returns the bytes
+/// moved.
 fn splice_batch(socket: &TcpStream, mut sink: Sink) -> (usize, Batch) {
+    let (most, longest) = SPLICE_BATCH;
+    let start = Instant::now();
     let mut moved = 0;
     loop {
-        match sink.splice_from(socket.as_fd(), SINK_BUFFER - moved) {
+        match sink.splice_from(socket.as_fd(), most - moved) {
             Ok(None) => return (moved, Batch::Unsupported(sink)),
             Ok(Some(Ok(0))) => return (moved, Batch::End(sink.finish().map(drop))),
             Ok(Some(Ok(n))) => {
                 moved += n;
-                if moved >= SINK_BUFFER {
+                if moved >= most || start.elapsed() >= longest {
                     return (moved, Batch::More(sink));
                 }
             }
             Ok(Some(Err(e))) if e.kind() == io::ErrorKind::WouldBlock => {
-                return (moved, Batch::More(sink));
+                if moved == 0 || start.elapsed() >= longest || !readable_soon(socket) {
+                    return (moved, Batch::More(sink));
+                }
             }
             Ok(Some(Err(e))) if e.kind() == io::ErrorKind::Interrupted => {}
             Ok(Some(Err(e))) => return (moved, Batch::Lost(sink, e)),
@@ -558,12 +581,19 @@ fn splice_batch(socket: &TcpStream, mut sink: Sink) -> (usize, Batch) {
     }
 }
 
+/// Waits up to [`SPLICE_LINGER`] for `socket` to be readable (or closed).
+fn readable_soon(socket: &TcpStream) -> bool {
+    use rustix::event::{PollFd, PollFlags, poll};
+    let mut fds = [PollFd::new(socket, PollFlags::IN)];
+    matches!(poll(&mut fds, Some(&SPLICE_LINGER)), Ok(n) if n > 0)
+}
+
 /// Reports a transfer's progress to its session, at most once a second, so
 /// the engine's stall timeout sees data moving.
 struct Progress {
     id: IntentId,
     tx: Sender<Msg>,
-    last: std::time::Instant,
+    last: Instant,
 }
 
 impl Progress {
@@ -571,13 +601,13 @@ impl Progress {
         Progress {
             id,
             tx,
-            last: std::time::Instant::now(),
+            last: Instant::now(),
         }
     }
 
     fn report(&mut self, bytes: u64) {
-        if self.last.elapsed() >= std::time::Duration::from_secs(1) {
-            self.last = std::time::Instant::now();
+        if self.last.elapsed() >= Duration::from_secs(1) {
+            self.last = Instant::now();
             // Dropped when the session has not taken the last message
             // yet: a later report (or the end) follows.
             let _ = self
