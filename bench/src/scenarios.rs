@@ -135,7 +135,7 @@ pub async fn stor_big(server: &Server, files: &Files, name: &str) -> io::Result<
         let mut block = Vec::new();
         for i in 0..files.big_len / BLOCK as u64 {
             files.pattern.block_into(i, &mut block);
-            data.write_all(&block).await?;
+            data.stream()?.write_all(&block).await?;
         }
         drop(data);
         ctl.end_transfer().await?;
