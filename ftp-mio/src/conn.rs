@@ -305,9 +305,6 @@ impl Conn {
             self.close_now(cx);
             return false;
         }
-        for passive in &mut self.passives {
-            turn.more |= passive.accept();
-        }
         progress |= self.step_transfer(cx, turn);
         if !progress
             && self.control.eof()
@@ -448,15 +445,7 @@ impl Conn {
             return Err(ResourceError::Exhausted);
         };
         let token = token::conn(self.key.index, Role::Passive(slot));
-        match Passive::open(
-            &cx.server,
-            &cx.registry,
-            self.local_ip,
-            allowed,
-            id,
-            slot,
-            token,
-        ) {
+        match Passive::open(&cx.server, self.local_ip, allowed, id, slot, token) {
             Ok((passive, addr)) => {
                 self.passives.push(passive);
                 Ok(addr)
@@ -486,23 +475,15 @@ impl Conn {
             let listener = t.passive_listener();
             match self.passives.iter().position(|p| Some(p.id) == listener) {
                 Some(pos) => {
+                    turn.more |= self.passives[pos].accept(&cx.registry);
                     if let Some(stream) = self.passives[pos].take_stream() {
                         // The transfer consumes the listener.
                         self.passives.swap_remove(pos).close(&cx.registry);
-                        let token = token::conn(self.key.index, Role::Data);
-                        match t.attach(stream, &cx.registry, token) {
-                            Ok(connected) => {
-                                if connected {
-                                    let connected = Completion::Transfer(TransferEvent::Connected);
-                                    self.session.handle_completion(now, t.id, connected);
-                                }
-                                progress = true;
-                            }
-                            Err(e) => {
-                                log::warn!("{}: data connection: {e}", self.peer);
-                                ended = Some(TransferEvent::Failed(TransferError::NoConnection));
-                            }
+                        if t.attach(stream) {
+                            let connected = Completion::Transfer(TransferEvent::Connected);
+                            self.session.handle_completion(now, t.id, connected);
                         }
+                        progress = true;
                     }
                 }
                 None => ended = Some(TransferEvent::Failed(TransferError::NoConnection)),
@@ -510,7 +491,14 @@ impl Conn {
         }
         while ended.is_none() {
             match t.step(&mut turn.data) {
-                Step::Idle => break,
+                Step::Idle => {
+                    let token = token::conn(self.key.index, Role::Data);
+                    if let Err(e) = t.register_to_wait(&cx.registry, token) {
+                        log::warn!("{}: data connection: {e}", self.peer);
+                        ended = Some(TransferEvent::Failed(TransferError::NoConnection));
+                    }
+                    break;
+                }
                 Step::More => {
                     turn.more = true;
                     break;

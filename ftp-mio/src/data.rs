@@ -54,18 +54,25 @@ pub(crate) struct Passive {
     /// Which passive token slot it uses.
     pub(crate) slot: u8,
     listener: TcpListener,
+    /// Its token, for when it has to be registered.
+    token: Token,
+    registered: bool,
     allowed: IpAddr,
     held: Option<TcpStream>,
+    /// A connection may be waiting (unknown until the first accept).
     ready: bool,
 }
 
 impl Passive {
     /// Binds a listener from the server's passive range on `ip` (the
     /// control connection's local address) for connections from `allowed`
-    /// only, registers it under `token` and returns it with its address.
+    /// only, and returns it with its address. It is registered (under
+    /// `token`) only if a transfer has to wait for its connection: the
+    /// client usually connects between `EPSV` and `RETR`, so the transfer
+    /// finds the connection waiting and the listener never costs a
+    /// registration or a wakeup.
     pub(crate) fn open(
         server: &Server,
-        registry: &Registry,
         ip: IpAddr,
         allowed: IpAddr,
         id: IntentId,
@@ -74,17 +81,15 @@ impl Passive {
     ) -> io::Result<(Passive, SocketAddr)> {
         let listener = server.passive.bind(ip)?;
         let addr = listener.local_addr()?;
-        let mut listener = TcpListener::from_std(listener);
-        registry.register(&mut listener, token, Interest::READABLE)?;
         let passive = Passive {
             id,
             slot,
-            listener,
+            listener: TcpListener::from_std(listener),
+            token,
+            registered: false,
             allowed,
             held: None,
-            // A fresh listener has nobody waiting; the registration
-            // reports the first connection.
-            ready: false,
+            ready: true,
         };
         Ok((passive, addr))
     }
@@ -94,13 +99,15 @@ impl Passive {
         self.ready = true;
     }
 
-    /// Accepts what is waiting: the first connection from the allowed
-    /// address is held for the transfer, every other one before it is
-    /// closed at once. Once one is held, the rest wait in the backlog
-    /// until the listener closes (when the transfer takes the held one).
-    /// Returns `true` when it stopped with connections possibly still
-    /// waiting (call again on the next turn).
-    pub(crate) fn accept(&mut self) -> bool {
+    /// Accepts what is waiting, for a transfer that wants its connection:
+    /// the first connection from the allowed address is held for the
+    /// transfer, every other one before it is closed at once. Once one is
+    /// held, the rest wait in the backlog until the listener closes (when
+    /// the transfer takes the held one). When nobody is waiting, the
+    /// listener is registered, to report the next connection. Returns
+    /// `true` when it stopped with connections possibly still waiting
+    /// (call again on the next turn).
+    pub(crate) fn accept(&mut self, registry: &Registry) -> bool {
         for _ in 0..ACCEPTS_PER_TURN {
             if !self.ready || self.held.is_some() {
                 return false;
@@ -117,7 +124,10 @@ impl Passive {
                         drop(stream);
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.ready = false,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.ready = false;
+                    self.register(registry);
+                }
                 Err(e)
                     if matches!(
                         e.kind(),
@@ -128,10 +138,24 @@ impl Passive {
                     // timeout ends a transfer that waits in vain.
                     log::warn!("accepting a data connection: {e}");
                     self.ready = false;
+                    self.register(registry);
                 }
             }
         }
         self.ready
+    }
+
+    /// Registers the listener, once. Epoll reports a connection that came
+    /// before the registration, so none is missed; if registering fails,
+    /// the engine's connect timeout ends the transfer that waits.
+    fn register(&mut self, registry: &Registry) {
+        if self.registered {
+            return;
+        }
+        match registry.register(&mut self.listener, self.token, Interest::READABLE) {
+            Ok(()) => self.registered = true,
+            Err(e) => log::warn!("registering a passive listener: {e}"),
+        }
     }
 
     /// The held data connection, if one came.
@@ -141,7 +165,9 @@ impl Passive {
 
     /// Unregisters and closes the listener (and any held connection).
     pub(crate) fn close(mut self, registry: &Registry) {
-        let _ = registry.deregister(&mut self.listener);
+        if self.registered {
+            let _ = registry.deregister(&mut self.listener);
+        }
     }
 }
 
@@ -185,6 +211,9 @@ pub(crate) struct DataTransfer {
     /// The file side; `None` until the open job returns.
     end: Option<TransferEnd>,
     link: Link,
+    /// The data socket is registered with the loop (see
+    /// [`DataTransfer::register_to_wait`]).
+    registered: bool,
     readable: bool,
     writable: bool,
     /// Outgoing bytes not yet written (from `sent` on), or the receive
@@ -212,6 +241,7 @@ impl DataTransfer {
             endpoint,
             end: None,
             link: Link::Waiting,
+            registered: false,
             readable: false,
             writable: false,
             buf: Vec::new(),
@@ -276,6 +306,7 @@ impl DataTransfer {
         match connected {
             Ok(stream) => {
                 self.link = Link::Connecting(stream);
+                self.registered = true;
                 self.readable = true;
                 self.writable = true;
                 None
@@ -287,24 +318,36 @@ impl DataTransfer {
         }
     }
 
-    /// Takes over a connection accepted by the passive listener. Returns
-    /// whether it counts as connected now; with TLS, [`Step::Connected`]
-    /// comes after the handshake.
-    pub(crate) fn attach(
-        &mut self,
-        mut stream: TcpStream,
-        registry: &Registry,
-        token: Token,
-    ) -> io::Result<bool> {
-        registry.register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)?;
+    /// Takes over a connection accepted by the passive listener, not yet
+    /// registered: it is used as ready until a call would block (see
+    /// [`DataTransfer::register_to_wait`]), so a small download is sent
+    /// and closed without ever being registered. Returns whether it
+    /// counts as connected now; with TLS, [`Step::Connected`] comes after
+    /// the handshake.
+    pub(crate) fn attach(&mut self, stream: TcpStream) -> bool {
         self.readable = true;
         self.writable = true;
         if self.tls.is_some() {
             self.link = Link::Handshaking(stream);
-            return Ok(false);
+            return false;
         }
         self.link = Link::Open(stream);
-        Ok(true)
+        true
+    }
+
+    /// After a [`Step::Idle`]: registers the data socket (under `token`)
+    /// if it is not yet, since the transfer now waits for its readiness.
+    /// Epoll reports readiness that came before the registration, so
+    /// nothing is missed between the call that would block and this one.
+    pub(crate) fn register_to_wait(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
+        if self.registered {
+            return Ok(());
+        }
+        if let Link::Open(stream) | Link::Handshaking(stream) = &mut self.link {
+            registry.register(stream, token, Interest::READABLE | Interest::WRITABLE)?;
+            self.registered = true;
+        }
+        Ok(())
     }
 
     /// Notes the readiness of the data socket.
@@ -557,7 +600,9 @@ impl DataTransfer {
             Link::Open(mut stream)
             | Link::Connecting(mut stream)
             | Link::Handshaking(mut stream) => {
-                let _ = registry.deregister(&mut stream);
+                if self.registered {
+                    let _ = registry.deregister(&mut stream);
+                }
             }
             Link::Waiting => {}
         }
