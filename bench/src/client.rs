@@ -87,6 +87,14 @@ impl DataConn {
         }
     }
 
+    /// A connection already registered (the loopback ceiling's).
+    pub fn registered(stream: Async<TcpStream>) -> DataConn {
+        DataConn {
+            raw: None,
+            registered: Some(stream),
+        }
+    }
+
     /// Reads what is there, waiting (registered from then on) if nothing is.
     pub async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if let Some(raw) = &self.raw {
@@ -341,36 +349,16 @@ fn parse_epsv(text: &str) -> Option<u16> {
     parts.next()?.parse().ok()
 }
 
-/// What [`drain_checksum`] reads from: a data connection, or (for the
-/// loopback ceiling) a plain connection.
-pub trait ReadData {
-    /// Reads what is there, waiting if nothing is.
-    fn read_data(&mut self, buf: &mut [u8])
-    -> impl std::future::Future<Output = io::Result<usize>>;
-}
-
-impl ReadData for DataConn {
-    async fn read_data(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.read(buf).await
-    }
-}
-
-impl ReadData for Async<TcpStream> {
-    async fn read_data(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.read(buf).await
-    }
-}
-
 /// Reads a data connection to EOF into a checksum, closing it at EOF
 /// (before the caller waits for 226). Returns the byte count.
 pub async fn drain_checksum(
-    mut data: impl ReadData,
+    mut data: DataConn,
     buf: &mut [u8],
     sum: &mut Checksum,
 ) -> io::Result<u64> {
     let mut total = 0u64;
     loop {
-        let n = data.read_data(buf).await?;
+        let n = data.read(buf).await?;
         if n == 0 {
             break;
         }

@@ -61,6 +61,7 @@ pub async fn retr_big(server: &Server, files: &Files) -> io::Result<Transfer> {
         if server.kind == Kind::Ceiling {
             let (s0, c0, t0) = (server.cpu_secs(), generator_cpu(), Instant::now());
             let data = client::connect(server.addr, None).await?;
+            let data = client::DataConn::registered(data);
             bytes = client::drain_checksum(data, &mut buf, &mut sum).await?;
             secs = t0.elapsed().as_secs_f64();
             server_cpu = server.cpu_secs() - s0;
