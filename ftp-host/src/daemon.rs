@@ -18,6 +18,7 @@ use std::os::fd::AsFd;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use crate::cli::{self, Invocation, ServerConfig};
 use crate::config::ConfigError;
@@ -54,6 +55,11 @@ pub trait Runtime {
     /// Serves exactly one session on an already-connected socket (inetd).
     fn serve_one(server: Arc<Server>, stream: TcpStream) -> io::Result<()>;
 }
+
+/// How long a runtime keeps going after the shutdown grace period, so
+/// that sessions whose transfers the engine aborts at the end of the grace
+/// (`426`, then `421`) get those last replies out before the process ends.
+pub const SHUTDOWN_LAST_WORDS: Duration = Duration::from_secs(2);
 
 /// A shutdown request shared by the signal handler and the runtime.
 #[derive(Clone, Default)]

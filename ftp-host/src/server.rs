@@ -470,6 +470,15 @@ impl SessionHost {
                     log::info!("{peer}: {kind} login as {user}");
                 }
                 Event::LoginFailed { user } => log::warn!("{peer}: failed login as {user}"),
+                Event::TransferRefused {
+                    path,
+                    incoming,
+                    reason,
+                } => {
+                    self.transfer = None;
+                    let dir = if incoming { "store" } else { "send" };
+                    log::info!("{peer} {user}: refused to {dir} {path}: {reason}");
+                }
                 Event::TransferEnded {
                     path,
                     incoming,

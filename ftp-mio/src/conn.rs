@@ -5,10 +5,9 @@
 //! perform intents, read input, move data, until nothing changes; then arm
 //! the session's timer.
 //!
-//! When the client closes its side of the control connection, commands it
-//! already sent are still answered (a script may send everything, then
-//! half-close), and the connection closes once nothing is pending; but a
-//! running transfer ends the session at once (an upload is discarded).
+//! When the client closes its side of the control connection, the engine
+//! is told ([`Session::handle_eof`]) and decides: commands already sent are
+//! answered, a running transfer finishes, then it asks to close.
 //!
 //! Intents the host can do (login, file operations, opening a transfer's
 //! file) become [`ftp_host::server::Job`]s for the worker pool; the result
@@ -167,9 +166,10 @@ impl Conn {
         self.queued = false;
     }
 
-    /// Tells the session the server is shutting down, and acts on it.
-    pub(crate) fn shutdown(&mut self, cx: &mut Ctx) {
-        self.session.shutdown(cx.server.clock.now());
+    /// Tells the session the server is shutting down (a transfer may run
+    /// for `grace`), and acts on it.
+    pub(crate) fn shutdown(&mut self, cx: &mut Ctx, grace: Duration) {
+        self.session.shutdown(cx.server.clock.now(), grace);
         self.drive(cx);
     }
 
@@ -298,25 +298,7 @@ impl Conn {
         } else if self.control.readable() && self.session.input_capacity() > 0 {
             turn.more = true;
         }
-        if self.control.eof() && self.transfer.is_some() {
-            // Hanging up during a transfer ends it: an upload is discarded
-            // rather than committed when its data connection ends later.
-            log::info!("{}: control connection closed during a transfer", self.peer);
-            self.close_now(cx);
-            return false;
-        }
         progress |= self.step_transfer(cx, turn);
-        if !progress
-            && self.control.eof()
-            && self.jobs == 0
-            && self.transfer.is_none()
-            && self.session.transmit().is_empty()
-        {
-            // The client sent its last command and everything it asked
-            // for is done and answered.
-            log::debug!("{}: client closed the control connection", self.peer);
-            self.close_now(cx);
-        }
         progress
     }
 
@@ -532,11 +514,9 @@ impl Conn {
         }
     }
 
-    /// Drops a transfer and the passive listener it was to consume.
+    /// Drops a transfer. A passive listener it did not consume yet stays:
+    /// the engine closes it or prepares it for the next transfer.
     fn release_transfer(&mut self, cx: &mut Ctx, t: Box<DataTransfer>) {
-        if let Some(listener) = t.passive_listener() {
-            self.close_passive(cx, listener);
-        }
         t.close(&cx.registry);
     }
 

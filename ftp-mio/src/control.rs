@@ -70,11 +70,6 @@ impl Control {
         }
     }
 
-    /// Whether the client closed its sending side.
-    pub(crate) fn eof(&self) -> bool {
-        self.eof
-    }
-
     /// Whether a read may find data.
     pub(crate) fn readable(&self) -> bool {
         self.readable && !self.eof
@@ -130,7 +125,9 @@ impl Control {
     }
 
     /// Reads one chunk (at most the engine's input capacity and the size
-    /// of `scratch`) and feeds it to the engine.
+    /// of `scratch`) and feeds it to the engine; the end of the stream
+    /// goes to the engine too ([`Session::handle_eof`]), which decides
+    /// when the session ends.
     pub(crate) fn read_into(
         &mut self,
         session: &mut Session,
@@ -145,6 +142,7 @@ impl Control {
             match self.io.read(&mut &self.stream, &mut scratch[..want]) {
                 Ok(0) => {
                     self.eof = true;
+                    session.handle_eof(now);
                     return Ok(Read1::Eof);
                 }
                 Ok(n) => {

@@ -9,8 +9,9 @@
 //! timers.
 //!
 //! Shutdown: the listeners are closed at once; sessions get
-//! `shutdown_grace` to finish, then whatever is left is closed and the
-//! loop returns.
+//! `shutdown_grace` to finish (the engine aborts a transfer still running
+//! then, with `426` and `421`), and [`SHUTDOWN_LAST_WORDS`] more to say
+//! so; then whatever is left is closed and the loop returns.
 
 use std::collections::VecDeque;
 use std::io::{self, Write};
@@ -19,7 +20,7 @@ use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant as StdInstant};
 
-use ftp_host::daemon::{Listener, Shutdown, prepare_control_socket};
+use ftp_host::daemon::{Listener, SHUTDOWN_LAST_WORDS, Shutdown, prepare_control_socket};
 use ftp_host::server::{Server, canonical};
 use mio::event::Event;
 use mio::net::{TcpListener, TcpStream};
@@ -203,11 +204,12 @@ impl EventLoop {
             let _ = self.cx.registry.deregister(&mut listener);
         }
         let grace = self.cx.server.config.shutdown_grace;
-        self.stop_at = Some(StdInstant::now() + grace);
-        // Idle sessions get their 421 now; busy ones after their transfer.
+        self.stop_at = Some(StdInstant::now() + grace + SHUTDOWN_LAST_WORDS);
+        // Idle sessions get their 421 now; busy ones after their transfer,
+        // which the engine aborts once the grace is over.
         for index in self.conns.indices() {
             if let Some(conn) = self.conns.get_mut(index) {
-                conn.shutdown(&mut self.cx);
+                conn.shutdown(&mut self.cx, grace);
             }
             self.reap(index);
         }

@@ -24,6 +24,17 @@ pub enum Event {
         /// The name that was tried.
         user: String,
     },
+    /// A file transfer was refused before anything moved: its file could
+    /// not be opened (not for the transfer log).
+    TransferRefused {
+        /// The file.
+        path: VirtualPath,
+        /// `true` for uploads.
+        incoming: bool,
+        /// Why, as the reply says it (for example `No such file or
+        /// directory.`).
+        reason: &'static str,
+    },
     /// A file transfer ended (for the transfer log).
     TransferEnded {
         /// The file.

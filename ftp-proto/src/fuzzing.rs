@@ -1042,10 +1042,18 @@ impl Driver {
                 let n = r.below(self.session.transmit().len() + 1);
                 self.consume(n);
             }
-            op::SHUTDOWN_OR_CONSUME if r.u8() < 8 => {
-                self.session.shutdown(self.now);
-                self.settle(Step::default());
-            }
+            op::SHUTDOWN_OR_CONSUME => match r.u8() {
+                0..8 => {
+                    let grace = Duration::from_millis(r.pick(DURATIONS_MS));
+                    self.session.shutdown(self.now, grace);
+                    self.settle(Step::default());
+                }
+                8..16 => {
+                    self.session.handle_eof(self.now);
+                    self.settle(Step::default());
+                }
+                _ => self.consume(self.session.transmit().len()),
+            },
             _ => self.consume(self.session.transmit().len()),
         }
         self.flush(chunk);
@@ -1227,6 +1235,10 @@ impl Driver {
             ..Step::default()
         };
         let mut keep = false;
+        // The passive listener an ending transfer borrowed, and whether
+        // the engine keeps it for the next one (refused before it started)
+        // or must close it.
+        let mut returned = None;
         match (&awaited.intent, &completion) {
             (Intent::UpgradeTls | Intent::ClearTls, Completion::Done(Ok(()))) => {}
             // The connection is in an unknown state: closed without a word.
@@ -1237,15 +1249,30 @@ impl Driver {
             (Intent::OpenPassive { .. }, Completion::PassiveReady(Ok(_))) => {
                 self.listeners.push((id, Listener::Open));
             }
-            (Intent::Transfer(_), Completion::Transfer(event)) => {
+            (Intent::Transfer(t), Completion::Transfer(event)) => {
                 awaited.ready |= matches!(event, TransferEvent::Ready { .. });
                 // Only the last event ends a transfer.
                 keep = !matches!(
                     event,
                     TransferEvent::Finished { .. } | TransferEvent::Failed(_)
                 );
+                let refused = !awaited.ready
+                    && !awaited.aborted
+                    && matches!(event, TransferEvent::Failed(TransferError::Fs(_)));
+                if let (false, DataEndpoint::Passive { listener }) = (keep, t.data) {
+                    returned = Some((listener, refused));
+                }
+            }
+            // Any other answer fails the transfer as a local error.
+            (Intent::Transfer(t), _) => {
+                if let DataEndpoint::Passive { listener } = t.data {
+                    returned = Some((listener, !awaited.ready && !awaited.aborted));
+                }
             }
             _ => {}
+        }
+        if let Some((listener, true)) = returned {
+            self.listener(listener, Listener::Used, Listener::Open);
         }
         if keep {
             self.awaited = Some(awaited);
@@ -1254,6 +1281,13 @@ impl Driver {
         }
         self.session.handle_completion(self.now, id, completion);
         self.settle(step);
+        if let Some((listener, false)) = returned {
+            let state = self.listeners.iter().find(|(l, _)| *l == listener);
+            assert!(
+                self.closed || matches!(state, Some((_, Listener::Closed))),
+                "listener {listener:?} of an ended transfer is {state:?}, not closed"
+            );
+        }
     }
 
     /// Delivers a completion for an id the session does not wait for.
@@ -1519,7 +1553,9 @@ impl Driver {
                     };
                 }
                 Event::LoginFailed { .. } => {}
-                Event::TransferEnded { path, .. } => check_path(&path),
+                Event::TransferEnded { path, .. } | Event::TransferRefused { path, .. } => {
+                    check_path(&path)
+                }
             }
         }
         assert!(
@@ -1655,7 +1691,13 @@ impl Driver {
                 true
             }
             Intent::ClosePassive { listener } => {
-                self.listener(*listener, Listener::Open, Listener::Closed);
+                // Open, or borrowed by a transfer that has ended.
+                let state = self.listeners.iter().find(|(l, _)| l == listener);
+                let from = match state {
+                    Some((_, Listener::Used)) => Listener::Used,
+                    _ => Listener::Open,
+                };
+                self.listener(*listener, from, Listener::Closed);
                 false
             }
             Intent::ReadDir { limit, .. } => {

@@ -13,8 +13,8 @@ use core::time::Duration;
 use crate::ascii::{AsciiDecoder, AsciiEncoder};
 use crate::config::Config;
 use crate::intent::{
-    AuthError, Completion, FsError, Grant, Intent, IntentId, Output, ResourceError, StoreMode,
-    Transfer, TransferError, TransferEvent, TransferOp,
+    AuthError, Completion, DataEndpoint, FsError, Grant, Intent, IntentId, Output, ResourceError,
+    StoreMode, Transfer, TransferError, TransferEvent, TransferOp,
 };
 use crate::meta::{DirEntry, FileKind, Metadata};
 use crate::path::VirtualPath;
@@ -270,6 +270,9 @@ pub struct MemoryRuntime {
     pub closed: bool,
     /// Every intent seen, in order (for assertions).
     pub intents: Vec<Intent>,
+    /// Passive listeners open now, by the id of their `OpenPassive`; a
+    /// transfer consumes its listener once connected, as real runtimes do.
+    pub listeners: Vec<IntentId>,
     held: Option<(IntentId, Transfer)>,
     next_port: u16,
     unique: u32,
@@ -293,6 +296,7 @@ impl MemoryRuntime {
             users: alloc::vec![(String::from("alice"), String::from("secret"), true)],
             closed: false,
             intents: Vec::new(),
+            listeners: Vec::new(),
             held: None,
             next_port: 50000,
             unique: 0,
@@ -322,6 +326,13 @@ impl MemoryRuntime {
         bytes.extend_from_slice(b"\r\n");
         self.send(&bytes);
         String::from_utf8_lossy(&self.received[before..]).into_owned()
+    }
+
+    /// Closes the client's side of the control connection (a half-close)
+    /// and runs the session until it waits.
+    pub fn eof(&mut self) {
+        self.session.handle_eof(self.now);
+        self.run();
     }
 
     /// Moves the clock forward and lets timers fire.
@@ -410,6 +421,7 @@ impl MemoryRuntime {
                 if self.next_port == 0 {
                     Completion::PassiveReady(Err(ResourceError::Exhausted))
                 } else {
+                    self.listeners.push(id);
                     Completion::PassiveReady(Ok(SocketAddr::new(
                         IpAddr::V4(Ipv4Addr::LOCALHOST),
                         self.next_port,
@@ -434,7 +446,10 @@ impl MemoryRuntime {
             }
             // The in-memory connection "switches" at once.
             Intent::UpgradeTls | Intent::ClearTls => Completion::Done(Ok(())),
-            Intent::ClosePassive { .. } => return,
+            Intent::ClosePassive { listener } => {
+                self.listeners.retain(|l| *l != listener);
+                return;
+            }
             _ => return,
         };
         self.session.handle_completion(self.now, id, done);
@@ -473,6 +488,16 @@ impl MemoryRuntime {
         if self.transfer_mode == TransferMode::NoConnection {
             self.held = Some((id, transfer));
             return;
+        }
+        if let DataEndpoint::Passive { listener } = transfer.data {
+            // The transfer takes the listener's connection, and with it
+            // the listener; one that is not open gives no connection.
+            if !self.listeners.contains(&listener) {
+                let failed = TransferEvent::Failed(TransferError::NoConnection);
+                let failed = Completion::Transfer(failed);
+                return self.session.handle_completion(self.now, id, failed);
+            }
+            self.listeners.retain(|l| *l != listener);
         }
         self.session.handle_completion(
             self.now,

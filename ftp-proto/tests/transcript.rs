@@ -359,6 +359,9 @@ fn transfer_errors() {
         rt.command("RETR nope"),
         "550 Failed to open file: No such file or directory.\r\n"
     );
+    // A refused transfer leaves the data channel prepared; one that ran
+    // used it up.
+    assert!(rt.command("RETR pub/readme.txt").starts_with("150 "));
     assert_eq!(
         rt.command("RETR pub/readme.txt"),
         "425 Use PORT or PASV first.\r\n",
@@ -716,7 +719,7 @@ fn progress_keeps_a_transfer_alive() {
 #[test]
 fn shutdown_closes_idle_sessions_and_waits_for_transfers() {
     let mut idle = alice();
-    idle.session.shutdown(idle.now);
+    idle.session.shutdown(idle.now, Duration::from_secs(10));
     idle.run();
     assert!(
         idle.received
@@ -728,7 +731,7 @@ fn shutdown_closes_idle_sessions_and_waits_for_transfers() {
     busy.transfer_mode = TransferMode::Hold;
     busy.command("PASV");
     busy.command("RETR pub/readme.txt");
-    busy.session.shutdown(busy.now);
+    busy.session.shutdown(busy.now, Duration::from_secs(10));
     busy.run();
     assert!(!busy.closed, "a running transfer may finish");
     busy.finish_transfer();
@@ -736,4 +739,135 @@ fn shutdown_closes_idle_sessions_and_waits_for_transfers() {
         b"226 Transfer complete.\r\n421 Server shutting down, closing control connection.\r\n"
     ));
     assert!(busy.closed);
+}
+
+#[test]
+fn shutdown_aborts_a_transfer_still_running_after_the_grace() {
+    let mut busy = alice();
+    busy.transfer_mode = TransferMode::Hold;
+    busy.command("PASV");
+    busy.command("STOR incoming/stalled.bin");
+    busy.session.shutdown(busy.now, Duration::from_secs(10));
+    busy.run();
+    busy.advance(Duration::from_secs(9));
+    assert!(!busy.closed, "the transfer has its grace period");
+    busy.advance(Duration::from_secs(2));
+    assert!(busy.closed);
+    assert!(
+        busy.received.ends_with(
+            b"426 Server shutting down; transfer aborted.\r\n\
+              421 Server shutting down, closing control connection.\r\n"
+        ),
+        "{}",
+        String::from_utf8_lossy(&busy.received)
+    );
+    assert_eq!(busy.fs.file("/incoming/stalled.bin"), None);
+}
+
+#[test]
+fn a_refused_transfer_keeps_the_passive_listener() {
+    let mut rt = alice();
+    assert!(rt.command("PASV").starts_with("227 "));
+    let open = rt.listeners.clone();
+    assert_eq!(open.len(), 1);
+    assert_eq!(
+        rt.command("RETR missing.txt"),
+        "550 Failed to open file: No such file or directory.\r\n"
+    );
+    assert_eq!(
+        rt.command("LIST missing/"),
+        "550 Failed to open file: No such file or directory.\r\n"
+    );
+    assert_eq!(
+        rt.command("STOR nowhere/new.txt"),
+        "553 Could not create file: No such file or directory.\r\n"
+    );
+    assert_eq!(rt.listeners, open, "the listener stays open");
+    // The next transfer uses it, with no new PASV, and consumes it.
+    let reply = rt.command("RETR pub/readme.txt");
+    assert!(reply.starts_with("150 ") && reply.ends_with("226 Transfer complete.\r\n"));
+    assert!(rt.listeners.is_empty());
+    assert_eq!(
+        rt.command("RETR pub/readme.txt"),
+        "425 Use PORT or PASV first.\r\n"
+    );
+}
+
+#[test]
+fn a_passive_listener_is_closed_when_its_transfer_fails() {
+    let mut rt = alice();
+    rt.transfer_mode = TransferMode::NoConnection;
+    rt.command("EPSV");
+    rt.command("RETR pub/readme.txt");
+    rt.advance(Duration::from_secs(120));
+    assert!(
+        String::from_utf8_lossy(&rt.received).ends_with("425 Failed to establish connection.\r\n")
+    );
+    assert!(rt.listeners.is_empty(), "{:?}", rt.listeners);
+    // A new PASV replaces an unused listener.
+    rt.transfer_mode = TransferMode::Instant;
+    rt.command("PASV");
+    rt.command("PASV");
+    assert_eq!(rt.listeners.len(), 1);
+    rt.command("QUIT");
+    assert!(rt.listeners.is_empty());
+}
+
+#[test]
+fn end_of_input_answers_every_line_then_closes() {
+    let mut rt = MemoryRuntime::new(config(), tree());
+    rt.send(b"USER alice\r\nPASS secret\r\nSYST\r\nSIZE pub/readme.txt\r\nPWD\r\nNOOP\r\npartial");
+    rt.eof();
+    assert!(rt.closed);
+    let text = String::from_utf8_lossy(&rt.received);
+    assert!(
+        text.ends_with(
+            "230 Login successful.\r\n215 UNIX Type: L8\r\n213 12\r\n\
+             257 \"/\" is the current directory\r\n200 NOOP ok.\r\n"
+        ),
+        "{text}"
+    );
+    assert_eq!(rt.session.input_capacity(), 0);
+}
+
+#[test]
+fn end_of_input_waits_for_a_failed_login_delay_and_a_transfer() {
+    let mut rt = MemoryRuntime::new(config(), tree());
+    rt.send(b"USER alice\r\nPASS wrong\r\n");
+    rt.eof();
+    assert!(!rt.closed, "the delayed 530 is still owed");
+    rt.advance(Duration::from_secs(1));
+    assert!(rt.closed);
+    assert!(rt.received.ends_with(b"530 Login incorrect.\r\n"));
+
+    let mut busy = alice();
+    busy.transfer_mode = TransferMode::Hold;
+    busy.send(b"PASV\r\nRETR pub/readme.txt\r\nNOOP\r\n");
+    busy.eof();
+    assert!(!busy.closed, "a running transfer may finish");
+    busy.finish_transfer();
+    assert!(busy.closed);
+    assert!(
+        busy.received
+            .ends_with(b"226 Transfer complete.\r\n200 NOOP ok.\r\n")
+    );
+    assert_eq!(busy.downloaded, b"hello\r\nworld\r\n");
+}
+
+#[test]
+fn end_of_input_abandons_a_running_upload() {
+    let mut rt = alice();
+    rt.fs.add_file("/incoming/doc.txt", b"version 1\n");
+    rt.transfer_mode = TransferMode::Hold;
+    rt.command("PASV");
+    rt.command("STOR incoming/doc.txt");
+    rt.eof();
+    assert!(rt.closed);
+    assert!(
+        rt.received
+            .ends_with(b"426 Control connection closed; upload abandoned.\r\n"),
+        "{}",
+        String::from_utf8_lossy(&rt.received)
+    );
+    assert_eq!(rt.fs.file("/incoming/doc.txt"), Some(&b"version 1\n"[..]));
 }

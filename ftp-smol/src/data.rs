@@ -59,6 +59,8 @@
 use std::io;
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use ftp_host::passive::peer_allowed;
@@ -411,10 +413,39 @@ async fn send(
     TransferEvent::Finished { bytes }
 }
 
+/// Set once a transfer's task is dropped (cancelled by `ABOR`, a timeout
+/// or the end of the session). Work the task left running on the blocking
+/// pool goes on after that; it must then abort the upload rather than
+/// commit it when it sees the end of the data.
+#[derive(Clone, Debug, Default)]
+struct Abandoned(Arc<AtomicBool>);
+
+impl Abandoned {
+    /// Commits the upload, unless its task is gone: then aborts it.
+    fn commit(&self, sink: Sink) -> Result<(), FsError> {
+        if self.0.load(Ordering::SeqCst) {
+            sink.abort();
+            return Err(FsError::Other);
+        }
+        sink.finish().map(drop)
+    }
+}
+
+/// Sets its [`Abandoned`] when dropped with the task's future.
+struct AbandonOnDrop(Abandoned);
+
+impl Drop for AbandonOnDrop {
+    fn drop(&mut self) {
+        (self.0).0.store(true, Ordering::SeqCst);
+    }
+}
+
 /// Receives into `sink` until the peer closes, then commits the upload.
 async fn receive(mut stream: DataStream, sink: Sink, mut progress: Progress) -> TransferEvent {
+    let abandoned = Abandoned::default();
+    let _armed = AbandonOnDrop(abandoned.clone());
     let (sink, mut bytes) = match stream.tls {
-        None => match splice_receive(&stream.socket, sink, &mut progress).await {
+        None => match splice_receive(&stream.socket, sink, &mut progress, &abandoned).await {
             Spliced::Ended(event) => return event,
             Spliced::Unsupported(sink, bytes) => (sink, bytes),
         },
@@ -444,6 +475,7 @@ async fn receive(mut stream: DataStream, sink: Sink, mut progress: Progress) -> 
         }
         let Some(mut owned) = sink.take() else { break };
         let last = n == 0;
+        let abandoned = abandoned.clone();
         let (back, b, result) = smol::unblock(move || {
             let result = owned.write(&buf[..filled]);
             if result.is_err() {
@@ -451,7 +483,7 @@ async fn receive(mut stream: DataStream, sink: Sink, mut progress: Progress) -> 
                 return (None, buf, result);
             }
             if last {
-                return (None, buf, owned.finish().map(drop));
+                return (None, buf, abandoned.commit(owned));
             }
             (Some(owned), buf, result)
         })
@@ -497,7 +529,12 @@ enum Batch {
 /// moves what it holds into the file with `splice(2)` (see
 /// [`Sink::splice_from`]) on the blocking pool, in batches (see
 /// [`splice_batch`]), so a slow disk never stalls the executor.
-async fn splice_receive(socket: &Async<TcpStream>, sink: Sink, progress: &mut Progress) -> Spliced {
+async fn splice_receive(
+    socket: &Async<TcpStream>,
+    sink: Sink,
+    progress: &mut Progress,
+    abandoned: &Abandoned,
+) -> Spliced {
     // The blocking pool needs a descriptor of its own (the same socket).
     let Ok(mut clone) = socket.get_ref().try_clone() else {
         return Spliced::Unsupported(sink, 0);
@@ -509,8 +546,9 @@ async fn splice_receive(socket: &Async<TcpStream>, sink: Sink, progress: &mut Pr
             sink.abort();
             return Spliced::Ended(lost(&e));
         }
+        let abandoned = abandoned.clone();
         let (back, moved, batch) = smol::unblock(move || {
-            let (moved, batch) = splice_batch(&clone, sink);
+            let (moved, batch) = splice_batch(&clone, sink, &abandoned);
             (clone, moved, batch)
         })
         .await;
@@ -553,16 +591,16 @@ const SPLICE_LINGER: rustix::event::Timespec = rustix::event::Timespec {
 
 /// Splices what `socket` holds into `sink`, for up to [`SPLICE_BATCH`]
 /// bytes or time, waiting up to [`SPLICE_LINGER`] each time the socket
-/// runs dry; commits the upload if the peer closed. Returns the bytes
-/// moved.
-fn splice_batch(socket: &TcpStream, mut sink: Sink) -> (usize, Batch) {
+/// runs dry; commits the upload if the peer closed (unless the task that
+/// started the batch is gone). Returns the bytes moved.
+fn splice_batch(socket: &TcpStream, mut sink: Sink, abandoned: &Abandoned) -> (usize, Batch) {
     let (most, longest) = SPLICE_BATCH;
     let start = Instant::now();
     let mut moved = 0;
     loop {
         match sink.splice_from(socket.as_fd(), most - moved) {
             Ok(None) => return (moved, Batch::Unsupported(sink)),
-            Ok(Some(Ok(0))) => return (moved, Batch::End(sink.finish().map(drop))),
+            Ok(Some(Ok(0))) => return (moved, Batch::End(abandoned.commit(sink))),
             Ok(Some(Ok(n))) => {
                 moved += n;
                 if moved >= most || start.elapsed() >= longest {

@@ -27,7 +27,7 @@ use std::sync::{Arc, Weak};
 use std::thread;
 use std::time::Duration;
 
-use ftp_host::daemon::{Listener, Runtime, Shutdown};
+use ftp_host::daemon::{Listener, Runtime, SHUTDOWN_LAST_WORDS, Shutdown};
 use ftp_host::limits::OUT_OF_DESCRIPTORS;
 use ftp_host::server::Server;
 use ftp_host::workers::Workers;
@@ -102,7 +102,9 @@ impl Runtime for Smol {
                 let _ = alive_rx.recv().await;
             };
             let grace_over = async {
-                Timer::after(grace).await;
+                // Sessions abort what still runs when the grace ends, and
+                // need a moment to say so.
+                Timer::after(grace + SHUTDOWN_LAST_WORDS).await;
             };
             sessions_ended.or(grace_over).await;
         }));

@@ -31,8 +31,9 @@
 //!
 //! At shutdown the server closes the `stop` channel: each session tells its
 //! engine ([`Session::shutdown`]), which says `421` and closes at once when
-//! idle or right after a running transfer; whatever is left when the grace
-//! period ends is dropped.
+//! idle or right after a running transfer, and aborts a transfer still
+//! running when the grace period ends (`426`, `421`); whatever is left a
+//! moment after that is dropped.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -143,8 +144,10 @@ type Mailbox = (Sender<Msg>, Pin<Box<Receiver<Msg>>>);
 /// How far the running transfer is.
 enum Phase {
     /// Its file is being opened; the data endpoint waits (and will be
-    /// TLS if `tls`).
-    Opening { endpoint: Endpoint, tls: bool },
+    /// TLS if `tls`). A passive listener stays in the session's table
+    /// until the file is open: if it cannot be, the engine keeps the
+    /// listener for the next transfer.
+    Opening { data: DataEndpoint, tls: bool },
     /// Data moves in this task.
     Moving(Task<()>),
 }
@@ -287,22 +290,29 @@ impl Control {
                 }
                 Wake::Shutdown => {
                     self.stop = None;
-                    self.session.shutdown(now);
+                    let grace = self.server.config.shutdown_grace;
+                    self.session.shutdown(now, grace);
                 }
             }
         }
     }
 
     /// Reads what the control connection has (up to the engine's input
-    /// capacity) into the engine. Returns `false` when the connection ended
-    /// or failed.
+    /// capacity) into the engine, or tells it the client closed its side.
+    /// Returns `false` when the connection failed.
     fn read_input(&mut self, now: ftp_proto::Instant) -> bool {
         READ_BUF.with_borrow_mut(|buf| {
             let cap = self.session.input_capacity().min(buf.len());
             let mut sock = self.socket.get_ref();
             match read_now(&mut self.stream, &mut sock, &mut buf[..cap]) {
                 Ok(None) => self.more_input = false,
-                Ok(Some(0)) | Err(_) => return false,
+                Ok(Some(0)) => {
+                    // The engine decides when the session ends: after
+                    // answering what was sent, and after a running transfer.
+                    self.more_input = false;
+                    self.session.handle_eof(now);
+                }
+                Err(_) => return false,
                 Ok(Some(n)) => {
                     self.more_input = self.stream.is_tls();
                     self.session.handle_input(now, &buf[..n]);
@@ -379,14 +389,8 @@ impl Control {
     /// completion comes now or through the mailbox.
     fn perform(&mut self, id: IntentId, intent: Intent) {
         if let Intent::Transfer(t) = &intent {
-            let endpoint = match t.data {
-                DataEndpoint::Passive { listener } => {
-                    Endpoint::Passive(self.passive.remove(&listener))
-                }
-                DataEndpoint::Active { addr } => Endpoint::Active(addr),
-            };
-            let tls = t.tls;
-            self.transfer = Some((id, Phase::Opening { endpoint, tls }));
+            let (data, tls) = (t.data, t.tls);
+            self.transfer = Some((id, Phase::Opening { data, tls }));
         }
         if let Some(job) = self.host.job(id, &intent) {
             let job = match job.try_now() {
@@ -546,7 +550,14 @@ impl Control {
     fn start_transfer(&mut self, id: IntentId, ready: Completion, end: TransferEnd) {
         let ex = self.ex.upgrade();
         let endpoint = match (self.transfer.take(), ex) {
-            (Some((t, Phase::Opening { endpoint, tls })), Some(ex)) if t == id => {
+            (Some((t, Phase::Opening { data, tls })), Some(ex)) if t == id => {
+                // The transfer takes its listener now that its file is open.
+                let endpoint = match data {
+                    DataEndpoint::Passive { listener } => {
+                        Endpoint::Passive(self.passive.remove(&listener))
+                    }
+                    DataEndpoint::Active { addr } => Endpoint::Active(addr),
+                };
                 (endpoint, tls, ex)
             }
             (other, _) => {

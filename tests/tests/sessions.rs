@@ -25,6 +25,9 @@ daemon_tests! {
     upload_aborted_when_control_connection_closes,
     shutdown_ends_idle_sessions,
     shutdown_lets_a_running_transfer_finish,
+    shutdown_aborts_a_stalled_upload_with_replies,
+    half_close_answers_every_command,
+    half_close_during_a_download_lets_it_finish,
     serves_the_folder_the_arguments_name,
 }
 
@@ -515,6 +518,101 @@ fn shutdown_lets_a_running_transfer_finish<R: Runtime>() {
         "serve waited {:?} although no session was left",
         start.elapsed()
     );
+}
+
+/// Shutdown while an upload is stalled: when the grace period ends the
+/// client is told (`426` for the transfer, `421` for the session) before
+/// the connection closes, and the upload leaves nothing behind.
+fn shutdown_aborts_a_stalled_upload_with_replies<R: Runtime>() {
+    let dir = tempfile::tempdir().expect("folder");
+    let srv = TestServer::builder()
+        .args(&["-w", "--shutdown-grace", "1"])
+        .root(dir.path())
+        .start::<R>();
+    let mut c = srv.login();
+    c.expect("TYPE I", 200);
+    let data = c.data();
+    let mut t = c.start("STOR stalled.bin", data).expect("STOR");
+    t.stream.write_all(&pattern(35, 100_000)).expect("data");
+    // The client now sends nothing more and keeps the data connection.
+    let stopper = std::thread::spawn(move || srv.stop());
+    assert_eq!(
+        c.read_reply().lines,
+        ["426 Server shutting down; transfer aborted."]
+    );
+    assert_eq!(
+        c.read_reply().lines,
+        ["421 Server shutting down, closing control connection."]
+    );
+    c.expect_closed();
+    stopper
+        .join()
+        .expect("stop")
+        .unwrap_or_else(|e| panic!("{e}"));
+    drop(t);
+    assert_eq!(tree::names(dir.path()), Vec::<String>::new(), "left behind");
+}
+
+/// A script that sends every command and then half-closes (as `printf ...
+/// | nc host 21` does) gets every reply, in order, before the server
+/// closes; with no QUIT the server closes after the last reply.
+fn half_close_answers_every_command<R: Runtime>() {
+    let srv = TestServer::builder()
+        .args(&["--login-fail-delay", "200"])
+        .user("alice", "secret", None, false)
+        .file("a.txt", "hello\n")
+        .start::<R>();
+    for quit in [true, false] {
+        let mut s = srv.raw_connect();
+        // A failed login (answered after a delay) and a password check on
+        // the worker pool: the half-close arrives while replies are owed.
+        let mut script = String::from(
+            "USER alice\r\nPASS wrong\r\nUSER alice\r\nPASS secret\r\n\
+             SYST\r\nSIZE a.txt\r\nPWD\r\nNOOP\r\n",
+        );
+        if quit {
+            script.push_str("QUIT\r\n");
+        }
+        s.write_all(script.as_bytes()).expect("script");
+        s.shutdown(std::net::Shutdown::Write).expect("half-close");
+        let mut text = String::new();
+        s.read_to_string(&mut text)
+            .expect("replies until the server closes");
+        let codes: Vec<&str> = text.lines().map(|l| &l[..l.len().min(4)]).collect();
+        let mut want = vec![
+            "220 ", "331 ", "530 ", "331 ", "230 ", "215 ", "213 ", "257 ", "200 ",
+        ];
+        if quit {
+            want.push("221 ");
+        }
+        assert_eq!(codes, want, "quit={quit}: {text:?}");
+        assert!(text.contains("213 6\r\n"), "{text:?}");
+    }
+}
+
+/// Half-closing the control connection during a download lets the
+/// download finish; the command sent behind it is still answered.
+fn half_close_during_a_download_lets_it_finish<R: Runtime>() {
+    let size = 8 << 20;
+    let srv = TestServer::builder()
+        .file("big.bin", pattern(36, size))
+        .start::<R>();
+    let mut c = srv.login();
+    c.expect("TYPE I", 200);
+    let data = c.data();
+    let mut t = c.start("RETR big.bin", data).expect("RETR");
+    let mut got = vec![0u8; 64 * 1024];
+    t.stream.read_exact(&mut got).expect("first bytes");
+    c.send("NOOP");
+    c.socket()
+        .shutdown(std::net::Shutdown::Write)
+        .expect("half-close");
+    t.stream.read_to_end(&mut got).expect("rest of the data");
+    drop(t);
+    ftp_tests::assert_bytes(&got, &pattern(36, size), "RETR after the half-close");
+    assert_eq!(c.read_reply().lines, ["226 Transfer complete."]);
+    assert_eq!(c.read_reply().lines, ["200 NOOP ok."]);
+    c.expect_closed();
 }
 
 /// `TestServer::start(&[.., DIR])` serves DIR itself, as the daemons do.

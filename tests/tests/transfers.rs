@@ -29,6 +29,7 @@ daemon_tests! {
     type_ascii_converts_both_ways,
     utf8_and_space_names,
     transfer_errors,
+    refused_transfer_keeps_the_data_channel,
     abor_during_large_retr,
     abor_during_stor_keeps_previous_version,
     abor_before_data_connection,
@@ -584,6 +585,70 @@ fn transfer_errors<R: Runtime>() {
     c.quit();
 }
 
+/// A transfer refused before it starts (`550`, `553`) leaves the data
+/// channel prepared, as vsftpd, pure-ftpd and pyftpdlib do: a client that
+/// connects after sending the command (suppaftp) reaches the port, and the
+/// next transfer uses it without a new PASV/EPSV/PORT.
+fn refused_transfer_keeps_the_data_channel<R: Runtime>() {
+    let srv = TestServer::builder()
+        .args(&["-w"])
+        .file("a.txt", "hello\n")
+        .start::<R>();
+    let mut c = srv.login();
+    c.expect("TYPE I", 200);
+    for mode in [DataMode::Pasv, DataMode::Epsv] {
+        c.mode = mode;
+        let Data::Passive(addr) = c.data() else {
+            unreachable!("{mode:?} is passive")
+        };
+        // suppaftp's order: the command, then the connect, then the reply.
+        c.send("RETR missing.txt");
+        let early = TcpStream::connect_timeout(&addr, TIMEOUT)
+            .unwrap_or_else(|e| panic!("{mode:?}: the port closed after RETR: {e}"));
+        let r = c.read_reply();
+        assert_eq!(
+            r.lines,
+            ["550 Failed to open file: No such file or directory."],
+            "{mode:?}"
+        );
+        c.check(
+            "LIST missing/",
+            "550 Failed to open file: No such file or directory.",
+        );
+        c.check(
+            "STOR nowhere/x.txt",
+            "553 Could not create file: No such file or directory.",
+        );
+        // The next transfer takes the connection made after the 550.
+        let opening = c.expect("RETR a.txt", 150);
+        let mut got = Vec::new();
+        early.set_read_timeout(Some(TIMEOUT)).unwrap();
+        { early }
+            .read_to_end(&mut got)
+            .unwrap_or_else(|e| panic!("{mode:?}: data after {opening}: {e}"));
+        assert_eq!(got, b"hello\n", "{mode:?}");
+        assert_eq!(c.read_reply().lines, ["226 Transfer complete."]);
+        // That one used the channel up.
+        c.check("RETR a.txt", "425 Use PORT or PASV first.");
+    }
+    // The same for an active channel.
+    c.mode = DataMode::Port;
+    let Data::Active(listener) = c.data() else {
+        unreachable!("PORT is active")
+    };
+    c.expect("RETR missing.txt", 550);
+    let data = Data::Active(listener);
+    let t = c
+        .start("RETR a.txt", data)
+        .expect("RETR after a refused RETR");
+    let mut got = Vec::new();
+    { t.stream }.read_to_end(&mut got).expect("data");
+    assert_eq!(got, b"hello\n");
+    assert_eq!(c.read_reply().lines, ["226 Transfer complete."]);
+    assert!(!srv.path("nowhere").exists());
+    c.quit();
+}
+
 /// ABOR as ftplib and others send it, during a RETR the client does not
 /// read: 426 then 226, deferred commands after them, and the session goes
 /// on.
@@ -793,7 +858,8 @@ fn abor_during_stor_keeps_previous_version<R: Runtime>() {
     wait_for_no_part_files(&srv);
     assert!(
         fs::read(srv.path("doc.bin")).unwrap() == old,
-        "an aborted STOR must not replace the file"
+        "an aborted STOR must not replace the file (now {} bytes)",
+        fs::read(srv.path("doc.bin")).unwrap().len()
     );
     c.check("NOOP", "200 NOOP ok.");
     c.quit();

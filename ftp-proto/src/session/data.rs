@@ -34,6 +34,10 @@ pub(super) enum DataChannel {
 pub(super) struct TransferState {
     /// The id of the `Transfer` intent.
     pub(super) id: IntentId,
+    /// The data channel it uses: prepared again for the next transfer
+    /// when this one is refused before it starts (its file could not be
+    /// opened), closed when it ends otherwise.
+    data: DataEndpoint,
     /// What it moves, for replies and the transfer log.
     what: What,
     /// When the transfer times out: first the time allowed for the data
@@ -67,6 +71,10 @@ pub(super) enum AbortReason {
     ConnectTimeout,
     /// No data moved for the configured data timeout.
     Stalled,
+    /// The server's shutdown grace period ended.
+    Shutdown,
+    /// The client closed the control connection during an upload.
+    ControlClosed,
 }
 
 /// The kind of upload command.
@@ -221,6 +229,7 @@ impl Session {
         }));
         self.state = State::Transfer(TransferState {
             id,
+            data,
             what,
             deadline: Some(self.now + self.config.data_connect_timeout),
             connected: false,
@@ -283,6 +292,22 @@ impl Session {
         self.start_transfer(TransferOp::List { path, format }, What::Listing);
     }
 
+    /// The client closed the control connection while a transfer runs. A
+    /// download or listing may finish; an upload is abandoned (the file
+    /// keeps its previous contents), because in stream mode the end of
+    /// the data is the only end-of-file mark: a client that is killed
+    /// closes both connections, and its cut upload would otherwise be
+    /// committed as if complete.
+    pub(super) fn input_ended_during_transfer(&mut self) {
+        if let State::Transfer(TransferState {
+            what: What::File { incoming: true, .. },
+            ..
+        }) = self.state
+        {
+            self.abort_transfer(AbortReason::ControlClosed);
+        }
+    }
+
     /// The transfer's deadline passed: abort it for the reason that applies.
     pub(super) fn transfer_timed_out(&mut self) {
         let State::Transfer(t) = &mut self.state else {
@@ -333,6 +358,7 @@ impl Session {
                 self.state = State::Transfer(t);
             }
             TransferEvent::Finished { bytes } => {
+                self.release_endpoint(t.data);
                 self.log_transfer(&t, bytes, true);
                 let text = match t.what {
                     What::Listing => "Directory send OK.",
@@ -343,10 +369,31 @@ impl Session {
                     self.reply(225, "ABOR successful; the transfer had already completed.");
                 }
             }
+            TransferEvent::Failed(TransferError::Fs(error)) if !t.ready && t.abort.is_none() => {
+                // Refused before anything moved (the file could not be
+                // opened): the data channel stays prepared, as in vsftpd
+                // and pure-ftpd, for clients that connect to it after
+                // sending the command, and for the next transfer.
+                self.data = match t.data {
+                    DataEndpoint::Passive { listener } => DataChannel::Passive { listener },
+                    DataEndpoint::Active { addr } => DataChannel::Active(addr),
+                };
+                self.log_refused(&t, error);
+                self.transfer_failed(&t, TransferError::Fs(error));
+            }
             TransferEvent::Failed(error) => {
+                self.release_endpoint(t.data);
                 self.log_transfer(&t, 0, false);
                 self.transfer_failed(&t, error);
             }
+        }
+    }
+
+    /// Closes the passive listener of a transfer that has ended (the
+    /// runtime ignores it when the transfer already consumed it).
+    fn release_endpoint(&mut self, data: DataEndpoint) {
+        if let DataEndpoint::Passive { listener } = data {
+            self.intent(Intent::ClosePassive { listener });
         }
     }
 
@@ -376,6 +423,12 @@ impl Session {
             (Some(AbortReason::Stalled), _) => {
                 self.reply(426, "Data connection timed out; transfer aborted.")
             }
+            (Some(AbortReason::Shutdown), _) => {
+                self.reply(426, "Server shutting down; transfer aborted.")
+            }
+            (Some(AbortReason::ControlClosed), _) => {
+                self.reply(426, "Control connection closed; upload abandoned.")
+            }
             (Some(AbortReason::ConnectTimeout), _) | (None, TransferError::NoConnection) => {
                 self.reply(425, "Failed to establish connection.")
             }
@@ -403,6 +456,21 @@ impl Session {
             (None, TransferError::Fs(_)) => {
                 self.reply(451, "Requested action aborted: local error in processing.")
             }
+        }
+    }
+
+    /// Logs a transfer refused before it started (nothing was moved, so
+    /// it is no transfer for the transfer log).
+    fn log_refused(&mut self, t: &TransferState, error: FsError) {
+        if !self.config.log_events {
+            return;
+        }
+        if let What::File { path, incoming, .. } = &t.what {
+            self.events.push_back(Event::TransferRefused {
+                path: path.clone(),
+                incoming: *incoming,
+                reason: fs_reason(error),
+            });
         }
     }
 

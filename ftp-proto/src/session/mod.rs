@@ -74,8 +74,12 @@ pub struct Session {
     epsv_all: bool,
     mlst_facts: Facts,
     idle_timeout: Option<Duration>,
-    /// The server is going down: close as soon as no transfer runs.
-    shutting_down: bool,
+    /// The server is going down: close as soon as no transfer runs, and
+    /// abort a transfer still running at this deadline.
+    shutting_down: Option<Instant>,
+    /// The client closed its side of the control connection: answer what
+    /// was received, let a running transfer end, then close.
+    input_ended: bool,
     closing: bool,
 }
 
@@ -147,7 +151,8 @@ impl Session {
             protection: Protection::default(),
             epsv_all: false,
             mlst_facts: Facts::DEFAULT,
-            shutting_down: false,
+            shutting_down: None,
+            input_ended: false,
             closing: false,
         };
         let greeting = session.config.greeting.clone();
@@ -160,17 +165,37 @@ impl Session {
     /// only as far as the line buffer's own bound.
     pub fn handle_input(&mut self, now: Instant, bytes: &[u8]) {
         self.now = now;
-        if self.closing || bytes.is_empty() {
+        if self.closing || self.input_ended || bytes.is_empty() {
             return;
         }
         self.input.push(bytes);
         self.process();
     }
 
+    /// The client closed its side of the control connection (a read
+    /// returned end of stream, or TLS's `close_notify` came). Scripts
+    /// send every command and then half-close, so every complete line
+    /// already received is still answered, a running download or listing
+    /// may finish, and then the session closes ([`Output::Close`]) without
+    /// a reply of its own. A running upload is abandoned instead (`426`):
+    /// a killed client closes both connections, and the end of its data
+    /// must not commit a cut file. A partial last line is dropped. No
+    /// input is taken after this ([`Session::input_capacity`] is 0).
+    pub fn handle_eof(&mut self, now: Instant) {
+        self.now = now;
+        if self.closing || self.input_ended {
+            return;
+        }
+        self.input_ended = true;
+        self.input_ended_during_transfer();
+        self.process();
+    }
+
     /// How many more bytes the session accepts now; 0 means stop reading
-    /// (back-pressure) until output is drained or an intent completes.
+    /// (back-pressure) until output is drained or an intent completes, and
+    /// after [`Session::handle_eof`] for good.
     pub fn input_capacity(&self) -> usize {
-        if self.closing {
+        if self.closing || self.input_ended {
             return 0;
         }
         let limit = self.config.max_line + INPUT_SLACK;
@@ -236,6 +261,9 @@ impl Session {
                 self.state = State::Ready;
                 self.login_delay_over();
             }
+            State::Transfer(_) if self.shutting_down.is_some_and(|d| now >= d) => {
+                self.abort_transfer(data::AbortReason::Shutdown);
+            }
             State::Transfer(t) if t.deadline.is_some_and(|d| now >= d) => {
                 t.deadline = None;
                 self.transfer_timed_out();
@@ -247,11 +275,13 @@ impl Session {
 
     /// The server is shutting down: an idle session gets `421` and closes
     /// now; a session in the middle of a transfer closes (with `421`) as
-    /// soon as the transfer ends.
-    pub fn shutdown(&mut self, now: Instant) {
+    /// soon as the transfer ends, and a transfer still running after
+    /// `grace` is aborted (`426`, then `421`), so that no client is left
+    /// without a word.
+    pub fn shutdown(&mut self, now: Instant, grace: Duration) {
         self.now = now;
-        if !self.closing {
-            self.shutting_down = true;
+        if !self.closing && self.shutting_down.is_none() {
+            self.shutting_down = Some(now + grace);
             self.process();
         }
     }
@@ -274,6 +304,10 @@ impl Session {
         consider(self.idle_deadline());
         match &self.state {
             State::LoginDelay { until } => consider(Some(*until)),
+            State::Transfer(t) if t.abort.is_none() => {
+                consider(t.deadline);
+                consider(self.shutting_down);
+            }
             State::Transfer(t) => consider(t.deadline),
             _ => {}
         }
@@ -351,7 +385,7 @@ impl Session {
     /// Handles buffered commands until the session has to wait.
     fn process(&mut self) {
         while !self.closing && self.transmit().len() < TRANSMIT_HIGH_WATER {
-            if self.shutting_down && !matches!(self.state, State::Transfer(_)) {
+            if self.shutting_down.is_some() && !matches!(self.state, State::Transfer(_)) {
                 return self.close_with(421, "Server shutting down, closing control connection.");
             }
             let in_transfer = match self.state {
@@ -377,6 +411,10 @@ impl Session {
                         return;
                     }
                     match self.input.next_line() {
+                        None if self.input_ended && !in_transfer => {
+                            // Everything the client sent is answered.
+                            return self.close_quietly();
+                        }
                         None => return,
                         Some(Line::TooLong) => {
                             self.last_activity = self.now;
@@ -599,6 +637,12 @@ impl Session {
     /// Queues a final reply and closes the session.
     fn close_with(&mut self, code: u16, text: &str) {
         self.reply(code, text);
+        self.close_quietly();
+    }
+
+    /// Closes the session with no reply of its own (replies queued before
+    /// are still written).
+    fn close_quietly(&mut self) {
         // A transfer already being aborted was asked to stop once.
         if let State::Transfer(t) = &self.state {
             if t.abort.is_none() {
