@@ -43,7 +43,9 @@ pub enum Intent {
         peer: IpAddr,
     },
     /// Close a passive listener opened earlier (and any connection it
-    /// accepted but that no transfer used). No answer.
+    /// accepted but that no transfer used). Sent too when a transfer that
+    /// used the listener has ended; one the transfer already consumed is
+    /// simply gone. No answer.
     ClosePassive {
         /// The id of the [`Intent::OpenPassive`].
         listener: IntentId,
@@ -100,6 +102,12 @@ pub enum Intent {
     },
     /// Run a data transfer. Answers: [`Completion::Transfer`] events, ending
     /// with [`TransferEvent::Finished`] or [`TransferEvent::Failed`].
+    ///
+    /// A passive listener is taken (accepted on, then closed) only once
+    /// the file is open ([`TransferEvent::Ready`]): when the file cannot be
+    /// opened, the listener stays open under its id, because the engine
+    /// keeps the data channel prepared for the next transfer. The engine
+    /// closes it otherwise ([`Intent::ClosePassive`]).
     Transfer(Transfer),
     /// Stop the running transfer: close its data connection, keep the
     /// partial upload under its temporary name or discard it, and answer the
