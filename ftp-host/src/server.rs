@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Instant as StdInstant, SystemTime};
 
 use ftp_proto::{
-    AuthError, Completion, Event, FsError, Grant, Intent, IntentId, Session, TransferEvent,
+    AuthError, Completion, Event, FsError, Grant, Intent, IntentId, Secret, Session, TransferEvent,
     TransferOp, VirtualPath,
 };
 
@@ -145,7 +145,7 @@ enum JobKind {
     Authenticate {
         server: Arc<Server>,
         user: String,
-        password: String,
+        password: Secret,
     },
     File {
         storage: Arc<dyn Storage>,
@@ -236,7 +236,7 @@ impl Job {
                 server,
                 user,
                 password,
-            } => authenticate(&server, &user, &password),
+            } => authenticate(&server, &user, password.expose()),
             JobKind::File { storage, intent } => JobResult::Completion(
                 exec::execute(storage.as_ref(), &intent)
                     .unwrap_or(Completion::Done(Err(FsError::Other))),

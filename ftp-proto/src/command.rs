@@ -7,6 +7,7 @@
 use alloc::string::String;
 use core::net::{SocketAddr, SocketAddrV4};
 
+use crate::secret::Secret;
 use crate::time::UnixTime;
 
 /// One parsed control-connection command.
@@ -15,7 +16,7 @@ pub enum Command {
     /// `USER name`
     User(String),
     /// `PASS secret` (may be empty)
-    Pass(String),
+    Pass(Secret),
     /// `ACCT info`
     Acct(String),
     /// `REIN`: reset the session to just after the greeting.

@@ -7,12 +7,12 @@
 
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::fmt;
 use core::net::{IpAddr, SocketAddr};
 
 use crate::listing::ListFormat;
 use crate::meta::{DirEntry, Metadata};
 use crate::path::VirtualPath;
+use crate::secret::Secret;
 use crate::time::UnixTime;
 
 /// Identifies one intent and the completions that answer it.
@@ -20,7 +20,7 @@ use crate::time::UnixTime;
 pub struct IntentId(pub u64);
 
 /// Something the runtime must do for the session.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Intent {
     /// Check a user's password (slow: do it off the event loop).
     /// Answer: [`Completion::Auth`].
@@ -33,7 +33,7 @@ pub enum Intent {
         /// The name from `USER`.
         user: String,
         /// The secret from `PASS`.
-        password: String,
+        password: Secret,
     },
     /// Bind a passive data listener on the control connection's local
     /// address (in the configured port range) that accepts one connection,
@@ -130,58 +130,6 @@ pub enum Intent {
     /// until the client's, and go on in clear. Answer: [`Completion::Done`]
     /// like [`Intent::UpgradeTls`].
     ClearTls,
-}
-
-impl fmt::Debug for Intent {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            // Never print a password.
-            Intent::Authenticate { user, .. } => f
-                .debug_struct("Authenticate")
-                .field("user", user)
-                .finish_non_exhaustive(),
-            Intent::OpenPassive { peer } => {
-                f.debug_struct("OpenPassive").field("peer", peer).finish()
-            }
-            Intent::ClosePassive { listener } => f
-                .debug_struct("ClosePassive")
-                .field("listener", listener)
-                .finish(),
-            Intent::Stat { path } => f.debug_struct("Stat").field("path", path).finish(),
-            Intent::ReadDir { path, limit } => f
-                .debug_struct("ReadDir")
-                .field("path", path)
-                .field("limit", limit)
-                .finish(),
-            Intent::MakeDir { path } => f.debug_struct("MakeDir").field("path", path).finish(),
-            Intent::RemoveDir { path } => f.debug_struct("RemoveDir").field("path", path).finish(),
-            Intent::RemoveFile { path } => {
-                f.debug_struct("RemoveFile").field("path", path).finish()
-            }
-            Intent::Rename { from, to } => f
-                .debug_struct("Rename")
-                .field("from", from)
-                .field("to", to)
-                .finish(),
-            Intent::SetPermissions { path, mode } => f
-                .debug_struct("SetPermissions")
-                .field("path", path)
-                .field("mode", &format_args!("{mode:o}"))
-                .finish(),
-            Intent::SetModified { path, time } => f
-                .debug_struct("SetModified")
-                .field("path", path)
-                .field("time", time)
-                .finish(),
-            Intent::Transfer(t) => f.debug_tuple("Transfer").field(t).finish(),
-            Intent::AbortTransfer { transfer } => f
-                .debug_struct("AbortTransfer")
-                .field("transfer", transfer)
-                .finish(),
-            Intent::UpgradeTls => f.write_str("UpgradeTls"),
-            Intent::ClearTls => f.write_str("ClearTls"),
-        }
-    }
 }
 
 impl Intent {

@@ -96,6 +96,7 @@ pub mod meta;
 pub mod parse;
 pub mod path;
 pub mod reply;
+pub mod secret;
 pub mod session;
 pub mod time;
 
@@ -109,5 +110,6 @@ pub use intent::{
 pub use listing::{ListFormat, ListStyle};
 pub use meta::{DirEntry, FileKind, Metadata};
 pub use path::VirtualPath;
+pub use secret::Secret;
 pub use session::Session;
 pub use time::{Instant, UnixTime};

@@ -412,7 +412,7 @@ impl MemoryRuntime {
             Intent::Authenticate { user, password } => Completion::Auth(
                 self.users
                     .iter()
-                    .find(|(u, p, _)| *u == user && *p == password)
+                    .find(|(u, p, _)| *u == user && p == password.expose())
                     .map(|(_, _, write)| Grant { write: *write })
                     .ok_or(AuthError::Denied),
             ),

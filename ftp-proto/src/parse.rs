@@ -34,6 +34,7 @@ use nom::sequence::preceded;
 use nom::{IResult, Parser};
 
 use crate::command::{Command, EpsvArg, ListArgs, Opts, Site, TransferType};
+use crate::secret::Secret;
 use crate::time::{DateTime, UnixTime};
 
 /// Why a line is not a command the session can act on.
@@ -122,7 +123,7 @@ pub fn parse_command(line: &[u8]) -> Result<Command, ParseError> {
     let verb = upper.get(..verb.len()).unwrap_or(&[]);
     Ok(match verb {
         b"USER" => Command::User(arg.required("USER")?),
-        b"PASS" => Command::Pass(arg.verbatim()?),
+        b"PASS" => Command::Pass(Secret::new(arg.verbatim()?)),
         b"ACCT" => Command::Acct(arg.required("ACCT")?),
         b"REIN" => arg.none(Command::Rein)?,
         b"QUIT" => arg.none(Command::Quit)?,
@@ -226,7 +227,12 @@ pub fn encode_command(cmd: &Command) -> String {
         | Command::Pbsz(s)
         | Command::Prot(s)
         | Command::Smnt(s) => with_arg(&mut out, s),
-        Command::Pass(s) | Command::Clnt(s) => {
+        Command::Pass(s) => {
+            if !s.is_empty() {
+                with_arg(&mut out, s.expose());
+            }
+        }
+        Command::Clnt(s) => {
             if !s.is_empty() {
                 with_arg(&mut out, s);
             }
@@ -757,9 +763,9 @@ mod tests {
             (b"USER ", Err(BadArgument("USER"))),
             (b"USER   ", Err(BadArgument("USER"))),
             (b"USER \xc3\x28", Err(NotUtf8)),
-            (b"PASS", Ok(Command::Pass(s("")))),
-            (b"PASS ", Ok(Command::Pass(s("")))),
-            (b"PASS  sec ret ", Ok(Command::Pass(s(" sec ret ")))),
+            (b"PASS", Ok(Command::Pass("".into()))),
+            (b"PASS ", Ok(Command::Pass("".into()))),
+            (b"PASS  sec ret ", Ok(Command::Pass(" sec ret ".into()))),
             (b"PASS \xff", Err(NotUtf8)),
             (b"ACCT x", Ok(Command::Acct(s("x")))),
             (b"ACCT", Err(BadArgument("ACCT"))),
@@ -1325,7 +1331,7 @@ mod tests {
             ];
             let with_path = prop_oneof![
                 path().prop_map(Command::User),
-                "[ -~é]{0,16}".prop_map(Command::Pass),
+                "[ -~é]{0,16}".prop_map(|s| Command::Pass(s.into())),
                 path().prop_map(Command::Acct),
                 path().prop_map(Command::Cwd),
                 path().prop_map(Command::Mkd),

@@ -36,7 +36,7 @@ fn outputs(s: &mut Session) -> Vec<Output> {
 fn authenticate(s: &mut Session) -> (IntentId, String, String) {
     match outputs(s).as_slice() {
         [Output::Intent(id, Intent::Authenticate { user, password })] => {
-            (*id, user.clone(), password.clone())
+            (*id, user.clone(), password.expose().to_string())
         }
         other => panic!("expected one Authenticate, got {other:?}"),
     }

@@ -335,7 +335,7 @@ impl Harness {
             let answers = match &intent {
                 Intent::Authenticate { user, password } => {
                     vec![Completion::Auth(
-                        if user == "alice" && password == "secret" {
+                        if user == "alice" && password.expose() == "secret" {
                             Ok(Grant { write: true })
                         } else {
                             Err(AuthError::Denied)

@@ -6,6 +6,7 @@ use core::time::Duration;
 use super::{Session, State};
 use crate::event::Event;
 use crate::intent::{AuthError, Completion, Intent};
+use crate::secret::Secret;
 
 /// Where the session stands with authentication.
 #[derive(Debug)]
@@ -69,7 +70,7 @@ impl Session {
         self.reply(331, "Please specify the password.");
     }
 
-    pub(super) fn pass_command(&mut self, secret: String) {
+    pub(super) fn pass_command(&mut self, secret: Secret) {
         let (user, failures) = match core::mem::replace(&mut self.login, Login::AwaitUser) {
             Login::AwaitPass { user, failures } => (user, failures),
             logged_in @ Login::LoggedIn { .. } => {

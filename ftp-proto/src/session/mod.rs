@@ -685,7 +685,7 @@ fn allowed_before_login(command: &Command) -> bool {
 /// UTF-8 replaced.
 fn log_line(line: &[u8], parsed: &Result<Command, ParseError>) -> String {
     if matches!(parsed, Ok(Command::Pass(_))) || is_pass_line(line) {
-        return String::from("PASS ****");
+        return alloc::format!("PASS {}", crate::secret::Secret::MASK);
     }
     String::from_utf8_lossy(line).into_owned()
 }
