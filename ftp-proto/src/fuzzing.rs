@@ -1578,14 +1578,14 @@ impl Driver {
         for (id, intent) in intents {
             assert!(id.0 > self.last_id, "intent id {id:?} not increasing");
             self.last_id = id.0;
-            if intent.needs_login() {
+            if needs_login(&intent) {
                 assert!(may_login, "{intent:?} before login");
                 assert!(
                     login_changed || self.model.logged_in,
                     "{intent:?} before login"
                 );
             }
-            if intent.is_write() {
+            if is_write(&intent) {
                 assert!(may_write, "{intent:?} without write permission");
                 assert!(login_changed || self.model.write, "{intent:?} read-only");
             }
@@ -1806,6 +1806,29 @@ impl Driver {
             other => panic!("listener {id:?} is {other:?}, wanted {from:?}"),
         }
     }
+}
+
+/// Whether this intent changes the file tree.
+fn is_write(intent: &Intent) -> bool {
+    match intent {
+        Intent::MakeDir { .. }
+        | Intent::RemoveDir { .. }
+        | Intent::RemoveFile { .. }
+        | Intent::Rename { .. }
+        | Intent::SetPermissions { .. }
+        | Intent::SetModified { .. } => true,
+        Intent::Transfer(t) => matches!(t.op, TransferOp::Store { .. }),
+        _ => false,
+    }
+}
+
+/// Whether this intent reads or writes the file tree or a data
+/// connection (and so needs a logged-in session).
+fn needs_login(intent: &Intent) -> bool {
+    !matches!(
+        intent,
+        Intent::Authenticate { .. } | Intent::UpgradeTls | Intent::ClearTls
+    )
 }
 
 /// The paths an intent names.

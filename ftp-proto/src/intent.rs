@@ -132,31 +132,6 @@ pub enum Intent {
     ClearTls,
 }
 
-impl Intent {
-    /// Whether this intent changes the file tree.
-    pub fn is_write(&self) -> bool {
-        match self {
-            Intent::MakeDir { .. }
-            | Intent::RemoveDir { .. }
-            | Intent::RemoveFile { .. }
-            | Intent::Rename { .. }
-            | Intent::SetPermissions { .. }
-            | Intent::SetModified { .. } => true,
-            Intent::Transfer(t) => matches!(t.op, TransferOp::Store { .. }),
-            _ => false,
-        }
-    }
-
-    /// Whether this intent reads or writes the file tree or a data
-    /// connection (and so needs a logged-in session).
-    pub fn needs_login(&self) -> bool {
-        !matches!(
-            self,
-            Intent::Authenticate { .. } | Intent::UpgradeTls | Intent::ClearTls
-        )
-    }
-}
-
 /// One data transfer: where the data connection comes from, what flows
 /// over it and how.
 #[derive(Clone, Debug, PartialEq, Eq)]

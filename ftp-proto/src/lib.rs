@@ -6,13 +6,12 @@
 //! runtime must do: check a password, open a passive listener, stat a
 //! path, run a transfer...) and deadlines. It never touches a socket, a
 //! file or a clock, so it runs the same under any event loop, in tests with
-//! simulated time, and in `no_std` builds (turn off the default `std`
-//! feature).
+//! simulated time, and builds as `no_std` (it needs only `alloc`).
 //!
 //! Everything an FTP server decides is decided here: login policy and
 //! failed-login delays, permissions, path resolution under the virtual root
 //! ([`VirtualPath`]), reply codes and texts ([`reply`]), LIST/NLST/MLSD
-//! formatting ([`listing`]), REST offsets, RNFR/RNTO pairing, PORT/EPRT
+//! formatting ([`ListFormat`]), REST offsets, RNFR/RNTO pairing, PORT/EPRT
 //! address checks, timeouts and buffer limits. A runtime only moves bytes and
 //! performs intents.
 //!
@@ -76,7 +75,7 @@
 //!
 //! [`memory::MemoryRuntime`] is the same loop, complete with transfers, as
 //! used by the engine's tests.
-#![cfg_attr(not(feature = "std"), no_std)]
+#![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 #![deny(missing_debug_implementations, missing_docs)]
 
@@ -85,20 +84,21 @@ extern crate alloc;
 pub mod ascii;
 pub mod command;
 pub mod config;
-pub mod event;
+mod event;
+#[cfg(feature = "_fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod intent;
+mod intent;
 pub mod line;
-pub mod listing;
+mod listing;
 pub mod memory;
-pub mod meta;
+mod meta;
 pub mod parse;
-pub mod path;
+mod path;
 pub mod reply;
-pub mod secret;
-pub mod session;
-pub mod time;
+mod secret;
+mod session;
+mod time;
 
 pub use command::Command;
 pub use config::Config;
@@ -107,7 +107,7 @@ pub use intent::{
     AuthError, Completion, DataEndpoint, FsError, Grant, Intent, IntentId, Output, ResourceError,
     StoreMode, Transfer, TransferError, TransferEvent, TransferOp,
 };
-pub use listing::{ListFormat, ListStyle};
+pub use listing::{Facts, ListFormat, ListStyle};
 pub use meta::{DirEntry, FileKind, Metadata};
 pub use path::VirtualPath;
 pub use secret::Secret;
