@@ -196,6 +196,10 @@ impl Server {
                     spec.threads.to_string(),
                     "--max-clients".into(),
                     "0".into(),
+                    // The scale figure holds thousands of sessions from
+                    // a few loopback addresses.
+                    "--max-per-ip".into(),
+                    "0".into(),
                     "--pasv-ports".into(),
                     format!("{lo}-{hi}"),
                 ];

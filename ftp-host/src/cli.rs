@@ -38,7 +38,7 @@ use clap::{ArgAction, CommandFactory, FromArgMatches, Parser, Subcommand};
 pub use crate::config::ConfigError;
 use crate::config::{FileConfig, parse_listen, parse_pasv_address, parse_port_range};
 use crate::identity::RunAs;
-use crate::limits::TOO_MANY_FROM_ADDRESS;
+use crate::limits::{self, DEFAULT_MAX_PER_IP, TOO_MANY_FROM_ADDRESS};
 use crate::system::{self, Account, SystemFiles, SystemUsers};
 use crate::users::UserDb;
 
@@ -49,8 +49,9 @@ pub const DEFAULT_LISTEN: SocketAddr =
 pub const DEFAULT_IDLE_TIMEOUT: u64 = 120;
 /// Default `-T`: absolute session timeout in seconds.
 pub const DEFAULT_SESSION_TIMEOUT: u64 = 3600;
-/// Default `--max-clients`.
-pub const DEFAULT_MAX_CLIENTS: usize = 200;
+/// Default `--login-timeout`: seconds from the greeting to a successful
+/// login.
+pub const DEFAULT_LOGIN_TIMEOUT: u64 = 60;
 /// Default `--shutdown-grace`, in seconds.
 pub const DEFAULT_SHUTDOWN_GRACE: u64 = 10;
 /// Text of the `220` greeting.
@@ -90,11 +91,16 @@ pub struct ServerConfig {
     /// Ports for passive listeners (`--pasv-ports LO-HI`); `None` lets the
     /// system pick any free port.
     pub pasv_ports: Option<RangeInclusive<u16>>,
-    /// Most simultaneous sessions (`--max-clients`, default 200; 0 = no
-    /// limit). Over it, a client gets `421 Too many users, try again later.`
+    /// Most simultaneous sessions (`--max-clients`; 0 = no limit). The
+    /// default is [`limits::DEFAULT_MAX_CLIENTS`], fewer when the
+    /// descriptor limit would not allow that many
+    /// ([`limits::default_max_clients`]). Over it, a client gets
+    /// `421 Too many users, try again later.`
     pub max_clients: usize,
-    /// Most simultaneous sessions from one address and the text of the
-    /// `421` reply beyond it (`--max-per-ip N[:MSG]`); `None` = no limit.
+    /// Most simultaneous sessions from one address (an IPv6 client: from
+    /// one /64) and the text of the `421` reply beyond it
+    /// (`--max-per-ip N[:MSG]`, default [`DEFAULT_MAX_PER_IP`]); `None` =
+    /// no limit (`0`).
     pub max_per_ip: Option<(usize, String)>,
     /// Number of `-v` flags: 0 logs warnings and errors, 1 adds session
     /// events, 2 adds debugging detail. Pass to [`crate::log::init`].
@@ -136,7 +142,8 @@ pub struct ServerConfig {
     pub tls: Option<crate::tls::TlsSettings>,
     /// The engine's policy, built from the flags: `no_login` (`-A`),
     /// `anonymous`, `anonymous_write` (`-w`), `idle_timeout` (`-t`),
-    /// `session_timeout` (`-T`), `pasv_address`, `allow_foreign_active`
+    /// `session_timeout` (`-T`), `login_timeout` (`--login-timeout`),
+    /// `pasv_address`, `allow_foreign_active`
     /// (`--allow-foreign-port`), `login_fail_delay`, `max_login_attempts`,
     /// `log_events` (on with `-v` or `--xferlog`) and the greeting.
     pub engine: Arc<ftp_proto::Config>,
@@ -250,6 +257,10 @@ struct Args {
     #[arg(short = 'T', value_name = "SEC")]
     session_timeout: Option<u64>,
 
+    /// Seconds from connecting to a successful login, 0 = none [default: 60]
+    #[arg(long, value_name = "SEC")]
+    login_timeout: Option<u64>,
+
     /// Log to stderr: -v session events, -vv debugging detail
     #[arg(short = 'v', action = ArgAction::Count)]
     verbose: u8,
@@ -278,11 +289,11 @@ struct Args {
     #[arg(long, value_name = "IP", value_parser = cli_pasv_address)]
     pasv_address: Option<Ipv4Addr>,
 
-    /// Most simultaneous sessions, 0 = no limit [default: 200]
+    /// Most simultaneous sessions, 0 = no limit [default: 2000, fewer with a low descriptor limit]
     #[arg(long, value_name = "N")]
     max_clients: Option<usize>,
 
-    /// Most sessions from one address, 0 = no limit; others get "421 MSG"
+    /// Most sessions from one address (IPv6: one /64), 0 = no limit; others get "421 MSG" [default: 50]
     #[arg(long, value_name = "N[:MSG]", value_parser = cli_per_ip)]
     max_per_ip: Option<PerIp>,
 
@@ -574,19 +585,17 @@ fn build(args: Args, file: FileConfig) -> Result<ServerConfig, ConfigError> {
     let max_clients = args
         .max_clients
         .or(file.max_clients)
-        .unwrap_or(DEFAULT_MAX_CLIENTS);
+        .unwrap_or_else(limits::default_max_clients);
     let (per_ip_limit, per_ip_message) = match args.max_per_ip {
         Some(PerIp { limit, message }) => (Some(limit), message.or(file.max_per_ip_message)),
         None => (file.max_per_ip, file.max_per_ip_message),
     };
+    let per_ip_limit = per_ip_limit.unwrap_or(DEFAULT_MAX_PER_IP);
     let per_ip_message = per_ip_message
         .filter(|m| !m.trim().is_empty())
         .unwrap_or_else(|| TOO_MANY_FROM_ADDRESS.to_string());
     check_message("--max-per-ip message", &per_ip_message)?;
-    let max_per_ip = match per_ip_limit {
-        None | Some(0) => None,
-        Some(n) => Some((n, per_ip_message)),
-    };
+    let max_per_ip = (per_ip_limit != 0).then_some((per_ip_limit, per_ip_message));
 
     let max_login_attempts = args.max_login_attempts.or(file.max_login_attempts);
     if max_login_attempts == Some(0) {
@@ -632,6 +641,11 @@ fn build(args: Args, file: FileConfig) -> Result<ServerConfig, ConfigError> {
             args.session_timeout
                 .or(file.session_timeout)
                 .unwrap_or(DEFAULT_SESSION_TIMEOUT),
+        ),
+        login_timeout: seconds(
+            args.login_timeout
+                .or(file.login_timeout)
+                .unwrap_or(DEFAULT_LOGIN_TIMEOUT),
         ),
         allow_foreign_active: args.allow_foreign_port || file.allow_foreign_port.unwrap_or(false),
         pasv_address: args.pasv_address.or(file.pasv_address),
@@ -813,8 +827,12 @@ mod tests {
         assert_eq!(c.threads, 1);
         assert!(c.users.is_none());
         assert_eq!(c.pasv_ports, None);
-        assert_eq!(c.max_clients, DEFAULT_MAX_CLIENTS);
-        assert_eq!(c.max_per_ip, None);
+        assert_eq!(c.max_clients, limits::default_max_clients());
+        assert!((1..=limits::DEFAULT_MAX_CLIENTS).contains(&c.max_clients));
+        assert_eq!(
+            c.max_per_ip,
+            Some((DEFAULT_MAX_PER_IP, TOO_MANY_FROM_ADDRESS.to_string()))
+        );
         assert_eq!((c.verbosity, c.syslog), (0, false));
         assert_eq!(c.xferlog, None);
         assert_eq!(c.shutdown_grace, Duration::from_secs(10));
@@ -823,6 +841,7 @@ mod tests {
         assert!(e.anonymous && !e.no_login && !e.anonymous_write);
         assert_eq!(e.idle_timeout, Some(Duration::from_secs(120)));
         assert_eq!(e.session_timeout, Some(Duration::from_secs(3600)));
+        assert_eq!(e.login_timeout, Some(Duration::from_secs(60)));
         assert_eq!(e.greeting, "Service ready.");
         assert!(!e.log_events && !e.allow_foreign_active);
         assert_eq!(e.pasv_address, None);
@@ -871,9 +890,12 @@ mod tests {
             "7",
             "--shutdown-grace",
             "0",
+            "--login-timeout",
+            "7",
             dir.s(),
         ])
         .unwrap();
+        assert_eq!(c.engine.login_timeout, Some(Duration::from_secs(7)));
         assert_eq!(
             c.listen,
             vec!["0.0.0.0:21".parse().unwrap(), "[::1]:2121".parse().unwrap()]
@@ -902,10 +924,10 @@ mod tests {
         assert!(c.warnings().is_empty());
         assert_eq!(c.max_per_ip, Some((4, TOO_MANY_FROM_ADDRESS.to_string())));
         assert!(c.threads >= 1);
-        assert_eq!(
-            serve(&["--max-per-ip", "0", dir.s()]).unwrap().max_per_ip,
-            None
-        );
+        let c = serve(&["--max-per-ip", "0", "--max-clients", "0", dir.s()]).unwrap();
+        assert_eq!((c.max_per_ip, c.max_clients), (None, 0), "0 = no limit");
+        let c = serve(&["--login-timeout", "0", dir.s()]).unwrap();
+        assert_eq!(c.engine.login_timeout, None);
     }
 
     #[test]
@@ -1211,6 +1233,14 @@ mod tests {
         assert_eq!(c.engine.idle_timeout, None);
         assert_eq!(c.max_per_ip, Some((9, "Busy.".into())), "file message kept");
         assert_eq!(c.verbosity, 2);
+        // A message without a limit applies to the default limit; the
+        // login deadline comes from the file unless a flag replaces it.
+        std::fs::write(&conf, "max_per_ip_message = \"Busy.\"\nlogin_timeout = 5\n").unwrap();
+        let c = serve(&["--config", cf, dir.s()]).unwrap();
+        assert_eq!(c.max_per_ip, Some((DEFAULT_MAX_PER_IP, "Busy.".into())));
+        assert_eq!(c.engine.login_timeout, Some(Duration::from_secs(5)));
+        let c = serve(&["--config", cf, "--login-timeout", "0", dir.s()]).unwrap();
+        assert_eq!(c.engine.login_timeout, None);
         std::fs::write(&conf, "writ = true\n").unwrap();
         let err = serve(&["--config", cf]).unwrap_err();
         assert!(

@@ -12,14 +12,16 @@
 //! anonymous_user = "ftp"            # -a USER
 //! idle_timeout = 120                # -t SEC, 0 = off
 //! session_timeout = 3600            # -T SEC, 0 = off
+//! login_timeout = 60                # --login-timeout SEC, 0 = off
 //! users = "/etc/ftpd/users.toml"
 //! system_users = false              # --system-users
 //! ftpusers = "/etc/ftpusers"        # --ftpusers FILE
 //! run_as = "ftp:ftp"                # --run-as USER[:GROUP]
 //! pasv_ports = "50000-50100"
 //! pasv_address = "203.0.113.7"
-//! max_clients = 200                 # 0 = no limit
-//! max_per_ip = 5                    # 0 = no limit
+//! max_clients = 2000                # 0 = no limit; default 2000, fewer
+//!                                   # with a low descriptor limit
+//! max_per_ip = 50                   # 0 = no limit; IPv6 counts per /64
 //! max_per_ip_message = "Too many connections from your address."
 //! threads = 1                       # 0 = one per CPU
 //! xferlog = "/var/log/xferlog"
@@ -362,6 +364,9 @@ pub struct FileConfig {
     pub idle_timeout: Option<u64>,
     /// Absolute session timeout in seconds, 0 = off (`-T`).
     pub session_timeout: Option<u64>,
+    /// Seconds from connecting to a successful login, 0 = off
+    /// (`--login-timeout`).
+    pub login_timeout: Option<u64>,
     /// Users file (`--users`).
     pub users: Option<PathBuf>,
     /// Log in with the system's accounts in standalone mode
@@ -537,6 +542,7 @@ no_login = false
 anonymous_user = "ftp"
 idle_timeout = 60
 session_timeout = 0
+login_timeout = 30
 users = "/etc/users.toml"
 system_users = true
 ftpusers = "/etc/ftpusers"
@@ -568,6 +574,7 @@ shutdown_grace = 3
         assert_eq!(c.anonymous_user.as_deref(), Some("ftp"));
         assert_eq!(c.idle_timeout, Some(60));
         assert_eq!(c.session_timeout, Some(0));
+        assert_eq!(c.login_timeout, Some(30));
         assert_eq!(c.system_users, Some(true));
         assert_eq!(c.ftpusers, Some(PathBuf::from("/etc/ftpusers")));
         assert_eq!(c.run_as.as_deref(), Some("ftp:nogroup"));

@@ -254,6 +254,19 @@ fn announce(server: &Server, listeners: &[Listener], prog: &str) {
         urls.join(" ")
     );
     let _ = out.flush();
+    drop(out);
+    let limit = |n: usize| match n {
+        0 => "no limit".to_string(),
+        n => n.to_string(),
+    };
+    log::info!(
+        "sessions: {} in all, {} per address; login timeout {}",
+        limit(config.max_clients),
+        limit(config.max_per_ip.as_ref().map_or(0, |(n, _)| *n)),
+        engine
+            .login_timeout
+            .map_or("none".to_string(), |d| format!("{} s", d.as_secs()))
+    );
 }
 
 /// Triggers `shutdown` on SIGTERM or SIGINT.

@@ -1,11 +1,19 @@
 //! Process and connection limits: the descriptor limit, and how many
 //! sessions may run at once in total and from one address (like
 //! `tcpsvd -c N -C N:MSG`).
+//!
+//! The defaults keep a server reachable when one source floods it: at most
+//! [`DEFAULT_MAX_PER_IP`] sessions from one address, so that one address
+//! (or one IPv6 /64, see [`address_key`]) cannot take every place, and at
+//! most [`DEFAULT_MAX_CLIENTS`] in total, fewer when the descriptor limit
+//! would not allow that many ([`max_clients_for`]). Connections that do not
+//! log in are closed by the engine's login deadline
+//! (`ftp_proto::Config::login_timeout`), so they give their places back.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::io;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -30,6 +38,77 @@ pub fn raise_nofile_limit() -> io::Result<u64> {
     Ok(maximum)
 }
 
+/// Default most sessions in total (`--max-clients`), when the descriptor
+/// limit allows it (see [`max_clients_for`]). As vsftpd's `max_clients`.
+pub const DEFAULT_MAX_CLIENTS: usize = 2000;
+
+/// Default most sessions from one address (`--max-per-ip`), as vsftpd's
+/// `max_per_ip`: one source can take no more than this many places.
+pub const DEFAULT_MAX_PER_IP: usize = 50;
+
+/// Descriptors counted per session when the default `--max-clients` is
+/// derived from the descriptor limit: the control connection, a passive
+/// listener or data connection, and a file (an upload through `splice`
+/// also holds a pipe for a while).
+pub const DESCRIPTORS_PER_SESSION: u64 = 4;
+
+/// Descriptors kept out of the sessions' share: listeners, event loops and
+/// their wakers, worker threads, log files, the spare descriptor for
+/// refusing clients, standard streams.
+pub const RESERVED_DESCRIPTORS: u64 = 64;
+
+/// Prefix length that IPv6 clients are counted by for `--max-per-ip`: one
+/// subscriber usually gets a whole /64 and can pick any address in it.
+pub const IPV6_PREFIX_LEN: u8 = 64;
+
+/// The default `--max-clients` for a process that may open `nofile`
+/// descriptors: [`DEFAULT_MAX_CLIENTS`], or fewer, so that every session
+/// can have [`DESCRIPTORS_PER_SESSION`] after [`RESERVED_DESCRIPTORS`];
+/// always at least 1 (0 would mean "no limit").
+pub fn max_clients_for(nofile: u64) -> usize {
+    let sessions = nofile.saturating_sub(RESERVED_DESCRIPTORS) / DESCRIPTORS_PER_SESSION;
+    usize::try_from(sessions)
+        .unwrap_or(usize::MAX)
+        .clamp(1, DEFAULT_MAX_CLIENTS)
+}
+
+/// The descriptor limit the process can run with: the hard limit, to
+/// which [`raise_nofile_limit`] raises the soft one, or the soft limit when
+/// the hard one is unlimited (`u64::MAX` when both are).
+pub fn available_nofile_limit() -> u64 {
+    let limit = getrlimit(Resource::Nofile);
+    let current = limit.current.unwrap_or(u64::MAX);
+    limit.maximum.map_or(current, |max| max.max(current))
+}
+
+/// The default `--max-clients` of this process: [`max_clients_for`] its
+/// [`available_nofile_limit`].
+pub fn default_max_clients() -> usize {
+    max_clients_for(available_nofile_limit())
+}
+
+/// What `--max-per-ip` counts a client address as: IPv4 addresses (also
+/// written IPv4-mapped, `::ffff:a.b.c.d`) as themselves, IPv6 addresses by
+/// their /64 prefix (the host bits zeroed), since a client with one
+/// address usually controls the whole /64.
+pub fn address_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => {
+            let mask = u128::MAX << (128 - u32::from(IPV6_PREFIX_LEN));
+            IpAddr::V6(Ipv6Addr::from(v6.to_bits() & mask))
+        }
+    }
+}
+
+/// Writes an address key: IPv4 as it is, IPv6 as `prefix/64`.
+fn write_key(f: &mut fmt::Formatter<'_>, key: IpAddr) -> fmt::Result {
+    match key {
+        IpAddr::V4(v4) => write!(f, "{v4}"),
+        IpAddr::V6(v6) => write!(f, "{v6}/{IPV6_PREFIX_LEN}"),
+    }
+}
+
 /// The `421` text for a server that is full.
 pub const TOO_MANY_USERS: &str = "Too many users, try again later.";
 
@@ -52,7 +131,7 @@ pub struct ConnectionLimiter {
     per_ip_message: Arc<str>,
     /// Sessions now running (also counted under `per_ip`'s lock).
     total: AtomicUsize,
-    /// Sessions now running per (canonical) address.
+    /// Sessions now running per address key ([`address_key`]).
     per_ip: Mutex<HashMap<IpAddr, u32>>,
 }
 
@@ -73,7 +152,8 @@ pub enum LimitExceeded {
     TooManyClients,
     /// The client's address runs its maximum number of sessions.
     TooManyFromAddress {
-        /// The client's address (canonical: IPv4-mapped IPv6 as IPv4).
+        /// What was counted ([`address_key`]): the client's IPv4 address
+        /// (IPv4-mapped IPv6 as IPv4), or its IPv6 /64 prefix.
         ip: IpAddr,
         /// The configured `421` text.
         message: Arc<str>,
@@ -100,7 +180,8 @@ impl fmt::Display for LimitExceeded {
         match self {
             LimitExceeded::TooManyClients => f.write_str("too many clients"),
             LimitExceeded::TooManyFromAddress { ip, .. } => {
-                write!(f, "too many connections from {ip}")
+                f.write_str("too many connections from ")?;
+                write_key(f, *ip)
             }
         }
     }
@@ -123,7 +204,8 @@ impl fmt::Debug for ConnectionSlot {
 }
 
 impl ConnectionSlot {
-    /// The (canonical) address this slot counts against.
+    /// What this slot counts against ([`address_key`]): an IPv4 address
+    /// or an IPv6 /64 prefix.
     pub fn ip(&self) -> IpAddr {
         self.ip
     }
@@ -172,9 +254,10 @@ impl ConnectionLimiter {
     }
 
     /// Admits a connection from `ip`, or says which limit it is over.
-    /// IPv4-mapped IPv6 addresses (`::ffff:a.b.c.d`) count as IPv4.
+    /// Addresses are counted by [`address_key`]: IPv4-mapped IPv6
+    /// addresses (`::ffff:a.b.c.d`) as IPv4, IPv6 by /64 prefix.
     pub fn try_acquire(self: &Arc<Self>, ip: IpAddr) -> Result<ConnectionSlot, LimitExceeded> {
-        let ip = ip.to_canonical();
+        let ip = address_key(ip);
         let mut map = self.lock();
         if self.max_clients != 0 && self.total.load(Ordering::Relaxed) >= self.max_clients {
             return Err(LimitExceeded::TooManyClients);
@@ -200,10 +283,10 @@ impl ConnectionLimiter {
         self.total.load(Ordering::Relaxed)
     }
 
-    /// Sessions now running from `ip` (canonicalised like
+    /// Sessions now running from `ip` (counted like
     /// [`ConnectionLimiter::try_acquire`]).
     pub fn active_from(&self, ip: IpAddr) -> usize {
-        self.lock().get(&ip.to_canonical()).copied().unwrap_or(0) as usize
+        self.lock().get(&address_key(ip)).copied().unwrap_or(0) as usize
     }
 }
 
@@ -259,6 +342,64 @@ mod tests {
         assert_eq!(l.active_from(mapped), 1);
         let v6 = IpAddr::V6(Ipv6Addr::LOCALHOST);
         assert!(l.try_acquire(v6).is_ok());
+    }
+
+    #[test]
+    fn ipv6_counts_by_64_prefix() {
+        let l = Arc::new(ConnectionLimiter::new(
+            10,
+            Some((2, TOO_MANY_FROM_ADDRESS.into())),
+        ));
+        let host = |s: &str| IpAddr::V6(s.parse().unwrap());
+        let _a = l.try_acquire(host("2001:db8:1:2::1")).unwrap();
+        let b = l
+            .try_acquire(host("2001:db8:1:2:ffff:ffff:ffff:ffff"))
+            .unwrap();
+        assert_eq!(b.ip(), host("2001:db8:1:2::"));
+        let err = l.try_acquire(host("2001:db8:1:2:abcd::9")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "too many connections from 2001:db8:1:2::/64"
+        );
+        assert_eq!(l.active_from(host("2001:db8:1:2::77")), 2);
+        // The next /64 is another count.
+        assert!(l.try_acquire(host("2001:db8:1:3::1")).is_ok());
+        assert_eq!(
+            LimitExceeded::TooManyFromAddress {
+                ip: A,
+                message: Arc::from("x")
+            }
+            .to_string(),
+            "too many connections from 192.0.2.1"
+        );
+    }
+
+    #[test]
+    fn address_keys() {
+        let mapped = IpAddr::V6(Ipv4Addr::new(10, 1, 2, 3).to_ipv6_mapped());
+        assert_eq!(address_key(mapped), IpAddr::V4(Ipv4Addr::new(10, 1, 2, 3)));
+        assert_eq!(address_key(A), A);
+        assert_eq!(
+            address_key(IpAddr::V6(Ipv6Addr::LOCALHOST)),
+            IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+        );
+    }
+
+    #[test]
+    fn default_max_clients_follows_the_descriptor_limit() {
+        assert_eq!(max_clients_for(u64::MAX), DEFAULT_MAX_CLIENTS);
+        assert_eq!(max_clients_for(1 << 20), DEFAULT_MAX_CLIENTS);
+        let enough = RESERVED_DESCRIPTORS + DESCRIPTORS_PER_SESSION * DEFAULT_MAX_CLIENTS as u64;
+        assert_eq!(max_clients_for(enough), DEFAULT_MAX_CLIENTS);
+        assert_eq!(max_clients_for(enough - 1), DEFAULT_MAX_CLIENTS - 1);
+        // The usual soft limit of 1024.
+        assert_eq!(max_clients_for(1024), 240);
+        // Never 0, which would mean "no limit".
+        assert_eq!(max_clients_for(0), 1);
+        assert_eq!(max_clients_for(RESERVED_DESCRIPTORS), 1);
+        let available = available_nofile_limit();
+        assert!(available >= getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX));
+        assert_eq!(default_max_clients(), max_clients_for(available));
     }
 
     #[test]

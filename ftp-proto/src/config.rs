@@ -28,7 +28,10 @@ pub struct Config {
     pub login_fail_delay: Duration,
     /// Failed logins after which the session is closed with `421`.
     pub max_login_attempts: u32,
-    /// Time allowed from the greeting to a successful login.
+    /// Time allowed from the greeting to a successful login; the session
+    /// then gets `421 Login timeout` and is closed. The deadline is
+    /// absolute: input (even complete commands) does not put it off. A
+    /// `REIN` after a login starts a new one. Not applied with `no_login`.
     pub login_timeout: Option<Duration>,
     /// Idle time after which the session gets `421 Timeout.` and is closed.
     pub idle_timeout: Option<Duration>,

@@ -691,6 +691,45 @@ fn session_and_login_timeouts() {
     );
 }
 
+/// The login deadline counts from the greeting whatever the client sends:
+/// a line trickled in byte by byte, complete commands and `REIN` before
+/// login do not put it off. A `REIN` after a login starts a new one.
+#[test]
+fn login_deadline_is_absolute() {
+    const CLOSED: &[u8] = b"421 Login timeout, closing control connection.\r\n";
+    let mut trickle = MemoryRuntime::new(config(), tree());
+    for &b in b"USER aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" {
+        trickle.advance(Duration::from_secs(1));
+        trickle.send(&[b]);
+    }
+    assert!(trickle.closed && trickle.received.ends_with(CLOSED));
+
+    let mut busy = MemoryRuntime::new(config(), tree());
+    busy.advance(Duration::from_secs(20));
+    assert_eq!(
+        busy.command("USER alice"),
+        "331 Please specify the password.\r\n"
+    );
+    busy.advance(Duration::from_secs(20));
+    assert_eq!(busy.command("NOOP"), "200 NOOP ok.\r\n");
+    busy.advance(Duration::from_secs(19));
+    assert_eq!(busy.command("REIN"), "220 Service ready for new user.\r\n");
+    busy.advance(Duration::from_secs(1));
+    assert!(busy.closed && busy.received.ends_with(CLOSED));
+
+    let mut rt = MemoryRuntime::new(config(), tree());
+    rt.advance(Duration::from_secs(30));
+    rt.command("USER alice");
+    assert_eq!(rt.command("PASS secret"), "230 Login successful.\r\n");
+    rt.advance(Duration::from_secs(60));
+    assert!(!rt.closed, "no login deadline once logged in");
+    assert_eq!(rt.command("REIN"), "220 Service ready for new user.\r\n");
+    rt.advance(Duration::from_secs(59));
+    assert_eq!(rt.command("NOOP"), "200 NOOP ok.\r\n");
+    rt.advance(Duration::from_secs(1));
+    assert!(rt.closed && rt.received.ends_with(CLOSED));
+}
+
 #[test]
 fn stalled_transfer_is_aborted() {
     let mut rt = alice();

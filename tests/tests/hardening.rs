@@ -18,13 +18,16 @@
 
 use std::fs;
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use ftp_host::daemon::Runtime;
+use ftp_host::limits::{DEFAULT_MAX_PER_IP, TOO_MANY_FROM_ADDRESS};
+use ftp_tests::client::connect_from;
 use ftp_tests::clients::clients_required;
 use ftp_tests::data::pattern;
 use ftp_tests::{Client, Reply, TIMEOUT, TestServer, daemon_tests, skip, tree, wait_for};
@@ -38,6 +41,8 @@ daemon_tests! {
     long_line_without_newline,
     flood_of_one_byte_packets,
     thousand_connections_beyond_max_clients,
+    one_address_cannot_lock_out_the_others,
+    login_deadline_closes_connections_that_do_not_log_in,
     client_that_never_reads_its_replies,
     recursive_listings_are_one_level,
     stat_listing_is_capped,
@@ -517,6 +522,177 @@ fn thousand_connections_beyond_max_clients<R: Runtime>() {
     });
     c.login_anonymous();
     c.quit();
+}
+
+/// Writes `line` to each of `sockets` one byte at a time, a byte to each
+/// every `pause`, on a thread, until `stop` is set; a socket the server
+/// has closed is left alone. Returns the thread.
+fn trickle(
+    sockets: Vec<TcpStream>,
+    line: &'static [u8],
+    pause: Duration,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut open: Vec<(TcpStream, usize)> = sockets.into_iter().map(|s| (s, 0)).collect();
+        while !stop.load(Ordering::Relaxed) && !open.is_empty() {
+            open.retain_mut(|(s, at)| {
+                let byte = line[*at % line.len()];
+                *at += 1;
+                s.write_all(&[byte]).is_ok()
+            });
+            std::thread::sleep(pause);
+        }
+    })
+}
+
+/// A `USER` line without its end, for [`trickle`].
+const ENDLESS_USER: &[u8] =
+    b"USER xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
+
+/// With the default settings, 300 connections from one address (127.0.0.2;
+/// half idle, half trickling a `USER` line one byte at a time without its
+/// line end) do not lock anyone else out: that address gets
+/// `DEFAULT_MAX_PER_IP` places and the rest of its connections `421`, and
+/// a client from 127.0.0.1 meanwhile is greeted, logs in and transfers.
+fn one_address_cannot_lock_out_the_others<R: Runtime>() {
+    const FLOOD: usize = 300;
+    // Both ends of every admitted connection are in this process.
+    let limit = ftp_host::limits::raise_nofile_limit().unwrap_or(1024);
+    if limit < 4 * FLOOD as u64 + 256 {
+        skip(
+            "one_address_cannot_lock_out_the_others",
+            &format!("descriptor limit {limit}, too low for {FLOOD} connections"),
+        );
+        return;
+    }
+    let content = pattern(43, 200_000);
+    let srv = TestServer::builder().file("f.bin", &content).start::<R>();
+    let flooder = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
+    let start = Instant::now();
+    let mut admitted = Vec::new();
+    let mut refused = Vec::new();
+    for i in 0..FLOOD {
+        let s = connect_from(flooder, srv.addr())
+            .unwrap_or_else(|e| panic!("flood connection {i}: {e}; {}", srv.status()));
+        let c = Client::from_stream(s)
+            .unwrap_or_else(|e| panic!("flood connection {i}: no greeting: {e}"));
+        if c.greeting.code == 220 {
+            admitted.push(c);
+        } else {
+            refused.push((i, c));
+        }
+    }
+    let flood_took = start.elapsed();
+    let stop = Arc::new(AtomicBool::new(false));
+    let tricklers: Vec<TcpStream> = admitted
+        .iter()
+        .step_by(2)
+        .map(|c| c.socket().try_clone().expect("clone"))
+        .collect();
+    let trickler = trickle(
+        tricklers,
+        ENDLESS_USER,
+        Duration::from_millis(100),
+        Arc::clone(&stop),
+    );
+
+    // Everyone else is still served.
+    let mut c = srv.client();
+    c.login_anonymous();
+    c.expect("TYPE I", 200);
+    ftp_tests::assert_bytes(&c.retr("f.bin"), &content, "RETR during the flood");
+    assert!(c.list("").contains("f.bin"));
+    c.quit();
+
+    // The flooding address got no more than its share.
+    let active = srv.server().limiter.active_from(flooder);
+    assert!(
+        active <= DEFAULT_MAX_PER_IP,
+        "{active} sessions from {flooder}"
+    );
+    assert!(admitted.len() >= DEFAULT_MAX_PER_IP, "{}", admitted.len());
+    // Unless the flood outlasted the login deadline (60 s), which would
+    // have closed the first sessions and freed their places.
+    if flood_took < Duration::from_secs(50) {
+        assert_eq!(admitted.len(), DEFAULT_MAX_PER_IP);
+    }
+    for (i, c) in &mut refused {
+        assert_eq!(
+            c.greeting.lines,
+            [format!("421 {TOO_MANY_FROM_ADDRESS}")],
+            "flood connection {i}"
+        );
+        c.expect_closed();
+    }
+    stop.store(true, Ordering::Relaxed);
+    trickler.join().expect("trickler");
+}
+
+/// `--login-timeout`: a connection that has not logged in is closed with
+/// `421` once the deadline passes, counted from the greeting whatever it
+/// sends meanwhile: idle, a `USER` line trickled one byte at a time, or
+/// complete commands (`USER` without `PASS`, then `NOOP`s). A session that
+/// logged in goes on.
+fn login_deadline_closes_connections_that_do_not_log_in<R: Runtime>() {
+    const DEADLINE: Duration = Duration::from_secs(2);
+    // Generous: the machine may be busy.
+    const MARGIN: Duration = Duration::from_secs(8);
+    const CLOSED: &str = "421 Login timeout, closing control connection.";
+    let srv = TestServer::start::<R>(&["--login-timeout", "2"]);
+    let start = Instant::now();
+    let mut idle = srv.client();
+    let mut trickling = srv.client();
+    let mut chatty = srv.client();
+    let mut member = srv.client();
+    member.login_anonymous();
+    let stop = Arc::new(AtomicBool::new(false));
+    let trickler = trickle(
+        vec![trickling.socket().try_clone().expect("clone")],
+        ENDLESS_USER,
+        Duration::from_millis(50),
+        Arc::clone(&stop),
+    );
+    chatty.expect("USER anonymous", 331);
+    let mut noops = 0;
+    let chatty_closed = loop {
+        // The server may close between the command and its reply.
+        let _ = chatty.socket().write_all(b"NOOP\r\n");
+        match chatty.try_read_reply() {
+            Ok(r) if r.lines == ["200 NOOP ok."] => noops += 1,
+            Ok(r) => {
+                assert_eq!(r.lines, [CLOSED], "after {noops} NOOPs");
+                break start.elapsed();
+            }
+            Err(e) => panic!("after {noops} NOOPs: {e}"),
+        }
+        assert!(
+            start.elapsed() < DEADLINE + MARGIN,
+            "still open after {noops} NOOPs"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    chatty.expect_closed();
+    assert!(noops > 0);
+    for (what, c) in [("idle", &mut idle), ("trickling", &mut trickling)] {
+        let r = c.try_read_reply().unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_eq!(r.lines, [CLOSED], "{what}");
+        c.expect_closed();
+    }
+    let all_closed = start.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    trickler.join().expect("trickler");
+    // Not before the deadline (counted from after `start`), and not
+    // long after it.
+    assert!(chatty_closed >= DEADLINE, "closed after {chatty_closed:?}");
+    assert!(
+        all_closed < DEADLINE + MARGIN,
+        "closed after {all_closed:?}"
+    );
+    // The logged-in session has no login deadline.
+    member.check("NOOP", "200 NOOP ok.");
+    assert_eq!(member.list("").lines().count(), 0);
+    member.quit();
 }
 
 /// A client that pipelines commands with large replies (`STAT /`, `HELP`,

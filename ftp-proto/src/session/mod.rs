@@ -53,6 +53,9 @@ pub struct Session {
     peer: SocketAddr,
     now: Instant,
     started: Instant,
+    /// Start of the login deadline ([`Config::login_timeout`]): the
+    /// greeting, or a `REIN` that ended a login. Input does not move it.
+    login_started: Instant,
     last_activity: Instant,
     input: LineBuffer,
     /// Lines read while a transfer ran, to be handled after it.
@@ -134,6 +137,7 @@ impl Session {
             peer,
             now,
             started: now,
+            login_started: now,
             last_activity: now,
             deferred: VecDeque::new(),
             transmit: Vec::new(),
@@ -246,7 +250,7 @@ impl Session {
         }
         if !self.login.is_logged_in() {
             if let Some(limit) = self.config.login_timeout {
-                if now >= self.started + limit {
+                if now >= self.login_started + limit {
                     return self.close_with(421, "Login timeout, closing control connection.");
                 }
             }
@@ -299,7 +303,7 @@ impl Session {
         };
         consider(self.config.session_timeout.map(|d| self.started + d));
         if !self.login.is_logged_in() {
-            consider(self.config.login_timeout.map(|d| self.started + d));
+            consider(self.config.login_timeout.map(|d| self.login_started + d));
         }
         consider(self.idle_deadline());
         match &self.state {
@@ -571,6 +575,11 @@ impl Session {
     /// Resets the session to just after the greeting (REIN).
     fn reinitialize(&mut self) {
         self.drop_data_channel();
+        // A session that logged in gets a new login deadline; one that has
+        // not keeps its own, so that REIN cannot put the deadline off.
+        if self.login.is_logged_in() {
+            self.login_started = self.now;
+        }
         self.login = if self.config.no_login {
             Login::LoggedIn {
                 user: String::from("ftp"),
