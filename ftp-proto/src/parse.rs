@@ -66,7 +66,7 @@ pub enum ParseError {
 }
 
 impl ParseError {
-    /// The reply code the session should answer with.
+    /// The reply code the session answers with.
     pub fn reply_code(&self) -> u16 {
         match self {
             ParseError::Empty | ParseError::UnknownVerb => 500,
@@ -76,10 +76,24 @@ impl ParseError {
             ParseError::UnsupportedProtocol => 522,
         }
     }
+
+    /// The reply text the session answers with (the customary texts,
+    /// which clients may match on; [`Display`](fmt::Display) says more,
+    /// for logs).
+    pub fn reply_text(&self) -> &'static str {
+        match self {
+            ParseError::Empty | ParseError::UnknownVerb => "Unknown command.",
+            ParseError::NotImplemented(_) => "Command not implemented.",
+            ParseError::BadArgument(_) => "Syntax error in parameters or arguments.",
+            ParseError::NotUtf8 => "Argument is not valid UTF-8.",
+            ParseError::UnsupportedParameter(_) => "Command not implemented for that parameter.",
+            ParseError::UnsupportedProtocol => "Network protocol not supported, use (1,2).",
+        }
+    }
 }
 
 impl fmt::Display for ParseError {
-    /// A short reply text (without the code).
+    /// What went wrong, naming the verb where known (for logs).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ParseError::Empty => f.write_str("Empty command line."),

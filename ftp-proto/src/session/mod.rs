@@ -11,6 +11,7 @@ mod data;
 mod files;
 mod info;
 mod login;
+mod timer;
 mod tls;
 
 use alloc::collections::VecDeque;
@@ -83,7 +84,6 @@ pub struct Session {
     /// The client closed its side of the control connection: answer what
     /// was received, let a running transfer end, then close.
     input_ended: bool,
-    closing: bool,
 }
 
 /// A line read while a transfer ran, answered in order after it.
@@ -113,6 +113,9 @@ enum State {
     /// Waiting for the runtime to switch the control connection to TLS
     /// (`protect`, after `AUTH`) or back to clear (after `CCC`).
     SwitchingTls { id: IntentId, protect: bool },
+    /// The session has said its last word ([`Output::Close`] is queued);
+    /// nothing is taken in any more.
+    Closed,
 }
 
 impl Session {
@@ -157,7 +160,6 @@ impl Session {
             mlst_facts: Facts::DEFAULT,
             shutting_down: None,
             input_ended: false,
-            closing: false,
         };
         let greeting = session.config.greeting.clone();
         session.reply(220, &greeting);
@@ -169,7 +171,7 @@ impl Session {
     /// only as far as the line buffer's own bound.
     pub fn handle_input(&mut self, now: Instant, bytes: &[u8]) {
         self.now = now;
-        if self.closing || self.input_ended || bytes.is_empty() {
+        if self.is_closing() || self.input_ended || bytes.is_empty() {
             return;
         }
         self.input.push(bytes);
@@ -187,7 +189,7 @@ impl Session {
     /// input is taken after this ([`Session::input_capacity`] is 0).
     pub fn handle_eof(&mut self, now: Instant) {
         self.now = now;
-        if self.closing || self.input_ended {
+        if self.is_closing() || self.input_ended {
             return;
         }
         self.input_ended = true;
@@ -199,7 +201,7 @@ impl Session {
     /// (back-pressure) until output is drained or an intent completes, and
     /// after [`Session::handle_eof`] for good.
     pub fn input_capacity(&self) -> usize {
-        if self.closing || self.input_ended {
+        if self.is_closing() || self.input_ended {
             return 0;
         }
         let limit = self.config.max_line + INPUT_SLACK;
@@ -210,7 +212,7 @@ impl Session {
     /// longer waits for are ignored.
     pub fn handle_completion(&mut self, now: Instant, id: IntentId, completion: Completion) {
         self.now = now;
-        if self.closing {
+        if self.is_closing() {
             return;
         }
         match core::mem::replace(&mut self.state, State::Ready) {
@@ -237,42 +239,13 @@ impl Session {
     /// (calling it early is harmless).
     pub fn handle_timeout(&mut self, now: Instant) {
         self.now = now;
-        if self.closing {
-            return;
-        }
-        if let Some(limit) = self.config.session_timeout {
-            if now >= self.started + limit {
-                return self.close_with(
-                    421,
-                    "Session time limit reached, closing control connection.",
-                );
+        // Each firing disarms its deadline, so this ends; the bound is the
+        // table's length.
+        for _ in 0..self.deadlines().len() {
+            match self.passed(now) {
+                Some(timer) if !self.is_closing() => self.fire(timer),
+                _ => break,
             }
-        }
-        if !self.login.is_logged_in() {
-            if let Some(limit) = self.config.login_timeout {
-                if now >= self.login_started + limit {
-                    return self.close_with(421, "Login timeout, closing control connection.");
-                }
-            }
-        }
-        if let Some(deadline) = self.idle_deadline() {
-            if now >= deadline {
-                return self.close_with(421, "Timeout.");
-            }
-        }
-        match &mut self.state {
-            State::LoginDelay { until } if now >= *until => {
-                self.state = State::Ready;
-                self.login_delay_over();
-            }
-            State::Transfer(_) if self.shutting_down.is_some_and(|d| now >= d) => {
-                self.abort_transfer(data::AbortReason::Shutdown);
-            }
-            State::Transfer(t) if t.deadline.is_some_and(|d| now >= d) => {
-                t.deadline = None;
-                self.transfer_timed_out();
-            }
-            _ => {}
         }
         self.process();
     }
@@ -284,7 +257,7 @@ impl Session {
     /// without a word.
     pub fn shutdown(&mut self, now: Instant, grace: Duration) {
         self.now = now;
-        if !self.closing && self.shutting_down.is_none() {
+        if !self.is_closing() && self.shutting_down.is_none() {
             self.shutting_down = Some(now + grace);
             self.process();
         }
@@ -292,30 +265,10 @@ impl Session {
 
     /// The next deadline at which [`Session::handle_timeout`] must be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        if self.closing {
+        if self.is_closing() {
             return None;
         }
-        let mut next: Option<Instant> = None;
-        let mut consider = |t: Option<Instant>| {
-            if let Some(t) = t {
-                next = Some(next.map_or(t, |n| n.min(t)));
-            }
-        };
-        consider(self.config.session_timeout.map(|d| self.started + d));
-        if !self.login.is_logged_in() {
-            consider(self.config.login_timeout.map(|d| self.login_started + d));
-        }
-        consider(self.idle_deadline());
-        match &self.state {
-            State::LoginDelay { until } => consider(Some(*until)),
-            State::Transfer(t) if t.abort.is_none() => {
-                consider(t.deadline);
-                consider(self.shutting_down);
-            }
-            State::Transfer(t) => consider(t.deadline),
-            _ => {}
-        }
-        next
+        self.deadlines().into_iter().filter_map(|(_, at)| at).min()
     }
 
     /// Reply bytes waiting to be written to the control connection.
@@ -333,7 +286,7 @@ impl Session {
             self.transmit.drain(..self.transmit_start);
             self.transmit_start = 0;
         }
-        if !self.closing && self.transmit().len() < TRANSMIT_HIGH_WATER {
+        if !self.is_closing() && self.transmit().len() < TRANSMIT_HIGH_WATER {
             self.process();
         }
     }
@@ -350,7 +303,7 @@ impl Session {
 
     /// Whether the session has decided to close (after [`Output::Close`]).
     pub fn is_closing(&self) -> bool {
-        self.closing
+        matches!(self.state, State::Closed)
     }
 
     /// The logged-in user's name, if any.
@@ -388,7 +341,7 @@ impl Session {
 
     /// Handles buffered commands until the session has to wait.
     fn process(&mut self) {
-        while !self.closing && self.transmit().len() < TRANSMIT_HIGH_WATER {
+        while !self.is_closing() && self.transmit().len() < TRANSMIT_HIGH_WATER {
             if self.shutting_down.is_some() && !matches!(self.state, State::Transfer(_)) {
                 return self.close_with(421, "Server shutting down, closing control connection.");
             }
@@ -460,20 +413,7 @@ impl Session {
     fn parse_error(&mut self, error: ParseError) {
         self.rest = None;
         self.rename_from = None;
-        match error {
-            ParseError::Empty | ParseError::UnknownVerb => self.reply(500, "Unknown command."),
-            ParseError::NotImplemented(_) => self.reply(502, "Command not implemented."),
-            ParseError::BadArgument(_) => {
-                self.reply(501, "Syntax error in parameters or arguments.")
-            }
-            ParseError::NotUtf8 => self.reply(501, "Argument is not valid UTF-8."),
-            ParseError::UnsupportedParameter(_) => {
-                self.reply(504, "Command not implemented for that parameter.")
-            }
-            ParseError::UnsupportedProtocol => {
-                self.reply(522, "Network protocol not supported, use (1,2).")
-            }
-        }
+        self.reply(error.reply_code(), error.reply_text());
     }
 
     /// Routes one command, applying the rules every command shares:
@@ -660,7 +600,7 @@ impl Session {
             }
         }
         self.drop_data_channel();
-        self.closing = true;
+        self.state = State::Closed;
         self.outputs.push_back(Output::Close);
     }
 }

@@ -139,8 +139,8 @@ impl Session {
             // The connection is in an unknown state: nothing more can be
             // said on it.
             _ => {
-                self.closing = true;
                 self.drop_data_channel();
+                self.state = State::Closed;
                 self.outputs.push_back(crate::intent::Output::Close);
             }
         }
