@@ -31,6 +31,7 @@ pub fn execute(storage: &dyn Storage, intent: &Intent) -> Option<Completion> {
         }
         Intent::SetModified { path, time } => Completion::Done(storage.set_modified(path, *time)),
         Intent::Authenticate { .. }
+        | Intent::ConfirmAnonymous { .. }
         | Intent::OpenPassive { .. }
         | Intent::ClosePassive { .. }
         | Intent::Transfer(_)

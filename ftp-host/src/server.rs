@@ -13,8 +13,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Instant as StdInstant, SystemTime};
 
 use ftp_proto::{
-    AuthError, Completion, Event, FsError, Grant, Intent, IntentId, Secret, Session, TransferEvent,
-    TransferOp, VirtualPath,
+    AuthError, Completion, DataEndpoint, Event, FsError, Grant, Intent, IntentId, Secret, Session,
+    TlsSwitchError, TransferEvent, TransferOp, VirtualPath,
 };
 
 use crate::cli::ServerConfig;
@@ -147,6 +147,9 @@ enum JobKind {
         user: String,
         password: Secret,
     },
+    ConfirmAnonymous {
+        server: Arc<Server>,
+    },
     File {
         storage: Arc<dyn Storage>,
         intent: Intent,
@@ -183,6 +186,56 @@ pub enum TransferEnd {
     Send(Source),
     /// Data to receive (STOR, APPE, STOU).
     Receive(Sink),
+}
+
+/// What a runtime does for one intent ([`SessionHost::route`]). Match it
+/// exhaustively: a new kind of work is then a compile error in every
+/// runtime, not a log line.
+#[derive(Debug)]
+pub enum Action {
+    /// Blocking work: try [`Job::try_now`], else run it on the worker
+    /// pool; hand the [`JobDone`] to [`SessionHost::finish`].
+    Job(Job),
+    /// A transfer: `job` opens its file (as for [`Action::Job`]), and the
+    /// data connection comes from `data`, with TLS on it if `tls`.
+    Transfer {
+        /// Opens the file side.
+        job: Job,
+        /// Where the data connection comes from.
+        data: DataEndpoint,
+        /// `PROT P`: TLS on the data connection ([`SessionHost::data_tls`]).
+        tls: bool,
+    },
+    /// Bind a passive listener that takes connections from `peer` only;
+    /// answer with [`Completion::PassiveReady`].
+    OpenPassive {
+        /// The only address a data connection may come from.
+        peer: IpAddr,
+    },
+    /// Close this passive listener if it is still open. No answer.
+    ClosePassive {
+        /// The id of its `OpenPassive`.
+        listener: IntentId,
+    },
+    /// Stop this transfer if it still runs; it answers with its last
+    /// event. No answer of its own.
+    AbortTransfer {
+        /// The id of the transfer.
+        transfer: IntentId,
+    },
+    /// Once every reply before it is written (and the socket not read
+    /// meanwhile), switch the control connection with
+    /// [`SessionHost::switch_tls`] and hand the engine its answer.
+    SwitchTls(TlsSwitch),
+}
+
+/// Which way [`Action::SwitchTls`] switches the control connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlsSwitch {
+    /// To TLS (`AUTH TLS`).
+    Protect,
+    /// Back to clear (`CCC`).
+    Clear,
 }
 
 /// What [`SessionHost::finish`] yields.
@@ -237,6 +290,7 @@ impl Job {
                 user,
                 password,
             } => authenticate(&server, &user, password.expose()),
+            JobKind::ConfirmAnonymous { server } => confirm_anonymous(&server),
             JobKind::File { storage, intent } => JobResult::Completion(
                 exec::execute(storage.as_ref(), &intent)
                     .unwrap_or(Completion::Done(Err(FsError::Other))),
@@ -260,25 +314,22 @@ impl Job {
     }
 }
 
+/// Confirms an anonymous login by taking the identity anonymous sessions
+/// act with (see `ServerConfig::enable_login_identity`).
+fn confirm_anonymous(server: &Server) -> JobResult {
+    let refused = |e| JobResult::Completion(Completion::Anonymous(Err(e)));
+    let Some(account) = &server.config.anonymous_account else {
+        return refused(AuthError::Denied);
+    };
+    match server.take_identity(&Identity::of(account), "anonymous") {
+        Ok(()) => JobResult::Completion(Completion::Anonymous(Ok(()))),
+        Err(e) => refused(e),
+    }
+}
+
 fn authenticate(server: &Server, user: &str, password: &str) -> JobResult {
     let config = &server.config;
     let denied = |e| JobResult::Completion(Completion::Auth(Err(e)));
-    // Sent only for anonymous logins, when the engine lets the host confirm
-    // them (see `ServerConfig::enable_login_identity`).
-    if config.engine.authenticate_anonymous && user == "anonymous" {
-        let Some(account) = &config.anonymous_account else {
-            return denied(AuthError::Denied);
-        };
-        if let Err(e) = server.take_identity(&Identity::of(account), "anonymous") {
-            return denied(e);
-        }
-        return JobResult::LoggedIn {
-            grant: Grant {
-                write: config.engine.anonymous_write,
-            },
-            home: None,
-        };
-    }
     if let Some(system) = &config.system_users {
         return match system.verify(user, password) {
             Ok(account) => {
@@ -394,43 +445,78 @@ impl SessionHost {
         self.tls.as_ref().ok_or(TlsError::NotConfigured)?.data()
     }
 
-    /// The blocking work an intent needs, if it is one the host performs
-    /// (authentication, file operations, opening a transfer's file). Other
-    /// intents (passive listeners, aborts, TLS) are the runtime's own.
-    pub fn job(&mut self, id: IntentId, intent: &Intent) -> Option<Job> {
+    /// What the runtime does for `intent`: the one place intents are
+    /// routed, for both runtimes. Blocking work (authentication, file
+    /// operations, opening a transfer's file) becomes a [`Job`]; the rest
+    /// is the runtime's own socket work.
+    pub fn route(&mut self, id: IntentId, intent: Intent) -> Action {
         let kind = match intent {
             Intent::Authenticate { user, password } => JobKind::Authenticate {
                 server: self.server.clone(),
-                user: user.clone(),
-                password: password.clone(),
+                user,
+                password,
+            },
+            Intent::ConfirmAnonymous { .. } => JobKind::ConfirmAnonymous {
+                server: self.server.clone(),
             },
             Intent::Transfer(t) => {
                 self.transfer = Some(StdInstant::now());
-                JobKind::OpenTransfer {
-                    storage: self.storage.clone(),
-                    op: t.op.clone(),
-                    ascii: t.ascii,
-                    now: self.server.clock.wall(),
-                }
+                let job = Job {
+                    id,
+                    kind: JobKind::OpenTransfer {
+                        storage: self.storage.clone(),
+                        op: t.op,
+                        ascii: t.ascii,
+                        now: self.server.clock.wall(),
+                    },
+                };
+                return Action::Transfer {
+                    job,
+                    data: t.data,
+                    tls: t.tls,
+                };
             }
-            Intent::Stat { .. }
+            intent @ (Intent::Stat { .. }
             | Intent::ReadDir { .. }
             | Intent::MakeDir { .. }
             | Intent::RemoveDir { .. }
             | Intent::RemoveFile { .. }
             | Intent::Rename { .. }
             | Intent::SetPermissions { .. }
-            | Intent::SetModified { .. } => JobKind::File {
+            | Intent::SetModified { .. }) => JobKind::File {
                 storage: self.storage.clone(),
-                intent: intent.clone(),
+                intent,
             },
-            Intent::OpenPassive { .. }
-            | Intent::ClosePassive { .. }
-            | Intent::AbortTransfer { .. }
-            | Intent::UpgradeTls
-            | Intent::ClearTls => return None,
+            Intent::OpenPassive { peer } => return Action::OpenPassive { peer },
+            Intent::ClosePassive { listener } => return Action::ClosePassive { listener },
+            Intent::AbortTransfer { transfer } => return Action::AbortTransfer { transfer },
+            Intent::UpgradeTls => return Action::SwitchTls(TlsSwitch::Protect),
+            Intent::ClearTls => return Action::SwitchTls(TlsSwitch::Clear),
         };
-        Some(Job { id, kind })
+        Action::Job(Job { id, kind })
+    }
+
+    /// Switches the control connection's `stream` to TLS or back to clear
+    /// (call once every reply before the switch is written), and returns
+    /// the engine's answer to the intent that asked for it.
+    pub fn switch_tls(&self, stream: &mut ControlStream, to: TlsSwitch) -> Completion {
+        let done = match to {
+            TlsSwitch::Clear => {
+                stream.start_clear();
+                Ok(())
+            }
+            TlsSwitch::Protect => match self.control_tls() {
+                Ok(conn) => {
+                    stream.start_tls(conn);
+                    Ok(())
+                }
+                Err(e) => {
+                    log::warn!("{}: AUTH TLS: {e}", self.peer);
+                    Err(TlsSwitchError::Unavailable)
+                }
+            },
+        };
+        Completion::Tls(done)
     }
 
     /// Takes a finished job back: switches to the user's home after a
@@ -470,6 +556,9 @@ impl SessionHost {
                     log::info!("{peer}: {kind} login as {user}");
                 }
                 Event::LoginFailed { user } => log::warn!("{peer}: failed login as {user}"),
+                Event::WrongAnswer { expected, got } => {
+                    log::error!("{peer}: a {got} answer to an intent that wants {expected}");
+                }
                 Event::TransferRefused {
                     path,
                     incoming,

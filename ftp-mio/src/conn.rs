@@ -22,11 +22,10 @@ use std::time::{Duration, Instant as StdInstant};
 
 use ftp_host::limits::ConnectionSlot;
 use ftp_host::passive::resource_error;
-use ftp_host::server::{Finished, JobDone, SessionHost};
+use ftp_host::server::{Action, Finished, Job, JobDone, SessionHost, TlsSwitch};
 use ftp_host::tls::ControlStream;
 use ftp_proto::{
-    Completion, FsError, Intent, IntentId, Output, ResourceError, Session, TransferError,
-    TransferEvent,
+    Completion, Intent, IntentId, Output, ResourceError, Session, TransferError, TransferEvent,
 };
 use mio::Interest;
 use mio::event::Event;
@@ -92,9 +91,9 @@ pub(crate) struct Conn {
     queued: bool,
     /// Jobs submitted and not yet returned.
     jobs: usize,
-    /// An `UpgradeTls` (`true`) or `ClearTls` waiting for the replies
-    /// before it to be written.
-    switch: Option<(IntentId, bool)>,
+    /// A switch of the control connection to or from TLS, waiting for
+    /// the replies before it to be written (with the intent's id).
+    switch: Option<(IntentId, TlsSwitch)>,
     /// Counts the session against the connection limits until dropped.
     _slot: Option<ConnectionSlot>,
 }
@@ -268,8 +267,6 @@ impl Conn {
                     self.begin_close(cx);
                     return true;
                 }
-                Output::Intent(id, Intent::UpgradeTls) => self.switch = Some((id, true)),
-                Output::Intent(id, Intent::ClearTls) => self.switch = Some((id, false)),
                 Output::Intent(id, intent) => self.perform(cx, id, intent),
             }
         }
@@ -340,79 +337,66 @@ impl Conn {
         }
     }
 
-    /// Performs one intent of the engine.
+    /// Performs one intent of the engine, as the host routes it.
     fn perform(&mut self, cx: &mut Ctx, id: IntentId, intent: Intent) {
-        if let Some(job) = self.host.job(id, &intent) {
-            if let Intent::Transfer(transfer) = &intent {
+        let now = cx.server.clock.now();
+        match self.host.route(id, intent) {
+            Action::Job(job) => self.submit(cx, job),
+            Action::Transfer { job, data, tls } => {
                 if let Some(old) = self.transfer.take() {
                     log::warn!("{}: a transfer started before the last ended", self.peer);
                     self.release_transfer(cx, old);
                 }
-                let tls = match transfer.tls.then(|| self.host.data_tls()).transpose() {
+                let tls = match tls.then(|| self.host.data_tls()).transpose() {
                     Ok(tls) => tls,
                     Err(e) => {
                         log::warn!("{}: data connection TLS: {e}", self.peer);
                         let failed = TransferEvent::Failed(TransferError::NoConnection);
-                        let now = cx.server.clock.now();
                         self.session
                             .handle_completion(now, id, Completion::Transfer(failed));
                         return;
                     }
                 };
-                self.transfer = Some(Box::new(DataTransfer::new(id, transfer.data, tls)));
+                self.transfer = Some(Box::new(DataTransfer::new(id, data, tls)));
+                self.submit(cx, job);
             }
-            self.jobs += 1;
-            match job.try_now() {
-                Ok(done) => self.job_done(cx, done),
-                Err(job) => cx.reply.submit(&cx.workers, self.key, job),
-            }
-            return;
-        }
-        let now = cx.server.clock.now();
-        match intent {
-            Intent::OpenPassive { peer } => {
+            Action::OpenPassive { peer } => {
                 let result = self.open_passive(cx, id, peer);
                 self.session
                     .handle_completion(now, id, Completion::PassiveReady(result));
             }
-            Intent::ClosePassive { listener } => self.close_passive(cx, listener),
-            Intent::AbortTransfer { transfer } => {
+            Action::ClosePassive { listener } => self.close_passive(cx, listener),
+            Action::AbortTransfer { transfer } => {
                 if self.transfer.as_ref().is_some_and(|t| t.id == transfer) {
                     self.end_transfer(cx, TransferEvent::Failed(TransferError::Aborted));
                 }
             }
-            other => log::error!("{}: no way to perform {other:?}", self.peer),
+            Action::SwitchTls(to) => self.switch = Some((id, to)),
+        }
+    }
+
+    /// Runs a job now if it cannot block, else on the worker pool.
+    fn submit(&mut self, cx: &mut Ctx, job: Job) {
+        self.jobs += 1;
+        match job.try_now() {
+            Ok(done) => self.job_done(cx, done),
+            Err(job) => cx.reply.submit(&cx.workers, self.key, job),
         }
     }
 
     /// Switches the control connection to TLS (or back to clear) once
     /// every reply before the switch is written, and tells the engine.
     fn switch_if_due(&mut self, cx: &mut Ctx) -> bool {
-        let Some((id, to_tls)) = self.switch else {
+        let Some((id, to)) = self.switch else {
             return false;
         };
         if !self.control.flushed(&self.session) {
             return false;
         }
         self.switch = None;
-        let done = if !to_tls {
-            self.control.start_clear();
-            Ok(())
-        } else {
-            match self.host.control_tls() {
-                Ok(conn) => {
-                    self.control.start_tls(conn);
-                    Ok(())
-                }
-                Err(e) => {
-                    log::warn!("{}: AUTH TLS: {e}", self.peer);
-                    Err(FsError::Other)
-                }
-            }
-        };
+        let done = self.host.switch_tls(self.control.stream_mut(), to);
         let now = cx.server.clock.now();
-        self.session
-            .handle_completion(now, id, Completion::Done(done));
+        self.session.handle_completion(now, id, done);
         true
     }
 

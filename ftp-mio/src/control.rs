@@ -18,7 +18,7 @@
 use std::io::{self, Read};
 use std::net::Shutdown;
 
-use ftp_host::tls::{ControlStream, TlsConn};
+use ftp_host::tls::ControlStream;
 use ftp_proto::{Instant, Session};
 use mio::event::Event;
 use mio::net::TcpStream;
@@ -80,14 +80,10 @@ impl Control {
         session.transmit().is_empty() && !self.io.wants_write()
     }
 
-    /// `AUTH TLS`: TLS from now on (every reply before it is written).
-    pub(crate) fn start_tls(&mut self, conn: TlsConn) {
-        self.io.start_tls(conn);
-    }
-
-    /// `CCC`: back to clear (every reply before it is written).
-    pub(crate) fn start_clear(&mut self) {
-        self.io.start_clear();
+    /// The connection's byte stream, for switching it to or from TLS
+    /// (`AUTH TLS`, `CCC`) once every reply before the switch is written.
+    pub(crate) fn stream_mut(&mut self) -> &mut ControlStream {
+        &mut self.io
     }
 
     /// The session is over: queue TLS's `close_notify`, written by the

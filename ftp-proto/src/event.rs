@@ -24,6 +24,15 @@ pub enum Event {
         /// The name that was tried.
         user: String,
     },
+    /// The runtime answered an intent with the wrong kind of
+    /// [`crate::Completion`] (a bug in the runtime); the session took it
+    /// as a failure. Reported even without `log_events`.
+    WrongAnswer {
+        /// The kind the intent wanted ([`crate::Intent::answered_by`]).
+        expected: &'static str,
+        /// The kind it got ([`crate::Completion::kind`]).
+        got: &'static str,
+    },
     /// A file transfer was refused before anything moved: its file could
     /// not be opened (not for the transfer log).
     TransferRefused {

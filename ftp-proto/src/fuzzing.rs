@@ -23,7 +23,7 @@ use crate::config::{Config, TlsPolicy};
 use crate::event::Event;
 use crate::intent::{
     AuthError, Completion, DataEndpoint, FsError, Grant, Intent, IntentId, Output, ResourceError,
-    StoreMode, TransferError, TransferEvent, TransferOp,
+    StoreMode, TlsSwitchError, TransferError, TransferEvent, TransferOp,
 };
 use crate::line::{Line, LineBuffer};
 use crate::listing::{Facts, ListFormat, ListStyle, write_mdtm, write_mlst_entry};
@@ -1165,6 +1165,8 @@ impl Driver {
         };
         let completion = match &awaited.intent {
             Intent::Authenticate { .. } => Completion::Auth(Ok(Grant { write })),
+            Intent::ConfirmAnonymous { .. } => Completion::Anonymous(Ok(())),
+            Intent::UpgradeTls | Intent::ClearTls => Completion::Tls(Ok(())),
             Intent::OpenPassive { .. } => Completion::PassiveReady(Ok(SocketAddr::new(
                 IpAddr::V4(Ipv4Addr::LOCALHOST),
                 50_000,
@@ -1240,11 +1242,14 @@ impl Driver {
         // or must close it.
         let mut returned = None;
         match (&awaited.intent, &completion) {
-            (Intent::UpgradeTls | Intent::ClearTls, Completion::Done(Ok(()))) => {}
+            (Intent::UpgradeTls | Intent::ClearTls, Completion::Tls(Ok(()))) => {}
             // The connection is in an unknown state: closed without a word.
             (Intent::UpgradeTls | Intent::ClearTls, _) => self.silent_close = true,
             (Intent::Authenticate { user, .. }, Completion::Auth(Ok(grant))) => {
                 step.auth_ok = Some((user.clone(), grant.write));
+            }
+            (Intent::ConfirmAnonymous { .. }, Completion::Anonymous(Ok(()))) => {
+                step.auth_ok = Some((String::from("anonymous"), false));
             }
             (Intent::OpenPassive { .. }, Completion::PassiveReady(Ok(_))) => {
                 self.listeners.push((id, Listener::Open));
@@ -1326,12 +1331,14 @@ impl Driver {
             Intent::Stat { .. } => 2,
             Intent::ReadDir { .. } => 3,
             Intent::Transfer(_) => 5,
+            Intent::ConfirmAnonymous { .. } => 6,
+            Intent::UpgradeTls | Intent::ClearTls => 7,
             _ => 4,
         };
         let kind = if sel & 7 != 0 {
             natural
         } else {
-            (sel >> 3) % 6
+            (sel >> 3) % 8
         };
         let limit = match intent {
             Intent::ReadDir { limit, .. } => (*limit).min(6),
@@ -1357,6 +1364,15 @@ impl Driver {
                 0 | 1 => Ok(Grant { write: v & 4 != 0 }),
                 2 => Err(AuthError::Denied),
                 _ => Err(AuthError::Unavailable),
+            }),
+            6 => Completion::Anonymous(match v % 4 {
+                0 | 1 => Ok(()),
+                2 => Err(AuthError::Denied),
+                _ => Err(AuthError::Unavailable),
+            }),
+            7 => Completion::Tls(match v % 4 {
+                0..=2 => Ok(()),
+                _ => Err(TlsSwitchError::Failed),
             }),
             1 => Completion::PassiveReady(match v % 4 {
                 0 => Err(ResourceError::Exhausted),
@@ -1553,6 +1569,8 @@ impl Driver {
                     };
                 }
                 Event::LoginFailed { .. } => {}
+                // The harness answers with wrong kinds on purpose.
+                Event::WrongAnswer { .. } => {}
                 Event::TransferEnded { path, .. } | Event::TransferRefused { path, .. } => {
                     check_path(&path)
                 }
@@ -1668,13 +1686,18 @@ impl Driver {
         }
         let answered = match &intent {
             Intent::Authenticate { user, .. } => {
-                if user.eq_ignore_ascii_case("anonymous") || user.eq_ignore_ascii_case("ftp") {
-                    assert!(
-                        config.anonymous && config.authenticate_anonymous,
-                        "anonymous login sent to the user database"
-                    );
-                    assert_eq!(user, "anonymous");
-                }
+                assert!(
+                    !user.eq_ignore_ascii_case("anonymous") && !user.eq_ignore_ascii_case("ftp"),
+                    "anonymous login sent to the user database"
+                );
+                assert!(!config.no_login);
+                true
+            }
+            Intent::ConfirmAnonymous { .. } => {
+                assert!(
+                    config.anonymous && config.authenticate_anonymous,
+                    "anonymous login confirmed though not asked for"
+                );
                 assert!(!config.no_login);
                 true
             }
@@ -1827,7 +1850,10 @@ fn is_write(intent: &Intent) -> bool {
 fn needs_login(intent: &Intent) -> bool {
     !matches!(
         intent,
-        Intent::Authenticate { .. } | Intent::UpgradeTls | Intent::ClearTls
+        Intent::Authenticate { .. }
+            | Intent::ConfirmAnonymous { .. }
+            | Intent::UpgradeTls
+            | Intent::ClearTls
     )
 }
 

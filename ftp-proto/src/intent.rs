@@ -23,16 +23,20 @@ pub struct IntentId(pub u64);
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Intent {
     /// Check a user's password (slow: do it off the event loop).
-    /// Answer: [`Completion::Auth`].
-    ///
-    /// With [`crate::Config::authenticate_anonymous`], also sent for an
-    /// allowed anonymous login, with `user` exactly `anonymous` and the
-    /// password as given (by custom an e-mail address): the runtime
-    /// confirms it (after taking the anonymous identity, say) or refuses.
+    /// Answer: [`Completion::Auth`]. Never sent for an anonymous name.
     Authenticate {
         /// The name from `USER`.
         user: String,
         /// The secret from `PASS`.
+        password: Secret,
+    },
+    /// With [`crate::Config::authenticate_anonymous`]: an allowed anonymous
+    /// login (`USER anonymous` or `ftp`) waits for the runtime to confirm
+    /// it (after taking the identity anonymous sessions act with, say) or
+    /// refuse it. What the session may write is the engine's policy.
+    /// Answer: [`Completion::Anonymous`].
+    ConfirmAnonymous {
+        /// The password as given (by custom an e-mail address).
         password: Secret,
     },
     /// Bind a passive data listener on the control connection's local
@@ -120,14 +124,14 @@ pub enum Intent {
     /// After the reply bytes queued so far are written (the `234` last),
     /// start a TLS handshake on the control connection (the `AUTH TLS`
     /// hook; input read after the `234` belongs to the handshake, not to
-    /// the session). Answer: [`Completion::Done`] with `Ok` once the
+    /// the session). Answer: [`Completion::Tls`] with `Ok` once the
     /// connection has switched to TLS (the handshake may still be under
     /// way: the runtime simply reads and writes through TLS from then on);
     /// `Err` closes the session.
     UpgradeTls,
     /// After the reply bytes queued so far are written (the `200` to `CCC`
     /// last), end TLS on the control connection: send `close_notify`, read
-    /// until the client's, and go on in clear. Answer: [`Completion::Done`]
+    /// until the client's, and go on in clear. Answer: [`Completion::Tls`]
     /// like [`Intent::UpgradeTls`].
     ClearTls,
 }
@@ -206,11 +210,18 @@ pub enum StoreMode {
     Unique,
 }
 
-/// The runtime's answer to an intent.
+/// The runtime's answer to an intent. Each intent has exactly one kind of
+/// answer ([`Intent::answered_by`]); a session handed the wrong kind treats
+/// it as a failure and reports [`crate::Event::WrongAnswer`], so a
+/// runtime's mistake is logged rather than silent.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Completion {
     /// Answer to [`Intent::Authenticate`].
     Auth(Result<Grant, AuthError>),
+    /// Answer to [`Intent::ConfirmAnonymous`].
+    Anonymous(Result<(), AuthError>),
+    /// Answer to [`Intent::UpgradeTls`] and [`Intent::ClearTls`].
+    Tls(Result<(), TlsSwitchError>),
     /// Answer to [`Intent::OpenPassive`]: the address the listener is bound to.
     PassiveReady(Result<SocketAddr, ResourceError>),
     /// Answer to [`Intent::Stat`].
@@ -219,10 +230,59 @@ pub enum Completion {
     /// friendliest), with the current wall-clock time (listings print recent
     /// and old dates differently).
     Entries(Result<Vec<DirEntry>, FsError>, UnixTime),
-    /// Answer to intents that only succeed or fail.
+    /// Answer to file operations that only succeed or fail.
     Done(Result<(), FsError>),
     /// Progress of an [`Intent::Transfer`].
     Transfer(TransferEvent),
+}
+
+impl Completion {
+    /// The name of this kind of answer, for logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Completion::Auth(_) => "Auth",
+            Completion::Anonymous(_) => "Anonymous",
+            Completion::Tls(_) => "Tls",
+            Completion::PassiveReady(_) => "PassiveReady",
+            Completion::Stat(_) => "Stat",
+            Completion::Entries(..) => "Entries",
+            Completion::Done(_) => "Done",
+            Completion::Transfer(_) => "Transfer",
+        }
+    }
+}
+
+impl Intent {
+    /// The kind of [`Completion`] that answers this intent
+    /// ([`Completion::kind`]), or `None` for intents that get no answer.
+    pub fn answered_by(&self) -> Option<&'static str> {
+        Some(match self {
+            Intent::Authenticate { .. } => "Auth",
+            Intent::ConfirmAnonymous { .. } => "Anonymous",
+            Intent::UpgradeTls | Intent::ClearTls => "Tls",
+            Intent::OpenPassive { .. } => "PassiveReady",
+            Intent::Stat { .. } => "Stat",
+            Intent::ReadDir { .. } => "Entries",
+            Intent::MakeDir { .. }
+            | Intent::RemoveDir { .. }
+            | Intent::RemoveFile { .. }
+            | Intent::Rename { .. }
+            | Intent::SetPermissions { .. }
+            | Intent::SetModified { .. } => "Done",
+            Intent::Transfer(_) => "Transfer",
+            Intent::ClosePassive { .. } | Intent::AbortTransfer { .. } => return None,
+        })
+    }
+}
+
+/// Why the control connection could not switch to or from TLS.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlsSwitchError {
+    /// TLS is not available for this session (no certificate, or its
+    /// configuration failed).
+    Unavailable,
+    /// The switch itself failed.
+    Failed,
 }
 
 /// What a successful login may do.

@@ -105,7 +105,7 @@ pub use config::Config;
 pub use event::Event;
 pub use intent::{
     AuthError, Completion, DataEndpoint, FsError, Grant, Intent, IntentId, Output, ResourceError,
-    StoreMode, Transfer, TransferError, TransferEvent, TransferOp,
+    StoreMode, TlsSwitchError, Transfer, TransferError, TransferEvent, TransferOp,
 };
 pub use listing::{Facts, ListFormat, ListStyle};
 pub use meta::{DirEntry, FileKind, Metadata};

@@ -445,7 +445,8 @@ impl MemoryRuntime {
                 return;
             }
             // The in-memory connection "switches" at once.
-            Intent::UpgradeTls | Intent::ClearTls => Completion::Done(Ok(())),
+            Intent::UpgradeTls | Intent::ClearTls => Completion::Tls(Ok(())),
+            Intent::ConfirmAnonymous { .. } => Completion::Anonymous(Ok(())),
             Intent::ClosePassive { listener } => {
                 self.listeners.retain(|l| *l != listener);
                 return;

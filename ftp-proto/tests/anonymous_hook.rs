@@ -32,6 +32,16 @@ fn outputs(s: &mut Session) -> Vec<Output> {
     std::iter::from_fn(|| s.poll_output()).collect()
 }
 
+/// The one `ConfirmAnonymous` intent queued, with the password given.
+fn confirm(s: &mut Session) -> (IntentId, String) {
+    match outputs(s).as_slice() {
+        [Output::Intent(id, Intent::ConfirmAnonymous { password })] => {
+            (*id, password.expose().to_string())
+        }
+        other => panic!("expected one ConfirmAnonymous, got {other:?}"),
+    }
+}
+
 /// The one `Authenticate` intent queued, with its user and password.
 fn authenticate(s: &mut Session) -> (IntentId, String, String) {
     match outputs(s).as_slice() {
@@ -63,14 +73,11 @@ fn anonymous_login_waits_for_the_host_and_keeps_the_engines_write_policy() {
             format!("USER {name}\r\nPASS me@example.org\r\nMKD x\r\n").as_bytes(),
         );
         assert_eq!(replies(&mut s), "331 Please specify the password.\r\n");
-        let (id, user, password) = authenticate(&mut s);
-        assert_eq!(
-            (user.as_str(), password.as_str()),
-            ("anonymous", "me@example.org")
-        );
+        let (id, password) = confirm(&mut s);
+        assert_eq!(password, "me@example.org");
         assert!(s.user().is_none());
-        // The host grants write; anonymous_write (false) still rules.
-        s.handle_completion(now(), id, Completion::Auth(Ok(Grant { write: true })));
+        // The host confirms; anonymous_write (false) still rules.
+        s.handle_completion(now(), id, Completion::Anonymous(Ok(())));
         assert_eq!(
             replies(&mut s),
             "230 Login successful.\r\n550 Permission denied.\r\n"
@@ -86,16 +93,20 @@ fn a_refused_anonymous_login_is_an_ordinary_failure() {
     let mut s = session(hooked());
     replies(&mut s);
     s.handle_input(now(), b"USER ftp\r\nPASS x\r\n");
-    let (id, _, _) = authenticate(&mut s);
-    s.handle_completion(now(), id, Completion::Auth(Err(AuthError::Denied)));
+    let (id, _) = confirm(&mut s);
+    s.handle_completion(now(), id, Completion::Anonymous(Err(AuthError::Denied)));
     assert_eq!(
         replies(&mut s),
         "331 Please specify the password.\r\n530 Login incorrect.\r\n"
     );
     assert!(s.user().is_none());
     s.handle_input(now(), b"USER ftp\r\nPASS x\r\n");
-    let (id, _, _) = authenticate(&mut s);
-    s.handle_completion(now(), id, Completion::Auth(Err(AuthError::Unavailable)));
+    let (id, _) = confirm(&mut s);
+    s.handle_completion(
+        now(),
+        id,
+        Completion::Anonymous(Err(AuthError::Unavailable)),
+    );
     assert!(replies(&mut s).contains("421 "));
     assert!(s.is_closing());
 }
@@ -136,5 +147,25 @@ fn without_the_hook_or_without_anonymous_nothing_changes() {
             [Output::Intent(_, Intent::MakeDir { .. })]
         ),
         "a user the host lets write may"
+    );
+}
+
+#[test]
+fn a_wrong_kind_of_answer_fails_and_is_reported() {
+    let mut s = session(hooked());
+    replies(&mut s);
+    s.handle_input(now(), b"USER ftp\r\nPASS x\r\n");
+    let (id, _) = confirm(&mut s);
+    // An `Auth` grant is no confirmation of an anonymous login.
+    s.handle_completion(now(), id, Completion::Auth(Ok(Grant { write: true })));
+    assert!(s.user().is_none());
+    assert!(replies(&mut s).contains("421 "), "taken as unavailable");
+    let events: Vec<_> = std::iter::from_fn(|| s.poll_event()).collect();
+    assert!(
+        events.contains(&ftp_proto::Event::WrongAnswer {
+            expected: "Anonymous",
+            got: "Auth"
+        }),
+        "{events:?}"
     );
 }

@@ -48,12 +48,14 @@ use std::time::Duration;
 use ftp_host::daemon::prepare_control_socket;
 use ftp_host::limits::ConnectionSlot;
 use ftp_host::passive::resource_error;
-use ftp_host::server::{Finished, JobDone, Server, SessionHost, TransferEnd, canonical};
+use ftp_host::server::{
+    Action, Finished, Job, JobDone, Server, SessionHost, TlsSwitch, TransferEnd, canonical,
+};
 use ftp_host::tls::ControlStream;
 use ftp_host::workers::Workers;
 use ftp_proto::{
-    Completion, DataEndpoint, FsError, Intent, IntentId, Output, ResourceError, Session,
-    TransferError, TransferEvent,
+    Completion, DataEndpoint, IntentId, Output, ResourceError, Session, TransferError,
+    TransferEvent,
 };
 use smol::channel::{Receiver, Sender};
 use smol::future::FutureExt;
@@ -108,9 +110,9 @@ pub struct Control {
     socket: Async<TcpStream>,
     /// The control connection's bytes: clear or TLS.
     stream: ControlStream,
-    /// An `UpgradeTls` or `ClearTls` waiting for the replies before it to
-    /// be written (`true`: to TLS).
-    switch: Option<(IntentId, bool)>,
+    /// A switch of the control connection to or from TLS, waiting for
+    /// the replies before it to be written (with the intent's id).
+    switch: Option<(IntentId, TlsSwitch)>,
     /// TLS may hold decrypted input beyond the last read: read again
     /// before waiting for the socket.
     more_input: bool,
@@ -237,28 +239,20 @@ impl Control {
                     return false;
                 }
                 self.switch_if_due();
-                // The only intent performed with an await: the `Output` is
-                // gone before it, and its future is boxed, so that a
-                // waiting task holds neither.
-                let abort = match self.session.poll_output() {
+                // An abort is the only intent performed with an await: the
+                // `Output` is gone before it, and its future is boxed, so
+                // that a waiting task holds neither.
+                let (id, intent) = match self.session.poll_output() {
                     None => break,
                     Some(Output::Close) => {
                         self.host.log_events(&mut self.session);
                         return true;
                     }
-                    Some(Output::Intent(_, Intent::AbortTransfer { transfer })) => transfer,
-                    Some(Output::Intent(id, Intent::UpgradeTls)) => {
-                        self.switch = Some((id, true));
-                        continue;
-                    }
-                    Some(Output::Intent(id, Intent::ClearTls)) => {
-                        self.switch = Some((id, false));
-                        continue;
-                    }
-                    Some(Output::Intent(id, intent)) => {
-                        self.perform(id, intent);
-                        continue;
-                    }
+                    Some(Output::Intent(id, intent)) => (id, intent),
+                };
+                let action = self.host.route(id, intent);
+                let Some(abort) = self.perform(id, action) else {
+                    continue;
                 };
                 Box::pin(self.abort(abort)).await;
                 self.release_mailbox();
@@ -385,38 +379,43 @@ impl Control {
         self.armed = Some(at);
     }
 
-    /// Performs one intent (but `AbortTransfer`, see `abort`); its
-    /// completion comes now or through the mailbox.
-    fn perform(&mut self, id: IntentId, intent: Intent) {
-        if let Intent::Transfer(t) = &intent {
-            let (data, tls) = (t.data, t.tls);
-            self.transfer = Some((id, Phase::Opening { data, tls }));
-        }
-        if let Some(job) = self.host.job(id, &intent) {
-            let job = match job.try_now() {
-                Ok(done) => return self.deliver(Msg::Job(done)),
-                Err(job) => job,
-            };
-            let tx = self.sender();
-            self.jobs += 1;
-            // Waits, on the worker, for the session to take its last
-            // message; fails only once the session is gone.
-            let reply = move |done| drop(tx.send_blocking(Msg::Job(done)));
-            self.workers.submit(job, Box::new(reply));
-            return;
-        }
+    /// Performs one intent as the host routes it; its completion comes
+    /// now or through the mailbox. An abort is left to the caller, which
+    /// awaits it (see `abort`): the transfer to abort is returned.
+    fn perform(&mut self, id: IntentId, action: Action) -> Option<IntentId> {
         let now = self.server.clock.now();
-        match intent {
-            Intent::OpenPassive { peer } => {
+        match action {
+            Action::Job(job) => self.submit(job),
+            Action::Transfer { job, data, tls } => {
+                self.transfer = Some((id, Phase::Opening { data, tls }));
+                self.submit(job);
+            }
+            Action::OpenPassive { peer } => {
                 let ready = self.open_passive(id, peer);
                 self.session
                     .handle_completion(now, id, Completion::PassiveReady(ready));
             }
-            Intent::ClosePassive { listener } => {
+            Action::ClosePassive { listener } => {
                 self.passive.remove(&listener);
             }
-            other => log::error!("intent without a performer: {other:?}"),
+            Action::AbortTransfer { transfer } => return Some(transfer),
+            Action::SwitchTls(to) => self.switch = Some((id, to)),
         }
+        None
+    }
+
+    /// Runs a job now if it cannot block, else on the worker pool.
+    fn submit(&mut self, job: Job) {
+        let job = match job.try_now() {
+            Ok(done) => return self.deliver(Msg::Job(done)),
+            Err(job) => job,
+        };
+        let tx = self.sender();
+        self.jobs += 1;
+        // Waits, on the worker, for the session to take its last
+        // message; fails only once the session is gone.
+        let reply = move |done| drop(tx.send_blocking(Msg::Job(done)));
+        self.workers.submit(job, Box::new(reply));
     }
 
     /// Writes what the socket takes of the TLS bytes and replies that
@@ -439,31 +438,16 @@ impl Control {
     /// Switches the control connection to TLS (or back to clear) once
     /// every reply before the switch is out, and tells the engine.
     fn switch_if_due(&mut self) {
-        let Some((id, to_tls)) = self.switch else {
+        let Some((id, to)) = self.switch else {
             return;
         };
         if !self.session.transmit().is_empty() || self.stream.wants_write() {
             return;
         }
         self.switch = None;
-        let done = if !to_tls {
-            self.stream.start_clear();
-            Ok(())
-        } else {
-            match self.host.control_tls() {
-                Ok(conn) => {
-                    self.stream.start_tls(conn);
-                    Ok(())
-                }
-                Err(e) => {
-                    log::warn!("{}: AUTH TLS: {e}", self.session.peer());
-                    Err(FsError::Other)
-                }
-            }
-        };
+        let done = self.host.switch_tls(&mut self.stream, to);
         let now = self.server.clock.now();
-        self.session
-            .handle_completion(now, id, Completion::Done(done));
+        self.session.handle_completion(now, id, done);
     }
 
     /// Binds a passive listener (the transfer that uses it accepts).

@@ -100,28 +100,36 @@ impl Session {
             failures,
         };
         // Only reached for an anonymous name when the runtime confirms
-        // anonymous logins (`authenticate_anonymous`); it sees one name.
-        let user = if is_anonymous_name(&user) {
-            String::from("anonymous")
+        // anonymous logins (`authenticate_anonymous`).
+        let anonymous = is_anonymous_name(&user);
+        let (id, user) = if anonymous {
+            let id = self.intent(Intent::ConfirmAnonymous { password: secret });
+            (id, String::from("anonymous"))
         } else {
-            user
+            let intent = Intent::Authenticate {
+                user: user.clone(),
+                password: secret,
+            };
+            (self.intent(intent), user)
         };
-        let id = self.intent(Intent::Authenticate {
-            user: user.clone(),
-            password: secret,
-        });
-        self.state = State::Authenticating { id, user };
+        self.state = State::Authenticating {
+            id,
+            user,
+            anonymous,
+        };
     }
 
-    pub(super) fn auth_completed(&mut self, user: String, completion: Completion) {
-        match completion {
-            // An anonymous name gets here only from a confirmed anonymous
-            // login: the engine's policy decides what it may write.
-            Completion::Auth(Ok(_)) if is_anonymous_name(&user) => {
+    pub(super) fn auth_completed(&mut self, user: String, anonymous: bool, completion: Completion) {
+        match (anonymous, completion) {
+            // A confirmed anonymous login: the engine's policy decides what
+            // it may write.
+            (true, Completion::Anonymous(Ok(()))) => {
                 self.logged_in(user, self.config.anonymous_write, true)
             }
-            Completion::Auth(Ok(grant)) => self.logged_in(user, grant.write, false),
-            Completion::Auth(Err(e)) => self.auth_completed_failure(e),
+            (false, Completion::Auth(Ok(grant))) => self.logged_in(user, grant.write, false),
+            (true, Completion::Anonymous(Err(e))) | (false, Completion::Auth(Err(e))) => {
+                self.auth_completed_failure(e)
+            }
             _ => self.auth_completed_failure(AuthError::Unavailable),
         }
     }

@@ -65,6 +65,9 @@ pub struct Session {
     transmit_start: usize,
     outputs: VecDeque<Output>,
     events: VecDeque<Event>,
+    /// The answerable intent the session waits for and the kind of
+    /// answer it wants ([`Intent::answered_by`]).
+    awaited: Option<(IntentId, &'static str)>,
     next_id: u64,
     login: Login,
     state: State,
@@ -101,7 +104,13 @@ enum State {
     /// Ready for the next command.
     Ready,
     /// Waiting for the answer to `Intent::Authenticate`.
-    Authenticating { id: IntentId, user: String },
+    /// Waiting for the answer to `Intent::Authenticate` (or to
+    /// `Intent::ConfirmAnonymous` for an anonymous login).
+    Authenticating {
+        id: IntentId,
+        user: String,
+        anonymous: bool,
+    },
     /// A failed login's reply is held back until `until`.
     LoginDelay { until: Instant },
     /// Waiting for `Completion::PassiveReady`.
@@ -147,6 +156,7 @@ impl Session {
             transmit_start: 0,
             outputs: VecDeque::new(),
             events: VecDeque::new(),
+            awaited: None,
             next_id: 0,
             login,
             state: State::Ready,
@@ -215,9 +225,19 @@ impl Session {
         if self.is_closing() {
             return;
         }
+        if let Some((want_id, expected)) = self.awaited {
+            let got = completion.kind();
+            if want_id == id && got != expected {
+                self.events.push_back(Event::WrongAnswer { expected, got });
+            }
+        }
         match core::mem::replace(&mut self.state, State::Ready) {
-            State::Authenticating { id: want, user } if want == id => {
-                self.auth_completed(user, completion);
+            State::Authenticating {
+                id: want,
+                user,
+                anonymous,
+            } if want == id => {
+                self.auth_completed(user, anonymous, completion);
             }
             State::OpeningPassive { id: want, extended } if want == id => {
                 self.passive_ready(id, extended, completion);
@@ -555,6 +575,9 @@ impl Session {
     /// Queues an intent and returns its id.
     fn intent(&mut self, intent: Intent) -> IntentId {
         let id = self.next_id();
+        if let Some(kind) = intent.answered_by() {
+            self.awaited = Some((id, kind));
+        }
         self.outputs.push_back(Output::Intent(id, intent));
         id
     }

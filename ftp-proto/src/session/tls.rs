@@ -127,7 +127,7 @@ impl Session {
     /// The runtime switched the control connection (or could not).
     pub(super) fn tls_switched(&mut self, protect: bool, completion: Completion) {
         match completion {
-            Completion::Done(Ok(())) => {
+            Completion::Tls(Ok(())) => {
                 if protect {
                     self.protection = Protection {
                         control: true,
