@@ -1,7 +1,6 @@
 //! [`LocalFs`]: a [`Storage`] on the local file system, beneath one
 //! directory.
 //!
-//!
 //! # How [`LocalFs`] stays beneath its root
 //!
 //! `LocalFs` opens its root directory once and resolves every path relative
@@ -913,7 +912,6 @@ fn parse_id_file(text: &str) -> HashMap<u32, String> {
     }
     map
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -475,10 +475,38 @@ pub fn fs_error_from_io(err: &io::Error) -> FsError {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An upload of a store that says nothing about blocking.
+    #[derive(Debug)]
+    struct Remote;
+
+    impl WriteObject for Remote {
+        fn name(&self) -> &str {
+            "remote"
+        }
+
+        fn write_all(&mut self, _data: &[u8]) -> Result<(), FsError> {
+            Ok(())
+        }
+
+        fn commit(self: Box<Self>) -> Result<(), FsError> {
+            Ok(())
+        }
+
+        fn abort(self: Box<Self>) {}
+    }
+
+    #[test]
+    fn stores_that_do_not_say_may_stall() {
+        let upload = Upload::new(Box::new(Remote));
+        assert_eq!(upload.blocking(), Blocking::MayStall);
+        assert!(upload.local_file().is_none());
+        upload.abort();
+        assert!(!Blocking::Bounded.may_stall());
+    }
 
     #[test]
     fn io_errors_round_trip() {
