@@ -43,8 +43,11 @@ pub struct Builder {
     storage: Option<WrapStorage>,
 }
 
+/// A function from the served folder's storage to the one to serve.
+type StorageFn = dyn FnOnce(Arc<dyn Storage>) -> Arc<dyn Storage> + Send;
+
 /// What [`Builder::storage`] does to the served folder's storage.
-struct WrapStorage(Box<dyn FnOnce(Arc<dyn Storage>) -> Arc<dyn Storage> + Send>);
+struct WrapStorage(Box<StorageFn>);
 
 impl std::fmt::Debug for WrapStorage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
