@@ -6,11 +6,17 @@
 //! [`Source::fill`] call, a listing holds at most [`SORTED_LISTING_LIMIT`]
 //! entries at a time, and a sink buffers at most [`SINK_BUFFER`] bytes.
 //!
-//! Blocking: both sides call the [`Storage`], which blocks on disk. A
-//! non-blocking runtime that cares may run `fill`/`write` off its loop; for
-//! local files these are single `pread`/`write` calls. A binary upload to
-//! a local file can skip the user-space copy: [`Sink::splice_from`] moves
-//! what the socket holds into the file with `splice(2)`.
+//! Blocking: both sides call the [`Storage`]'s handles, which block. Each
+//! side says how long its calls may wait ([`Source::blocking`],
+//! [`Sink::blocking`]): for local files ([`Blocking::Bounded`]) they are
+//! single `pread`/`write` calls that a non-blocking runtime may make on its
+//! loop; a source or sink that answers [`Blocking::MayStall`] (an object
+//! store, where a call is a network round trip) must be called off the
+//! loop: [`Source::fill`], [`Sink::write`], [`Sink::room`],
+//! [`Sink::splice_from`], [`Sink::finish`], [`Sink::abort`] and dropping
+//! either. A binary upload to a local file can skip the user-space copy:
+//! [`Sink::splice_from`] moves what the socket holds into the file with
+//! `splice(2)`.
 
 use std::collections::VecDeque;
 use std::io::{self, Read};
@@ -20,7 +26,9 @@ use ftp_proto::ascii::{AsciiDecoder, AsciiEncoder};
 use ftp_proto::{DirEntry, FsError, ListFormat, StoreMode, TransferOp, UnixTime, VirtualPath};
 
 use crate::splice::{SpliceError, SplicePipe};
-use crate::storage::{DirReader, ReadFile, Storage, Upload, fs_error_from_io, io_error_from_fs};
+use crate::storage::{
+    Blocking, DirReader, ReadFile, Storage, Upload, fs_error_from_io, io_error_from_fs,
+};
 
 /// A directory with at most this many entries is listed sorted by name;
 /// a larger one is listed in that many first (sorted), then in batches of
@@ -207,6 +215,18 @@ impl Source {
     /// Whether this source is a listing (rather than a file).
     pub fn is_listing(&self) -> bool {
         matches!(self.inner, SourceInner::Listing(_))
+    }
+
+    /// How long [`fill`](Self::fill) and [`sendfile_to`](Self::sendfile_to)
+    /// may wait, and so whether an event loop may call them inline
+    /// ([`Blocking::Bounded`]: a local file or directory) or must call them
+    /// off its loop ([`Blocking::MayStall`]: a store whose reads are
+    /// network round trips). Fixed for the life of the source.
+    pub fn blocking(&self) -> Blocking {
+        match &self.inner {
+            SourceInner::File { file, .. } => file.blocking(),
+            SourceInner::Listing(listing) => listing.reader.blocking(),
+        }
     }
 }
 
@@ -399,6 +419,17 @@ impl Sink {
         }
     }
 
+    /// How long [`write`](Self::write), [`room`](Self::room) (which may
+    /// write a full buffer), [`splice_from`](Self::splice_from),
+    /// [`finish`](Self::finish) and [`abort`](Self::abort) (or the drop)
+    /// may wait, and so whether an event loop may call them inline
+    /// ([`Blocking::Bounded`]: a local file) or must call them off its loop
+    /// ([`Blocking::MayStall`]: a store whose writes are network round
+    /// trips). Fixed for the life of the sink.
+    pub fn blocking(&self) -> Blocking {
+        self.upload.blocking()
+    }
+
     /// Counts `n` bytes read into [`room`](Self::room) as data.
     pub fn commit(&mut self, n: usize) {
         self.filled = (self.filled + n).min(self.buf.len());
@@ -546,6 +577,58 @@ mod tests {
             open_source(&fs, &op, false, UnixTime(0)).unwrap_err(),
             FsError::Other
         );
+    }
+
+    /// An object of a store that says nothing about blocking.
+    #[derive(Debug)]
+    struct Remote(&'static [u8]);
+
+    impl crate::storage::ReadObject for Remote {
+        fn size(&self) -> u64 {
+            self.0.len() as u64
+        }
+
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = buf.len().min(self.0.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn local_sides_are_bounded_and_other_stores_may_stall() {
+        let (_tmp, fs) = setup();
+        let op = TransferOp::Retrieve {
+            path: vp("/digits"),
+            offset: 0,
+        };
+        let (source, _) = open_source(&fs, &op, false, UnixTime(0)).unwrap();
+        assert_eq!(source.blocking(), Blocking::Bounded);
+        let op = TransferOp::List {
+            path: vp("/dir"),
+            format: ListFormat {
+                style: ListStyle::Names,
+                show_hidden: false,
+                writable: false,
+            },
+        };
+        let (listing, _) = open_source(&fs, &op, false, UnixTime(0)).unwrap();
+        assert_eq!(listing.blocking(), Blocking::Bounded);
+        let (sink, _) = open_sink(&fs, &vp("/up"), StoreMode::Replace, false).unwrap();
+        assert_eq!(sink.blocking(), Blocking::Bounded);
+        sink.abort();
+        // A store that does not say is kept off the loop.
+        let (mut remote, size) =
+            file_source(ReadFile::from_object(Box::new(Remote(b"abc"))), 0, false);
+        assert_eq!(size, Some(3));
+        assert_eq!(remote.blocking(), Blocking::MayStall);
+        assert!(remote.blocking().may_stall());
+        assert_eq!(
+            remote.sendfile_to(std::io::stdout().as_fd(), 10).unwrap(),
+            None
+        );
+        assert_eq!(drain(&mut remote, 2), b"abc");
     }
 
     #[test]

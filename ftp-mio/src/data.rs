@@ -10,6 +10,15 @@
 //! directories' temporaries, or read a large directory's first batch) is a
 //! [`ftp_host::server::Job`] and runs on a worker.
 //!
+//! That holds for sources and sinks whose calls are bounded
+//! ([`Blocking::Bounded`], local files). One that says its calls may stall
+//! ([`Blocking::MayStall`], a store whose reads and writes are network
+//! round trips) is never called on the loop: when it opens, it moves to a
+//! file thread of its own (module `offload`), which fills the chunks the
+//! loop sends and writes the chunks the loop receives; the loop keeps the
+//! socket. Giving up such a file side ([`discard_end`]) happens on a
+//! thread too.
+//!
 //! TLS (`PROT P`): once the data connection is up, the server side of a
 //! TLS handshake runs through [`TlsConn`] (shared with the smol daemon)
 //! before [`Step::Connected`]; a handshake that fails, or that does not
@@ -31,13 +40,15 @@ use std::time::{Duration, Instant as StdInstant};
 
 use ftp_host::passive::peer_allowed;
 use ftp_host::server::{Server, TransferEnd};
-use ftp_host::storage::fs_error_from_io;
+use ftp_host::storage::{Blocking, fs_error_from_io};
 use ftp_host::tls::{Handshake, TlsConn};
 use ftp_host::transfer::{Sink, is_connection_error};
-use ftp_proto::{DataEndpoint, IntentId, TransferError, TransferEvent};
+use ftp_proto::{DataEndpoint, FsError, IntentId, TransferError, TransferEvent};
 use mio::event::Event;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry, Token};
+
+use crate::offload::Offload;
 
 /// Bytes asked of one `sendfile` call, one `fill` or one socket read.
 const CHUNK: usize = 128 * 1024;
@@ -208,8 +219,11 @@ pub(crate) struct DataTransfer {
     /// The id of the `Transfer` intent.
     pub(crate) id: IntentId,
     endpoint: DataEndpoint,
-    /// The file side; `None` until the open job returns.
+    /// The file side, called inline; `None` until the open job returns,
+    /// and for a file side that may stall (see `offload`).
     end: Option<TransferEnd>,
+    /// The file thread of a file side that may stall.
+    offload: Option<Offload>,
     link: Link,
     /// The data socket is registered with the loop (see
     /// [`DataTransfer::register_to_wait`]).
@@ -240,6 +254,7 @@ impl DataTransfer {
             id,
             endpoint,
             end: None,
+            offload: None,
             link: Link::Waiting,
             registered: false,
             readable: false,
@@ -276,26 +291,39 @@ impl DataTransfer {
     /// Whether the file is open and the transfer waits for a passive
     /// listener's connection.
     pub(crate) fn wants_passive_stream(&self) -> bool {
-        self.end.is_some()
-            && matches!(self.link, Link::Waiting)
-            && self.passive_listener().is_some()
+        self.is_opened() && matches!(self.link, Link::Waiting) && self.passive_listener().is_some()
     }
 
     /// Whether the file side is open.
     pub(crate) fn is_opened(&self) -> bool {
-        self.end.is_some()
+        self.end.is_some() || self.offload.is_some()
     }
 
-    /// The file side is open. For an active transfer, starts connecting
-    /// (registered under `token`); a connect that fails at once ends the
-    /// transfer with [`TransferError::NoConnection`], returned here.
+    /// The file side is open. A file side that may stall moves to its file
+    /// thread (whose wake-ups come under `token`); one that cannot be
+    /// started ends the transfer with a file error, returned here. For an
+    /// active transfer, starts connecting (registered under `token`); a
+    /// connect that fails at once ends the transfer with
+    /// [`TransferError::NoConnection`], returned here.
     pub(crate) fn opened(
         &mut self,
         end: TransferEnd,
         registry: &Registry,
         token: Token,
     ) -> Option<TransferEvent> {
-        self.end = Some(end);
+        if blocking(&end).may_stall() {
+            match Offload::start(end, CHUNK, registry, token) {
+                Ok(offload) => self.offload = Some(offload),
+                Err(e) => {
+                    log::warn!("no thread for a transfer's file: {e}");
+                    return Some(TransferEvent::Failed(TransferError::Fs(FsError::Other)));
+                }
+            }
+            // Zero-copy needs a local file.
+            self.sendfile = false;
+        } else {
+            self.end = Some(end);
+        }
         let DataEndpoint::Active { addr } = self.endpoint else {
             return None;
         };
@@ -418,17 +446,23 @@ impl DataTransfer {
                     }
                 }
             }
-            Link::Open(_) => match &self.end {
-                None => Step::Idle,
-                Some(TransferEnd::Send(_)) => self.pump_send(budget),
-                Some(TransferEnd::Receive(_)) => self.pump_receive(budget),
+            Link::Open(_) => match (&self.end, &self.offload) {
+                (Some(TransferEnd::Send(_)), _) | (None, Some(Offload::Send(_))) => {
+                    self.pump_send(budget)
+                }
+                (Some(TransferEnd::Receive(_)), _) => self.pump_receive(budget),
+                (None, Some(Offload::Receive(_))) => self.pump_offloaded_receive(budget),
+                (None, None) => Step::Idle,
             },
         }
     }
 
+    /// Sends the source: from the file inline, or from the chunks its file
+    /// thread fills.
     fn pump_send(&mut self, budget: &mut usize) -> Step {
         let DataTransfer {
-            end: Some(TransferEnd::Send(source)),
+            end,
+            offload,
             link: Link::Open(stream),
             writable,
             buf,
@@ -483,6 +517,10 @@ impl DataTransfer {
                 return Step::End(TransferEvent::Finished { bytes: *bytes });
             }
             if *sendfile {
+                let Some(TransferEnd::Send(source)) = end else {
+                    *sendfile = false;
+                    continue;
+                };
                 if !*writable {
                     return Step::Idle;
                 }
@@ -500,7 +538,16 @@ impl DataTransfer {
                 }
                 continue;
             }
-            match source.fill(buf, CHUNK) {
+            let filled = match (end.as_mut(), offload.as_mut()) {
+                (Some(TransferEnd::Send(source)), _) => source.fill(buf, CHUNK),
+                (None, Some(Offload::Send(filler))) => match filler.next(buf) {
+                    Some(filled) => filled,
+                    // The file thread's answer wakes the loop.
+                    None => return Step::Idle,
+                },
+                _ => return Step::Idle,
+            };
+            match filled {
                 Ok(0) => *source_done = true,
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -593,6 +640,70 @@ impl DataTransfer {
         }
     }
 
+    /// Receives into a sink that may stall: reads the socket into chunks
+    /// for its file thread, at most [`crate::offload::WRITES_AHEAD`] of
+    /// them waiting at once, and at the end of the data has the thread
+    /// commit the upload.
+    fn pump_offloaded_receive(&mut self, budget: &mut usize) -> Step {
+        let DataTransfer {
+            offload: Some(Offload::Receive(writer)),
+            link: Link::Open(stream),
+            readable,
+            bytes,
+            tls,
+            ..
+        } = self
+        else {
+            return Step::Idle;
+        };
+        loop {
+            match writer.collect() {
+                Some(Ok(())) => return Step::End(TransferEvent::Finished { bytes: *bytes }),
+                Some(Err(e)) => return Step::End(TransferEvent::Failed(TransferError::Fs(e))),
+                None => {}
+            }
+            if !writer.has_room() {
+                // The file thread's answer wakes the loop.
+                return Step::Idle;
+            }
+            if *budget == 0 {
+                return Step::More;
+            }
+            if !*readable {
+                return Step::Idle;
+            }
+            let mut chunk = writer.buffer();
+            let max = chunk.len().min(*budget);
+            match read_from(stream, tls, &mut chunk[..max]) {
+                Ok(0) => {
+                    writer.give_back(chunk);
+                    if let Some(tls) = tls {
+                        // As in `pump_receive`: our close_notify first.
+                        tls.close();
+                        let _ = tls.flush(&mut &*stream);
+                    }
+                    if let Err(e) = writer.finish() {
+                        return Step::End(TransferEvent::Failed(TransferError::Fs(e)));
+                    }
+                }
+                Ok(n) => {
+                    chunk.truncate(n);
+                    *bytes += n as u64;
+                    *budget = budget.saturating_sub(n);
+                    if let Err(e) = writer.write(chunk) {
+                        return Step::End(TransferEvent::Failed(TransferError::Fs(e)));
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    writer.give_back(chunk);
+                    *readable = false;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => writer.give_back(chunk),
+                Err(e) => return lost(e),
+            }
+        }
+    }
+
     /// Ends the transfer: closes the data connection (unregistered from
     /// `registry`) and gives up an unfinished upload.
     pub(crate) fn close(self, registry: &Registry) {
@@ -605,6 +716,9 @@ impl DataTransfer {
                 }
             }
             Link::Waiting => {}
+        }
+        if let Some(offload) = self.offload {
+            offload.close(registry);
         }
         discard_end(self.end);
     }
@@ -636,12 +750,28 @@ fn read_from(stream: &TcpStream, tls: &mut Option<TlsConn>, buf: &mut [u8]) -> i
     }
 }
 
-/// Gives up the file side of a transfer that will not run.
+/// Gives up the file side of a transfer that will not run; on a thread
+/// when its calls may stall.
 pub(crate) fn discard_end(end: Option<TransferEnd>) {
-    if let Some(TransferEnd::Receive(sink)) = end {
+    let Some(end) = end else {
+        return;
+    };
+    if blocking(&end).may_stall() {
+        crate::offload::discard(end);
+        return;
+    }
+    if let TransferEnd::Receive(sink) = end {
         Sink::abort(sink);
     }
     // A source just closes its file when dropped.
+}
+
+/// How long the calls of a file side may wait.
+fn blocking(end: &TransferEnd) -> Blocking {
+    match end {
+        TransferEnd::Send(source) => source.blocking(),
+        TransferEnd::Receive(sink) => sink.blocking(),
+    }
 }
 
 /// Whether a non-blocking connect finished: `Ok(true)` connected,

@@ -12,6 +12,7 @@
 //!   replies out, the polite close.
 //! * `data`: passive listeners, active connects, the transfer pump
 //!   (`sendfile` or a bounded buffer).
+//! * `offload`: the file thread of a transfer whose store may stall.
 //! * `accept`: accepting control connections, with a spare descriptor for
 //!   `EMFILE`.
 //! * `workers`: getting the results of blocking [`Job`]s back from the
@@ -26,7 +27,10 @@
 //! the event loop, as nginx does: `sendfile(2)` for binary downloads,
 //! `pread` for ASCII downloads and listings, `write` for uploads; each call
 //! is bounded (128 KiB) and a connection moves at most 1 MiB per turn, so
-//! one transfer cannot starve the others.
+//! one transfer cannot starve the others. That is for local files; a
+//! source or sink that says its calls may stall
+//! ([`ftp_host::storage::Blocking::MayStall`], an object store) is read
+//! and written on a thread of its own instead, so it never stalls a loop.
 //!
 //! Memory per session is bounded: the engine's input and reply buffers
 //! (the runtime reads only [`input_capacity`](ftp_proto::Session::input_capacity)
@@ -41,6 +45,7 @@ mod conn;
 mod control;
 mod data;
 mod event_loop;
+mod offload;
 mod slab;
 mod timers;
 mod token;

@@ -20,6 +20,15 @@
 //!
 //! # Blocking file work
 //!
+//! What follows is for local files, whose sources and sinks say their
+//! calls are bounded ([`Blocking::Bounded`]). A source or sink that says
+//! its calls may stall ([`Blocking::MayStall`]: a store whose reads and
+//! writes are network round trips) is never called on the executor: every
+//! `fill` runs on the blocking pool (like a listing's), uploads do no
+//! splicing, and giving one up (an abort, a failed connection, a cancelled
+//! task dropping it) happens on the blocking pool too ([`give_up`],
+//! `OffExecutor`).
+//!
 //! * Binary downloads use `sendfile(2)` only when the socket is writable
 //!   (async-io's `write_with`). A call sends at most what the socket buffer
 //!   takes, from the page cache; it is done inline, like a socket write.
@@ -65,7 +74,7 @@ use std::time::{Duration, Instant};
 
 use ftp_host::passive::peer_allowed;
 use ftp_host::server::TransferEnd;
-use ftp_host::storage::fs_error_from_io;
+use ftp_host::storage::{Blocking, fs_error_from_io};
 use ftp_host::tls::{Handshake, TlsConn};
 use ftp_host::transfer::{SINK_BUFFER, Sink, Source, is_connection_error};
 use ftp_proto::{FsError, IntentId, TransferError, TransferEvent};
@@ -198,7 +207,11 @@ const SEND_NOW_CALLS: u32 = 4;
 /// whatever is left when the socket is full, goes to a transfer task.
 pub fn start_now(endpoint: Endpoint, tls: bool, end: TransferEnd) -> Start {
     let (passive, mut source) = match (endpoint, tls, end) {
-        (Endpoint::Passive(Some(passive)), false, TransferEnd::Send(source)) => (passive, source),
+        (Endpoint::Passive(Some(passive)), false, TransferEnd::Send(source))
+            if source.blocking() == Blocking::Bounded =>
+        {
+            (passive, source)
+        }
         (endpoint, _, end) => return Start::Wait(endpoint, end),
     };
     // An accept error is the transfer task's to report.
@@ -319,9 +332,7 @@ pub async fn transfer(
     let event = match connected {
         Err(e) => {
             log::debug!("transfer {id:?}: no data connection: {e}");
-            if let TransferEnd::Receive(sink) = end {
-                sink.abort();
-            }
+            give_up(end);
             TransferEvent::Failed(TransferError::NoConnection)
         }
         Ok(stream) => {
@@ -355,18 +366,26 @@ pub async fn resume(id: IntentId, socket: TcpStream, source: Source, sent: u64, 
 /// and closes the connection.
 async fn send(
     mut stream: DataStream,
-    mut source: Source,
+    source: Source,
     mut progress: Progress,
     sent: u64,
 ) -> TransferEvent {
     let mut bytes = sent;
-    // `sendfile` cannot encrypt.
-    let mut zero_copy = stream.tls.is_none();
+    let may_stall = source.blocking().may_stall();
+    // `sendfile` cannot encrypt, and needs a local file.
+    let mut zero_copy = stream.tls.is_none() && !may_stall;
+    // Listings stat whole batches of entries; a store that may stall is
+    // never read on the executor.
+    let off_executor = source.is_listing() || may_stall;
+    let mut held = OffExecutor::new(source, may_stall);
     let mut buf = Vec::with_capacity(FILL_CHUNK);
     let mut fair = Fairness::default();
     loop {
         fair.tick().await;
         if zero_copy {
+            let Some(source) = held.get_mut() else {
+                return TransferEvent::Failed(TransferError::Fs(FsError::Other));
+            };
             let sent = stream
                 .socket
                 .write_with(|s| source.sendfile_to(s.as_fd(), SENDFILE_CHUNK))
@@ -383,16 +402,23 @@ async fn send(
             }
         }
         buf.clear();
-        let filled = if source.is_listing() {
-            let (s, b, r) = smol::unblock(move || {
+        let filled = match held.take() {
+            Some(mut source) if off_executor => {
+                let (s, b, r) = smol::unblock(move || {
+                    let r = source.fill(&mut buf, FILL_CHUNK);
+                    (source, buf, r)
+                })
+                .await;
+                held.put(s);
+                buf = b;
+                r
+            }
+            Some(mut source) => {
                 let r = source.fill(&mut buf, FILL_CHUNK);
-                (source, buf, r)
-            })
-            .await;
-            (source, buf) = (s, b);
-            r
-        } else {
-            source.fill(&mut buf, FILL_CHUNK)
+                held.put(source);
+                r
+            }
+            None => return TransferEvent::Failed(TransferError::Fs(FsError::Other)),
         };
         match filled {
             Ok(0) => break,
@@ -444,14 +470,18 @@ impl Drop for AbandonOnDrop {
 async fn receive(mut stream: DataStream, sink: Sink, mut progress: Progress) -> TransferEvent {
     let abandoned = Abandoned::default();
     let _armed = AbandonOnDrop(abandoned.clone());
+    let may_stall = sink.blocking().may_stall();
     let (sink, mut bytes) = match stream.tls {
-        None => match splice_receive(&stream.socket, sink, &mut progress, &abandoned).await {
-            Spliced::Ended(event) => return event,
-            Spliced::Unsupported(sink, bytes) => (sink, bytes),
-        },
-        Some(_) => (sink, 0),
+        // Splicing needs a local file.
+        None if !may_stall => {
+            match splice_receive(&stream.socket, sink, &mut progress, &abandoned).await {
+                Spliced::Ended(event) => return event,
+                Spliced::Unsupported(sink, bytes) => (sink, bytes),
+            }
+        }
+        _ => (sink, 0),
     };
-    let mut sink = Some(sink);
+    let mut sink = OffExecutor::new(sink, may_stall);
     let mut buf = vec![0u8; SINK_BUFFER];
     let mut filled = 0;
     let mut fair = Fairness::default();
@@ -461,9 +491,9 @@ async fn receive(mut stream: DataStream, sink: Sink, mut progress: Progress) -> 
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => {
-                if let Some(sink) = sink.take() {
-                    sink.abort();
-                }
+                // Dropping the sink aborts the upload (off the executor
+                // if it may stall).
+                drop(sink);
                 return lost(&e);
             }
         };
@@ -488,7 +518,10 @@ async fn receive(mut stream: DataStream, sink: Sink, mut progress: Progress) -> 
             (Some(owned), buf, result)
         })
         .await;
-        (sink, buf, filled) = (back, b, 0);
+        if let Some(back) = back {
+            sink.put(back);
+        }
+        (buf, filled) = (b, 0);
         if let Err(e) = result {
             return TransferEvent::Failed(TransferError::Fs(e));
         }
@@ -499,6 +532,69 @@ async fn receive(mut stream: DataStream, sink: Sink, mut progress: Progress) -> 
     // A TLS client waits for our close_notify (Python's `unwrap`).
     let _ = stream.finish().await;
     TransferEvent::Finished { bytes }
+}
+
+/// A source or sink held by a transfer's task across its awaits. If the
+/// task is cancelled (dropped) while it holds one whose calls may stall,
+/// the drop (which closes the source, or aborts the upload) runs on the
+/// blocking pool rather than on the executor.
+struct OffExecutor<T: Send + 'static> {
+    value: Option<T>,
+    may_stall: bool,
+}
+
+impl<T: Send + 'static> OffExecutor<T> {
+    /// Holds `value`; `may_stall` says where it is dropped.
+    fn new(value: T, may_stall: bool) -> Self {
+        OffExecutor {
+            value: Some(value),
+            may_stall,
+        }
+    }
+
+    /// Takes the value out (to move it to the blocking pool and back).
+    fn take(&mut self) -> Option<T> {
+        self.value.take()
+    }
+
+    /// The value, to use in place.
+    fn get_mut(&mut self) -> Option<&mut T> {
+        self.value.as_mut()
+    }
+
+    /// Holds the value again.
+    fn put(&mut self, value: T) {
+        self.value = Some(value);
+    }
+}
+
+impl<T: Send + 'static> Drop for OffExecutor<T> {
+    fn drop(&mut self) {
+        if let Some(value) = self.value.take() {
+            if self.may_stall {
+                smol::unblock(move || drop(value)).detach();
+            }
+        }
+    }
+}
+
+/// Gives up the file side of a transfer that will not run: aborts an
+/// upload, closes a source; on the blocking pool when its calls may stall.
+pub fn give_up(end: TransferEnd) {
+    let may_stall = match &end {
+        TransferEnd::Send(source) => source.blocking().may_stall(),
+        TransferEnd::Receive(sink) => sink.blocking().may_stall(),
+    };
+    let abort = move || {
+        if let TransferEnd::Receive(sink) = end {
+            sink.abort();
+        }
+    };
+    if may_stall {
+        smol::unblock(abort).detach();
+    } else {
+        abort();
+    }
 }
 
 /// How [`splice_receive`] ended.

@@ -546,9 +546,7 @@ impl Control {
             }
             (other, _) => {
                 self.transfer = other;
-                if let TransferEnd::Receive(sink) = end {
-                    sink.abort();
-                }
+                data::give_up(end);
                 return;
             }
         };
@@ -558,9 +556,7 @@ impl Control {
             Ok(tls) => tls,
             Err(e) => {
                 log::warn!("{}: data connection TLS: {e}", self.session.peer());
-                if let TransferEnd::Receive(sink) = end {
-                    sink.abort();
-                }
+                data::give_up(end);
                 let failed = TransferEvent::Failed(TransferError::NoConnection);
                 return self
                     .session

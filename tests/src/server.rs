@@ -12,6 +12,7 @@ use std::time::Duration;
 use ftp_host::cli::{Invocation, parse_args};
 use ftp_host::daemon::{Listener, Runtime, Shutdown};
 use ftp_host::server::Server;
+use ftp_host::storage::Storage;
 
 use crate::client::Client;
 
@@ -39,6 +40,19 @@ pub struct Builder {
     files: Vec<(String, Vec<u8>)>,
     dirs: Vec<String>,
     implicit_tls: bool,
+    storage: Option<WrapStorage>,
+}
+
+/// A function from the served folder's storage to the one to serve.
+type StorageFn = dyn FnOnce(Arc<dyn Storage>) -> Arc<dyn Storage> + Send;
+
+/// What [`Builder::storage`] does to the served folder's storage.
+struct WrapStorage(Box<StorageFn>);
+
+impl std::fmt::Debug for WrapStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WrapStorage")
+    }
 }
 
 impl Builder {
@@ -98,6 +112,17 @@ impl Builder {
     /// the server starts.
     pub fn file(mut self, path: &str, contents: impl AsRef<[u8]>) -> Builder {
         self.files.push((path.into(), contents.as_ref().to_vec()));
+        self
+    }
+
+    /// Serves what `wrap` makes of the served folder's storage (a
+    /// [`ftp_host::storage::LocalFs`]) instead of it: a test double of
+    /// another back-end, say one whose reads stall.
+    pub fn storage(
+        mut self,
+        wrap: impl FnOnce(Arc<dyn Storage>) -> Arc<dyn Storage> + Send + 'static,
+    ) -> Builder {
+        self.storage = Some(WrapStorage(Box::new(wrap)));
         self
     }
 
@@ -224,7 +249,11 @@ impl Builder {
             });
         }
 
-        let server = Server::new(config).expect("Server::new");
+        let mut server = Server::new(config).expect("Server::new");
+        if let Some(WrapStorage(wrap)) = self.storage.take() {
+            let fresh = Arc::get_mut(&mut server).expect("a new server has one owner");
+            fresh.storage = wrap(fresh.storage.clone());
+        }
         let shutdown = Shutdown::new();
         let (tx, rx) = mpsc::channel();
         let thread = {
