@@ -9,6 +9,7 @@
 //! [`crypt`]; every other module is checked to have none.
 #![deny(missing_debug_implementations, missing_docs, unsafe_code)]
 
+pub mod admission;
 pub mod cli;
 pub mod clock;
 pub mod config;

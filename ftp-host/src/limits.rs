@@ -168,11 +168,6 @@ impl LimitExceeded {
             LimitExceeded::TooManyFromAddress { message, .. } => message,
         }
     }
-
-    /// The complete reply to write before closing: `421 MESSAGE\r\n`.
-    pub fn reply(&self) -> String {
-        format!("421 {}\r\n", self.message())
-    }
 }
 
 impl fmt::Display for LimitExceeded {
@@ -305,7 +300,7 @@ mod tests {
         let s2 = l.try_acquire(A).unwrap();
         let err = l.try_acquire(B).unwrap_err();
         assert_eq!(err, LimitExceeded::TooManyClients);
-        assert_eq!(err.reply(), "421 Too many users, try again later.\r\n");
+        assert_eq!(err.message(), "Too many users, try again later.");
         assert_eq!(l.active(), 2);
         drop(s1);
         assert_eq!(l.active(), 1);
@@ -322,7 +317,6 @@ mod tests {
         let _a = l.try_acquire(A).unwrap();
         let err = l.try_acquire(A).unwrap_err();
         assert_eq!(err.message(), "Go away.");
-        assert_eq!(err.reply(), "421 Go away.\r\n");
         assert!(matches!(err, LimitExceeded::TooManyFromAddress { ip, .. } if ip == A));
         let _b = l.try_acquire(B).unwrap();
         assert_eq!(l.active(), 2);

@@ -22,7 +22,7 @@ use crate::clock::Clock;
 use crate::config::ConfigError;
 use crate::exec;
 use crate::identity::Identity;
-use crate::limits::{ConnectionLimiter, ConnectionSlot, LimitExceeded};
+use crate::limits::ConnectionLimiter;
 use crate::passive::PassivePorts;
 use crate::storage::{LocalFs, OpenRootError, Storage};
 use crate::tls::{ControlStream, SessionTls, TlsConn, TlsError};
@@ -78,12 +78,6 @@ impl Server {
             assumed: Mutex::new(None),
             config,
         }))
-    }
-
-    /// Admits a new connection from `peer` or says which limit it exceeds
-    /// (write [`LimitExceeded::reply`] and close).
-    pub fn admit(&self, peer: IpAddr) -> Result<ConnectionSlot, LimitExceeded> {
-        self.limiter.try_acquire(peer)
     }
 
     /// A new session on an accepted control connection: the engine's state

@@ -38,6 +38,7 @@ use std::net::{IpAddr, Shutdown, SocketAddr};
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant as StdInstant};
 
+use ftp_host::admission::is_transient;
 use ftp_host::passive::peer_allowed;
 use ftp_host::server::{Server, TransferEnd};
 use ftp_host::storage::{Blocking, fs_error_from_io};
@@ -139,11 +140,7 @@ impl Passive {
                     self.ready = false;
                     self.register(registry);
                 }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
-                    ) => {}
+                Err(e) if is_transient(&e) => {}
                 Err(e) => {
                     // Out of descriptors, most likely. The engine's connect
                     // timeout ends a transfer that waits in vain.

@@ -14,19 +14,19 @@
 //! so; then whatever is left is closed and the loop returns.
 
 use std::collections::VecDeque;
-use std::io::{self, Write};
+use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant as StdInstant};
 
+use ftp_host::admission::{ACCEPT_PAUSE, Accepted, Acceptor, Admission, Admitted, refuse};
 use ftp_host::daemon::{Listener, SHUTDOWN_LAST_WORDS, Shutdown, prepare_control_socket};
 use ftp_host::server::{Server, canonical};
 use mio::event::Event;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Registry, Waker};
 
-use crate::accept::{ACCEPT_PAUSE, Accepted, Acceptor};
 use crate::conn::Conn;
 use crate::slab::Slab;
 use crate::timers::{ConnKey, Timers};
@@ -314,7 +314,7 @@ impl EventLoop {
             let Some(Some(listener)) = self.listeners.get(n) else {
                 return;
             };
-            match self.acceptor.accept(listener) {
+            match self.acceptor.accept(|| listener.accept()) {
                 Accepted::Stream(stream, peer) => {
                     let implicit_tls = self.implicit_tls.get(n).copied().unwrap_or(false);
                     self.admit(stream, peer, implicit_tls)
@@ -331,28 +331,19 @@ impl EventLoop {
         self.cx.ready.push_back(Ready::Listener(n));
     }
 
-    /// A new control connection: check the limits, then start its session
-    /// (with TLS from the first byte if `implicit_tls`).
+    /// A new control connection: the host admits it (or refuses it),
+    /// then its session starts (with TLS from the first byte if
+    /// `implicit_tls`).
     fn admit(&mut self, stream: TcpStream, peer: SocketAddr, implicit_tls: bool) {
-        let peer = canonical(peer);
-        prepare_control_socket(&stream);
-        let slot = match self.cx.server.admit(peer.ip()) {
-            Ok(slot) => slot,
-            Err(limit) => {
-                log::info!("{peer}: refused: {limit}");
-                let _ = (&stream).write(limit.reply().as_bytes());
-                return;
+        match self.cx.server.admit(stream.local_addr(), peer) {
+            Admission::Admitted(Admitted { local, peer, slot }) => {
+                prepare_control_socket(&stream);
+                if let Err(e) = self.add_conn(stream, local, peer, Some(slot), implicit_tls) {
+                    log::warn!("{peer}: could not start a session: {e}");
+                }
             }
-        };
-        let local = match stream.local_addr() {
-            Ok(local) => local,
-            Err(e) => {
-                log::debug!("{peer}: {e}");
-                return;
-            }
-        };
-        if let Err(e) = self.add_conn(stream, local, peer, Some(slot), implicit_tls) {
-            log::warn!("{peer}: could not start a session: {e}");
+            Admission::Refused { reply } => refuse(&stream, &reply),
+            Admission::Ignored => {}
         }
     }
 

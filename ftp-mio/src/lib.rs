@@ -4,8 +4,9 @@
 //!
 //! # Layout
 //!
-//! * `event_loop`: one [`mio::Poll`] per thread: accepting, dispatching
-//!   readiness, the ready list, timers, shutdown.
+//! * `event_loop`: one [`mio::Poll`] per thread: accepting (with the
+//!   host's [`Acceptor`](ftp_host::admission::Acceptor) and admission
+//!   step), dispatching readiness, the ready list, timers, shutdown.
 //! * `conn`: one session's resources and its drive loop (write replies,
 //!   perform intents, read commands, move data).
 //! * `control`: the control socket: bounded reads into the engine,
@@ -13,8 +14,6 @@
 //! * `data`: passive listeners, active connects, the transfer pump
 //!   (`sendfile` or a bounded buffer).
 //! * `offload`: the file thread of a transfer whose store may stall.
-//! * `accept`: accepting control connections, with a spare descriptor for
-//!   `EMFILE`.
 //! * `workers`: getting the results of blocking [`Job`]s back from the
 //!   shared worker pool.
 //! * `timers`, `token`, `slab`: deadlines, the meaning of tokens, indices.
@@ -40,7 +39,6 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations)]
 
-mod accept;
 mod conn;
 mod control;
 mod data;

@@ -72,6 +72,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use ftp_host::admission::is_transient;
 use ftp_host::passive::peer_allowed;
 use ftp_host::server::TransferEnd;
 use ftp_host::storage::{Blocking, fs_error_from_io};
@@ -145,16 +146,6 @@ fn take_allowed(listener: &TcpListener, allowed: IpAddr) -> io::Result<Option<Tc
             Err(e) => return Err(e),
         }
     }
-}
-
-/// Accept errors that concern one connection only, not the listener.
-pub fn is_transient(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::ConnectionReset
-            | io::ErrorKind::Interrupted
-    )
 }
 
 /// Where a transfer gets its data connection.

@@ -20,25 +20,19 @@
 mod data;
 mod session;
 
-use std::fs::File;
-use std::io::{self, Write};
+use std::io;
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Weak};
 use std::thread;
-use std::time::Duration;
 
+use ftp_host::admission::{ACCEPT_PAUSE, Accepted, Acceptor, Admission, refuse};
 use ftp_host::daemon::{Listener, Runtime, SHUTDOWN_LAST_WORDS, Shutdown};
-use ftp_host::limits::OUT_OF_DESCRIPTORS;
 use ftp_host::server::Server;
 use ftp_host::workers::Workers;
 use smol::future::FutureExt;
 use smol::{Async, Executor, Timer};
 
 use crate::session::Control;
-
-/// Pause after an accept error that is not about one connection (no
-/// descriptors left, out of memory), so the loop does not spin.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// The smol runtime.
 #[derive(Debug)]
@@ -120,25 +114,31 @@ impl Runtime for Smol {
     }
 
     fn serve_one(server: Arc<Server>, stream: TcpStream) -> io::Result<()> {
+        let peer = stream.peer_addr()?;
+        let admitted = match server.admit(stream.local_addr(), peer) {
+            Admission::Admitted(admitted) => admitted,
+            Admission::Refused { reply } => {
+                refuse(&stream, &reply);
+                return Ok(());
+            }
+            Admission::Ignored => return Ok(()),
+        };
         let socket = Async::new(stream)?;
         let ex = Arc::new(Executor::new());
         let jobs = Workers::spawn("ftp-smol", 1)?;
-        let admitted = Control::admit(server, socket, false, Arc::downgrade(&ex), jobs, None);
-        if let Some(control) = admitted {
+        let weak = Arc::downgrade(&ex);
+        let started = Control::start(server, socket, admitted, false, weak, jobs, None);
+        if let Some(control) = started {
             smol::block_on(ex.run(session::run(control)));
         }
         Ok(())
     }
 }
 
-/// Accepts connections on `listener` and spawns a session task for each
-/// (implicit FTPS sessions, if `implicit_tls`).
-///
-/// The task keeps one spare descriptor (an open `/dev/null`). When
-/// `accept` fails because the process is out of descriptors, the spare is
-/// closed, one waiting client is accepted and told `421`, and the spare is
-/// reopened, so clients are turned away instead of waiting unanswered in
-/// the backlog (sessions already running go on).
+/// Accepts connections on `listener` with the host's [`Acceptor`] (its
+/// spare descriptor turns clients away with `421` when the process is out
+/// of descriptors), has the host admit each, and spawns a session task for
+/// each admitted one (implicit FTPS sessions, if `implicit_tls`).
 async fn accept(
     server: Arc<Server>,
     listener: Async<TcpListener>,
@@ -148,74 +148,57 @@ async fn accept(
     alive: smol::channel::Sender<()>,
     stop: smol::channel::Receiver<()>,
 ) {
-    let mut spare = open_spare();
+    let mut acceptor = Acceptor::new();
     loop {
-        if spare.is_none() {
-            spare = open_spare();
-        }
-        match listener.accept().await {
-            Ok((socket, _)) => {
-                let Some(executor) = ex.upgrade() else { return };
-                let (server, jobs, stop) = (server.clone(), jobs.clone(), Some(stop.clone()));
-                let admitted = Control::admit(server, socket, implicit_tls, ex.clone(), jobs, stop);
-                let Some(control) = admitted else { continue };
-                let alive = alive.clone();
-                executor
-                    .spawn(async move {
-                        session::run(control).await;
-                        drop(alive);
-                    })
-                    .detach();
-            }
-            Err(e) if data::is_transient(&e) => {}
-            Err(e) if out_of_descriptors(&e) && spare.is_some() => {
-                drop(spare.take());
-                let refused = shed(listener.get_ref());
-                spare = open_spare();
-                if spare.is_none() {
-                    Timer::after(ACCEPT_BACKOFF).await;
-                } else if refused {
-                    smol::future::yield_now().await;
-                } else {
-                    // `accept` fails with EMFILE before it looks at the
-                    // queue: nobody was waiting. Wait for somebody, rather
-                    // than spin (and starve the sessions on this thread).
-                    let _ = listener.readable().await;
+        let (socket, peer) = match acceptor.accept(|| listener.get_ref().accept()) {
+            Accepted::Stream(socket, peer) => (socket, peer),
+            Accepted::Empty => {
+                if let Err(e) = listener.readable().await {
+                    log::warn!("accept: {e}");
+                    Timer::after(ACCEPT_PAUSE).await;
                 }
+                continue;
             }
-            Err(e) => {
-                log::warn!("accept: {e}");
-                Timer::after(ACCEPT_BACKOFF).await;
+            // Let the sessions on this thread run between refusals.
+            Accepted::Refused => {
+                smol::future::yield_now().await;
+                continue;
             }
-        }
-    }
-}
-
-/// The spare descriptor of an accept task.
-fn open_spare() -> Option<File> {
-    File::open("/dev/null").ok()
-}
-
-fn out_of_descriptors(e: &io::Error) -> bool {
-    matches!(
-        rustix::io::Errno::from_io_error(e),
-        Some(rustix::io::Errno::MFILE | rustix::io::Errno::NFILE)
-    )
-}
-
-/// Accepts one waiting client with the descriptor the spare freed, tells
-/// it `421` (best effort: a fresh socket's buffer takes one line) and
-/// closes it. Returns whether a client was waiting.
-fn shed(listener: &TcpListener) -> bool {
-    match listener.accept() {
-        Ok((stream, peer)) => {
-            log::warn!("{peer}: refused: out of file descriptors");
-            let mut reply = Vec::new();
-            ftp_proto::reply::write_line(&mut reply, 421, b' ', OUT_OF_DESCRIPTORS);
-            let _ = stream.set_nonblocking(true);
-            let _ = (&stream).write(&reply);
-            true
-        }
-        Err(_) => false,
+            Accepted::Pause => {
+                Timer::after(ACCEPT_PAUSE).await;
+                acceptor.replenish();
+                continue;
+            }
+        };
+        let admitted = match server.admit(socket.local_addr(), peer) {
+            Admission::Admitted(admitted) => admitted,
+            Admission::Refused { reply } => {
+                refuse(&socket, &reply);
+                continue;
+            }
+            Admission::Ignored => continue,
+        };
+        let Some(executor) = ex.upgrade() else { return };
+        let Ok(socket) = Async::new(socket) else {
+            continue;
+        };
+        let (server, jobs, stop) = (server.clone(), jobs.clone(), Some(stop.clone()));
+        let started = Control::start(
+            server,
+            socket,
+            admitted,
+            implicit_tls,
+            ex.clone(),
+            jobs,
+            stop,
+        );
+        let Some(control) = started else { continue };
+        let alive = alive.clone();
+        executor
+            .spawn(async move {
+                session::run(control).await;
+                drop(alive);
+            })
+            .detach();
     }
 }

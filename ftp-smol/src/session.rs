@@ -45,11 +45,12 @@ use std::sync::{Arc, Weak};
 use std::task::Poll;
 use std::time::Duration;
 
+use ftp_host::admission::Admitted;
 use ftp_host::daemon::prepare_control_socket;
 use ftp_host::limits::ConnectionSlot;
 use ftp_host::passive::resource_error;
 use ftp_host::server::{
-    Action, Finished, Job, JobDone, Server, SessionHost, TlsSwitch, TransferEnd, canonical,
+    Action, Finished, Job, JobDone, Server, SessionHost, TlsSwitch, TransferEnd,
 };
 use ftp_host::tls::ControlStream;
 use ftp_host::workers::Workers;
@@ -164,37 +165,21 @@ enum Wake {
 }
 
 impl Control {
-    /// Admits an accepted control connection (or tells it `421` and
-    /// returns `None`) and sets up its session, TLS from the first byte if
-    /// `implicit_tls`. Synchronous, so that the task that then [`run`]s the
-    /// session holds only the `Control`, not also the parts it was made of.
-    pub fn admit(
+    /// Sets up the session of an admitted control connection (see
+    /// [`Server::admit`]), TLS from the first byte if `implicit_tls`;
+    /// `None` when that fails. Synchronous, so that the task that then
+    /// [`run`]s the session holds only the `Control`, not also the parts it
+    /// was made of.
+    pub fn start(
         server: Arc<Server>,
         socket: Async<TcpStream>,
+        admitted: Admitted,
         implicit_tls: bool,
         ex: Weak<Executor<'static>>,
         workers: Workers,
         stop: Option<Receiver<()>>,
     ) -> Option<Box<Control>> {
-        let addrs = (socket.get_ref().local_addr(), socket.get_ref().peer_addr());
-        let (Ok(local), Ok(peer)) = addrs else {
-            return None; // Gone before we looked.
-        };
-        let (local, peer) = (canonical(local), canonical(peer));
-        let slot = match server.admit(peer.ip()) {
-            Ok(slot) => slot,
-            Err(limit) => {
-                log::info!("{peer}: refused: {limit}");
-                let reply = limit.reply();
-                let _ = write_now(
-                    &mut ControlStream::plain(),
-                    &mut socket.get_ref(),
-                    reply.as_bytes(),
-                );
-                let _ = socket.get_ref().shutdown(Shutdown::Write);
-                return None;
-            }
-        };
+        let Admitted { local, peer, slot } = admitted;
         prepare_control_socket(socket.get_ref());
         let (mut session, host) = server.session(local, peer);
         let stream = if implicit_tls {

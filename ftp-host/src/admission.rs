@@ -1,0 +1,261 @@
+//! Taking control connections in: one accept step and one admission step,
+//! the same for both runtimes.
+//!
+//! * [`Acceptor::accept`] takes the next connection off a non-blocking
+//!   listener. Errors that concern one connection only ([`is_transient`])
+//!   are skipped; when the process is out of descriptors, one spare
+//!   descriptor (an open `/dev/null`) is given up so that one waiting
+//!   client can be accepted and told `421` instead of waiting unanswered
+//!   in the backlog, and then reopened; other errors ask the runtime to
+//!   pause accepting for [`ACCEPT_PAUSE`].
+//! * [`Server::admit`] decides whether an accepted connection is served:
+//!   the connection limits, with the `421` reply to write when it is not
+//!   (in the spirit of quinn-proto's `Endpoint::accept` / `refuse` /
+//!   `ignore`). Anything later admission needs (a PROXY protocol header, a
+//!   ban list) belongs here, once, before the limits.
+//!
+//! Replies are formatted with the engine's [`write_line`].
+
+use std::fs::File;
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::AsFd;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ftp_proto::reply::write_line;
+use rustix::io::Errno;
+
+use crate::limits::{ConnectionSlot, OUT_OF_DESCRIPTORS};
+use crate::server::{Server, canonical};
+
+/// How long a runtime pauses accepting after an accept error it cannot
+/// work around (out of descriptors with no spare left, out of memory).
+pub const ACCEPT_PAUSE: Duration = Duration::from_millis(200);
+
+/// What one [`Acceptor::accept`] got.
+#[derive(Debug)]
+pub enum Accepted<S> {
+    /// A new connection and its peer's address: [`Server::admit`] it.
+    Stream(S, SocketAddr),
+    /// Nothing is waiting (wait for the listener to be readable).
+    Empty,
+    /// A client was turned away for lack of descriptors; accept again.
+    Refused,
+    /// Accepting fails for now: pause for [`ACCEPT_PAUSE`].
+    Pause,
+}
+
+/// Accepts control connections for one listener (or one event loop),
+/// holding the spare descriptor.
+#[derive(Debug)]
+pub struct Acceptor {
+    spare: Option<File>,
+}
+
+impl Default for Acceptor {
+    fn default() -> Self {
+        Acceptor::new()
+    }
+}
+
+impl Acceptor {
+    /// An acceptor with its spare descriptor open (if it can be).
+    pub fn new() -> Acceptor {
+        Acceptor {
+            spare: open_spare(),
+        }
+    }
+
+    /// Reopens the spare descriptor if it is missing (after a pause).
+    pub fn replenish(&mut self) {
+        if self.spare.is_none() {
+            self.spare = open_spare();
+        }
+    }
+
+    /// Accepts one connection with `accept` (a non-blocking listener's
+    /// `accept`), applying the error rules of the module documentation.
+    pub fn accept<S: AsFd>(
+        &mut self,
+        mut accept: impl FnMut() -> io::Result<(S, SocketAddr)>,
+    ) -> Accepted<S> {
+        loop {
+            match accept() {
+                Ok((stream, peer)) => return Accepted::Stream(stream, peer),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Accepted::Empty,
+                Err(e) if is_transient(&e) => {}
+                Err(e) if out_of_descriptors(&e) => return self.shed(accept),
+                Err(e) => {
+                    log::warn!("accept: {e}");
+                    return Accepted::Pause;
+                }
+            }
+        }
+    }
+
+    /// Uses the spare descriptor to turn one waiting client away politely.
+    fn shed<S: AsFd>(
+        &mut self,
+        mut accept: impl FnMut() -> io::Result<(S, SocketAddr)>,
+    ) -> Accepted<S> {
+        let Some(spare) = self.spare.take() else {
+            log::warn!("accept: out of file descriptors");
+            return Accepted::Pause;
+        };
+        drop(spare);
+        let got = match accept() {
+            Ok((stream, peer)) => {
+                log::warn!("{peer}: refused: out of file descriptors");
+                refuse(&stream, &reply_421(OUT_OF_DESCRIPTORS));
+                Accepted::Refused
+            }
+            // `accept` fails with EMFILE before it looks at the queue:
+            // nobody may have been waiting.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Accepted::Empty,
+            Err(_) => Accepted::Pause,
+        };
+        self.spare = open_spare();
+        if self.spare.is_none() {
+            return Accepted::Pause;
+        }
+        got
+    }
+}
+
+/// Accept errors that concern one connection only, not the listener: a
+/// connection reset or aborted before it was taken, or a signal.
+pub fn is_transient(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::Interrupted
+    )
+}
+
+fn out_of_descriptors(e: &io::Error) -> bool {
+    matches!(Errno::from_io_error(e), Some(Errno::MFILE | Errno::NFILE))
+}
+
+fn open_spare() -> Option<File> {
+    File::open("/dev/null").ok()
+}
+
+/// A `421` reply line, formatted by the engine.
+fn reply_421(text: &str) -> Vec<u8> {
+    let mut reply = Vec::new();
+    write_line(&mut reply, 421, b' ', text);
+    reply
+}
+
+/// Writes a refusal on a freshly accepted socket: best effort, without
+/// blocking (an empty socket buffer takes one line). The caller closes it.
+pub fn refuse(stream: &impl AsFd, reply: &[u8]) {
+    let _ = rustix::net::send(stream, reply, rustix::net::SendFlags::DONTWAIT);
+}
+
+/// What [`Server::admit`] decided for an accepted connection.
+#[derive(Debug)]
+pub enum Admission {
+    /// Serve it: start a session with these addresses, holding `slot`.
+    Admitted(Admitted),
+    /// Turn it away: write `reply` with [`refuse`], then close it.
+    Refused {
+        /// The `421` line.
+        reply: Vec<u8>,
+    },
+    /// Close it without a word (it is already gone).
+    Ignored,
+}
+
+/// An admitted connection.
+#[derive(Debug)]
+pub struct Admitted {
+    /// Our address on it (canonical: IPv4-mapped IPv6 as IPv4).
+    pub local: SocketAddr,
+    /// The client's address (canonical).
+    pub peer: SocketAddr,
+    /// Counts the session against the connection limits until dropped.
+    pub slot: ConnectionSlot,
+}
+
+impl Server {
+    /// Decides whether an accepted connection from `peer` to our `local`
+    /// address is served (`local` is `Err` when the connection is gone
+    /// before we looked): the connection limits, and the refusal to write
+    /// when it is over them.
+    pub fn admit(self: &Arc<Self>, local: io::Result<SocketAddr>, peer: SocketAddr) -> Admission {
+        let peer = canonical(peer);
+        let Ok(local) = local else {
+            return Admission::Ignored;
+        };
+        match self.limiter.try_acquire(peer.ip()) {
+            Ok(slot) => Admission::Admitted(Admitted {
+                local: canonical(local),
+                peer,
+                slot,
+            }),
+            Err(limit) => {
+                log::info!("{peer}: refused: {limit}");
+                Admission::Refused {
+                    reply: reply_421(limit.message()),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{TcpListener, TcpStream};
+
+    #[test]
+    fn transient_errors_are_about_one_connection() {
+        for kind in [
+            io::ErrorKind::ConnectionAborted,
+            io::ErrorKind::ConnectionReset,
+            io::ErrorKind::Interrupted,
+        ] {
+            assert!(is_transient(&kind.into()), "{kind:?}");
+        }
+        assert!(!is_transient(&io::Error::from_raw_os_error(
+            Errno::MFILE.raw_os_error()
+        )));
+        assert!(!is_transient(&io::ErrorKind::WouldBlock.into()));
+    }
+
+    #[test]
+    fn out_of_descriptors_turns_one_client_away_with_421() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut client = TcpStream::connect(addr).unwrap();
+        let mut acceptor = Acceptor::new();
+        assert!(acceptor.spare.is_some());
+        // The first accept fails as if the process had no descriptors left;
+        // the one after the spare is freed works.
+        let mut calls = 0;
+        let got = acceptor.accept(|| {
+            calls += 1;
+            if calls == 1 {
+                Err(io::Error::from_raw_os_error(Errno::MFILE.raw_os_error()))
+            } else {
+                listener.accept()
+            }
+        });
+        assert!(matches!(got, Accepted::Refused), "{got:?}");
+        assert!(acceptor.spare.is_some(), "the spare is reopened");
+        let mut text = String::new();
+        io::Read::read_to_string(&mut client, &mut text).unwrap();
+        assert_eq!(text, "421 Too many open files, try again later.\r\n");
+        // Without a spare, the runtime is asked to pause.
+        acceptor.spare = None;
+        let got: Accepted<TcpStream> =
+            acceptor.accept(|| Err(io::Error::from_raw_os_error(Errno::MFILE.raw_os_error())));
+        assert!(matches!(got, Accepted::Pause));
+        let got: Accepted<TcpStream> = acceptor.accept(|| Err(io::ErrorKind::WouldBlock.into()));
+        assert!(matches!(got, Accepted::Empty));
+    }
+}
