@@ -234,7 +234,7 @@ pub enum TlsSwitch {
 
 /// What [`SessionHost::finish`] yields.
 #[derive(Debug)]
-pub enum Finished {
+pub enum JobAnswer {
     /// Hand this completion to the engine.
     Completion(IntentId, Completion),
     /// The file side of a transfer is open: report `ready` to the engine,
@@ -515,21 +515,21 @@ impl SessionHost {
 
     /// Takes a finished job back: switches to the user's home after a
     /// login and turns the result into what the engine needs.
-    pub fn finish(&mut self, done: JobDone) -> Finished {
+    pub fn finish(&mut self, done: JobDone) -> JobAnswer {
         let id = done.id;
         match done.result {
-            JobResult::Completion(c) => Finished::Completion(id, c),
+            JobResult::Completion(c) => JobAnswer::Completion(id, c),
             JobResult::LoggedIn { grant, home } => {
                 if let Some(home) = home {
                     self.storage = home;
                 }
-                Finished::Completion(id, Completion::Auth(Ok(grant)))
+                JobAnswer::Completion(id, Completion::Auth(Ok(grant)))
             }
-            JobResult::Opened(Err(e)) => Finished::Completion(
+            JobResult::Opened(Err(e)) => JobAnswer::Completion(
                 id,
                 Completion::Transfer(TransferEvent::Failed(ftp_proto::TransferError::Fs(e))),
             ),
-            JobResult::Opened(Ok((end, size, name))) => Finished::TransferOpened {
+            JobResult::Opened(Ok((end, size, name))) => JobAnswer::TransferOpened {
                 id,
                 ready: Completion::Transfer(TransferEvent::Ready { size, name }),
                 end,

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant as StdInstant};
 
 use ftp_host::limits::ConnectionSlot;
 use ftp_host::passive::resource_error;
-use ftp_host::server::{Action, Finished, Job, JobDone, SessionHost, TlsSwitch};
+use ftp_host::server::{Action, Job, JobAnswer, JobDone, SessionHost, TlsSwitch};
 use ftp_host::tls::ControlStream;
 use ftp_proto::{
     Completion, Intent, IntentId, Output, ResourceError, Session, TransferError, TransferEvent,
@@ -31,7 +31,7 @@ use mio::Interest;
 use mio::event::Event;
 use mio::net::TcpStream;
 
-use crate::control::{Control, Read1};
+use crate::control::{Control, ReadOutcome};
 use crate::data::{DataTransfer, Passive, Step, discard_end};
 use crate::event_loop::{Ctx, Ready};
 use crate::timers::ConnKey;
@@ -210,14 +210,14 @@ impl Conn {
         self.jobs = self.jobs.saturating_sub(1);
         let finished = self.host.finish(done);
         if self.phase != Phase::Open {
-            if let Finished::TransferOpened { end, .. } = finished {
+            if let JobAnswer::TransferOpened { end, .. } = finished {
                 discard_end(Some(end));
             }
             return;
         }
         let now = cx.server.clock.now();
         match finished {
-            Finished::Completion(id, completion) => {
+            JobAnswer::Completion(id, completion) => {
                 if self.transfer.as_ref().is_some_and(|t| t.id == id) {
                     // The transfer's file could not be opened.
                     if let Some(t) = self.transfer.take() {
@@ -226,7 +226,7 @@ impl Conn {
                 }
                 self.session.handle_completion(now, id, completion);
             }
-            Finished::TransferOpened { id, ready, end } => {
+            JobAnswer::TransferOpened { id, ready, end } => {
                 let token = token::conn(self.key.index, Role::Data);
                 match &mut self.transfer {
                     Some(t) if t.id == id && !t.is_opened() => {
@@ -280,12 +280,12 @@ impl Conn {
                 .control
                 .read_into(&mut self.session, now, &mut cx.scratch)
             {
-                Ok(Read1::Fed) => {
+                Ok(ReadOutcome::Fed) => {
                     turn.reads -= 1;
                     progress = true;
                 }
-                Ok(Read1::Eof) => progress = true,
-                Ok(Read1::Idle) => {}
+                Ok(ReadOutcome::Eof) => progress = true,
+                Ok(ReadOutcome::Idle) => {}
                 Err(e) => {
                     log::debug!("{}: control connection: {e}", self.peer);
                     self.close_now(cx);

@@ -37,7 +37,7 @@ pub(crate) struct Control {
 
 /// What one [`Control::read_into`] did.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Read1 {
+pub(crate) enum ReadOutcome {
     /// Bytes went to the engine.
     Fed,
     /// Nothing to read now (or the engine takes nothing now).
@@ -129,25 +129,25 @@ impl Control {
         session: &mut Session,
         now: Instant,
         scratch: &mut [u8],
-    ) -> io::Result<Read1> {
+    ) -> io::Result<ReadOutcome> {
         let want = session.input_capacity().min(scratch.len());
         if want == 0 || !self.readable() {
-            return Ok(Read1::Idle);
+            return Ok(ReadOutcome::Idle);
         }
         loop {
             match self.io.read(&mut &self.stream, &mut scratch[..want]) {
                 Ok(0) => {
                     self.eof = true;
                     session.handle_eof(now);
-                    return Ok(Read1::Eof);
+                    return Ok(ReadOutcome::Eof);
                 }
                 Ok(n) => {
                     session.handle_input(now, &scratch[..n]);
-                    return Ok(Read1::Fed);
+                    return Ok(ReadOutcome::Fed);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.readable = false;
-                    return Ok(Read1::Idle);
+                    return Ok(ReadOutcome::Idle);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),

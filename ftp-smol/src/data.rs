@@ -82,7 +82,7 @@ use ftp_proto::{FsError, IntentId, TransferError, TransferEvent};
 use smol::Async;
 use smol::channel::Sender;
 
-use crate::session::Msg;
+use crate::conn::Msg;
 
 /// Most bytes one `sendfile` call may send.
 const SENDFILE_CHUNK: usize = 1 << 20;

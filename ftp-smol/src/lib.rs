@@ -4,7 +4,7 @@
 //! * [`Smol::serve`] runs `--threads` threads on one shared
 //!   [`smol::Executor`]: the calling thread plus `threads - 1` workers. Each
 //!   listener gets an accept task; each connection gets a session task
-//!   (module `session`); a transfer that cannot be done at once gets a
+//!   (module `conn`, as in ftp-mio); a transfer that cannot be done at once gets a
 //!   task of its own (module `data`, whose documentation says which file
 //!   work runs inline and which on a blocking pool). Jobs (authentication,
 //!   file operations, opening files) run on the shared worker pool;
@@ -17,8 +17,8 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations)]
 
+mod conn;
 mod data;
-mod session;
 
 use std::io;
 use std::net::{TcpListener, TcpStream};
@@ -32,7 +32,7 @@ use ftp_host::workers::Workers;
 use smol::future::FutureExt;
 use smol::{Async, Executor, Timer};
 
-use crate::session::Control;
+use crate::conn::Conn;
 
 /// The smol runtime.
 #[derive(Debug)]
@@ -127,9 +127,9 @@ impl Runtime for Smol {
         let ex = Arc::new(Executor::new());
         let jobs = Workers::spawn("ftp-smol", 1)?;
         let weak = Arc::downgrade(&ex);
-        let started = Control::start(server, socket, admitted, false, weak, jobs, None);
-        if let Some(control) = started {
-            smol::block_on(ex.run(session::run(control)));
+        let started = Conn::start(server, socket, admitted, false, weak, jobs, None);
+        if let Some(conn) = started {
+            smol::block_on(ex.run(conn::run(conn)));
         }
         Ok(())
     }
@@ -183,7 +183,7 @@ async fn accept(
             continue;
         };
         let (server, jobs, stop) = (server.clone(), jobs.clone(), Some(stop.clone()));
-        let started = Control::start(
+        let started = Conn::start(
             server,
             socket,
             admitted,
@@ -192,11 +192,11 @@ async fn accept(
             jobs,
             stop,
         );
-        let Some(control) = started else { continue };
+        let Some(conn) = started else { continue };
         let alive = alive.clone();
         executor
             .spawn(async move {
-                session::run(control).await;
+                conn::run(conn).await;
                 drop(alive);
             })
             .detach();

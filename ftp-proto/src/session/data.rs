@@ -38,8 +38,8 @@ pub(super) struct TransferState {
     /// when this one is refused before it starts (its file could not be
     /// opened), closed when it ends otherwise.
     data: DataEndpoint,
-    /// What it moves, for replies and the transfer log.
-    what: What,
+    /// Payload it moves, for replies and the transfer log.
+    what: Payload,
     /// When the transfer times out: first the time allowed for the data
     /// connection to come up, then the time allowed without progress.
     pub(super) deadline: Option<Instant>,
@@ -51,9 +51,9 @@ pub(super) struct TransferState {
     pub(super) abort: Option<AbortReason>,
 }
 
-/// What a transfer moves.
+/// Payload a transfer moves.
 #[derive(Debug)]
-enum What {
+enum Payload {
     File {
         path: VirtualPath,
         incoming: bool,
@@ -211,7 +211,7 @@ impl Session {
         }
     }
 
-    fn start_transfer(&mut self, op: TransferOp, what: What) {
+    fn start_transfer(&mut self, op: TransferOp, what: Payload) {
         if self.transfer_needs_tls() {
             // The data channel stays prepared: PROT P and a retry may follow.
             return self.reply(521, "Data connections must be encrypted.");
@@ -242,7 +242,7 @@ impl Session {
         let Some(path) = self.resolve(arg) else {
             return self.reply(553, "File name not allowed.");
         };
-        let what = What::File {
+        let what = Payload::File {
             path: path.clone(),
             incoming: false,
             ascii: self.transfer_type == TransferType::Ascii,
@@ -266,7 +266,7 @@ impl Session {
             StoreKind::Appe => StoreMode::Append,
             StoreKind::Stou => StoreMode::Unique,
         };
-        let what = What::File {
+        let what = Payload::File {
             path: path.clone(),
             incoming: true,
             ascii: self.transfer_type == TransferType::Ascii,
@@ -289,7 +289,7 @@ impl Session {
             show_hidden: args.all || matches!(kind, ListKind::Mlsd),
             writable: self.may_write(),
         };
-        self.start_transfer(TransferOp::List { path, format }, What::Listing);
+        self.start_transfer(TransferOp::List { path, format }, Payload::Listing);
     }
 
     /// The client closed the control connection while a transfer runs. A
@@ -300,7 +300,7 @@ impl Session {
     /// committed as if complete.
     pub(super) fn input_ended_during_transfer(&mut self) {
         if let State::Transfer(TransferState {
-            what: What::File { incoming: true, .. },
+            what: Payload::File { incoming: true, .. },
             ..
         }) = self.state
         {
@@ -361,8 +361,8 @@ impl Session {
                 self.release_endpoint(t.data);
                 self.log_transfer(&t, bytes, true);
                 let text = match t.what {
-                    What::Listing => "Directory send OK.",
-                    What::File { .. } => "Transfer complete.",
+                    Payload::Listing => "Directory send OK.",
+                    Payload::File { .. } => "Transfer complete.",
                 };
                 self.reply(226, text);
                 if t.abort == Some(AbortReason::Client) {
@@ -400,8 +400,8 @@ impl Session {
     fn opening_reply(&mut self, t: &TransferState, size: Option<u64>, name: Option<String>) {
         let text = match (&t.what, name) {
             (_, Some(name)) => format!("FILE: {name}"),
-            (What::Listing, None) => String::from("Here comes the directory listing."),
-            (What::File { path, ascii, .. }, None) => {
+            (Payload::Listing, None) => String::from("Here comes the directory listing."),
+            (Payload::File { path, ascii, .. }, None) => {
                 let mode = if *ascii { "ASCII" } else { "BINARY" };
                 match size {
                     Some(size) => {
@@ -442,7 +442,7 @@ impl Session {
                 self.reply(552, "Exceeded storage allocation.")
             }
             (None, TransferError::Fs(e)) if !t.ready => {
-                let incoming = matches!(t.what, What::File { incoming: true, .. });
+                let incoming = matches!(t.what, Payload::File { incoming: true, .. });
                 match (incoming, e) {
                     (true, FsError::InvalidName) => self.reply(553, "File name not allowed."),
                     (true, _) => {
@@ -465,7 +465,7 @@ impl Session {
         if !self.config.log_events {
             return;
         }
-        if let What::File { path, incoming, .. } = &t.what {
+        if let Payload::File { path, incoming, .. } = &t.what {
             self.events.push_back(Event::TransferRefused {
                 path: path.clone(),
                 incoming: *incoming,
@@ -478,7 +478,7 @@ impl Session {
         if !self.config.log_events {
             return;
         }
-        if let What::File {
+        if let Payload::File {
             path,
             incoming,
             ascii,

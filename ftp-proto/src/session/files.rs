@@ -26,7 +26,7 @@ pub(super) enum FsOp {
     /// `MakeDir`: answer 257 with the new path.
     Mkd(VirtualPath),
     /// An operation answered 250/200 or 550.
-    Simple(Simple),
+    Change(Change),
     /// `ReadDir` for `STAT path`.
     StatList(VirtualPath, ListFormat),
 }
@@ -44,7 +44,7 @@ pub(super) enum StatFor {
 
 /// Operations whose answer is a plain success or failure line.
 #[derive(Clone, Copy, Debug)]
-pub(super) enum Simple {
+pub(super) enum Change {
     RemoveDir,
     RemoveFile,
     Rename,
@@ -52,24 +52,24 @@ pub(super) enum Simple {
     Chmod(u32),
 }
 
-impl Simple {
+impl Change {
     fn success(self) -> (u16, &'static str) {
         match self {
-            Simple::RemoveDir => (250, "Remove directory operation successful."),
-            Simple::RemoveFile => (250, "Delete operation successful."),
-            Simple::Rename => (250, "Rename successful."),
-            Simple::SetModified(_) => (213, ""),
-            Simple::Chmod(_) => (200, "SITE CHMOD command ok."),
+            Change::RemoveDir => (250, "Remove directory operation successful."),
+            Change::RemoveFile => (250, "Delete operation successful."),
+            Change::Rename => (250, "Rename successful."),
+            Change::SetModified(_) => (213, ""),
+            Change::Chmod(_) => (200, "SITE CHMOD command ok."),
         }
     }
 
     fn failure(self) -> &'static str {
         match self {
-            Simple::RemoveDir => "Remove directory operation failed.",
-            Simple::RemoveFile => "Delete operation failed.",
-            Simple::Rename => "Rename failed.",
-            Simple::SetModified(_) => "Could not set file modification time.",
-            Simple::Chmod(_) => "SITE CHMOD command failed.",
+            Change::RemoveDir => "Remove directory operation failed.",
+            Change::RemoveFile => "Delete operation failed.",
+            Change::Rename => "Rename failed.",
+            Change::SetModified(_) => "Could not set file modification time.",
+            Change::Chmod(_) => "SITE CHMOD command failed.",
         }
     }
 }
@@ -130,7 +130,7 @@ impl Session {
         self.await_fs(Intent::MakeDir { path: path.clone() }, FsOp::Mkd(path));
     }
 
-    pub(super) fn simple_write(&mut self, arg: &str, op: Simple) {
+    pub(super) fn simple_write(&mut self, arg: &str, op: Change) {
         if !self.writable_or_reply() {
             return;
         }
@@ -138,13 +138,13 @@ impl Session {
             return;
         };
         let intent = match op {
-            Simple::RemoveDir => Intent::RemoveDir { path },
-            Simple::RemoveFile => Intent::RemoveFile { path },
-            Simple::SetModified(time) => Intent::SetModified { path, time },
-            Simple::Chmod(mode) => Intent::SetPermissions { path, mode },
-            Simple::Rename => return,
+            Change::RemoveDir => Intent::RemoveDir { path },
+            Change::RemoveFile => Intent::RemoveFile { path },
+            Change::SetModified(time) => Intent::SetModified { path, time },
+            Change::Chmod(mode) => Intent::SetPermissions { path, mode },
+            Change::Rename => return,
         };
-        self.await_fs(intent, FsOp::Simple(op));
+        self.await_fs(intent, FsOp::Change(op));
     }
 
     pub(super) fn rnfr_command(&mut self, arg: &str) {
@@ -170,7 +170,7 @@ impl Session {
         if !self.writable_or_reply() {
             return;
         }
-        self.await_fs(Intent::Rename { from, to }, FsOp::Simple(Simple::Rename));
+        self.await_fs(Intent::Rename { from, to }, FsOp::Change(Change::Rename));
     }
 
     pub(super) fn stat_for(&mut self, arg: &str, what: StatFor) {
@@ -181,7 +181,7 @@ impl Session {
     }
 
     pub(super) fn chmod_command(&mut self, mode: u32, arg: &str) {
-        self.simple_write(arg, Simple::Chmod(mode));
+        self.simple_write(arg, Change::Chmod(mode));
     }
 
     /// `STAT path`: a listing over the control connection.
@@ -234,17 +234,17 @@ impl Session {
             (FsOp::Mkd(_), Completion::Done(Err(_))) => {
                 self.reply(550, "Create directory operation failed.")
             }
-            (FsOp::Simple(Simple::SetModified(time)), Completion::Done(Ok(()))) => {
+            (FsOp::Change(Change::SetModified(time)), Completion::Done(Ok(()))) => {
                 let mut text = String::from("Modify=");
                 write_mdtm(time, &mut text);
                 text.push_str("; modification time set.");
                 self.reply(213, &text);
             }
-            (FsOp::Simple(op), Completion::Done(Ok(()))) => {
+            (FsOp::Change(op), Completion::Done(Ok(()))) => {
                 let (code, text) = op.success();
                 self.reply(code, text);
             }
-            (FsOp::Simple(op), Completion::Done(Err(_))) => self.reply(550, op.failure()),
+            (FsOp::Change(op), Completion::Done(Err(_))) => self.reply(550, op.failure()),
             (FsOp::StatList(path, format), Completion::Entries(Ok(entries), now)) => {
                 self.stat_list_answer(&path, &format, &entries, now)
             }

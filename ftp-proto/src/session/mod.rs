@@ -460,14 +460,14 @@ impl Session {
                 self.reply(257, &text)
             }
             Command::Mkd(arg) => self.mkd_command(&arg),
-            Command::Rmd(arg) => self.simple_write(&arg, files::Simple::RemoveDir),
-            Command::Dele(arg) => self.simple_write(&arg, files::Simple::RemoveFile),
+            Command::Rmd(arg) => self.simple_write(&arg, files::Change::RemoveDir),
+            Command::Dele(arg) => self.simple_write(&arg, files::Change::RemoveFile),
             Command::Rnfr(arg) => self.rnfr_command(&arg),
             Command::Rnto(arg) => self.rnto_command(rename_from, &arg),
             Command::Size(arg) => self.stat_for(&arg, files::StatFor::Size),
             Command::Mdtm(arg) => self.stat_for(&arg, files::StatFor::Mdtm),
             Command::Mfmt { time, path } => {
-                self.simple_write(&path, files::Simple::SetModified(time))
+                self.simple_write(&path, files::Change::SetModified(time))
             }
             Command::Type(t) => {
                 self.transfer_type = t;

@@ -16,7 +16,7 @@
 //! to take the one before (progress reports are dropped instead).
 //!
 //! An idle session costs little (1.8 KiB in all, measured by `ftp-bench`):
-//! the `Control` is boxed once, its wait polls every source in place with
+//! the `Conn` is boxed once, its wait polls every source in place with
 //! no future of its own, the read buffer belongs to the thread and is used
 //! only inside a synchronous read, the channel exists only while a job or
 //! transfer is outstanding, and jobs run on the shared worker pool, which
@@ -50,7 +50,7 @@ use ftp_host::daemon::prepare_control_socket;
 use ftp_host::limits::ConnectionSlot;
 use ftp_host::passive::resource_error;
 use ftp_host::server::{
-    Action, Finished, Job, JobDone, Server, SessionHost, TlsSwitch, TransferEnd,
+    Action, Job, JobAnswer, JobDone, Server, SessionHost, TlsSwitch, TransferEnd,
 };
 use ftp_host::tls::ControlStream;
 use ftp_host::workers::Workers;
@@ -87,22 +87,22 @@ pub enum Msg {
     Transfer(IntentId, TransferEvent),
 }
 
-/// Runs an admitted session (see [`Control::admit`]) until it closes.
+/// Runs a started session (see [`Conn::start`]) until it closes.
 ///
-/// The `Control` stays boxed: moved by value, it would be stored in the
+/// The `Conn` stays boxed: moved by value, it would be stored in the
 /// session task's future once per `async` layer it passes through.
-pub async fn run(mut control: Box<Control>) {
-    if control.serve().await {
+pub async fn run(mut conn: Box<Conn>) {
+    if conn.serve().await {
         // Boxed: the task would otherwise hold this future's state
         // all its life, for the moment it closes.
-        Box::pin(control.flush_and_close()).await;
+        Box::pin(conn.flush_and_close()).await;
     }
-    log::debug!("{}: disconnected", control.host.peer());
+    log::debug!("{}: disconnected", conn.host.peer());
 }
 
 /// A session and everything it owns; dropping it closes every socket,
 /// listener and transfer of the session.
-pub struct Control {
+pub struct Conn {
     server: Arc<Server>,
     /// For spawning transfer tasks (weak: the executor owns us).
     ex: Weak<Executor<'static>>,
@@ -128,7 +128,7 @@ pub struct Control {
     /// Open passive listeners, by the id of their `OpenPassive`.
     passive: HashMap<IntentId, Passive>,
     /// The running transfer, if any.
-    transfer: Option<(IntentId, Phase)>,
+    transfer: Option<(IntentId, TransferStage)>,
     /// The shared pool for blocking jobs.
     workers: Workers,
     /// Fires at `armed`, an engine deadline (see `arm_timer`).
@@ -145,7 +145,7 @@ pub struct Control {
 type Mailbox = (Sender<Msg>, Pin<Box<Receiver<Msg>>>);
 
 /// How far the running transfer is.
-enum Phase {
+enum TransferStage {
     /// Its file is being opened; the data endpoint waits (and will be
     /// TLS if `tls`). A passive listener stays in the session's table
     /// until the file is open: if it cannot be, the engine keeps the
@@ -164,11 +164,11 @@ enum Wake {
     Shutdown,
 }
 
-impl Control {
+impl Conn {
     /// Sets up the session of an admitted control connection (see
     /// [`Server::admit`]), TLS from the first byte if `implicit_tls`;
     /// `None` when that fails. Synchronous, so that the task that then
-    /// [`run`]s the session holds only the `Control`, not also the parts it
+    /// [`run`]s the session holds only the `Conn`, not also the parts it
     /// was made of.
     pub fn start(
         server: Arc<Server>,
@@ -178,7 +178,7 @@ impl Control {
         ex: Weak<Executor<'static>>,
         workers: Workers,
         stop: Option<Receiver<()>>,
-    ) -> Option<Box<Control>> {
+    ) -> Option<Box<Conn>> {
         let Admitted { local, peer, slot } = admitted;
         prepare_control_socket(socket.get_ref());
         let (mut session, host) = server.session(local, peer);
@@ -193,7 +193,7 @@ impl Control {
         } else {
             ControlStream::plain()
         };
-        Some(Box::new(Control {
+        Some(Box::new(Conn {
             server,
             ex,
             session,
@@ -307,7 +307,7 @@ impl Control {
     /// output waits), the armed deadline, shutdown.
     ///
     /// Every source is polled in place, with no future of its own, so a
-    /// waiting session's task holds nothing beyond its `Control` (and
+    /// waiting session's task holds nothing beyond its `Conn` (and
     /// registers its waker without allocating).
     async fn wait(&mut self) -> Wake {
         self.arm_timer();
@@ -372,7 +372,7 @@ impl Control {
         match action {
             Action::Job(job) => self.submit(job),
             Action::Transfer { job, data, tls } => {
-                self.transfer = Some((id, Phase::Opening { data, tls }));
+                self.transfer = Some((id, TransferStage::Opening { data, tls }));
                 self.submit(job);
             }
             Action::OpenPassive { peer } => {
@@ -462,8 +462,8 @@ impl Control {
         };
         let ended = match phase {
             // The open job's result is discarded when it comes.
-            Phase::Opening { .. } => false,
-            Phase::Moving(task) => task.cancel().await.is_some(),
+            TransferStage::Opening { .. } => false,
+            TransferStage::Moving(task) => task.cancel().await.is_some(),
         };
         if !ended {
             let failed = Completion::Transfer(TransferEvent::Failed(TransferError::Aborted));
@@ -497,8 +497,8 @@ impl Control {
         let now = self.server.clock.now();
         let (id, completion) = match msg {
             Msg::Job(done) => match self.host.finish(done) {
-                Finished::Completion(id, completion) => (id, completion),
-                Finished::TransferOpened { id, ready, end } => {
+                JobAnswer::Completion(id, completion) => (id, completion),
+                JobAnswer::TransferOpened { id, ready, end } => {
                     return self.start_transfer(id, ready, end);
                 }
             },
@@ -519,7 +519,7 @@ impl Control {
     fn start_transfer(&mut self, id: IntentId, ready: Completion, end: TransferEnd) {
         let ex = self.ex.upgrade();
         let endpoint = match (self.transfer.take(), ex) {
-            (Some((t, Phase::Opening { data, tls })), Some(ex)) if t == id => {
+            (Some((t, TransferStage::Opening { data, tls })), Some(ex)) if t == id => {
                 // The transfer takes its listener now that its file is open.
                 let endpoint = match data {
                     DataEndpoint::Passive { listener } => {
@@ -568,13 +568,13 @@ impl Control {
                 ex.spawn(data::transfer(id, endpoint, tls, end, self.sender()))
             }
         };
-        self.transfer = Some((id, Phase::Moving(task)));
+        self.transfer = Some((id, TransferStage::Moving(task)));
     }
 
     /// Writes the replies still queued (for at most [`CLOSE_FLUSH`]), then
     /// closes the write side.
     async fn flush_and_close(&mut self) {
-        let Control {
+        let Conn {
             session,
             socket,
             stream,
