@@ -610,6 +610,34 @@ fn informational_commands() {
     );
     assert_eq!(rt.command("SITE BOGUS"), "500 Unknown SITE command.\r\n");
     assert_eq!(rt.command("XYZZY"), "500 Unknown command.\r\n");
+    assert_eq!(rt.command("SYST"), "215 UNIX Type: L8\r\n");
+    assert_eq!(rt.command("TYPE I"), "200 Switching to Binary mode.\r\n");
+    assert_eq!(rt.command("TYPE A"), "200 Switching to ASCII mode.\r\n");
+    assert_eq!(
+        rt.command("OPTS UTF8 OFF"),
+        "504 UTF8 cannot be turned off.\r\n"
+    );
+    assert_eq!(
+        rt.command("PBSZ 0"),
+        "503 Security data exchange not completed (no AUTH).\r\n"
+    );
+    assert_eq!(
+        rt.command("PROT P"),
+        "503 Security data exchange not completed (no AUTH).\r\n"
+    );
+    assert_eq!(
+        rt.command("CCC"),
+        "533 Command channel is not protected.\r\n"
+    );
+    assert_eq!(
+        rt.command("SITE IDLE"),
+        "200 Current idle time limit is 60 seconds; max 7200\r\n"
+    );
+    assert!(
+        rt.command("SITE IDLE 5")
+            .starts_with("501 Idle time must be between 30")
+    );
+    assert_eq!(rt.command("ABOR"), "225 No transfer to ABOR.\r\n");
     assert_eq!(
         rt.command("AUTH TLS"),
         "502 TLS is not available on this server.\r\n"
@@ -628,7 +656,15 @@ fn informational_commands() {
 #[test]
 fn host_before_login() {
     let mut rt = MemoryRuntime::new(config(), tree());
+    assert_eq!(rt.command("SYST"), "215 UNIX Type: L8\r\n");
+    assert_eq!(rt.command("NOOP"), "200 NOOP ok.\r\n");
     assert_eq!(rt.command("HOST ftp.example.com"), "220 Host accepted.\r\n");
+    assert_eq!(rt.command("CLNT test-suite 1.0"), "200 Noted.\r\n");
+    assert_eq!(
+        rt.command("AUTH TLS"),
+        "502 TLS is not available on this server.\r\n"
+    );
+    assert_eq!(rt.command("OPTS UTF8 ON"), "200 Always in UTF8 mode.\r\n");
 }
 
 #[test]

@@ -1,6 +1,9 @@
-//! Control-connection conformance: reply format, every command's success
-//! and error paths, and their effect on the served folder, on both daemons
-//! over loopback.
+//! Control-connection conformance on both daemons over loopback: what
+//! commands do to the served folder, and what the runtimes do with the
+//! control connection (reply framing, pipelining, back-pressure,
+//! fragmented input, timers). The exact reply of each command is the
+//! engine's and is checked by its transcript tests
+//! (`ftp-proto/tests/transcript.rs`), once.
 
 use std::fs;
 use std::io::Write;
@@ -11,10 +14,8 @@ use ftp_tests::tree::{self, Entry};
 use ftp_tests::{Client, TestServer, daemon_tests};
 
 daemon_tests! {
-    seed_transcript,
     reply_format_of_multiline_replies,
     login_and_session_commands,
-    informational_commands,
     unknown_and_malformed_commands,
     directory_navigation,
     mkd_and_rmd_change_the_disk,
@@ -34,58 +35,6 @@ daemon_tests! {
     idle_timeout,
     activity_moves_the_idle_timeout,
     failed_logins_close_the_session,
-}
-
-/// The seed transcript of the engine's tests, over a real socket.
-fn seed_transcript<R: Runtime>() {
-    let srv = TestServer::builder()
-        .args(&["-t", "1"])
-        .file("pub/readme.txt", "hello\nworld\n")
-        .file("pub/my file.bin", [0u8, 1, 2, 3, 255])
-        .start::<R>();
-    let mut c = srv.client();
-    assert_eq!(c.greeting.lines, ["220 Service ready."]);
-    c.check("USER anonymous", "331 Please specify the password.");
-    c.check("PASS guest@", "230 Login successful.");
-    let feat = c.expect("FEAT", 211);
-    assert_eq!(feat.lines[0], "211-Features:");
-    assert_eq!(feat.last_text(), "End");
-    for f in ["EPSV", "PASV", "REST STREAM", "MDTM", "SIZE", "UTF8"] {
-        assert!(
-            feat.inner().iter().any(|l| l == &format!(" {f}")),
-            "FEAT lacks {f}: {feat}"
-        );
-    }
-    c.check("CWD pub", "250 Directory successfully changed.");
-    c.check("PWD", "257 \"/pub\" is the current directory");
-    c.check("TYPE A", "200 Switching to ASCII mode.");
-    let pasv = c.cmd("PASV");
-    assert_eq!(pasv.code, 227, "{pasv}");
-    assert!(
-        pasv.text().starts_with("Entering Passive Mode (127,0,0,1,") && pasv.text().ends_with(")."),
-        "{pasv}"
-    );
-    let addr = ftp_tests::client::parse_227(&pasv).expect("227 address");
-    let t = c
-        .start("LIST", ftp_tests::Data::Passive(addr))
-        .expect("LIST");
-    assert_eq!(t.opening.lines, ["150 Here comes the directory listing."]);
-    let mut listing = String::new();
-    std::io::Read::read_to_string(&mut { t.stream }, &mut listing).expect("listing");
-    c.check_next("226 Directory send OK.");
-    assert!(listing.contains(" my file.bin\r\n"), "{listing:?}");
-    assert!(listing.contains(" readme.txt\r\n"), "{listing:?}");
-    assert!(listing.starts_with("-rw-r--r--"), "{listing:?}");
-    // Idle: -t 1 closes the session about a second after the last command.
-    let idle_from = Instant::now();
-    let r = c.read_reply();
-    assert_eq!(r.lines, ["421 Timeout."]);
-    let waited = idle_from.elapsed();
-    assert!(
-        waited >= Duration::from_millis(500),
-        "timed out too early: {waited:?}"
-    );
-    c.expect_closed();
 }
 
 /// FEAT, HELP and STAT are multi-line replies in the RFC 959 form; the
@@ -159,55 +108,6 @@ fn login_and_session_commands<R: Runtime>() {
     c.check("PASS", "230 Login successful.");
     c.check("QUIT", "221 Goodbye.");
     c.expect_closed();
-}
-
-fn informational_commands<R: Runtime>() {
-    let srv = TestServer::start::<R>(&[]);
-    let mut c = srv.client();
-    // Before login.
-    c.check("SYST", "215 UNIX Type: L8");
-    c.check("NOOP", "200 NOOP ok.");
-    c.check("HOST ftp.example.com", "220 Host accepted.");
-    c.check("CLNT test-suite 1.0", "200 Noted.");
-    c.check("AUTH TLS", "502 TLS is not available on this server.");
-    c.check("OPTS UTF8 ON", "200 Always in UTF8 mode.");
-    c.login_anonymous();
-    c.check("HOST ftp.example.com", "503 HOST must come before USER.");
-    c.check("OPTS UTF8 ON", "200 Always in UTF8 mode.");
-    c.check("OPTS UTF8 OFF", "504 UTF8 cannot be turned off.");
-    c.check("OPTS FOO", "501 Option not understood.");
-    c.check("MODE S", "200 Mode set to S.");
-    c.check("MODE B", "504 Command not implemented for that parameter.");
-    c.check("STRU F", "200 Structure set to F.");
-    c.check("STRU R", "504 Command not implemented for that parameter.");
-    c.check("TYPE I", "200 Switching to Binary mode.");
-    c.check("TYPE L 8", "200 Switching to Binary mode.");
-    c.check("TYPE A", "200 Switching to ASCII mode.");
-    c.check("TYPE A N", "200 Switching to ASCII mode.");
-    c.check("TYPE E", "504 Command not implemented for that parameter.");
-    c.check("ALLO 100", "202 ALLO command ignored.");
-    c.check("SMNT /x", "502 SMNT not implemented.");
-    c.check("AUTH TLS", "502 TLS is not available on this server.");
-    c.check(
-        "PBSZ 0",
-        "503 Security data exchange not completed (no AUTH).",
-    );
-    c.check(
-        "PROT P",
-        "503 Security data exchange not completed (no AUTH).",
-    );
-    c.check("CCC", "533 Command channel is not protected.");
-    c.check("SITE UMASK", "200 Your current UMASK is 022");
-    c.check("SITE IDLE 60", "200 Maximum idle time set to 60 seconds");
-    c.check(
-        "SITE IDLE",
-        "200 Current idle time limit is 60 seconds; max 7200",
-    );
-    let r = c.expect("SITE IDLE 5", 501);
-    assert!(r.text().starts_with("Idle time must be between 30"), "{r}");
-    c.check("SITE BOGUS", "500 Unknown SITE command.");
-    c.check("ABOR", "225 No transfer to ABOR.");
-    c.quit();
 }
 
 fn unknown_and_malformed_commands<R: Runtime>() {
@@ -876,16 +776,4 @@ fn failed_logins_close_the_session<R: Runtime>() {
     c.expect_closed();
     let mut c = srv.client();
     c.login("alice", "secret");
-}
-
-/// Small extension used above: read the next reply and compare it whole.
-trait CheckNext {
-    fn check_next(&mut self, expected: &str);
-}
-
-impl CheckNext for Client {
-    fn check_next(&mut self, expected: &str) {
-        let r = self.read_reply();
-        assert_eq!(r.lines, [expected]);
-    }
 }

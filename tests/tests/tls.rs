@@ -17,6 +17,7 @@ use ftp_tests::{TestServer, daemon_tests, tree};
 
 daemon_tests! {
     feat_and_clear_logins,
+    auth_tls_switches_after_the_234_and_drops_what_followed,
     curl_explicit_tls,
     curl_implicit_tls,
     lftp_mirror_over_tls,
@@ -28,6 +29,8 @@ daemon_tests! {
 /// in PEM files of a temporary folder.
 struct Certs {
     dir: tempfile::TempDir,
+    /// The certificate, for a client that trusts it.
+    der: rustls::pki_types::CertificateDer<'static>,
 }
 
 impl Certs {
@@ -40,7 +43,22 @@ impl Certs {
             .unwrap();
         fs::write(dir.path().join("cert.pem"), made.cert.pem()).unwrap();
         fs::write(dir.path().join("key.pem"), made.key_pair.serialize_pem()).unwrap();
-        Certs { dir }
+        let der = made.cert.der().clone();
+        Certs { dir, der }
+    }
+
+    /// A rustls client connection that trusts this certificate.
+    fn client(&self) -> rustls::ClientConnection {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(self.der.clone()).unwrap();
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap()
     }
 
     fn cert(&self) -> PathBuf {
@@ -94,6 +112,41 @@ impl Scratch {
     fn cmd(&self, program: &Path) -> std::process::Command {
         command(program, &self.work(), &self.home())
     }
+}
+
+/// The runtime switches the control connection to TLS exactly after the
+/// `234`: a command the client sent in clear right behind `AUTH TLS` is
+/// neither answered in clear nor read as a command (the engine drops it),
+/// the handshake that follows works, and the session goes on in TLS.
+fn auth_tls_switches_after_the_234_and_drops_what_followed<R: Runtime>() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let certs = Certs::new();
+    let srv = builder(&certs, &[]).start::<R>();
+    let mut tcp = srv.raw_connect();
+    let mut greeting = String::new();
+    BufReader::new(&mut tcp).read_line(&mut greeting).unwrap();
+    assert!(greeting.starts_with("220 "), "{greeting:?}");
+    tcp.write_all(b"AUTH TLS\r\nNOOP\r\n").unwrap();
+    // Read the 234 byte by byte: nothing after it may be read as clear text.
+    let mut line = Vec::new();
+    while !line.ends_with(b"\r\n") {
+        let mut b = [0u8];
+        tcp.read_exact(&mut b).expect("the 234 reply");
+        line.push(b[0]);
+    }
+    let line = String::from_utf8_lossy(&line).into_owned();
+    assert!(line.starts_with("234 "), "{line:?}");
+    let mut tls = rustls::StreamOwned::new(certs.client(), tcp);
+    tls.write_all(b"USER anonymous\r\nPASS x@\r\nNOOP\r\nQUIT\r\n")
+        .expect("TLS handshake after the 234");
+    let mut text = String::new();
+    let _ = tls.read_to_string(&mut text);
+    let codes: Vec<&str> = text.lines().map(|l| &l[..l.len().min(4)]).collect();
+    assert_eq!(
+        codes,
+        ["331 ", "230 ", "200 ", "221 "],
+        "the clear NOOP is not answered; the TLS session is: {text:?}"
+    );
 }
 
 fn feat_and_clear_logins<R: Runtime>() {
