@@ -28,7 +28,7 @@ use smol::LocalExecutor;
 
 use checksum::{BLOCK, Pattern, random_bytes};
 use scenarios::Files;
-use servers::{Kind, Programs, Server, Setup, Spec};
+use servers::{Kind, Pasv, Programs, Server, Setup, Spec};
 
 /// Runs a future on a fresh single-threaded executor (named `$ex` inside,
 /// for spawning) on this thread: the whole load generator is one thread.
@@ -59,6 +59,12 @@ pub struct Args {
         default_value = "retr,retr-tls,stor,small,persistent,scale,argon2,footprint"
     )]
     figures: Vec<String>,
+    /// Passive-port configurations of each server in the loop figures
+    /// (sessions/s, transfers/s): `range` (10000-31999, configured) and
+    /// `default` (none configured: the server's own default, shown as
+    /// NAME:default). The other figures use the range.
+    #[arg(long, value_delimiter = ',', default_value = "range,default")]
+    pasv: Vec<String>,
     /// Small sizes for a fast check: 64 MiB, 2 s loops, 500 idle sessions, 3 runs.
     #[arg(long)]
     quick: bool,
@@ -267,6 +273,21 @@ fn main() -> ExitCode {
         python: args.python.clone().or_else(servers::find_python),
     };
 
+    // Passive configurations: the default only where a loop figure (one
+    // EPSV per small transfer) can show it.
+    let mut pasvs = Vec::new();
+    for p in &args.pasv {
+        match p.as_str() {
+            "range" => pasvs.push(Pasv::Range),
+            "default" if fig("small") || fig("persistent") => pasvs.push(Pasv::Default),
+            "default" => {}
+            other => {
+                eprintln!("ftp-bench: unknown --pasv {other:?} (range, default)");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+
     // Server list.
     let mut specs = Vec::new();
     for name in &args.servers {
@@ -292,18 +313,24 @@ fn main() -> ExitCode {
                 None => vec![1],
             };
             for t in list {
-                specs.push(Spec {
-                    name: format!("{base}/{t}"),
-                    kind,
-                    threads: t,
-                });
+                for &pasv in &pasvs {
+                    specs.push(Spec {
+                        name: format!("{base}/{t}{}", pasv.suffix()),
+                        kind,
+                        threads: t,
+                        pasv,
+                    });
+                }
             }
         } else {
-            specs.push(Spec {
-                name: base.into(),
-                kind,
-                threads: 0,
-            });
+            for &pasv in &pasvs {
+                specs.push(Spec {
+                    name: format!("{base}{}", pasv.suffix()),
+                    kind,
+                    threads: 0,
+                    pasv,
+                });
+            }
         }
     }
     let mut results: Vec<Result1> = Vec::new();
@@ -328,6 +355,7 @@ fn main() -> ExitCode {
             name: "ceiling".into(),
             kind: Kind::Ceiling,
             threads: 1,
+            pasv: Pasv::Range,
         };
         runnable.push((spec, results.len()));
         results.push(Result1 {
@@ -420,7 +448,7 @@ fn main() -> ExitCode {
         }
         if fig("retr") {
             for run in 0..p.runs {
-                for (server, idx) in &running {
+                for (server, idx) in running.iter().filter(|(s, _)| s.pasv == Pasv::Range) {
                     let _perf = Perf::start(&args, server, &format!("retr-{run}"));
                     let r = run!(ex => scenarios::retr_big(server, &files));
                     report_transfer("RETR", run, server, r, &mut results[*idx], |r| &mut r.retr);
@@ -430,7 +458,7 @@ fn main() -> ExitCode {
         }
         if let Some(certs) = certs.as_ref().filter(|_| fig("retr-tls")) {
             for run in 0..p.runs {
-                for (server, idx) in &running {
+                for (server, idx) in running.iter().filter(|(s, _)| s.pasv == Pasv::Range) {
                     if !server.kind.tls() {
                         continue;
                     }
@@ -448,7 +476,7 @@ fn main() -> ExitCode {
         }
         if fig("stor") {
             for run in 0..p.runs {
-                for (server, idx) in &running {
+                for (server, idx) in running.iter().filter(|(s, _)| s.pasv == Pasv::Range) {
                     if server.kind == Kind::Ceiling {
                         continue;
                     }
@@ -498,6 +526,13 @@ fn main() -> ExitCode {
             server.stop();
         }
     }
+
+    // The passive default was measured in the loops; the phases below use
+    // the range.
+    let runnable: Vec<(Spec, usize)> = runnable
+        .into_iter()
+        .filter(|(spec, _)| spec.pasv == Pasv::Range)
+        .collect();
 
     // Phase 2: scale, one fresh server at a time.
     if fig("scale") {

@@ -36,6 +36,27 @@ impl Kind {
     }
 }
 
+/// Which passive ports a server is given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pasv {
+    /// [`PASV_RANGE`], configured explicitly.
+    Range,
+    /// None configured: the server's own default (what a user who sets
+    /// nothing runs).
+    Default,
+}
+
+impl Pasv {
+    /// The suffix of the server's name in the report: none for the range
+    /// (the names of earlier runs), `:default` for the default.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Pasv::Range => "",
+            Pasv::Default => ":default",
+        }
+    }
+}
+
 /// One server configuration in the comparison.
 #[derive(Clone, Debug)]
 pub struct Spec {
@@ -43,6 +64,8 @@ pub struct Spec {
     pub kind: Kind,
     /// Event loops / executor threads (ours only).
     pub threads: usize,
+    /// Passive ports.
+    pub pasv: Pasv,
 }
 
 /// Programs, found once.
@@ -143,7 +166,7 @@ pub struct Setup<'a> {
     pub certs: Option<&'a crate::tls::Certs>,
 }
 
-/// Passive ports of every server: 22,000 ports below Linux's ephemeral
+/// Passive ports of every server run with [`Pasv::Range`]: 22,000 ports below Linux's ephemeral
 /// range (32768-60999), so they never collide with the generator's own
 /// ports. Servers that run at the same time share the range: only one is
 /// driven at a time, and each skips a port that is in use. pure-ftpd caps
@@ -154,6 +177,7 @@ pub const PASV_RANGE: (u16, u16) = (10000, 31999);
 pub struct Server {
     pub name: String,
     pub kind: Kind,
+    pub pasv: Pasv,
     pub addr: SocketAddr,
     /// The server process.
     pub pid: Option<u32>,
@@ -170,7 +194,11 @@ impl Server {
             .join(format!("{}-{}", spec.name.replace('/', "-"), setup.slot));
         fs::create_dir_all(&dir)?;
         let log = dir.join("stderr.log");
-        let (lo, hi) = PASV_RANGE;
+        // The range, or (0, 0) for the server's default.
+        let (lo, hi) = match spec.pasv {
+            Pasv::Range => PASV_RANGE,
+            Pasv::Default => (0, 0),
+        };
         let data = setup.data.display().to_string();
         let mut announce = false;
         let (mut cmd, config, port) = match spec.kind {
@@ -200,9 +228,11 @@ impl Server {
                     // a few loopback addresses.
                     "--max-per-ip".into(),
                     "0".into(),
-                    "--pasv-ports".into(),
-                    format!("{lo}-{hi}"),
                 ];
+                if spec.pasv == Pasv::Range {
+                    args.push("--pasv-ports".into());
+                    args.push(format!("{lo}-{hi}"));
+                }
                 if let Some(certs) = setup.certs {
                     args.push("--tls-cert".into());
                     args.push(certs.cert.display().to_string());
@@ -328,6 +358,7 @@ impl Server {
         let mut server = Server {
             name: spec.name.clone(),
             kind: spec.kind,
+            pasv: spec.pasv,
             addr,
             pid: Some(pid),
             config,
@@ -435,7 +466,14 @@ fn tail(path: &Path) -> String {
     lines[lines.len().saturating_sub(5)..].join(" | ")
 }
 
+/// vsftpd's configuration; passive ports `lo`-`hi`, or its default (a
+/// random port in 1024-65535) when `lo` is 0.
 fn vsftpd_conf(port: u16, data: &str, lo: u16, hi: u16) -> String {
+    let pasv = if lo == 0 {
+        "# passive ports: vsftpd's default (a random port in 1024-65535)\n".to_owned()
+    } else {
+        format!("# passive ports {lo}-{hi}\npasv_min_port={lo}\npasv_max_port={hi}\n")
+    };
     format!(
         "\
 # standalone on loopback, in the foreground
@@ -455,11 +493,8 @@ anon_umask=022
 # no limits on sessions
 max_clients=0
 max_per_ip=0
-# passive mode on 2,000 ports
 pasv_enable=YES
-pasv_min_port={lo}
-pasv_max_port={hi}
-connect_from_port_20=NO
+{pasv}connect_from_port_20=NO
 # fast paths: sendfile, no logs, no per-session network namespace
 use_sendfile=YES
 xferlog_enable=NO
@@ -488,8 +523,10 @@ rsa_private_key_file={}
     )
 }
 
+/// pure-ftpd's arguments; passive ports `lo`-`hi`, or its default (a
+/// random port in 1024-65535) when `lo` is 0.
 fn pure_ftpd_args(port: u16, lo: u16, hi: u16) -> Vec<String> {
-    [
+    let mut args: Vec<String> = [
         "-S",
         &format!("127.0.0.1,{port}"),
         "-e", // anonymous only
@@ -497,16 +534,18 @@ fn pure_ftpd_args(port: u16, lo: u16, hi: u16) -> Vec<String> {
         "60000", // most clients
         "-C",
         "60000", // most clients per address
-        "-p",
-        &format!("{lo}:{hi}"),
-        "-H", // no DNS lookups
-        "-f", // no syslog
+        "-H",    // no DNS lookups
+        "-f",    // no syslog
         "none",
         "-4", // IPv4 only
     ]
     .iter()
     .map(|s| s.to_string())
-    .collect()
+    .collect();
+    if lo != 0 {
+        args.extend(["-p".into(), format!("{lo}:{hi}")]);
+    }
+    args
 }
 
 pub const PYFTPDLIB_SCRIPT: &str = r#"import logging, sys
@@ -521,7 +560,8 @@ auth = DummyAuthorizer()
 auth.add_anonymous(root, perm="elrw")   # read + upload, as the others
 FTPHandler.authorizer = auth
 FTPHandler.use_sendfile = True
-FTPHandler.passive_ports = range(lo, hi + 1)
+# lo 0: pyftpdlib's default (None: the kernel's choice, port 0)
+FTPHandler.passive_ports = range(lo, hi + 1) if lo else None
 server = FTPServer(("127.0.0.1", port), FTPHandler)
 server.max_cons = 0                     # no limit
 server.max_cons_per_ip = 0              # no limit

@@ -88,8 +88,9 @@ pub struct ServerConfig {
     /// Accounts from `--users FILE`, if given. Every account's home was
     /// checked to be a directory under `root` at parse time.
     pub users: Option<Arc<UserDb>>,
-    /// Ports for passive listeners (`--pasv-ports LO-HI`); `None` lets the
-    /// system pick any free port.
+    /// Ports for passive listeners (`--pasv-ports LO-HI`); `None` for
+    /// random ports of the kernel's ephemeral range (see
+    /// [`crate::passive`]).
     pub pasv_ports: Option<RangeInclusive<u16>>,
     /// Most simultaneous sessions (`--max-clients`; 0 = no limit). The
     /// default is [`limits::DEFAULT_MAX_CLIENTS`], fewer when the
@@ -281,7 +282,7 @@ struct Args {
     #[arg(long, value_name = "FILE")]
     users: Option<PathBuf>,
 
-    /// Ports for passive data connections, for example 50000-50100
+    /// Ports for passive data connections, for example 50000-50100 (default: random free ports of the kernel's ephemeral range)
     #[arg(long, value_name = "LO-HI", value_parser = cli_port_range)]
     pasv_ports: Option<RangeInclusive<u16>>,
 

@@ -1,5 +1,6 @@
-//! Passive-mode data listeners: ports from the configured range, shared by
-//! all sessions and threads.
+//! Passive-mode data listeners: ports from the configured range, or from
+//! the kernel's ephemeral range when none is configured, shared by all
+//! sessions and threads.
 //!
 //! Listeners are bound with `SO_REUSEADDR` (the standard library sets it on
 //! Unix). On Linux that never lets two sockets listen on one port, but it
@@ -7,14 +8,53 @@
 //! `TIME_WAIT` — which is the normal state after the server closes a data
 //! connection, and would otherwise make a small range run dry for a minute
 //! after every burst of transfers.
+//!
+//! # Why the default is not port 0
+//!
+//! Without a configured range the ports are still chosen here, at random
+//! in the kernel's ephemeral range (`net.ipv4.ip_local_port_range`, less
+//! `ip_local_reserved_ports`), and bound explicitly; only when
+//! [`DEFAULT_TRIES`] random ports are all in use is the kernel asked for
+//! port 0. Binding port 0 is what collapses under load: for a socket with
+//! `SO_REUSEADDR` the kernel's search (`inet_csk_find_open_port`) takes
+//! only ports that no socket at all is bound to — a port with a
+//! `TIME_WAIT` socket counts as taken, on purpose — and it starts in the
+//! lower half of the range. Every data connection the server closed leaves
+//! a `TIME_WAIT` socket for a minute on exactly such a port, so after a few
+//! thousand transfers every port-0 bind walks and locks thousands of
+//! occupied bind buckets before it finds a free one (0.012 ms for `EPSV`
+//! on a quiet machine, 0.8 to 4 ms after five seconds of small downloads).
+//! An explicit bind of a port whose only other sockets are in `TIME_WAIT`
+//! succeeds at once, so a random port is nearly always free on the first
+//! try. vsftpd and pure-ftpd do the same by default (a random port in
+//! 1024-65535); the ephemeral range keeps the listeners off the ports that
+//! other services listen on.
 
+use std::collections::hash_map::RandomState;
 use std::fmt;
+use std::hash::BuildHasher;
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::ops::RangeInclusive;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use ftp_proto::ResourceError;
+
+/// How many random ports of the ephemeral range a bind tries, when no
+/// range is configured, before it asks the kernel for port 0.
+///
+/// Only sockets bound without `SO_REUSEADDR` (outgoing connections) and
+/// listening sockets make a port unusable here, so a try nearly always
+/// succeeds; the bound keeps a nearly full range from costing thousands of
+/// failed binds, and the kernel's search finds the last free ports.
+pub const DEFAULT_TRIES: u32 = 16;
+
+/// Linux's default `net.ipv4.ip_local_port_range`, used when it cannot be
+/// read.
+pub const LINUX_EPHEMERAL: RangeInclusive<u16> = 32768..=60999;
+
+const PORT_RANGE_FILE: &str = "/proc/sys/net/ipv4/ip_local_port_range";
+const RESERVED_FILE: &str = "/proc/sys/net/ipv4/ip_local_reserved_ports";
 
 /// Why no passive listener could be bound, carried inside the
 /// [`io::Error`] that [`PassivePorts::bind`] returns.
@@ -34,68 +74,172 @@ impl fmt::Display for PassiveError {
 
 impl std::error::Error for PassiveError {}
 
+/// Where passive ports come from.
+#[derive(Debug)]
+enum Source {
+    /// The configured range: first port and number of ports, searched in
+    /// turn from a rotating start.
+    Range { first: u16, count: u32 },
+    /// No configured range: random ports of the ephemeral range (first
+    /// port, number of ports) that are not reserved, then port 0.
+    Ephemeral {
+        first: u16,
+        count: u32,
+        reserved: Vec<RangeInclusive<u16>>,
+    },
+}
+
 /// The passive port range, and where the next search in it starts.
 #[derive(Debug)]
 pub struct PassivePorts {
-    /// First port and number of ports; `None` for any port (port 0).
-    range: Option<(u16, u32)>,
+    source: Source,
     next: AtomicU32,
+    /// Counter hashed with `keys` into the random ports of the default.
+    draws: AtomicU64,
+    /// Random keys (from the operating system) that make the default's
+    /// ports unpredictable.
+    keys: RandomState,
 }
 
 impl PassivePorts {
     /// Ports from `range` (port 0 in it is skipped; an empty range makes
-    /// every bind fail with [`PassiveError::Exhausted`]), or any port the
-    /// kernel picks when `None`.
+    /// every bind fail with [`PassiveError::Exhausted`]), or, when `None`,
+    /// random ports of the kernel's ephemeral range (read from
+    /// `/proc/sys/net/ipv4/ip_local_port_range` now, [`LINUX_EPHEMERAL`]
+    /// if that fails) that are not in `ip_local_reserved_ports`.
     pub fn new(range: Option<RangeInclusive<u16>>) -> PassivePorts {
-        let range = range.map(|r| {
-            let first = (*r.start()).max(1);
-            let last = *r.end();
-            let count = if first > last {
-                0
-            } else {
-                u32::from(last - first) + 1
-            };
-            (first, count)
-        });
+        match range {
+            Some(r) => {
+                let (first, count) = first_and_count(&r);
+                PassivePorts::with_source(Source::Range { first, count })
+            }
+            None => {
+                let ephemeral = std::fs::read_to_string(PORT_RANGE_FILE)
+                    .ok()
+                    .and_then(|text| parse_port_range(&text))
+                    .unwrap_or(LINUX_EPHEMERAL);
+                let reserved = std::fs::read_to_string(RESERVED_FILE)
+                    .map(|text| parse_reserved(&text))
+                    .unwrap_or_default();
+                PassivePorts::ephemeral(ephemeral, reserved)
+            }
+        }
+    }
+
+    /// The default without a configured range, with the ephemeral range
+    /// and reserved ports given.
+    fn ephemeral(range: RangeInclusive<u16>, reserved: Vec<RangeInclusive<u16>>) -> PassivePorts {
+        let (first, count) = first_and_count(&range);
+        PassivePorts::with_source(Source::Ephemeral {
+            first,
+            count,
+            reserved,
+        })
+    }
+
+    fn with_source(source: Source) -> PassivePorts {
         PassivePorts {
-            range,
+            source,
             next: AtomicU32::new(0),
+            draws: AtomicU64::new(0),
+            keys: RandomState::new(),
         }
     }
 
     /// Binds a non-blocking listener on `ip` (IPv4-mapped IPv6 addresses
     /// are bound as IPv4) with a port from the range.
     ///
-    /// Successive calls start at successive ports, and a port in use is
-    /// skipped; when every port is in use the error has kind
-    /// [`io::ErrorKind::AddrInUse`] and carries [`PassiveError::Exhausted`]
-    /// (see [`resource_error`]). Other errors (an address that is not
-    /// local, no descriptors left) are returned as they come.
+    /// With a configured range, successive calls start at successive
+    /// ports, and a port in use is skipped; when every port is in use the
+    /// error has kind [`io::ErrorKind::AddrInUse`] and carries
+    /// [`PassiveError::Exhausted`] (see [`resource_error`]). Without one,
+    /// up to [`DEFAULT_TRIES`] random ports of the ephemeral range are
+    /// tried, then port 0. Other errors (an address that is not local, no
+    /// descriptors left) are returned as they come.
     pub fn bind(&self, ip: IpAddr) -> io::Result<TcpListener> {
         let ip = ip.to_canonical();
-        let Some((first, count)) = self.range else {
-            return listen(SocketAddr::new(ip, 0));
-        };
+        match &self.source {
+            Source::Range { first, count } => self.bind_range(ip, *first, *count),
+            Source::Ephemeral {
+                first,
+                count,
+                reserved,
+            } => self.bind_ephemeral(ip, *first, *count, reserved),
+        }
+    }
+
+    fn bind_range(&self, ip: IpAddr, first: u16, count: u32) -> io::Result<TcpListener> {
         if count == 0 {
             return Err(exhausted());
         }
         let start = self.next.fetch_add(1, Ordering::Relaxed) % count;
         for i in 0..count {
             let offset = (start + i) % count;
-            // `first + offset` is at most the range's end, a u16.
-            let port = u16::try_from(u32::from(first) + offset).unwrap_or(u16::MAX);
-            match listen(SocketAddr::new(ip, port)) {
-                Ok(listener) => return Ok(listener),
-                // In use, or reserved for privileged processes: next one.
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::AddrInUse | io::ErrorKind::PermissionDenied
-                    ) => {}
-                Err(e) => return Err(e),
+            if let Some(listener) = try_listen(ip, port_at(first, offset))? {
+                return Ok(listener);
             }
         }
         Err(exhausted())
+    }
+
+    fn bind_ephemeral(
+        &self,
+        ip: IpAddr,
+        first: u16,
+        count: u32,
+        reserved: &[RangeInclusive<u16>],
+    ) -> io::Result<TcpListener> {
+        if count > 0 {
+            for _ in 0..DEFAULT_TRIES {
+                let draw = self.draws.fetch_add(1, Ordering::Relaxed);
+                // A keyed hash of a counter: uniform, and unpredictable to
+                // clients. The modulo's bias is below 2^-48.
+                let offset = (self.keys.hash_one(draw) % u64::from(count)) as u32;
+                let port = port_at(first, offset);
+                if reserved.iter().any(|r| r.contains(&port)) {
+                    continue;
+                }
+                if let Some(listener) = try_listen(ip, port)? {
+                    return Ok(listener);
+                }
+            }
+        }
+        listen(SocketAddr::new(ip, 0))
+    }
+}
+
+/// First port (at least 1) and number of ports of `range`.
+fn first_and_count(range: &RangeInclusive<u16>) -> (u16, u32) {
+    let first = (*range.start()).max(1);
+    let last = *range.end();
+    let count = if first > last {
+        0
+    } else {
+        u32::from(last - first) + 1
+    };
+    (first, count)
+}
+
+/// `first + offset`, for an offset below the range's count (so at most the
+/// range's end, a u16).
+fn port_at(first: u16, offset: u32) -> u16 {
+    u16::try_from(u32::from(first) + offset).unwrap_or(u16::MAX)
+}
+
+/// A listener on `ip` and `port`, or `None` when the port is in use (or
+/// reserved for privileged processes).
+fn try_listen(ip: IpAddr, port: u16) -> io::Result<Option<TcpListener>> {
+    match listen(SocketAddr::new(ip, port)) {
+        Ok(listener) => Ok(Some(listener)),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::AddrInUse | io::ErrorKind::PermissionDenied
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e),
     }
 }
 
@@ -107,6 +251,28 @@ fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
 
 fn exhausted() -> io::Error {
     io::Error::new(io::ErrorKind::AddrInUse, PassiveError::Exhausted)
+}
+
+/// The range in `ip_local_port_range` ("32768\t60999"), if it is two ports
+/// in order, the first not 0.
+fn parse_port_range(text: &str) -> Option<RangeInclusive<u16>> {
+    let mut words = text.split_whitespace();
+    let lo: u16 = words.next()?.parse().ok()?;
+    let hi: u16 = words.next()?.parse().ok()?;
+    (lo != 0 && lo <= hi && words.next().is_none()).then_some(lo..=hi)
+}
+
+/// The ports in `ip_local_reserved_ports` ("8080,9000-9100", or empty);
+/// parts that do not parse are left out.
+fn parse_reserved(text: &str) -> Vec<RangeInclusive<u16>> {
+    text.trim()
+        .split(',')
+        .filter_map(|part| {
+            let part = part.trim();
+            let (lo, hi) = part.split_once('-').unwrap_or((part, part));
+            Some(lo.trim().parse().ok()?..=hi.trim().parse().ok()?)
+        })
+        .collect()
 }
 
 /// What to tell the engine about a failed [`PassivePorts::bind`]:
@@ -153,6 +319,110 @@ mod tests {
             }
         }
         panic!("no free ports");
+    }
+
+    /// The kernel's ephemeral range, read the way a test on any version of
+    /// this module can.
+    fn kernel_ephemeral_range() -> Option<(u16, u16)> {
+        let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+        let mut it = text.split_whitespace().map(|w| w.parse::<u16>().ok());
+        Some((it.next()??, it.next()??))
+    }
+
+    #[test]
+    fn default_ports_cover_the_whole_ephemeral_range() {
+        // Without a range, ports come from the kernel's ephemeral range,
+        // chosen by us: all over it. A port-0 bind of a socket with
+        // SO_REUSEADDR gets a port from the lower half of the range only
+        // (until that half is full), so 64 binds that all land there mean
+        // the kernel is still choosing (the chance of that with uniform
+        // choices is 2^-64).
+        let Some((lo, hi)) = kernel_ephemeral_range() else {
+            return;
+        };
+        if hi < lo + 4 {
+            return;
+        }
+        // The first port of the kernel's upper half (inet_csk_find_open_port).
+        let half = u32::from(lo) + (((u32::from(hi) + 1 - u32::from(lo)) >> 2) << 1);
+        let ports = PassivePorts::new(None);
+        let mut upper = 0;
+        for _ in 0..64 {
+            let port = ports.bind(LOCAL).unwrap().local_addr().unwrap().port();
+            assert!((lo..=hi).contains(&port), "{port} outside {lo}-{hi}");
+            if u32::from(port) >= half {
+                upper += 1;
+            }
+        }
+        assert!(
+            upper > 0,
+            "64 default passive ports, all below {half}: chosen by the kernel"
+        );
+    }
+
+    /// Leaves a server-side TIME_WAIT socket on the port of `listener`.
+    fn time_wait_on(listener: TcpListener) {
+        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        listener.set_nonblocking(false).unwrap();
+        let (mut server, _) = listener.accept().unwrap();
+        server.write_all(b"data").unwrap();
+        drop(server);
+        let mut got = Vec::new();
+        client.read_to_end(&mut got).unwrap();
+        assert_eq!(got, b"data");
+    }
+
+    #[test]
+    fn default_reuses_ports_in_time_wait() {
+        // The reason the default is fast under load: a port whose only
+        // other socket is in TIME_WAIT is taken on the first try (a port-0
+        // bind would skip it).
+        let range = free_ports(1);
+        let port = *range.start();
+        let ports = PassivePorts::ephemeral(range, Vec::new());
+        for _ in 0..3 {
+            let listener = ports.bind(LOCAL).unwrap();
+            assert_eq!(listener.local_addr().unwrap().port(), port);
+            time_wait_on(listener);
+        }
+    }
+
+    #[test]
+    fn default_falls_back_to_the_kernel_and_skips_reserved_ports() {
+        let range = free_ports(2);
+        let (a, b) = (*range.start(), *range.end());
+        // `a` reserved: every bind gets `b`.
+        let ports = PassivePorts::ephemeral(range.clone(), vec![a..=a]);
+        for _ in 0..20 {
+            assert_eq!(ports.bind(LOCAL).unwrap().local_addr().unwrap().port(), b);
+        }
+        // Both in use: the kernel picks another port.
+        let _held = (
+            TcpListener::bind((LOCAL, a)).unwrap(),
+            TcpListener::bind((LOCAL, b)).unwrap(),
+        );
+        let ports = PassivePorts::ephemeral(range.clone(), Vec::new());
+        let other = ports.bind(LOCAL).unwrap().local_addr().unwrap().port();
+        assert!(!range.contains(&other));
+        // An empty range goes straight to the kernel.
+        #[allow(clippy::reversed_empty_ranges)]
+        let none = PassivePorts::ephemeral(10..=5, Vec::new());
+        assert_ne!(none.bind(LOCAL).unwrap().local_addr().unwrap().port(), 0);
+    }
+
+    #[test]
+    fn proc_files() {
+        assert_eq!(parse_port_range("32768\t60999\n"), Some(32768..=60999));
+        assert_eq!(parse_port_range("1024 1024"), Some(1024..=1024));
+        assert_eq!(parse_port_range("0 100"), None);
+        assert_eq!(parse_port_range("60999 32768"), None);
+        assert_eq!(parse_port_range("32768"), None);
+        assert_eq!(parse_port_range("a b"), None);
+        assert_eq!(parse_reserved("\n"), Vec::<RangeInclusive<u16>>::new());
+        assert_eq!(
+            parse_reserved("8080,9000-9100,x,70000\n"),
+            vec![8080..=8080, 9000..=9100]
+        );
     }
 
     #[test]
