@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use ftp_host::daemon::Runtime;
 use ftp_tests::tree::{self, Entry};
-use ftp_tests::{Client, TestServer, daemon_tests};
+use ftp_tests::{TestServer, daemon_tests};
 
 daemon_tests! {
     reply_format_of_multiline_replies,
