@@ -520,13 +520,23 @@ fn epsv_forms() {
         rt.command("PORT 127,0,0,1,4,1"),
         "503 PORT not allowed after EPSV ALL.\r\n"
     );
+    assert_eq!(
+        rt.command("EPRT |1|127.0.0.1|5000|"),
+        "503 PORT not allowed after EPSV ALL.\r\n"
+    );
+    assert!(rt.command("EPSV").starts_with("229 "), "EPSV still works");
+    // REIN forgets EPSV ALL.
+    assert_eq!(rt.command("REIN"), "220 Service ready for new user.\r\n");
+    rt.command("USER alice");
+    rt.command("PASS secret");
+    assert!(rt.command("PASV").starts_with("227 "));
     // The listener of an abandoned EPSV is closed when the next one opens.
     let closes = rt
         .intents
         .iter()
         .filter(|i| matches!(i, Intent::ClosePassive { .. }))
         .count();
-    assert_eq!(closes, 1);
+    assert_eq!(closes, 3);
 }
 
 #[test]

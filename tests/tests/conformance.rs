@@ -26,7 +26,6 @@ daemon_tests! {
     no_login_mode,
     sequence_errors,
     active_mode_policy,
-    epsv_forms_and_epsv_all,
     listings,
     mlst_and_opts_mlst,
     pipelined_commands,
@@ -476,35 +475,6 @@ fn active_mode_policy<R: Runtime>() {
         "EPRT garbage",
         "501 Syntax error in parameters or arguments.",
     );
-    c.quit();
-}
-
-fn epsv_forms_and_epsv_all<R: Runtime>() {
-    let srv = TestServer::builder().file("f.txt", "data").start::<R>();
-    let mut c = srv.login();
-    let r = c.expect("EPSV", 229);
-    assert!(
-        r.text().starts_with("Entering Extended Passive Mode (|||"),
-        "{r}"
-    );
-    let r = c.expect("EPSV 1", 229);
-    assert!(ftp_tests::client::parse_229(&r).is_some(), "{r}");
-    c.check("EPSV 2", "522 Network protocol not supported, use (1).");
-    c.check("EPSV ALL", "200 EPSV ALL ok.");
-    c.check("PASV", "503 PASV not allowed after EPSV ALL.");
-    c.check("PORT 127,0,0,1,4,1", "503 PORT not allowed after EPSV ALL.");
-    c.check(
-        "EPRT |1|127.0.0.1|5000|",
-        "503 PORT not allowed after EPSV ALL.",
-    );
-    // EPSV itself still works, and so do transfers over it.
-    c.mode = ftp_tests::DataMode::Epsv;
-    c.expect("TYPE I", 200);
-    assert_eq!(c.retr("f.txt"), b"data");
-    // REIN forgets EPSV ALL.
-    c.check("REIN", "220 Service ready for new user.");
-    c.login_anonymous();
-    c.pasv();
     c.quit();
 }
 
