@@ -84,6 +84,11 @@ pub struct ServerConfig {
     /// Worker threads (`--threads`, default 1; 0 on the command line means
     /// one per CPU, already resolved here). Always at least 1.
     pub threads: usize,
+    /// Most password checks running at once (`--password-checks`; 0 or
+    /// unset means one per CPU, already resolved here). Always at least 1;
+    /// the worker pool caps it at its number of workers. Each argon2 check
+    /// holds its hash's memory cost (19 MiB by default) while it runs.
+    pub password_checks: usize,
     /// Accounts from `--users FILE`, if given. Every account's home was
     /// checked to be a directory under `root` at parse time.
     pub users: Option<Arc<UserDb>>,
@@ -289,6 +294,11 @@ struct Args {
     /// Worker threads, 0 = one per CPU [default: 1]
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
+
+    /// Most password checks at once (each argon2 check holds its memory
+    /// cost, 19 MiB by default), 0 = one per CPU [default: 0]
+    #[arg(long, value_name = "N")]
+    password_checks: Option<usize>,
 
     /// Write a wu-ftpd style transfer log to FILE
     #[arg(long, value_name = "FILE")]
@@ -566,8 +576,13 @@ fn build(args: Args, file: FileConfig) -> Result<ServerConfig, ConfigError> {
     // names the account to use.
     let anonymous = anonymous_user.is_some() || (users.is_none() && !system_logins && !no_login);
 
+    let per_cpu = || std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads = match args.threads.or(file.threads).unwrap_or(1) {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        0 => per_cpu(),
+        n => n,
+    };
+    let password_checks = match args.password_checks.or(file.password_checks).unwrap_or(0) {
+        0 => per_cpu(),
         n => n,
     };
 
@@ -645,6 +660,7 @@ fn build(args: Args, file: FileConfig) -> Result<ServerConfig, ConfigError> {
         listen,
         inetd,
         threads,
+        password_checks,
         users,
         pasv_ports: args.pasv_ports.or(file.pasv_ports),
         max_clients,
@@ -862,6 +878,8 @@ mod tests {
             "2:Slow down: please.",
             "--threads",
             "3",
+            "--password-checks",
+            "2",
             "--xferlog",
             "xfer.log",
             "--allow-foreign-port",
@@ -882,7 +900,7 @@ mod tests {
         assert_eq!(c.engine.pasv_address, Some(Ipv4Addr::new(203, 0, 113, 7)));
         assert_eq!(c.max_clients, 5);
         assert_eq!(c.max_per_ip, Some((2, "Slow down: please.".to_string())));
-        assert_eq!(c.threads, 3);
+        assert_eq!((c.threads, c.password_checks), (3, 2));
         let xferlog = c.xferlog.clone().unwrap();
         assert!(xferlog.is_absolute() && xferlog.ends_with("xfer.log"));
         assert!(c.engine.log_events, "xferlog needs events");
@@ -902,6 +920,11 @@ mod tests {
         assert!(c.warnings().is_empty());
         assert_eq!(c.max_per_ip, Some((4, TOO_MANY_FROM_ADDRESS.to_string())));
         assert!(c.threads >= 1);
+        // Unset and 0 both mean one check per CPU.
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(c.password_checks, cpus);
+        let c = serve(&["--password-checks", "0", dir.s()]).unwrap();
+        assert_eq!(c.password_checks, cpus);
         assert_eq!(
             serve(&["--max-per-ip", "0", dir.s()]).unwrap().max_per_ip,
             None

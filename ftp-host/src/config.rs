@@ -22,6 +22,7 @@
 //! max_per_ip = 5                    # 0 = no limit
 //! max_per_ip_message = "Too many connections from your address."
 //! threads = 1                       # 0 = one per CPU
+//! password_checks = 0               # at once; 0 = one per CPU
 //! xferlog = "/var/log/xferlog"
 //! verbose = 1                       # like -v (2 = -vv)
 //! syslog = false                    # -S
@@ -387,6 +388,9 @@ pub struct FileConfig {
     pub max_per_ip_message: Option<String>,
     /// Worker threads, 0 = one per CPU (`--threads`).
     pub threads: Option<usize>,
+    /// Most password checks at once, 0 = one per CPU
+    /// (`--password-checks`).
+    pub password_checks: Option<usize>,
     /// wu-ftpd style transfer log (`--xferlog`).
     pub xferlog: Option<PathBuf>,
     /// Log verbosity: 1 is `-v`, 2 is `-vv`.
@@ -547,6 +551,7 @@ max_clients = 10
 max_per_ip = 2
 max_per_ip_message = "Slow down."
 threads = 4
+password_checks = 2
 xferlog = "xfer.log"
 verbose = 2
 syslog = true
@@ -576,6 +581,7 @@ shutdown_grace = 3
         assert_eq!(c.max_per_ip, Some(2));
         assert_eq!(c.max_per_ip_message.as_deref(), Some("Slow down."));
         assert_eq!(c.threads, Some(4));
+        assert_eq!(c.password_checks, Some(2));
         assert_eq!(c.verbose, Some(2));
         assert_eq!(c.login_fail_delay, Some(250));
         assert_eq!(c.max_login_attempts, Some(5));

@@ -51,7 +51,11 @@ impl Runtime for Smol {
             .map(|l| Ok((Async::new(l.socket)?, l.implicit_tls)))
             .collect::<io::Result<Vec<_>>>()?;
         let ex = Arc::new(Executor::new());
-        let jobs = Workers::spawn("ftp-smol", Workers::count_for(server.config.threads.max(1)))?;
+        let jobs = Workers::spawn(
+            "ftp-smol",
+            Workers::count_for(server.config.threads.max(1)),
+            server.config.password_checks,
+        )?;
 
         // Closed when shutdown triggers: wakes the main task.
         let (stop_tx, stop_rx) = smol::channel::bounded::<()>(1);
@@ -120,7 +124,7 @@ impl Runtime for Smol {
     fn serve_one(server: Arc<Server>, stream: TcpStream) -> io::Result<()> {
         let socket = Async::new(stream)?;
         let ex = Arc::new(Executor::new());
-        let jobs = Workers::spawn("ftp-smol", 1)?;
+        let jobs = Workers::spawn("ftp-smol", 1, 1)?;
         let admitted = Control::admit(server, socket, false, Arc::downgrade(&ex), jobs, None);
         if let Some(control) = admitted {
             smol::block_on(ex.run(session::run(control)));
