@@ -280,9 +280,17 @@ pub fn table(results: &[Result1], foot: &[Footprint], p: &Params, m: &Machine) -
             Box::new(|_, s| f(s.login_p99, 0)),
         ),
         (
-            "  RSS KiB idle / peak / 2 s after".into(),
+            "  RSS MiB idle/peak/2 s after".into(),
             Box::new(|_, s| match s.burst_memory {
-                Some(m) => format!("{}/{}/{}", m.idle_kib, m.peak_kib, m.after_kib),
+                Some(m) => {
+                    let mib = |kib: u64| kib as f64 / 1024.0;
+                    format!(
+                        "{:.1}/{:.0}/{:.1}",
+                        mib(m.idle_kib),
+                        mib(m.peak_kib),
+                        mib(m.after_kib)
+                    )
+                }
                 None => "-".into(),
             }),
         ),
