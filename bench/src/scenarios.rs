@@ -650,14 +650,15 @@ pub async fn login_burst<'a>(
         t.await;
     }
     let _ = ctl.quit().await;
-    let a = acc.borrow();
-    out.logins = a.ops;
-    out.login_us = a.lat_us.clone();
-    out.login_us.sort_unstable();
-    out.login_errors = a.errors;
-    out.first_error = a.first_error.clone();
+    {
+        let a = acc.borrow();
+        out.logins = a.ops;
+        out.login_us = a.lat_us.clone();
+        out.login_us.sort_unstable();
+        out.login_errors = a.errors;
+        out.first_error = a.first_error.clone();
+    }
     out.secs = (window.end - burst_start).as_secs_f64();
-    drop(a);
     if let (Some(pid), Some(idle_kib)) = (server.pid, idle_kib) {
         let peak_kib = procfs::hwm_kib(pid).unwrap_or(0);
         smol::Timer::after(AFTER_BURST).await;

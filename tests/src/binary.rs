@@ -219,9 +219,7 @@ fn login_burst_gives_memory_back(bin: &Path) {
                     let mut reader = BufReader::new(stream.try_clone().expect("clone"));
                     let mut writer = stream;
                     assert!(line(&mut reader).starts_with("220 "));
-                    writer
-                        .write_all(b"USER u\r\nPASS burst\r\n")
-                        .expect("send");
+                    writer.write_all(b"USER u\r\nPASS burst\r\n").expect("send");
                     assert!(line(&mut reader).starts_with("331 "));
                     let reply = line(&mut reader);
                     assert!(reply.starts_with("230 "), "{reply}");
