@@ -595,8 +595,8 @@ fn main() -> ExitCode {
                     );
                     if let Some(m) = &mut b.memory {
                         // The daemons' default: one check per CPU, at most
-                        // their worker threads (2 per loop, 4 to 64).
-                        m.checks = nproc.min((spec.threads * 2).clamp(4, 64)) as u64;
+                        // their worker threads (2 per loop, 4 to 64) less one.
+                        m.checks = nproc.min((spec.threads * 2).clamp(4, 64) - 1) as u64;
                         m.argon_kib = argon_kib(&users).unwrap_or(0);
                         eprintln!(
                             "  argon2 RSS  {:<12} idle {} KiB, peak {} KiB (bound {} = idle + {} checks x {} KiB + 4 MiB), {} s after {} KiB (bound {})",

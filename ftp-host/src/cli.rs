@@ -86,7 +86,7 @@ pub struct ServerConfig {
     pub threads: usize,
     /// Most password checks running at once (`--password-checks`; 0 or
     /// unset means one per CPU, already resolved here). Always at least 1;
-    /// the worker pool caps it at its number of workers. Each argon2 check
+    /// the worker pool caps it at its number of workers less one. Each argon2 check
     /// holds its hash's memory cost (19 MiB by default) while it runs.
     pub password_checks: usize,
     /// Accounts from `--users FILE`, if given. Every account's home was

@@ -132,18 +132,20 @@ impl Workers {
     }
 
     /// Starts `count` (at least one) worker threads named `NAME-worker-N`,
-    /// of which at most `checks` (at least one, at most all) run password
-    /// checks at the same time. Each argon2 check holds its hash's memory
-    /// cost (19 MiB by default) while it runs, so `checks` bounds the
-    /// memory a burst of logins takes; further checks wait in their own
-    /// queue, and the other workers go on with file operations.
+    /// of which at most `checks` run password checks at the same time:
+    /// at least one, and with two workers or more at most all but one, so
+    /// that a file operation never waits behind hashes. Each argon2 check
+    /// holds its hash's memory cost (19 MiB by default) while it runs, so
+    /// `checks` bounds the memory a burst of logins takes; further checks
+    /// wait in their own queue, and the other workers go on with file
+    /// operations.
     pub fn spawn(name: &str, count: usize, checks: usize) -> io::Result<Workers> {
         let count = count.max(1);
         let mut started = 0;
         let queue = Arc::new(Queue {
             state: Mutex::default(),
             ready: Condvar::new(),
-            check_limit: checks.clamp(1, count),
+            check_limit: checks.clamp(1, (count - 1).max(1)),
         });
         for n in 0..count {
             let queue = Arc::clone(&queue);
@@ -322,23 +324,18 @@ mod tests {
     }
 
     #[test]
-    fn the_check_limit_is_at_least_one_and_at_most_the_workers() {
-        assert_eq!(
-            Workers::spawn("test", 3, 0)
+    fn the_check_limit_is_at_least_one_and_leaves_a_worker_for_files() {
+        let limit = |count, checks| {
+            Workers::spawn("test", count, checks)
                 .unwrap()
                 .handle
                 .queue
-                .check_limit,
-            1
-        );
-        assert_eq!(
-            Workers::spawn("test", 3, 8)
-                .unwrap()
-                .handle
-                .queue
-                .check_limit,
-            3
-        );
+                .check_limit
+        };
+        assert_eq!(limit(3, 0), 1);
+        assert_eq!(limit(3, 2), 2);
+        assert_eq!(limit(3, 8), 2);
+        assert_eq!(limit(1, 8), 1);
         // One worker, one check at a time: checks and file jobs take turns
         // in the order they came.
         let pool = Workers::spawn("test", 1, 1).unwrap();
