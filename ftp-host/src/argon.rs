@@ -8,16 +8,20 @@
 //! its heaps and are kept there, one per thread that ever hashed. A daemon
 //! that served a burst of logins then holds hundreds of megabytes forever.
 //!
-//! Here the block is an anonymous mapping of its own, made for the check
-//! and unmapped right after it, whatever the C library and its allocator
-//! (glibc or the static musl build). How many checks run at once, and so
-//! how much memory they take together, is bounded by the worker pool
-//! ([`crate::workers`]).
+//! Here the block is an anonymous mapping of its own, unmapped when the
+//! check ends, whatever the C library and its allocator (glibc or the
+//! static musl build). A worker thread of the pool ([`crate::workers`])
+//! may keep its block for the next check while more checks wait, so a
+//! burst does not map and fault in 19 MiB per login; it unmaps the block
+//! as soon as it turns to anything else or has nothing to do. How many
+//! checks run at once, and so how much memory they take together, is
+//! bounded by the pool.
 //!
 //! This module and [`crate::crypt`] are the only ones with `unsafe` code:
 //! mapping, viewing and unmapping that block.
 #![allow(unsafe_code)]
 
+use std::cell::Cell;
 use std::fmt;
 use std::io;
 use std::ptr::{self, NonNull};
@@ -88,18 +92,63 @@ pub fn verify(password: &[u8], hash: &PasswordHash<'_>) -> Result<(), VerifyErro
             provided: std::cmp::Ordering::Greater,
             expected: Output::MAX_LENGTH,
         })?;
-    let mut memory = BlockMemory::map(params.block_count()).map_err(VerifyError::Memory)?;
-    Argon2::new(algorithm, version, params).hash_password_into_with_memory(
+    let mut memory = memory_for(params.block_count()).map_err(VerifyError::Memory)?;
+    let hashed = Argon2::new(algorithm, version, params).hash_password_into_with_memory(
         password,
         salt,
         out,
         memory.blocks(),
-    )?;
-    drop(memory);
+    );
+    if KEEP.get() {
+        SPARE.set(Some(memory));
+    } else {
+        drop(memory);
+    }
+    hashed?;
     if Output::new(out)? == *expected {
         Ok(())
     } else {
         Err(VerifyError::Mismatch)
+    }
+}
+
+thread_local! {
+    /// Whether this thread keeps its block between checks ([`keep_memory`]).
+    static KEEP: Cell<bool> = const { Cell::new(false) };
+    /// The block of this thread's last check, when it keeps it.
+    static SPARE: Cell<Option<BlockMemory>> = const { Cell::new(None) };
+}
+
+/// Makes the calling thread keep the block of its last check for the next
+/// one, until [`release_memory`]: for the worker pool, which releases it
+/// whenever the thread turns to other work or waits.
+pub(crate) fn keep_memory() {
+    KEEP.set(true);
+}
+
+/// Whether the calling thread holds a block from its last check.
+pub(crate) fn holds_memory() -> bool {
+    let spare = SPARE.take();
+    let holds = spare.is_some();
+    SPARE.set(spare);
+    holds
+}
+
+/// Unmaps the block the calling thread kept, if any.
+pub(crate) fn release_memory() {
+    drop(SPARE.take());
+}
+
+/// Blocks for a check: the thread's kept block when it has the same size
+/// (argon2 writes every block before reading it, so what the last check
+/// left there does not matter), else a new mapping.
+fn memory_for(len: usize) -> io::Result<BlockMemory> {
+    match SPARE.take() {
+        Some(spare) if spare.len == len => Ok(spare),
+        other => {
+            drop(other);
+            BlockMemory::map(len)
+        }
     }
 }
 
@@ -228,6 +277,52 @@ mod tests {
         assert!(matches!(verify(b"x", &other), Err(VerifyError::Hash(_))));
         let bare = PasswordHash::new("$argon2id$v=19$m=8,t=1,p=1$AAAAAAAAAAAAAAAAAAAAAA").unwrap();
         assert!(matches!(verify(b"x", &bare), Err(VerifyError::Hash(_))));
+    }
+
+    #[test]
+    fn a_keeping_thread_reuses_its_block_until_released() {
+        let h = hash(
+            "pw",
+            Params::new(1024, 1, 1, None).unwrap(),
+            Algorithm::Argon2id,
+            Version::V0x13,
+        );
+        std::thread::spawn(move || {
+            let parsed = PasswordHash::new(&h).unwrap();
+            let kept = || {
+                let spare = SPARE.take();
+                let kept = spare.as_ref().map(|m| (m.start, m.len));
+                SPARE.set(spare);
+                kept
+            };
+            // By default nothing is kept.
+            assert!(verify(b"pw", &parsed).is_ok());
+            assert!(!holds_memory());
+            keep_memory();
+            assert!(verify(b"pw", &parsed).is_ok());
+            let first = kept().expect("a kept block");
+            // The kept block, dirty from the last check, serves the next
+            // ones with the same results.
+            assert!(matches!(
+                verify(b"pw!", &parsed),
+                Err(VerifyError::Mismatch)
+            ));
+            assert!(verify(b"pw", &parsed).is_ok());
+            assert_eq!(kept(), Some(first));
+            // A hash of another size gets a block of its own.
+            let small = hash(
+                "pw",
+                Params::new(8, 1, 1, None).unwrap(),
+                Algorithm::Argon2id,
+                Version::V0x13,
+            );
+            assert!(verify(b"pw", &PasswordHash::new(&small).unwrap()).is_ok());
+            assert_eq!(kept().map(|(_, len)| len), Some(8));
+            release_memory();
+            assert!(!holds_memory());
+        })
+        .join()
+        .unwrap();
     }
 
     /// The lines of `/proc/self/maps` as address ranges.

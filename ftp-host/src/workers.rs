@@ -12,7 +12,8 @@
 //! wait in order, and the workers not checking passwords go on with file
 //! operations. An argon2 check holds its hash's whole memory cost while it
 //! runs (19 MiB by default), so this bounds what a burst of logins takes;
-//! [`crate::argon`] gives each check's memory back when it ends.
+//! [`crate::argon`] gives each check's memory back when it ends (a worker
+//! that goes straight on to the next waiting check reuses it).
 //!
 //! A job travels with its way home, a closure the daemon gives: it sends
 //! the [`JobDone`] to the session and wakes whoever waits. Workers end when
@@ -23,6 +24,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
+use crate::argon;
 use crate::server::{Job, JobDone};
 
 /// Where a finished job's result goes.
@@ -212,11 +214,20 @@ impl Drop for Checking<'_> {
 }
 
 /// A worker: runs tasks until the queue is closed and empty.
+///
+/// A worker keeps the argon2 memory of its last password check only while
+/// its next task is another check: it gives the memory back before any
+/// other task and before it waits, so at most as many blocks are mapped as
+/// checks run.
 fn work(queue: &Queue) {
+    argon::keep_memory();
     let mut state = queue.lock();
     loop {
         if let Some((task, check)) = state.take(queue.check_limit) {
             drop(state);
+            if !check {
+                argon::release_memory();
+            }
             let checking = check.then(|| Checking(queue));
             task();
             drop(checking);
@@ -224,7 +235,14 @@ fn work(queue: &Queue) {
         } else if state.closed && state.tasks.is_empty() && state.checks.is_empty() {
             // Workers that waited for a check slot learn that all is done.
             queue.ready.notify_all();
+            drop(state);
+            argon::release_memory();
             return;
+        } else if argon::holds_memory() {
+            // Unmapping takes a moment: not while holding the queue.
+            drop(state);
+            argon::release_memory();
+            state = queue.lock();
         } else {
             state = queue.ready.wait(state).unwrap_or_else(|e| e.into_inner());
         }
