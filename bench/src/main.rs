@@ -617,7 +617,7 @@ fn main() -> ExitCode {
                 &ex, &server, "bench", pass, p.clients, p.measure,
             ));
             match r {
-                Ok(b) => {
+                Ok(mut b) => {
                     eprintln!(
                         "  argon2      {:<12} one login {:.1} ms; NOOP p99 {:.2} ms idle, {:.2} ms during {} logins ({:.0}/s, {} errors)",
                         server.name,
@@ -628,6 +628,24 @@ fn main() -> ExitCode {
                         b.logins as f64 / b.secs,
                         b.login_errors,
                     );
+                    if let Some(m) = &mut b.memory {
+                        // The daemons' default: one check per CPU, at most
+                        // their worker threads (2 per loop, 4 to 64) less one.
+                        m.checks = nproc.min((spec.threads * 2).clamp(4, 64) - 1) as u64;
+                        m.argon_kib = argon_kib(&users).unwrap_or(0);
+                        eprintln!(
+                            "  argon2 RSS  {:<12} idle {} KiB, peak {} KiB (bound {} = idle + {} checks x {} KiB + 4 MiB), {} s after {} KiB (bound {})",
+                            server.name,
+                            m.idle_kib,
+                            m.peak_kib,
+                            m.peak_bound_kib(),
+                            m.checks,
+                            m.argon_kib,
+                            scenarios::AFTER_BURST.as_secs(),
+                            m.after_kib,
+                            m.after_bound_kib(),
+                        );
+                    }
                     results[*idx].burst = Some(b);
                 }
                 Err(e) => results[*idx].failures.push(format!("argon2 burst: {e}")),
@@ -805,6 +823,13 @@ fn make_files(root: &Path, size: u64, big: bool) -> std::io::Result<Files> {
 
 /// A users file with one account `bench` (argon2 hash from the daemon's
 /// own `hash-password`).
+/// The memory cost (`m=`, KiB) of the first hash in a users file.
+fn argon_kib(users: &Path) -> Option<u64> {
+    let text = fs::read_to_string(users).ok()?;
+    let params = text.split("m=").nth(1)?;
+    params.split(',').next()?.parse().ok()
+}
+
 fn write_users(prog: &Path, path: &Path, pass: &str) -> std::io::Result<()> {
     use std::process::{Command, Stdio};
     let mut child = Command::new(prog)

@@ -92,6 +92,12 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
     kib_field(&text, "VmRSS:")
 }
 
+/// `VmHWM` (the most RSS it ever had) of one process, in KiB.
+pub fn hwm_kib(pid: u32) -> Option<u64> {
+    let text = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    kib_field(&text, "VmHWM:")
+}
+
 /// Number of processes in the tree of `pid`.
 pub fn tree_len(pid: u32) -> usize {
     tree(pid).len()

@@ -64,6 +64,7 @@ pub struct Summary {
     pub logins_per_s: Option<f64>,
     pub login_p99: Option<f64>,
     pub login_errors: Option<u64>,
+    pub burst_memory: Option<crate::scenarios::BurstMemory>,
 }
 
 /// The figures of a loop scenario, reduced over its rounds.
@@ -145,6 +146,7 @@ pub fn summarize(r: &Result1) -> Summary {
         s.logins_per_s = Some(b.logins as f64 / b.secs);
         s.login_p99 = Some(percentile(&b.login_us, 0.99));
         s.login_errors = Some(b.login_errors);
+        s.burst_memory = b.memory;
     }
     s
 }
@@ -276,6 +278,21 @@ pub fn table(results: &[Result1], foot: &[Footprint], p: &Params, m: &Machine) -
         (
             "  login p99 ms in the burst".into(),
             Box::new(|_, s| f(s.login_p99, 0)),
+        ),
+        (
+            "  RSS MiB idle/peak/2 s after".into(),
+            Box::new(|_, s| match s.burst_memory {
+                Some(m) => {
+                    let mib = |kib: u64| kib as f64 / 1024.0;
+                    format!(
+                        "{:.1}/{:.0}/{:.1}",
+                        mib(m.idle_kib),
+                        mib(m.peak_kib),
+                        mib(m.after_kib)
+                    )
+                }
+                None => "-".into(),
+            }),
         ),
         (
             "  logins/s (errors)".into(),
@@ -497,6 +514,22 @@ pub fn targets(
                 verdict(burst < login && s.login_errors == Some(0))
             ));
         }
+        if let Some(m) = s.burst_memory {
+            lines.push(format!(
+                "{:<22} {:<11} RSS peak {} KiB (idle {} + {} checks x {} KiB + 4 MiB = {}), {} KiB {} s after (idle + 1 MiB = {}): {}",
+                "argon2 burst memory",
+                r.name,
+                m.peak_kib,
+                m.idle_kib,
+                m.checks,
+                m.argon_kib,
+                m.peak_bound_kib(),
+                m.after_kib,
+                crate::scenarios::AFTER_BURST.as_secs(),
+                m.after_bound_kib(),
+                verdict(m.met())
+            ));
+        }
     }
     for fp in foot
         .iter()
@@ -693,6 +726,17 @@ pub fn json(
                 .set("login_p99_ms", percentile(&b.login_us, 0.99))
                 .set("login_errors", b.login_errors)
                 .set("first_error", b.first_error.clone());
+            if let Some(m) = &b.memory {
+                o.set("rss_idle_kib", m.idle_kib)
+                    .set("rss_peak_kib", m.peak_kib)
+                    .set("rss_after_kib", m.after_kib)
+                    .set("rss_after_secs", crate::scenarios::AFTER_BURST.as_secs())
+                    .set("password_checks", m.checks)
+                    .set("argon2_kib", m.argon_kib)
+                    .set("rss_peak_bound_kib", m.peak_bound_kib())
+                    .set("rss_after_bound_kib", m.after_bound_kib())
+                    .set("rss_bounds_met", m.met());
+            }
             j.set("argon2_burst", o);
         }
         servers.push(j);

@@ -545,7 +545,46 @@ pub struct LoginBurst {
     pub login_errors: u64,
     pub first_error: Option<String>,
     pub secs: f64,
+    /// The server's memory, when its process is known: see [`BurstMemory`].
+    pub memory: Option<BurstMemory>,
 }
+
+/// The server's RSS around a login burst (KiB, from `/proc/PID/status`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BurstMemory {
+    /// `VmRSS` before the first login (no hash computed yet).
+    pub idle_kib: u64,
+    /// `VmHWM` once the burst has ended: the most RSS the server had.
+    pub peak_kib: u64,
+    /// `VmRSS` 2 s after the burst, every session closed.
+    pub after_kib: u64,
+    /// Password checks the server runs at once (its default, one per CPU
+    /// and at most its worker threads), filled in by the caller.
+    pub checks: u64,
+    /// Memory of one argon2 check (the hash's `m`), KiB, filled in by the
+    /// caller.
+    pub argon_kib: u64,
+}
+
+impl BurstMemory {
+    /// Most peak RSS allowed: idle + checks at once x argon2 memory + 4 MiB.
+    pub fn peak_bound_kib(&self) -> u64 {
+        self.idle_kib + self.checks * self.argon_kib + 4 * 1024
+    }
+
+    /// Most RSS allowed 2 s after the burst: idle + 1 MiB.
+    pub fn after_bound_kib(&self) -> u64 {
+        self.idle_kib + 1024
+    }
+
+    /// Whether both bounds hold.
+    pub fn met(&self) -> bool {
+        self.peak_kib <= self.peak_bound_kib() && self.after_kib <= self.after_bound_kib()
+    }
+}
+
+/// How long after a burst the server's RSS is read again.
+pub const AFTER_BURST: Duration = Duration::from_secs(2);
 
 async fn noop_loop(ctl: &mut Control, until: Instant) -> io::Result<Vec<u32>> {
     let mut lat = Vec::new();
@@ -567,6 +606,7 @@ pub async fn login_burst<'a>(
     measure: Duration,
 ) -> io::Result<LoginBurst> {
     let mut out = LoginBurst::default();
+    let idle_kib = server.pid.and_then(procfs::rss_kib);
     let mut ctl = Control::connect(server.addr, None).await?;
     ctl.cmd_expect(&format!("USER {user}"), 331).await?;
     let t = Instant::now();
@@ -610,12 +650,24 @@ pub async fn login_burst<'a>(
         t.await;
     }
     let _ = ctl.quit().await;
-    let a = acc.borrow();
-    out.logins = a.ops;
-    out.login_us = a.lat_us.clone();
-    out.login_us.sort_unstable();
-    out.login_errors = a.errors;
-    out.first_error = a.first_error.clone();
+    {
+        let a = acc.borrow();
+        out.logins = a.ops;
+        out.login_us = a.lat_us.clone();
+        out.login_us.sort_unstable();
+        out.login_errors = a.errors;
+        out.first_error = a.first_error.clone();
+    }
     out.secs = (window.end - burst_start).as_secs_f64();
+    if let (Some(pid), Some(idle_kib)) = (server.pid, idle_kib) {
+        let peak_kib = procfs::hwm_kib(pid).unwrap_or(0);
+        smol::Timer::after(AFTER_BURST).await;
+        out.memory = Some(BurstMemory {
+            idle_kib,
+            peak_kib,
+            after_kib: procfs::rss_kib(pid).unwrap_or(0),
+            ..BurstMemory::default()
+        });
+    }
     Ok(out)
 }

@@ -85,6 +85,11 @@ pub struct ServerConfig {
     /// Worker threads (`--threads`, default 1; 0 on the command line means
     /// one per CPU, already resolved here). Always at least 1.
     pub threads: usize,
+    /// Most password checks running at once (`--password-checks`; 0 or
+    /// unset means one per CPU, already resolved here). Always at least 1;
+    /// the worker pool caps it at its number of workers less one. Each argon2 check
+    /// holds its hash's memory cost (19 MiB by default) while it runs.
+    pub password_checks: usize,
     /// Accounts from `--users FILE`, if given. Every account's home was
     /// checked to be a directory under `root` at parse time.
     pub users: Option<Arc<UserDb>>,
@@ -301,6 +306,11 @@ struct Args {
     /// Worker threads, 0 = one per CPU [default: 1]
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
+
+    /// Most password checks at once (each argon2 check holds its memory
+    /// cost, 19 MiB by default), 0 = one per CPU [default: 0]
+    #[arg(long, value_name = "N")]
+    password_checks: Option<usize>,
 
     /// Write a wu-ftpd style transfer log to FILE
     #[arg(long, value_name = "FILE")]
@@ -578,8 +588,13 @@ fn build(args: Args, file: FileConfig) -> Result<ServerConfig, ConfigError> {
     // names the account to use.
     let anonymous = anonymous_user.is_some() || (users.is_none() && !system_logins && !no_login);
 
+    let per_cpu = || std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads = match args.threads.or(file.threads).unwrap_or(1) {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        0 => per_cpu(),
+        n => n,
+    };
+    let password_checks = match args.password_checks.or(file.password_checks).unwrap_or(0) {
+        0 => per_cpu(),
         n => n,
     };
 
@@ -660,6 +675,7 @@ fn build(args: Args, file: FileConfig) -> Result<ServerConfig, ConfigError> {
         listen,
         inetd,
         threads,
+        password_checks,
         users,
         pasv_ports: args.pasv_ports.or(file.pasv_ports),
         max_clients,
@@ -882,6 +898,8 @@ mod tests {
             "2:Slow down: please.",
             "--threads",
             "3",
+            "--password-checks",
+            "2",
             "--xferlog",
             "xfer.log",
             "--allow-foreign-port",
@@ -905,7 +923,7 @@ mod tests {
         assert_eq!(c.engine.pasv_address, Some(Ipv4Addr::new(203, 0, 113, 7)));
         assert_eq!(c.max_clients, 5);
         assert_eq!(c.max_per_ip, Some((2, "Slow down: please.".to_string())));
-        assert_eq!(c.threads, 3);
+        assert_eq!((c.threads, c.password_checks), (3, 2));
         let xferlog = c.xferlog.clone().unwrap();
         assert!(xferlog.is_absolute() && xferlog.ends_with("xfer.log"));
         assert!(c.engine.log_events, "xferlog needs events");
@@ -925,6 +943,15 @@ mod tests {
         assert!(c.warnings().is_empty());
         assert_eq!(c.max_per_ip, Some((4, TOO_MANY_FROM_ADDRESS.to_string())));
         assert!(c.threads >= 1);
+        // Unset and 0 both mean one check per CPU.
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(c.password_checks, cpus);
+        let c = serve(&["--password-checks", "0", dir.s()]).unwrap();
+        assert_eq!(c.password_checks, cpus);
+        assert_eq!(
+            serve(&["--max-per-ip", "0", dir.s()]).unwrap().max_per_ip,
+            None
+        );
         let c = serve(&["--max-per-ip", "0", "--max-clients", "0", dir.s()]).unwrap();
         assert_eq!((c.max_per_ip, c.max_clients), (None, 0), "0 = no limit");
         let c = serve(&["--login-timeout", "0", dir.s()]).unwrap();

@@ -24,6 +24,7 @@
 //! max_per_ip = 50                   # 0 = no limit; IPv6 counts per /64
 //! max_per_ip_message = "Too many connections from your address."
 //! threads = 1                       # 0 = one per CPU
+//! password_checks = 0               # at once; 0 = one per CPU
 //! xferlog = "/var/log/xferlog"
 //! verbose = 1                       # like -v (2 = -vv)
 //! syslog = false                    # -S
@@ -392,6 +393,9 @@ pub struct FileConfig {
     pub max_per_ip_message: Option<String>,
     /// Worker threads, 0 = one per CPU (`--threads`).
     pub threads: Option<usize>,
+    /// Most password checks at once, 0 = one per CPU
+    /// (`--password-checks`).
+    pub password_checks: Option<usize>,
     /// wu-ftpd style transfer log (`--xferlog`).
     pub xferlog: Option<PathBuf>,
     /// Log verbosity: 1 is `-v`, 2 is `-vv`.
@@ -553,6 +557,7 @@ max_clients = 10
 max_per_ip = 2
 max_per_ip_message = "Slow down."
 threads = 4
+password_checks = 2
 xferlog = "xfer.log"
 verbose = 2
 syslog = true
@@ -583,6 +588,7 @@ shutdown_grace = 3
         assert_eq!(c.max_per_ip, Some(2));
         assert_eq!(c.max_per_ip_message.as_deref(), Some("Slow down."));
         assert_eq!(c.threads, Some(4));
+        assert_eq!(c.password_checks, Some(2));
         assert_eq!(c.verbose, Some(2));
         assert_eq!(c.login_fail_delay, Some(250));
         assert_eq!(c.max_login_attempts, Some(5));

@@ -6,10 +6,12 @@
 //! sinks, passive ports, connection limits and logs.
 //!
 //! The only `unsafe` code is the call into the system's `crypt` in
-//! [`crypt`]; every other module is checked to have none.
+//! [`crypt`] and the mapping of argon2's working memory in [`argon`];
+//! every other module is checked to have none.
 #![deny(missing_debug_implementations, missing_docs, unsafe_code)]
 
 pub mod admission;
+pub mod argon;
 pub mod cli;
 pub mod clock;
 pub mod config;

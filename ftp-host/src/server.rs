@@ -255,6 +255,19 @@ impl Job {
         self.id
     }
 
+    /// Whether this job checks a password (a login with the users file or
+    /// a system account): slow and memory-hungry on purpose, so the worker
+    /// pool runs only a bounded number at once. Anonymous logins check
+    /// none.
+    pub fn is_password_check(&self) -> bool {
+        match &self.kind {
+            JobKind::Authenticate { .. } => true,
+            JobKind::ConfirmAnonymous { .. }
+            | JobKind::File { .. }
+            | JobKind::OpenTransfer { .. } => false,
+        }
+    }
+
     /// Does the work now if it cannot block (a download whose file the
     /// kernel can open from its caches); otherwise gives the job back, for
     /// the worker pool.

@@ -10,18 +10,22 @@
 //!
 //! Passwords are stored only as PHC hash strings; plain text is refused
 //! when the file is loaded. Verification is slow by design (argon2), so
-//! the daemons run [`UserDb::verify`] off their event loop.
+//! the daemons run [`UserDb::verify`] off their event loop, on the worker
+//! pool's password-check lane, which bounds how many run at once; each
+//! check's memory is given back to the system when it ends
+//! ([`crate::argon`]).
 
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
 
 use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{Output, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{Output, PasswordHash, PasswordHasher, SaltString};
 use argon2::{Algorithm, Argon2, Params};
 use ftp_proto::{AuthError, Grant};
 use serde::Deserialize;
 
+use crate::argon::{self, VerifyError};
 use crate::config::{ConfigError, UserProblem, line_of};
 
 /// Hash checked for names that are not in the database when the database
@@ -199,19 +203,22 @@ impl UserDb {
     pub fn verify(&self, user: &str, password: &str) -> Result<UserGrant, AuthError> {
         let Some(account) = self.accounts.get(user) else {
             if let Ok(hash) = PasswordHash::new(&self.dummy) {
-                let _ = Argon2::default().verify_password(password.as_bytes(), &hash);
+                let _ = argon::verify(password.as_bytes(), &hash);
             }
             return Err(AuthError::Denied);
         };
         let hash = PasswordHash::new(&account.hash).map_err(|_| AuthError::Unavailable)?;
-        match Argon2::default().verify_password(password.as_bytes(), &hash) {
+        match argon::verify(password.as_bytes(), &hash) {
             Ok(()) => Ok(UserGrant {
                 name: user.to_string(),
                 home: account.home.clone(),
                 write: account.write,
             }),
-            Err(argon2::password_hash::Error::Password) => Err(AuthError::Denied),
-            Err(_) => Err(AuthError::Unavailable),
+            Err(VerifyError::Mismatch) => Err(AuthError::Denied),
+            Err(e) => {
+                log::warn!("login as {user}: {e}");
+                Err(AuthError::Unavailable)
+            }
         }
     }
 }

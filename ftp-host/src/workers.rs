@@ -7,6 +7,14 @@
 //! executor threads) keep a core and other sessions' replies are not held
 //! up behind the hashes.
 //!
+//! Password checks have a lane of their own: at most a set number of them
+//! run at once (one per CPU by default, `--password-checks`), the rest
+//! wait in order, and the workers not checking passwords go on with file
+//! operations. An argon2 check holds its hash's whole memory cost while it
+//! runs (19 MiB by default), so this bounds what a burst of logins takes;
+//! [`crate::argon`] gives each check's memory back when it ends (a worker
+//! that goes straight on to the next waiting check reuses it).
+//!
 //! A job travels with its way home, a closure the daemon gives: it sends
 //! the [`JobDone`] to the session and wakes whoever waits. Workers end when
 //! every [`Workers`] handle is dropped; nobody waits for a job stuck in a
@@ -16,6 +24,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
+use crate::argon;
 use crate::server::{Job, JobDone};
 
 /// Where a finished job's result goes.
@@ -33,8 +42,13 @@ pub struct Workers {
 
 impl std::fmt::Debug for Workers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let queued = self.handle.queue.lock().tasks.len();
-        f.debug_struct("Workers").field("queued", &queued).finish()
+        let state = self.handle.queue.lock();
+        f.debug_struct("Workers")
+            .field("queued", &state.tasks.len())
+            .field("checks_queued", &state.checks.len())
+            .field("checking", &state.checking)
+            .field("check_limit", &self.handle.queue.check_limit)
+            .finish()
     }
 }
 
@@ -53,16 +67,54 @@ impl Drop for Handle {
 /// The jobs waiting for a worker. A plain mutex and condition variable:
 /// submitting wakes one idle worker (one futex call), and a worker that
 /// finds more work takes it without sleeping.
-#[derive(Default)]
 struct Queue {
     state: Mutex<State>,
     ready: Condvar,
+    /// Most password checks running at once.
+    check_limit: usize,
 }
 
 #[derive(Default)]
 struct State {
-    tasks: VecDeque<Task>,
+    /// Other jobs, with their order of submission.
+    tasks: VecDeque<(u64, Task)>,
+    /// Password checks, with their order of submission.
+    checks: VecDeque<(u64, Task)>,
+    /// Order number of the next submission.
+    next: u64,
+    /// Password checks running now.
+    checking: usize,
     closed: bool,
+}
+
+impl State {
+    /// The oldest task a worker may start now, and whether it is a
+    /// password check: checks wait while `limit` of them run.
+    fn take(&mut self, limit: usize) -> Option<(Task, bool)> {
+        let check_allowed = self.checking < limit;
+        let check_first = match (self.tasks.front(), self.checks.front()) {
+            (_, None) => false,
+            (None, Some(_)) => check_allowed,
+            (Some((task, _)), Some((check, _))) => check_allowed && check < task,
+        };
+        if check_first {
+            let (_, task) = self.checks.pop_front()?;
+            self.checking += 1;
+            Some((task, true))
+        } else {
+            self.tasks.pop_front().map(|(_, task)| (task, false))
+        }
+    }
+
+    fn push(&mut self, task: Task, check: bool) {
+        let n = self.next;
+        self.next += 1;
+        if check {
+            self.checks.push_back((n, task));
+        } else {
+            self.tasks.push_back((n, task));
+        }
+    }
 }
 
 impl Queue {
@@ -81,10 +133,23 @@ impl Workers {
         (threads * 2).clamp(4, 64)
     }
 
-    /// Starts `count` (at least one) worker threads named `NAME-worker-N`.
-    pub fn spawn(name: &str, count: usize) -> io::Result<Workers> {
-        let queue = Arc::new(Queue::default());
-        for n in 0..count.max(1) {
+    /// Starts `count` (at least one) worker threads named `NAME-worker-N`,
+    /// of which at most `checks` run password checks at the same time:
+    /// at least one, and with two workers or more at most all but one, so
+    /// that a file operation never waits behind hashes. Each argon2 check
+    /// holds its hash's memory cost (19 MiB by default) while it runs, so
+    /// `checks` bounds the memory a burst of logins takes; further checks
+    /// wait in their own queue, and the other workers go on with file
+    /// operations.
+    pub fn spawn(name: &str, count: usize, checks: usize) -> io::Result<Workers> {
+        let count = count.max(1);
+        let mut started = 0;
+        let queue = Arc::new(Queue {
+            state: Mutex::default(),
+            ready: Condvar::new(),
+            check_limit: checks.clamp(1, (count - 1).max(1)),
+        });
+        for n in 0..count {
             let queue = Arc::clone(&queue);
             let spawned = std::thread::Builder::new()
                 .name(format!("{name}-worker-{n}"))
@@ -97,35 +162,87 @@ impl Workers {
                 log::warn!("started only {n} worker threads: {e}");
                 break;
             }
+            started += 1;
         }
+        log::debug!(
+            "{started} worker threads, {} for password checks at once",
+            queue.check_limit.min(started)
+        );
         Ok(Workers {
             handle: Arc::new(Handle { queue }),
         })
     }
 
-    /// Queues `job`; `reply` gets its result, on a worker thread.
+    /// Queues `job`; `reply` gets its result, on a worker thread. Password
+    /// checks ([`Job::is_password_check`]) go to their own, bounded lane.
     pub fn submit(&self, job: Job, reply: Reply) {
-        self.execute(Box::new(move || reply(job.run())));
+        let check = job.is_password_check();
+        self.execute(Box::new(move || reply(job.run())), check);
     }
 
-    /// Queues `task` to run on a worker thread.
-    fn execute(&self, task: Task) {
+    /// Queues `task` to run on a worker thread; `check` puts it in the
+    /// password-check lane.
+    fn execute(&self, task: Task, check: bool) {
         let queue = &self.handle.queue;
-        queue.lock().tasks.push_back(task);
-        queue.ready.notify_one();
+        let mut state = queue.lock();
+        state.push(task, check);
+        let startable = !check || state.checking < queue.check_limit;
+        drop(state);
+        // A check that must wait for another to end needs no worker now:
+        // the worker ending that check takes it.
+        if startable {
+            queue.ready.notify_one();
+        }
+    }
+}
+
+/// Counts a running password check; ends it even if its task panics.
+struct Checking<'a>(&'a Queue);
+
+impl Drop for Checking<'_> {
+    fn drop(&mut self) {
+        let mut state = self.0.lock();
+        state.checking -= 1;
+        let waiting = !state.checks.is_empty();
+        drop(state);
+        // The worker takes the next check itself, unless its task panicked
+        // and it is ending: then another must.
+        if waiting && std::thread::panicking() {
+            self.0.ready.notify_one();
+        }
     }
 }
 
 /// A worker: runs tasks until the queue is closed and empty.
+///
+/// A worker keeps the argon2 memory of its last password check only while
+/// its next task is another check: it gives the memory back before any
+/// other task and before it waits, so at most as many blocks are mapped as
+/// checks run.
 fn work(queue: &Queue) {
+    argon::keep_memory();
     let mut state = queue.lock();
     loop {
-        if let Some(task) = state.tasks.pop_front() {
+        if let Some((task, check)) = state.take(queue.check_limit) {
             drop(state);
+            if !check {
+                argon::release_memory();
+            }
+            let checking = check.then(|| Checking(queue));
             task();
+            drop(checking);
             state = queue.lock();
-        } else if state.closed {
+        } else if state.closed && state.tasks.is_empty() && state.checks.is_empty() {
+            // Workers that waited for a check slot learn that all is done.
+            queue.ready.notify_all();
+            drop(state);
+            argon::release_memory();
             return;
+        } else if argon::holds_memory() {
+            // Unmapping takes a moment: not while holding the queue.
+            drop(state);
+            argon::release_memory();
+            state = queue.lock();
         } else {
             state = queue.ready.wait(state).unwrap_or_else(|e| e.into_inner());
         }
@@ -140,11 +257,12 @@ mod tests {
 
     #[test]
     fn every_task_runs_once_and_workers_end_with_the_last_handle() {
-        let pool = Workers::spawn("test", 3).unwrap();
+        let pool = Workers::spawn("test", 3, 1).unwrap();
         let (tx, rx) = mpsc::channel();
         for i in 0..100 {
             let tx = tx.clone();
-            pool.clone().execute(Box::new(move || tx.send(i).unwrap()));
+            pool.clone()
+                .execute(Box::new(move || tx.send(i).unwrap()), i % 3 == 0);
         }
         let mut seen: Vec<i32> = (0..100)
             .map(|_| rx.recv_timeout(Duration::from_secs(10)).unwrap())
@@ -154,7 +272,7 @@ mod tests {
         // A queued task still runs after the last handle is gone; then the
         // workers end and drop their clone of the queue.
         let queue = Arc::downgrade(&pool.handle.queue);
-        pool.execute(Box::new(move || tx.send(100).unwrap()));
+        pool.execute(Box::new(move || tx.send(100).unwrap()), true);
         drop(pool);
         assert_eq!(rx.recv_timeout(Duration::from_secs(10)), Ok(100));
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -162,5 +280,91 @@ mod tests {
             assert!(std::time::Instant::now() < deadline, "workers did not end");
             std::thread::sleep(Duration::from_millis(5));
         }
+    }
+
+    #[test]
+    fn password_checks_run_at_most_the_limit_at_once_and_others_go_on() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let pool = Workers::spawn("test", 4, 2).unwrap();
+        let running = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        // Checks hold their slot until released, so the test sees the
+        // queue while they run.
+        let gate = Arc::new((Mutex::new(false), Condvar::new()));
+        let (tx, rx) = mpsc::channel();
+        for i in 0..20 {
+            let (running, most, gate, tx) =
+                (running.clone(), most.clone(), gate.clone(), tx.clone());
+            pool.execute(
+                Box::new(move || {
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now, Ordering::SeqCst);
+                    let (open, cv) = &*gate;
+                    let mut open = open.lock().unwrap();
+                    while !*open {
+                        open = cv.wait(open).unwrap();
+                    }
+                    drop(open);
+                    running.fetch_sub(1, Ordering::SeqCst);
+                    tx.send(("check", i)).unwrap();
+                }),
+                true,
+            );
+        }
+        // Two checks hold two workers; the other two still run file jobs,
+        // submitted after the 18 waiting checks.
+        for i in 0..10 {
+            let tx = tx.clone();
+            pool.execute(Box::new(move || tx.send(("file", i)).unwrap()), false);
+        }
+        for _ in 0..10 {
+            let (kind, _) = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+            assert_eq!(kind, "file", "a check ended while the gate was shut");
+        }
+        assert_eq!(running.load(Ordering::SeqCst), 2);
+        {
+            let state = pool.handle.queue.lock();
+            assert_eq!((state.checking, state.checks.len()), (2, 18));
+        }
+        *gate.0.lock().unwrap() = true;
+        gate.1.notify_all();
+        let mut checks: Vec<i32> = (0..20)
+            .map(|_| rx.recv_timeout(Duration::from_secs(10)).unwrap())
+            .map(|(kind, i)| {
+                assert_eq!(kind, "check");
+                i
+            })
+            .collect();
+        checks.sort_unstable();
+        assert_eq!(checks, (0..20).collect::<Vec<_>>());
+        assert_eq!(most.load(Ordering::SeqCst), 2, "more than 2 checks at once");
+        assert_eq!(pool.handle.queue.lock().checking, 0);
+    }
+
+    #[test]
+    fn the_check_limit_is_at_least_one_and_leaves_a_worker_for_files() {
+        let limit = |count, checks| {
+            Workers::spawn("test", count, checks)
+                .unwrap()
+                .handle
+                .queue
+                .check_limit
+        };
+        assert_eq!(limit(3, 0), 1);
+        assert_eq!(limit(3, 2), 2);
+        assert_eq!(limit(3, 8), 2);
+        assert_eq!(limit(1, 8), 1);
+        // One worker, one check at a time: checks and file jobs take turns
+        // in the order they came.
+        let pool = Workers::spawn("test", 1, 1).unwrap();
+        let (tx, rx) = mpsc::channel();
+        for i in 0..10 {
+            let tx = tx.clone();
+            pool.execute(Box::new(move || tx.send(i).unwrap()), i % 2 == 0);
+        }
+        let order: Vec<i32> = (0..10)
+            .map(|_| rx.recv_timeout(Duration::from_secs(10)).unwrap())
+            .collect();
+        assert_eq!(order, (0..10).collect::<Vec<_>>());
     }
 }

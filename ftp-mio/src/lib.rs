@@ -69,7 +69,11 @@ pub struct Mio;
 impl Runtime for Mio {
     fn serve(server: Arc<Server>, listeners: Vec<Listener>, shutdown: Shutdown) -> io::Result<()> {
         let threads = server.config.threads.max(1);
-        let workers = Workers::spawn("ftp-mio", Workers::count_for(threads))?;
+        let workers = Workers::spawn(
+            "ftp-mio",
+            Workers::count_for(threads),
+            server.config.password_checks,
+        )?;
         // Build every loop here, so that setup errors are reported before
         // anything runs.
         let mut loops = Vec::with_capacity(threads);
@@ -124,7 +128,7 @@ impl Runtime for Mio {
         stream.set_nonblocking(true)?;
         let local = stream.local_addr()?;
         let peer = stream.peer_addr()?;
-        let workers = Workers::spawn("ftp-mio", 1)?;
+        let workers = Workers::spawn("ftp-mio", 1, 1)?;
         let mut event_loop = EventLoop::new(server, Vec::new(), workers, None)?;
         event_loop.adopt(mio::net::TcpStream::from_std(stream), local, peer)?;
         event_loop.run()

@@ -45,7 +45,11 @@ impl Runtime for Smol {
             .map(|l| Ok((Async::new(l.socket)?, l.implicit_tls)))
             .collect::<io::Result<Vec<_>>>()?;
         let ex = Arc::new(Executor::new());
-        let jobs = Workers::spawn("ftp-smol", Workers::count_for(server.config.threads.max(1)))?;
+        let jobs = Workers::spawn(
+            "ftp-smol",
+            Workers::count_for(server.config.threads.max(1)),
+            server.config.password_checks,
+        )?;
 
         // Closed when shutdown triggers: wakes the main task.
         let (stop_tx, stop_rx) = smol::channel::bounded::<()>(1);
@@ -125,7 +129,7 @@ impl Runtime for Smol {
         };
         let socket = Async::new(stream)?;
         let ex = Arc::new(Executor::new());
-        let jobs = Workers::spawn("ftp-smol", 1)?;
+        let jobs = Workers::spawn("ftp-smol", 1, 1)?;
         let weak = Arc::downgrade(&ex);
         let started = Conn::start(server, socket, admitted, false, weak, jobs, None);
         if let Some(conn) = started {

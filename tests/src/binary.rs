@@ -17,6 +17,7 @@ pub fn check_binary(bin: &Path) {
     bad_configuration_is_one_line(bin);
     inetd_serves_one_session(bin);
     standalone_announces_and_serves(bin);
+    login_burst_gives_memory_back(bin);
 }
 
 /// Waits for `child` with a deadline, killing it if it overruns.
@@ -155,6 +156,100 @@ fn standalone_announces_and_serves(bin: &Path) {
     let _ = child.kill();
     let _ = child.wait();
     assert!(!dir.path().join("new").exists());
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+/// A field of `/proc/PID/status` in KiB (`VmRSS`, `VmHWM`).
+fn status_kib(pid: u32, field: &str) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
+    text.lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+}
+
+/// A burst of parallel logins with argon2 hashes (19 MiB each, the
+/// library's default) takes at most the memory of the password checks
+/// allowed at once, and gives it back: 2 s after the burst the daemon's
+/// RSS is within 1 MiB of its idle RSS.
+fn login_burst_gives_memory_back(bin: &Path) {
+    const LOGINS: usize = 24;
+    const CHECKS: u64 = 2;
+    const ARGON_KIB: u64 = 19 * 1024;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let users = dir.path().join("users.toml");
+    let hash = ftp_host::users::hash_password("burst").expect("hash");
+    assert!(hash.contains("m=19456,"), "default parameters: {hash}");
+    std::fs::write(
+        &users,
+        format!("[[user]]\nname = \"u\"\npassword = \"{hash}\"\n"),
+    )
+    .expect("write users");
+    let served = dir.path().join("root");
+    std::fs::create_dir(&served).expect("create root");
+    let mut child = Command::new(bin)
+        .args(["-l", "127.0.0.1:0", "--password-checks", "2", "--users"])
+        .arg(&users)
+        .arg(&served)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the daemon");
+    let pid = child.id();
+    let stdout = child.stdout.take().expect("stdout");
+    let announced = line(&mut BufReader::new(stdout));
+    let result = std::panic::catch_unwind(|| {
+        let addr = announced
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("ftp://"))
+            .and_then(|w| w.strip_suffix('/'))
+            .map(str::to_owned)
+            .expect("the announcement names ftp://ADDR/");
+        std::thread::sleep(Duration::from_millis(300));
+        let idle = status_kib(pid, "VmRSS");
+        let logins: Vec<_> = (0..LOGINS)
+            .map(|_| {
+                let addr = addr.clone();
+                std::thread::spawn(move || {
+                    let stream = TcpStream::connect(&addr).expect("connect");
+                    stream.set_read_timeout(Some(TIMEOUT * 3)).expect("timeout");
+                    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+                    let mut writer = stream;
+                    assert!(line(&mut reader).starts_with("220 "));
+                    writer.write_all(b"USER u\r\nPASS burst\r\n").expect("send");
+                    assert!(line(&mut reader).starts_with("331 "));
+                    let reply = line(&mut reader);
+                    assert!(reply.starts_with("230 "), "{reply}");
+                    writer.write_all(b"QUIT\r\n").expect("send");
+                    assert!(line(&mut reader).starts_with("221 "));
+                })
+            })
+            .collect();
+        for login in logins {
+            login.join().expect("a login failed");
+        }
+        let peak = status_kib(pid, "VmHWM");
+        std::thread::sleep(Duration::from_secs(2));
+        let after = status_kib(pid, "VmRSS");
+        let peak_bound = idle + CHECKS * ARGON_KIB + 4 * 1024;
+        eprintln!(
+            "{}: {LOGINS} parallel logins: idle {idle} KiB, peak {peak} KiB (bound {peak_bound}), 2 s after {after} KiB",
+            bin.display()
+        );
+        assert!(
+            peak <= peak_bound,
+            "peak RSS {peak} KiB over idle {idle} KiB + {CHECKS} checks x {ARGON_KIB} KiB + 4 MiB"
+        );
+        assert!(
+            after <= idle + 1024,
+            "RSS 2 s after the burst {after} KiB, idle {idle} KiB: memory was kept"
+        );
+    });
+    let _ = child.kill();
+    let _ = child.wait();
     if let Err(panic) = result {
         std::panic::resume_unwind(panic);
     }
