@@ -880,6 +880,9 @@ struct Driver {
     closed: bool,
     /// The session may close without a last reply (a failed TLS switch).
     silent_close: bool,
+    /// The client closed its side ([`Session::handle_eof`]): the session
+    /// answers what it had and closes with no reply of its own.
+    input_ended: bool,
     /// Whether TLS can ever protect anything in this session.
     tls_possible: bool,
     /// The input capacity of a fresh session.
@@ -987,6 +990,7 @@ impl Driver {
             last_id: 0,
             closed: false,
             silent_close: false,
+            input_ended: false,
             tls_possible,
             input_limit,
         };
@@ -1049,6 +1053,7 @@ impl Driver {
                     self.settle(Step::default());
                 }
                 8..16 => {
+                    self.input_ended = true;
                     self.session.handle_eof(self.now);
                     self.settle(Step::default());
                 }
@@ -1477,7 +1482,10 @@ impl Driver {
             .nth(1)
             .unwrap_or_default();
         assert!(
-            self.silent_close || last.starts_with(b"221 ") || last.starts_with(b"421 "),
+            self.silent_close
+                || self.input_ended
+                || last.starts_with(b"221 ")
+                || last.starts_with(b"421 "),
             "closed after {:?}",
             String::from_utf8_lossy(last)
         );
@@ -1660,8 +1668,10 @@ impl Driver {
 
         // Input bound.
         let capacity = self.session.input_capacity();
+        if self.closed || self.input_ended {
+            assert_eq!(capacity, 0, "input taken after its end or the close");
+        }
         if self.closed {
-            assert_eq!(capacity, 0);
             assert_eq!(self.session.poll_timeout(), None);
         } else {
             assert!(capacity <= self.input_limit);
