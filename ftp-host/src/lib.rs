@@ -15,6 +15,7 @@ pub mod argon;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod control;
 pub mod crypt;
 pub mod daemon;
 pub mod exec;

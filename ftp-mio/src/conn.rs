@@ -31,11 +31,12 @@ use mio::Interest;
 use mio::event::Event;
 use mio::net::TcpStream;
 
-use crate::control::{Control, ReadOutcome};
+use crate::control::Control;
 use crate::data::{DataTransfer, Passive, Step, discard_end};
 use crate::event_loop::{Ctx, Ready};
 use crate::timers::ConnKey;
 use crate::token::{self, PASSIVE_SLOTS, Role};
+use ftp_host::control::ReadOutcome;
 
 /// Control reads (of at most the engine's input capacity) per drive.
 const CONTROL_READS_PER_TURN: usize = 16;
@@ -285,7 +286,7 @@ impl Conn {
                     progress = true;
                 }
                 Ok(ReadOutcome::Eof) => progress = true,
-                Ok(ReadOutcome::Idle) => {}
+                Ok(ReadOutcome::WouldBlock | ReadOutcome::Full) => {}
                 Err(e) => {
                     log::debug!("{}: control connection: {e}", self.peer);
                     self.close_now(cx);

@@ -18,6 +18,7 @@
 use std::io::{self, Read};
 use std::net::Shutdown;
 
+use ftp_host::control::ReadOutcome;
 use ftp_host::tls::ControlStream;
 use ftp_proto::{Instant, Session};
 use mio::event::Event;
@@ -33,17 +34,6 @@ pub(crate) struct Control {
     writable: bool,
     /// The client closed its sending side.
     eof: bool,
-}
-
-/// What one [`Control::read_into`] did.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum ReadOutcome {
-    /// Bytes went to the engine.
-    Fed,
-    /// Nothing to read now (or the engine takes nothing now).
-    Idle,
-    /// The client closed its sending side.
-    Eof,
 }
 
 impl Control {
@@ -93,66 +83,41 @@ impl Control {
     }
 
     /// Writes as much of the engine's transmit buffer (and of TLS's own
-    /// bytes) as the socket takes. Returns whether anything was written
-    /// (the engine may then produce more); an error means the connection
-    /// is gone.
+    /// bytes) as the socket takes (see [`ControlStream::write_from`]).
+    /// Returns whether anything was written (the engine may then produce
+    /// more); an error means the connection is gone.
     pub(crate) fn flush(&mut self, session: &mut Session) -> io::Result<bool> {
-        let mut wrote = false;
-        if self.writable {
-            match self.io.flush(&mut &self.stream) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.writable = false,
-                Err(e) => return Err(e),
-            }
+        if !self.writable {
+            return Ok(false);
         }
-        while self.writable && !session.transmit().is_empty() {
-            match self.io.write(&mut &self.stream, session.transmit()) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => {
-                    session.consume_transmit(n);
-                    wrote = true;
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.writable = false,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
+        let done = self.io.write_from(&mut &self.stream, session)?;
+        if done.would_block {
+            self.writable = false;
         }
-        Ok(wrote)
+        Ok(done.wrote)
     }
 
     /// Reads one chunk (at most the engine's input capacity and the size
-    /// of `scratch`) and feeds it to the engine; the end of the stream
-    /// goes to the engine too ([`Session::handle_eof`]), which decides
-    /// when the session ends.
+    /// of `scratch`) into the engine, or gives it the end of the stream
+    /// (see [`ControlStream::read_into`]).
     pub(crate) fn read_into(
         &mut self,
         session: &mut Session,
         now: Instant,
         scratch: &mut [u8],
     ) -> io::Result<ReadOutcome> {
-        let want = session.input_capacity().min(scratch.len());
-        if want == 0 || !self.readable() {
-            return Ok(ReadOutcome::Idle);
+        if !self.readable() {
+            return Ok(ReadOutcome::WouldBlock);
         }
-        loop {
-            match self.io.read(&mut &self.stream, &mut scratch[..want]) {
-                Ok(0) => {
-                    self.eof = true;
-                    session.handle_eof(now);
-                    return Ok(ReadOutcome::Eof);
-                }
-                Ok(n) => {
-                    session.handle_input(now, &scratch[..n]);
-                    return Ok(ReadOutcome::Fed);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.readable = false;
-                    return Ok(ReadOutcome::Idle);
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
+        let outcome = self
+            .io
+            .read_into(&mut &self.stream, session, now, scratch)?;
+        match outcome {
+            ReadOutcome::Eof => self.eof = true,
+            ReadOutcome::WouldBlock => self.readable = false,
+            ReadOutcome::Fed | ReadOutcome::Full => {}
         }
+        Ok(outcome)
     }
 
     /// Sends our FIN; what the client still sends is read and discarded

@@ -46,6 +46,7 @@ use std::task::Poll;
 use std::time::Duration;
 
 use ftp_host::admission::Admitted;
+use ftp_host::control::ReadOutcome;
 use ftp_host::daemon::prepare_control_socket;
 use ftp_host::limits::ConnectionSlot;
 use ftp_host::passive::resource_error;
@@ -281,21 +282,16 @@ impl Conn {
     /// Returns `false` when the connection failed.
     fn read_input(&mut self, now: ftp_proto::Instant) -> bool {
         READ_BUF.with_borrow_mut(|buf| {
-            let cap = self.session.input_capacity().min(buf.len());
             let mut sock = self.socket.get_ref();
-            match read_now(&mut self.stream, &mut sock, &mut buf[..cap]) {
-                Ok(None) => self.more_input = false,
-                Ok(Some(0)) => {
-                    // The engine decides when the session ends: after
-                    // answering what was sent, and after a running transfer.
-                    self.more_input = false;
-                    self.session.handle_eof(now);
-                }
+            match self
+                .stream
+                .read_into(&mut sock, &mut self.session, now, buf)
+            {
+                // TLS may hold more decrypted input than one read took.
+                Ok(ReadOutcome::Fed) => self.more_input = self.stream.is_tls(),
+                Ok(ReadOutcome::WouldBlock | ReadOutcome::Eof) => self.more_input = false,
+                Ok(ReadOutcome::Full) => {}
                 Err(_) => return false,
-                Ok(Some(n)) => {
-                    self.more_input = self.stream.is_tls();
-                    self.session.handle_input(now, &buf[..n]);
-                }
             }
             true
         })
@@ -407,16 +403,7 @@ impl Conn {
     /// wait; an error means the connection is gone.
     fn write_replies(&mut self) -> io::Result<()> {
         let mut sock = self.socket.get_ref();
-        match self.stream.flush(&mut sock) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-            other => other?,
-        }
-        while !self.session.transmit().is_empty() {
-            match write_now(&mut self.stream, &mut sock, self.session.transmit())? {
-                0 => break,
-                n => self.session.consume_transmit(n),
-            }
-        }
+        self.stream.write_from(&mut sock, &mut self.session)?;
         Ok(())
     }
 
@@ -610,34 +597,5 @@ fn nonzero(written: io::Result<usize>) -> io::Result<usize> {
     match written {
         Ok(0) => Err(io::ErrorKind::WriteZero.into()),
         other => other,
-    }
-}
-
-/// Writes as much of `data` as the non-blocking socket takes now;
-/// `Ok(0)` when it takes nothing.
-fn write_now(stream: &mut ControlStream, sock: &mut &TcpStream, data: &[u8]) -> io::Result<usize> {
-    loop {
-        match stream.write(sock, data) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(0),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Ok(0) if !data.is_empty() => return Err(io::ErrorKind::WriteZero.into()),
-            other => return other,
-        }
-    }
-}
-
-/// Reads what the non-blocking socket has now; `Ok(None)` when nothing,
-/// `Ok(Some(0))` at the end of the stream.
-fn read_now(
-    stream: &mut ControlStream,
-    sock: &mut &TcpStream,
-    buf: &mut [u8],
-) -> io::Result<Option<usize>> {
-    loop {
-        match stream.read(sock, buf) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            other => return other.map(Some),
-        }
     }
 }
