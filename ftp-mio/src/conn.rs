@@ -7,11 +7,13 @@
 //!
 //! When the client closes its side of the control connection, the engine
 //! is told ([`Session::handle_eof`]) and decides: commands already sent are
-//! answered, a running transfer finishes, then it asks to close.
+//! answered, a running download finishes (an upload is abandoned), then it
+//! asks to close.
 //!
-//! Intents the host can do (login, file operations, opening a transfer's
-//! file) become [`ftp_host::server::Job`]s for the worker pool; the result
-//! comes back through [`Conn::job_done`]. The others are done here:
+//! The host routes every intent ([`SessionHost::route`]): blocking work
+//! (login, file operations, opening a transfer's file) becomes a
+//! [`ftp_host::server::Job`] for the worker pool, whose result comes back
+//! through [`Conn::job_done`]. The rest is done here:
 //! passive listeners, aborts, and switching the control connection to TLS
 //! (`AUTH TLS`) or back (`CCC`): the switch waits until every reply before
 //! it is written, and the socket is not read meanwhile, so the client's

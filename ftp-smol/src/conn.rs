@@ -2,7 +2,8 @@
 //! performs its intents and feeds back what happened.
 //!
 //! The loop: write what the socket takes of the session's reply bytes,
-//! perform every queued intent, then wait for the first of: a message on the
+//! perform every queued intent as the host routes it
+//! ([`SessionHost::route`]), then wait for the first of: a message on the
 //! session's channel (a finished [`Job`](ftp_host::server::Job), or an event
 //! of the running transfer), the control socket being readable (only while
 //! the session has input capacity), writable (only while replies wait), or
@@ -24,7 +25,7 @@
 //!
 //! FTPS: the control connection's bytes go through a
 //! [`ControlStream`] (shared with the mio daemon), which is clear until the
-//! engine asks for [`Intent::UpgradeTls`] (after `AUTH TLS`) and TLS from
+//! engine asks for [`ftp_proto::Intent::UpgradeTls`] (after `AUTH TLS`) and TLS from
 //! the start on an implicit-FTPS listener. The switch happens once every
 //! reply before it is written; until then the socket is not read, so the
 //! client's TLS handshake never reaches the engine as a command.
