@@ -62,6 +62,9 @@ pub struct Config {
     pub log_events: bool,
     /// FTPS (RFC 4217): whether TLS is offered and what must use it.
     pub tls: TlsPolicy,
+    /// What the storage behind the session can do; commands it cannot
+    /// carry out are refused by the engine and left out of `FEAT`.
+    pub storage: StorageCaps,
 }
 
 impl Default for Config {
@@ -89,6 +92,7 @@ impl Default for Config {
             umask: 0o022,
             log_events: false,
             tls: TlsPolicy::default(),
+            storage: StorageCaps::default(),
         }
     }
 }
@@ -114,4 +118,50 @@ pub struct TlsPolicy {
     /// Accept `CCC` (back to a clear control connection after login);
     /// refused with `534` otherwise.
     pub allow_ccc: bool,
+}
+
+/// What the storage behind a session can do, as the host reports it.
+///
+/// The engine refuses a command the storage cannot carry out (`502` for
+/// `APPE`, `MFMT` and `SITE CHMOD`, `504` for `STOR` after a non-zero
+/// `REST`), saying that the storage cannot do it, and `FEAT` does not
+/// announce it. The default is everything (a local file system); an
+/// object store, which can neither change an object in place nor set its
+/// time or permissions, is [`StorageCaps::OBJECT_STORE`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StorageCaps {
+    /// `APPE`: add to the end of an existing file.
+    pub append: bool,
+    /// `REST` before `STOR`: write into an existing file from an offset
+    /// (`REST STREAM` in `FEAT`). Restarted downloads do not need it.
+    pub resume_upload: bool,
+    /// `MFMT`: set a file's modification time.
+    pub set_modified: bool,
+    /// `SITE CHMOD`: set a file's permission bits.
+    pub set_permissions: bool,
+}
+
+impl StorageCaps {
+    /// Everything: what a local file system can do (the default).
+    pub const ALL: StorageCaps = StorageCaps {
+        append: true,
+        resume_upload: true,
+        set_modified: true,
+        set_permissions: true,
+    };
+
+    /// An object store (S3 and the like): whole objects are written at
+    /// once, and their time and permissions are the store's.
+    pub const OBJECT_STORE: StorageCaps = StorageCaps {
+        append: false,
+        resume_upload: false,
+        set_modified: false,
+        set_permissions: false,
+    };
+}
+
+impl Default for StorageCaps {
+    fn default() -> Self {
+        StorageCaps::ALL
+    }
 }

@@ -101,7 +101,7 @@ mod session;
 mod time;
 
 pub use command::Command;
-pub use config::Config;
+pub use config::{Config, StorageCaps};
 pub use event::Event;
 pub use intent::{
     AuthError, Completion, DataEndpoint, FsError, Grant, Intent, IntentId, Output, ResourceError,

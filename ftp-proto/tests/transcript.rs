@@ -971,3 +971,72 @@ fn end_of_input_abandons_a_running_upload() {
     );
     assert_eq!(rt.fs.file("/incoming/doc.txt"), Some(&b"version 1\n"[..]));
 }
+
+/// A session of `alice` on a storage that can do what an object store can.
+fn alice_on_object_store() -> MemoryRuntime {
+    let config = Config {
+        storage: ftp_proto::StorageCaps::OBJECT_STORE,
+        ..config()
+    };
+    let mut rt = MemoryRuntime::new(config, tree());
+    rt.command("USER alice");
+    assert_eq!(rt.command("PASS secret"), "230 Login successful.\r\n");
+    rt
+}
+
+#[test]
+fn object_store_refuses_what_it_cannot_do() {
+    let mut rt = alice_on_object_store();
+    let feat = rt.command("FEAT");
+    assert!(!feat.contains(" MFMT\r\n"), "{feat}");
+    assert!(!feat.contains(" REST STREAM\r\n"), "{feat}");
+    assert!(feat.contains(" MDTM\r\n") && feat.contains(" SIZE\r\n"), "{feat}");
+    rt.command("TYPE I");
+    rt.command("PASV");
+    rt.upload = b"first".to_vec();
+    assert!(rt.command("STOR incoming/f.txt").ends_with("226 Transfer complete.\r\n"));
+    assert_eq!(rt.fs.file("/incoming/f.txt"), Some(&b"first"[..]));
+    rt.upload = b"+more".to_vec();
+    assert_eq!(
+        rt.command("APPE incoming/f.txt"),
+        "502 APPE is not supported by this storage.\r\n"
+    );
+    assert_eq!(
+        rt.command("REST 5"),
+        "350 Restart position accepted (5).\r\n"
+    );
+    assert_eq!(
+        rt.command("STOR incoming/f.txt"),
+        "504 Restarting an upload (REST before STOR) is not supported by this storage.\r\n"
+    );
+    assert_eq!(rt.fs.file("/incoming/f.txt"), Some(&b"first"[..]));
+    // REST 0 is a plain STOR.
+    rt.command("PASV");
+    rt.command("REST 0");
+    rt.upload = b"second".to_vec();
+    assert!(rt.command("STOR incoming/f.txt").ends_with("226 Transfer complete.\r\n"));
+    assert_eq!(rt.fs.file("/incoming/f.txt"), Some(&b"second"[..]));
+    // Restarted downloads still work: a ranged read.
+    rt.command("PASV");
+    rt.command("REST 6");
+    rt.command("RETR pub/readme.txt");
+    assert_eq!(rt.downloaded, b"world\n");
+    assert_eq!(
+        rt.command("MFMT 20200102030405 pub/readme.txt"),
+        "502 MFMT is not supported by this storage.\r\n"
+    );
+    assert_eq!(
+        rt.command("SITE CHMOD 600 pub/readme.txt"),
+        "502 SITE CHMOD is not supported by this storage.\r\n"
+    );
+    let help = rt.command("SITE HELP");
+    assert!(help.contains("HELP IDLE UMASK") && !help.contains("CHMOD"), "{help}");
+}
+
+#[test]
+fn default_storage_can_do_everything() {
+    let mut rt = alice();
+    let feat = rt.command("FEAT");
+    assert!(feat.contains(" MFMT\r\n") && feat.contains(" REST STREAM\r\n"));
+    assert!(rt.command("SITE HELP").contains("CHMOD HELP IDLE UMASK"));
+}

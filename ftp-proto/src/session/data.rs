@@ -254,6 +254,14 @@ impl Session {
         if !self.may_write() {
             return self.reply(550, "Permission denied.");
         }
+        if matches!(kind, StoreKind::Stor(Some(offset)) if offset > 0)
+            && !self.config.storage.resume_upload
+        {
+            return self.reply(
+                504,
+                "Restarting an upload (REST before STOR) is not supported by this storage.",
+            );
+        }
         let Some(path) = self.resolve(arg) else {
             return self.reply(553, "File name not allowed.");
         };

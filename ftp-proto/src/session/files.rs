@@ -181,6 +181,9 @@ impl Session {
     }
 
     pub(super) fn chmod_command(&mut self, mode: u32, arg: &str) {
+        if !self.config.storage.set_permissions {
+            return self.reply(502, "SITE CHMOD is not supported by this storage.");
+        }
         self.simple_write(arg, Change::Chmod(mode));
     }
 

@@ -26,6 +26,7 @@ impl Session {
         let mut mlst = String::new();
         self.mlst_facts.write_feat_line(&mut mlst);
         let tls = self.config.tls.available;
+        let caps = self.config.storage;
         let mut lines = vec![
             String::from("CLNT"),
             String::from("EPRT"),
@@ -40,6 +41,12 @@ impl Session {
             String::from("TVFS"),
             String::from("UTF8"),
         ];
+        if !caps.set_modified {
+            lines.retain(|l| l != "MFMT");
+        }
+        if !caps.resume_upload {
+            lines.retain(|l| l != "REST STREAM");
+        }
         if tls {
             lines.push(String::from("AUTH TLS"));
             lines.push(String::from("PBSZ"));
@@ -102,12 +109,19 @@ impl Session {
 
     pub(super) fn site(&mut self, site: Site) {
         match site {
-            Site::Help => self.reply_multi(Reply::multi(
-                214,
-                "The following SITE commands are recognized.",
-                vec![String::from("CHMOD HELP IDLE UMASK")],
-                "Help OK.",
-            )),
+            Site::Help => {
+                let verbs = if self.config.storage.set_permissions {
+                    "CHMOD HELP IDLE UMASK"
+                } else {
+                    "HELP IDLE UMASK"
+                };
+                self.reply_multi(Reply::multi(
+                    214,
+                    "The following SITE commands are recognized.",
+                    vec![String::from(verbs)],
+                    "Help OK.",
+                ))
+            }
             Site::Chmod { mode, path } => self.chmod_command(mode, &path),
             Site::Umask(None) => {
                 let text = format!("Your current UMASK is {:03o}", self.config.umask);

@@ -467,6 +467,9 @@ impl Session {
             Command::Size(arg) => self.stat_for(&arg, files::StatFor::Size),
             Command::Mdtm(arg) => self.stat_for(&arg, files::StatFor::Mdtm),
             Command::Mfmt { time, path } => {
+                if !self.config.storage.set_modified {
+                    return self.reply(502, "MFMT is not supported by this storage.");
+                }
                 self.simple_write(&path, files::Change::SetModified(time))
             }
             Command::Type(t) => {
@@ -484,7 +487,12 @@ impl Session {
             Command::Epsv(arg) => self.epsv_command(arg),
             Command::Retr(arg) => self.retrieve_command(&arg, rest.unwrap_or(0)),
             Command::Stor(arg) => self.store_command(&arg, data::StoreKind::Stor(rest)),
-            Command::Appe(arg) => self.store_command(&arg, data::StoreKind::Appe),
+            Command::Appe(arg) => {
+                if !self.config.storage.append {
+                    return self.reply(502, "APPE is not supported by this storage.");
+                }
+                self.store_command(&arg, data::StoreKind::Appe)
+            }
             Command::Stou(arg) => {
                 self.store_command(arg.as_deref().unwrap_or(""), data::StoreKind::Stou)
             }
