@@ -50,8 +50,74 @@ use rustix::fs as rfs;
 use rustix::io::Errno;
 
 pub mod local;
+#[cfg(feature = "s3")]
+pub mod s3;
 
 pub use local::{DEFAULT_UMASK, LocalFs, OpenRootError};
+#[cfg(feature = "s3")]
+pub use s3::{S3Config, S3Error, S3Storage};
+
+/// A `--storage s3://BUCKET[/PREFIX]` location.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct S3Location {
+    /// The bucket's name.
+    pub bucket: String,
+    /// The key prefix served as `/`, without leading or trailing `/`
+    /// (empty for the whole bucket).
+    pub prefix: String,
+}
+
+/// Why a `--storage` value is not usable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StorageUrlError {
+    /// Not an `s3://` URL.
+    Scheme,
+    /// No bucket name, or one S3 does not allow.
+    Bucket,
+    /// The prefix has an empty, `.` or `..` component.
+    Prefix,
+}
+
+impl fmt::Display for StorageUrlError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            StorageUrlError::Scheme => "storage must be s3://BUCKET[/PREFIX]",
+            StorageUrlError::Bucket => "the bucket name in s3://BUCKET is missing or invalid",
+            StorageUrlError::Prefix => {
+                "the prefix in s3://BUCKET/PREFIX has an empty, '.' or '..' part"
+            }
+        })
+    }
+}
+
+impl std::error::Error for StorageUrlError {}
+
+impl S3Location {
+    /// Parses `s3://BUCKET[/PREFIX]` (a trailing `/` is allowed).
+    pub fn parse(url: &str) -> Result<S3Location, StorageUrlError> {
+        let rest = url.strip_prefix("s3://").ok_or(StorageUrlError::Scheme)?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        let bucket_ok = (3..=63).contains(&bucket.len())
+            && bucket
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+        if !bucket_ok {
+            return Err(StorageUrlError::Bucket);
+        }
+        let prefix = prefix.strip_suffix('/').unwrap_or(prefix);
+        if !prefix.is_empty()
+            && prefix
+                .split('/')
+                .any(|c| c.is_empty() || c == "." || c == "..")
+        {
+            return Err(StorageUrlError::Prefix);
+        }
+        Ok(S3Location {
+            bucket: bucket.to_owned(),
+            prefix: prefix.to_owned(),
+        })
+    }
+}
 
 /// How long a call on a storage handle may wait: whether a runtime may
 /// make it on its event loop's thread.
@@ -506,6 +572,35 @@ mod tests {
         assert!(upload.local_file().is_none());
         upload.abort();
         assert!(!Blocking::Bounded.may_stall());
+    }
+
+    #[test]
+    fn s3_locations() {
+        assert_eq!(
+            S3Location::parse("s3://my-bucket/a/b/"),
+            Ok(S3Location {
+                bucket: "my-bucket".into(),
+                prefix: "a/b".into()
+            })
+        );
+        assert_eq!(
+            S3Location::parse("s3://bkt").map(|l| l.prefix),
+            Ok(String::new())
+        );
+        assert_eq!(S3Location::parse("/srv"), Err(StorageUrlError::Scheme));
+        assert_eq!(S3Location::parse("s3://"), Err(StorageUrlError::Bucket));
+        assert_eq!(
+            S3Location::parse("s3://Bad_Bucket"),
+            Err(StorageUrlError::Bucket)
+        );
+        assert_eq!(
+            S3Location::parse("s3://bkt/a/../b"),
+            Err(StorageUrlError::Prefix)
+        );
+        assert_eq!(
+            S3Location::parse("s3://bkt//a"),
+            Err(StorageUrlError::Prefix)
+        );
     }
 
     #[test]

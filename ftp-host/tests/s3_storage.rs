@@ -1,0 +1,269 @@
+//! The S3 storage against a real S3-compatible server: SeaweedFS (`weed`)
+//! started as one process on loopback ports. Without `weed` the test says
+//! `SKIP:` and passes, unless `FTP_TEST_REQUIRE_CLIENTS=1`.
+
+#![cfg(feature = "s3")]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ftp_host::storage::s3::PART_SIZE;
+use ftp_host::storage::{Blocking, S3Config, S3Storage, Storage};
+use ftp_proto::{FsError, StoreMode, VirtualPath};
+
+/// One `weed server` with S3, killed on drop.
+struct Weed {
+    child: Child,
+    s3_port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Weed {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn weed_binary() -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|d| Path::new(d).join("weed"))
+        .find(|p| p.is_file())
+}
+
+/// Starts `weed`, or `None` (after printing `SKIP:`) when it is missing.
+fn start_weed() -> Option<Weed> {
+    let Some(weed) = weed_binary() else {
+        if std::env::var("FTP_TEST_REQUIRE_CLIENTS").as_deref() == Ok("1") {
+            panic!("weed is required (FTP_TEST_REQUIRE_CLIENTS=1) but not on PATH");
+        }
+        println!("SKIP: weed (SeaweedFS) is not installed; S3 storage not tested");
+        return None;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // Every port chosen while all are held, then released together.
+    let held: Vec<TcpListener> = (0..8)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    let ports: Vec<u16> = held
+        .iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect();
+    drop(held);
+    let log = std::fs::File::create(dir.path().join("weed.log")).unwrap();
+    let child = Command::new(weed)
+        .arg("server")
+        .arg(format!("-dir={}", dir.path().display()))
+        .args(["-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-s3"])
+        .arg(format!("-master.port={}", ports[0]))
+        .arg(format!("-volume.port={}", ports[1]))
+        .arg(format!("-filer.port={}", ports[2]))
+        .arg(format!("-master.port.grpc={}", ports[3]))
+        .arg(format!("-volume.port.grpc={}", ports[4]))
+        .arg(format!("-filer.port.grpc={}", ports[5]))
+        .arg(format!("-s3.port={}", ports[6]))
+        .arg(format!("-s3.port.grpc={}", ports[7]))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    Some(Weed {
+        child,
+        s3_port: ports[6],
+        _dir: dir,
+    })
+}
+
+/// `PUT /bucket` until S3 answers 200 (SeaweedFS takes a few seconds).
+fn make_bucket(port: u16, bucket: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+            let req = format!(
+                "PUT /{bucket} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            let mut answer = String::new();
+            if s.write_all(req.as_bytes()).is_ok() && s.read_to_string(&mut answer).is_ok() {
+                if answer.starts_with("HTTP/1.1 200") {
+                    return;
+                }
+            }
+        }
+        assert!(Instant::now() < deadline, "weed's S3 did not come up");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn p(s: &str) -> VirtualPath {
+    VirtualPath::root().resolve(s).unwrap()
+}
+
+fn put(fs: &dyn Storage, path: &str, data: &[u8]) {
+    let mut up = fs.open_write(&p(path), StoreMode::Replace).unwrap();
+    assert_eq!(up.blocking(), Blocking::MayStall);
+    up.write_all(data).unwrap();
+    up.commit().unwrap();
+}
+
+fn get(fs: &dyn Storage, path: &str, offset: u64) -> Result<Vec<u8>, FsError> {
+    let mut r = fs.open_read(&p(path), offset)?;
+    assert_eq!(r.blocking(), Blocking::MayStall);
+    let mut out = Vec::new();
+    r.read_to_end(&mut out).unwrap();
+    Ok(out)
+}
+
+fn names(fs: &dyn Storage, path: &str) -> Vec<(String, bool)> {
+    let mut reader = fs.read_dir(&p(path)).unwrap();
+    assert_eq!(reader.blocking(), Blocking::MayStall);
+    let mut all = Vec::new();
+    loop {
+        let batch = reader.next_batch(100).unwrap();
+        if batch.is_empty() {
+            break;
+        }
+        assert!(batch.len() <= 100);
+        all.extend(batch.into_iter().map(|e| (e.name, e.meta.is_dir())));
+    }
+    all.sort();
+    all
+}
+
+fn connect(port: u16, bucket: &str, prefix: &str) -> S3Storage {
+    S3Storage::connect(&S3Config {
+        bucket: bucket.into(),
+        prefix: prefix.into(),
+        endpoint: Some(format!("http://127.0.0.1:{port}")),
+        region: "us-east-1".into(),
+        access_key_id: "any".into(),
+        secret_access_key: "any".into(),
+        session_token: None,
+    })
+    .unwrap()
+}
+
+#[test]
+fn s3_storage_against_seaweedfs() {
+    let Some(weed) = start_weed() else { return };
+    make_bucket(weed.s3_port, "ftp");
+    let s3 = connect(weed.s3_port, "ftp", "served");
+    let fs: &dyn Storage = &s3;
+
+    // Folders and files, stat, SIZE/MDTM metadata.
+    assert_eq!(names(fs, "/"), vec![]);
+    fs.make_dir(&p("/a")).unwrap();
+    assert_eq!(fs.make_dir(&p("/a")), Err(FsError::AlreadyExists));
+    assert_eq!(fs.make_dir(&p("/x/y")), Err(FsError::NotFound));
+    put(fs, "/a/f.txt", b"hello world");
+    let meta = fs.stat(&p("/a/f.txt")).unwrap();
+    assert!(meta.is_file() && meta.size == 11 && meta.modified.is_some());
+    assert!(fs.stat(&p("/a")).unwrap().is_dir());
+    assert_eq!(fs.stat(&p("/nope")), Err(FsError::NotFound));
+    assert_eq!(names(fs, "/"), vec![("a".into(), true)]);
+    assert_eq!(names(fs, "/a"), vec![("f.txt".into(), false)]);
+    assert_eq!(names(fs, "/a/f.txt"), vec![("f.txt".into(), false)]);
+
+    // Ranged reads.
+    assert_eq!(get(fs, "/a/f.txt", 0).unwrap(), b"hello world");
+    assert_eq!(get(fs, "/a/f.txt", 6).unwrap(), b"world");
+    assert_eq!(get(fs, "/a/f.txt", 99).unwrap(), b"");
+    assert_eq!(get(fs, "/a", 0), Err(FsError::IsADirectory));
+    assert_eq!(get(fs, "/nope", 0), Err(FsError::NotFound));
+
+    // An aborted or dropped upload leaves the previous object whole and
+    // no object under a new name.
+    let mut up = fs.open_write(&p("/a/f.txt"), StoreMode::Replace).unwrap();
+    up.write_all(b"replacement").unwrap();
+    up.abort();
+    let mut up = fs.open_write(&p("/a/new.txt"), StoreMode::Replace).unwrap();
+    up.write_all(&vec![7u8; PART_SIZE + 1000]).unwrap();
+    drop(up);
+    assert_eq!(get(fs, "/a/f.txt", 0).unwrap(), b"hello world");
+    assert_eq!(fs.stat(&p("/a/new.txt")), Err(FsError::NotFound));
+    assert_eq!(
+        fs.open_write(&p("/a/f.txt"), StoreMode::Append).err(),
+        Some(FsError::PermissionDenied)
+    );
+
+    // A multipart upload (more than one part) round-trips.
+    let big: Vec<u8> = (0..PART_SIZE * 2 + 12345)
+        .map(|i| (i % 251) as u8)
+        .collect();
+    let mut up = fs.open_write(&p("/a/big.bin"), StoreMode::Replace).unwrap();
+    for chunk in big.chunks(64 * 1024) {
+        up.write_all(chunk).unwrap();
+    }
+    up.commit().unwrap();
+    assert_eq!(fs.stat(&p("/a/big.bin")).unwrap().size, big.len() as u64);
+    assert_eq!(get(fs, "/a/big.bin", 1_000_000).unwrap(), &big[1_000_000..]);
+    fs.remove_file(&p("/a/big.bin")).unwrap();
+
+    // Unique names.
+    let up = fs.open_write(&p("/a"), StoreMode::Unique).unwrap();
+    let name = up.name().to_owned();
+    up.commit().unwrap();
+    fs.remove_file(&p(&format!("/a/{name}"))).unwrap();
+
+    // RMD refuses a non-empty folder; renames copy then delete; a
+    // non-empty folder is not renamed, an empty one is.
+    assert_eq!(fs.remove_dir(&p("/a")), Err(FsError::NotEmpty));
+    fs.rename(&p("/a/f.txt"), &p("/a/g.txt")).unwrap();
+    assert_eq!(fs.stat(&p("/a/f.txt")), Err(FsError::NotFound));
+    assert_eq!(get(fs, "/a/g.txt", 0).unwrap(), b"hello world");
+    assert_eq!(fs.rename(&p("/a"), &p("/b")), Err(FsError::NotEmpty));
+    fs.make_dir(&p("/e")).unwrap();
+    fs.rename(&p("/e"), &p("/e2")).unwrap();
+    assert!(fs.stat(&p("/e2")).unwrap().is_dir());
+    assert_eq!(fs.stat(&p("/e")), Err(FsError::NotFound));
+    fs.remove_dir(&p("/e2")).unwrap();
+    assert_eq!(fs.remove_dir(&p("/e2")), Err(FsError::NotFound));
+    assert_eq!(
+        fs.set_modified(&p("/a/g.txt"), ftp_proto::UnixTime(0)),
+        Err(FsError::PermissionDenied)
+    );
+
+    // A subtree (a user's home) is confined to its prefix.
+    let home = fs.subtree(&p("/a")).unwrap();
+    assert_eq!(names(home.as_ref(), "/"), vec![("g.txt".into(), false)]);
+    assert_eq!(get(home.as_ref(), "/../a/g.txt", 0), Err(FsError::NotFound));
+    assert_eq!(get(home.as_ref(), "/../g.txt", 0).unwrap(), b"hello world");
+    put(home.as_ref(), "/h.txt", b"home");
+    assert_eq!(get(fs, "/a/h.txt", 0).unwrap(), b"home");
+    assert_eq!(home.stat(&p("/a")), Err(FsError::NotFound));
+    assert_eq!(
+        fs.subtree(&p("/a/g.txt")).err(),
+        Some(FsError::NotADirectory)
+    );
+    assert_eq!(fs.subtree(&p("/zz")).err(), Some(FsError::NotFound));
+
+    // The served prefix confines too: another prefix of the bucket is not
+    // seen, and the whole bucket shows the prefix as a folder.
+    let whole = connect(weed.s3_port, "ftp", "");
+    assert_eq!(names(&whole, "/"), vec![("served".into(), true)]);
+    assert_eq!(get(&whole, "/served/a/h.txt", 0).unwrap(), b"home");
+    whole.make_dir(&p("/other")).unwrap();
+    assert_eq!(names(fs, "/"), vec![("a".into(), true)]);
+
+    // Listings page: more keys than one ListObjectsV2 page (1000).
+    fs.make_dir(&p("/many")).unwrap();
+    std::thread::scope(|scope| {
+        for t in 0..4 {
+            scope.spawn(move || {
+                for i in (t..1010).step_by(4) {
+                    put(fs, &format!("/many/k{i:04}"), b"");
+                }
+            });
+        }
+    });
+    let listed = names(fs, "/many");
+    assert_eq!(listed.len(), 1010);
+    assert_eq!(listed[0].0, "k0000");
+    assert_eq!(listed[1009].0, "k1009");
+}
