@@ -90,10 +90,11 @@ fn make_bucket(port: u16, bucket: &str) {
                 "PUT /{bucket} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
             );
             let mut answer = String::new();
-            if s.write_all(req.as_bytes()).is_ok() && s.read_to_string(&mut answer).is_ok() {
-                if answer.starts_with("HTTP/1.1 200") {
-                    return;
-                }
+            if s.write_all(req.as_bytes()).is_ok()
+                && s.read_to_string(&mut answer).is_ok()
+                && answer.starts_with("HTTP/1.1 200")
+            {
+                return;
             }
         }
         assert!(Instant::now() < deadline, "weed's S3 did not come up");
