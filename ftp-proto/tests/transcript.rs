@@ -990,11 +990,17 @@ fn object_store_refuses_what_it_cannot_do() {
     let feat = rt.command("FEAT");
     assert!(!feat.contains(" MFMT\r\n"), "{feat}");
     assert!(!feat.contains(" REST STREAM\r\n"), "{feat}");
-    assert!(feat.contains(" MDTM\r\n") && feat.contains(" SIZE\r\n"), "{feat}");
+    assert!(
+        feat.contains(" MDTM\r\n") && feat.contains(" SIZE\r\n"),
+        "{feat}"
+    );
     rt.command("TYPE I");
     rt.command("PASV");
     rt.upload = b"first".to_vec();
-    assert!(rt.command("STOR incoming/f.txt").ends_with("226 Transfer complete.\r\n"));
+    assert!(
+        rt.command("STOR incoming/f.txt")
+            .ends_with("226 Transfer complete.\r\n")
+    );
     assert_eq!(rt.fs.file("/incoming/f.txt"), Some(&b"first"[..]));
     rt.upload = b"+more".to_vec();
     assert_eq!(
@@ -1014,7 +1020,10 @@ fn object_store_refuses_what_it_cannot_do() {
     rt.command("PASV");
     rt.command("REST 0");
     rt.upload = b"second".to_vec();
-    assert!(rt.command("STOR incoming/f.txt").ends_with("226 Transfer complete.\r\n"));
+    assert!(
+        rt.command("STOR incoming/f.txt")
+            .ends_with("226 Transfer complete.\r\n")
+    );
     assert_eq!(rt.fs.file("/incoming/f.txt"), Some(&b"second"[..]));
     // Restarted downloads still work: a ranged read.
     rt.command("PASV");
@@ -1030,7 +1039,10 @@ fn object_store_refuses_what_it_cannot_do() {
         "502 SITE CHMOD is not supported by this storage.\r\n"
     );
     let help = rt.command("SITE HELP");
-    assert!(help.contains("HELP IDLE UMASK") && !help.contains("CHMOD"), "{help}");
+    assert!(
+        help.contains("HELP IDLE UMASK") && !help.contains("CHMOD"),
+        "{help}"
+    );
 }
 
 #[test]
