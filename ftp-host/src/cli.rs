@@ -36,9 +36,10 @@ use std::time::Duration;
 use clap::{ArgAction, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 pub use crate::config::ConfigError;
-use crate::config::{FileConfig, parse_listen, parse_pasv_address, parse_port_range};
+use crate::config::{FileConfig, StorageFile, parse_listen, parse_pasv_address, parse_port_range};
 use crate::identity::RunAs;
 use crate::limits::{self, DEFAULT_MAX_PER_IP, TOO_MANY_FROM_ADDRESS};
+use crate::storage::{S3Config, S3Location};
 use crate::system::{self, Account, SystemFiles, SystemUsers};
 use crate::users::UserDb;
 
@@ -74,8 +75,10 @@ pub enum Invocation {
 pub struct ServerConfig {
     /// The served folder (`DIR`, default the current directory),
     /// canonicalised: absolute, without symlinks. Known to be a readable
-    /// directory at parse time.
+    /// directory at parse time. Not used when a bucket is served.
     pub root: PathBuf,
+    /// The bucket served as `/` instead of `root` (`--storage s3://...`).
+    pub s3: Option<S3Config>,
     /// Addresses to listen on (`-l`/`--listen`, repeatable), without
     /// duplicates; `127.0.0.1:2121` when none is given. Ignored with
     /// `--inetd`.
@@ -218,6 +221,18 @@ struct Args {
     /// Folder served as / (default: the current directory)
     #[arg(value_name = "DIR")]
     dir: Option<PathBuf>,
+
+    /// Serve an S3 bucket (under PREFIX) as / instead of DIR; credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN) or the [storage] table
+    #[arg(long, value_name = "s3://BUCKET[/PREFIX]")]
+    storage: Option<String>,
+
+    /// Endpoint of an S3-compatible server (path-style addressing) [default: AWS]
+    #[arg(long, value_name = "URL")]
+    s3_endpoint: Option<String>,
+
+    /// S3 region [default: us-east-1]
+    #[arg(long, value_name = "NAME")]
+    s3_region: Option<String>,
 
     /// Allow uploads and changes for anonymous and no-login sessions
     #[arg(short = 'w')]
@@ -449,9 +464,67 @@ fn seconds(secs: u64) -> Option<Duration> {
     (secs != 0).then(|| Duration::from_secs(secs))
 }
 
+/// The bucket to serve: `--storage` (or the `[storage]` table's `url`),
+/// endpoint and region from the command line over the table, credentials
+/// from the table, else from the `AWS_*` environment variables.
+fn s3_config(url: &str, args: &Args, file: StorageFile) -> Result<S3Config, ConfigError> {
+    let invalid = |setting: &'static str, value: &str, reason: &'static str| ConfigError::Invalid {
+        setting,
+        value: value.to_string(),
+        reason,
+    };
+    if !cfg!(feature = "s3") {
+        return Err(invalid(
+            "--storage",
+            url,
+            "S3 storage is not compiled into this build (cargo feature `s3`)",
+        ));
+    }
+    let location = S3Location::parse(url).map_err(|e| invalid("--storage", url, e.reason()))?;
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let access_key_id = file.access_key_id.or_else(|| env("AWS_ACCESS_KEY_ID"));
+    let secret_access_key = file
+        .secret_access_key
+        .or_else(|| env("AWS_SECRET_ACCESS_KEY"));
+    let (Some(access_key_id), Some(secret_access_key)) = (access_key_id, secret_access_key) else {
+        return Err(invalid(
+            "--storage",
+            url,
+            "no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or access_key_id and secret_access_key in the [storage] table",
+        ));
+    };
+    Ok(S3Config {
+        bucket: location.bucket,
+        prefix: location.prefix,
+        endpoint: args.s3_endpoint.clone().or(file.s3_endpoint),
+        region: args
+            .s3_region
+            .clone()
+            .or(file.s3_region)
+            .unwrap_or_else(|| DEFAULT_S3_REGION.to_string()),
+        access_key_id,
+        secret_access_key,
+        session_token: file.session_token.or_else(|| env("AWS_SESSION_TOKEN")),
+    })
+}
+
+/// The region used when none is given.
+pub const DEFAULT_S3_REGION: &str = "us-east-1";
+
 /// Merges command line over file over defaults and checks the result.
 fn build(args: Args, file: FileConfig) -> Result<ServerConfig, ConfigError> {
-    let root = check_root(&args.dir.or(file.root).unwrap_or_else(|| PathBuf::from(".")))?;
+    let storage_file = file.storage.clone().unwrap_or_default();
+    let s3 = match args.storage.clone().or(storage_file.url.clone()) {
+        None => None,
+        Some(url) => Some(s3_config(&url, &args, storage_file)?),
+    };
+    let dir = args
+        .dir
+        .clone()
+        .or(file.root.clone())
+        .unwrap_or_else(|| PathBuf::from("."));
+    // With a bucket, DIR is not used (and may be left out).
+    let root = if s3.is_some() { dir } else { check_root(&dir)? };
 
     let inetd = args.inetd;
     if inetd && !args.listen.is_empty() {
@@ -566,7 +639,8 @@ fn build(args: Args, file: FileConfig) -> Result<ServerConfig, ConfigError> {
         Some(path) => {
             let db = UserDb::load(&path)?;
             for name in db.names() {
-                if let Some(home) = db.home(name) {
+                // Homes in a bucket are prefixes, made by the first upload.
+                if let Some(home) = db.home(name).filter(|_| s3.is_none()) {
                     let full = root.join(home);
                     let fail = |source| ConfigError::Home {
                         name: name.to_string(),
@@ -667,11 +741,17 @@ fn build(args: Args, file: FileConfig) -> Result<ServerConfig, ConfigError> {
         pasv_address: args.pasv_address.or(file.pasv_address),
         log_events: verbosity > 0 || xferlog.is_some(),
         tls: tls.as_ref().map(|t| t.policy.clone()).unwrap_or_default(),
+        storage: if s3.is_some() {
+            ftp_proto::StorageCaps::OBJECT_STORE
+        } else {
+            ftp_proto::StorageCaps::ALL
+        },
         ..defaults
     };
 
     Ok(ServerConfig {
         root,
+        s3,
         listen,
         inetd,
         threads,
@@ -1222,6 +1302,46 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn storage_table_and_flags_serve_a_bucket() {
+        let dir = TempDir::new();
+        let conf = dir.path().join("ftpd.toml");
+        std::fs::write(
+            &conf,
+            "[storage]\nurl = \"s3://files/ftp/\"\ns3_region = \"eu-west-1\"\n\
+             access_key_id = \"AK\"\nsecret_access_key = \"SK\"\n",
+        )
+        .unwrap();
+        let cf = conf.to_str().unwrap();
+        let result = serve(&["--config", cf, "--s3-endpoint", "http://127.0.0.1:9"]);
+        if !cfg!(feature = "s3") {
+            let err = result.unwrap_err().to_string();
+            assert!(err.contains("not compiled"), "{err}");
+            return;
+        }
+        let c = result.unwrap();
+        let s3 = c.s3.expect("a bucket");
+        assert_eq!((s3.bucket.as_str(), s3.prefix.as_str()), ("files", "ftp"));
+        assert_eq!(s3.endpoint.as_deref(), Some("http://127.0.0.1:9"));
+        assert_eq!(s3.region, "eu-west-1");
+        assert_eq!(s3.access_key_id, "AK");
+        assert!(
+            !format!("{s3:?}").contains("SK"),
+            "the secret is never printed"
+        );
+        // What an object store cannot do is refused by the engine.
+        assert_eq!(c.engine.storage, ftp_proto::StorageCaps::OBJECT_STORE);
+        // A bad URL names the problem.
+        let err = serve(&["--config", cf, "--storage", "s3://"]).unwrap_err();
+        assert!(err.to_string().contains("bucket"), "{err}");
+        let err = serve(&["--config", cf, "--storage", "http://x"]).unwrap_err();
+        assert!(err.to_string().contains("s3://BUCKET"), "{err}");
+        // Without a bucket, the local folder as before.
+        let c = serve(&[dir.s()]).unwrap();
+        assert!(c.s3.is_none());
+        assert_eq!(c.engine.storage, ftp_proto::StorageCaps::ALL);
     }
 
     #[test]

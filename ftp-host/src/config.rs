@@ -119,6 +119,9 @@ pub enum ConfigError {
     },
     /// Two settings contradict each other.
     Conflict(&'static str),
+    /// The storage back-end could not be opened (the bucket does not
+    /// answer, say).
+    Storage(String),
     /// `hash-password` could not read the password from standard input.
     Stdin(io::Error),
     /// `hash-password` read an empty password.
@@ -257,6 +260,7 @@ impl fmt::Display for ConfigError {
                 write!(f, "invalid {setting} '{}': {reason}", value.escape_debug())
             }
             ConfigError::Conflict(what) => f.write_str(what),
+            ConfigError::Storage(what) => write!(f, "storage: {what}"),
             ConfigError::Stdin(e) => write!(f, "cannot read the password from standard input: {e}"),
             ConfigError::EmptyPassword => f.write_str("refusing to hash an empty password"),
             ConfigError::PasswordMismatch => f.write_str("the two passwords differ"),
@@ -415,6 +419,40 @@ pub struct FileConfig {
     pub shutdown_grace: Option<u64>,
     /// FTPS settings, the `[tls]` table (see [`crate::tls::TlsFile`]).
     pub tls: Option<crate::tls::TlsFile>,
+    /// Where the files are, the `[storage]` table.
+    pub storage: Option<StorageFile>,
+}
+
+/// The `[storage]` table: a bucket to serve instead of a local folder.
+/// Credentials may be given here (never on the command line); without
+/// them the `AWS_*` environment variables are used.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageFile {
+    /// `s3://BUCKET[/PREFIX]` (`--storage`).
+    pub url: Option<String>,
+    /// Endpoint of an S3-compatible server (`--s3-endpoint`).
+    pub s3_endpoint: Option<String>,
+    /// Region (`--s3-region`).
+    pub s3_region: Option<String>,
+    /// Access key id (else `AWS_ACCESS_KEY_ID`).
+    pub access_key_id: Option<String>,
+    /// Secret access key (else `AWS_SECRET_ACCESS_KEY`).
+    pub secret_access_key: Option<String>,
+    /// Session token of temporary credentials (else `AWS_SESSION_TOKEN`).
+    pub session_token: Option<String>,
+}
+
+impl fmt::Debug for StorageFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print a secret.
+        f.debug_struct("StorageFile")
+            .field("url", &self.url)
+            .field("s3_endpoint", &self.s3_endpoint)
+            .field("s3_region", &self.s3_region)
+            .field("access_key_id", &self.access_key_id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl FileConfig {

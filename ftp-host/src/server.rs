@@ -52,16 +52,10 @@ pub struct Server {
 impl Server {
     /// Opens the served folder and the transfer log.
     pub fn new(config: ServerConfig) -> Result<Arc<Server>, ConfigError> {
-        let storage = LocalFs::open(&config.root).map_err(|e| ConfigError::Root {
-            path: config.root.clone(),
-            source: match e {
-                OpenRootError::Io(e) => e,
-                OpenRootError::Unsupported => std::io::Error::new(
-                    std::io::ErrorKind::Unsupported,
-                    "the kernel lacks openat2 (Linux 5.6 or later is needed)",
-                ),
-            },
-        })?;
+        let storage = match &config.s3 {
+            Some(s3) => open_bucket(s3)?,
+            None => open_folder(&config.root)?,
+        };
         let xferlog = match &config.xferlog {
             Some(path) => Some(XferLog::open(path).map_err(|source| ConfigError::Xferlog {
                 path: path.clone(),
@@ -72,7 +66,7 @@ impl Server {
         Ok(Arc::new(Server {
             passive: PassivePorts::new(config.pasv_ports.clone()),
             limiter: Arc::new(ConnectionLimiter::from_config(&config)),
-            storage: Arc::new(storage),
+            storage,
             xferlog,
             clock: Clock::new(),
             assumed: Mutex::new(None),
@@ -108,6 +102,42 @@ impl Server {
         log::debug!("{peer}: connected");
         (session, host)
     }
+}
+
+/// The served folder on local disk.
+fn open_folder(root: &std::path::Path) -> Result<Arc<dyn Storage>, ConfigError> {
+    let storage = LocalFs::open(root).map_err(|e| ConfigError::Root {
+        path: root.to_path_buf(),
+        source: match e {
+            OpenRootError::Io(e) => e,
+            OpenRootError::Unsupported => std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "the kernel lacks openat2 (Linux 5.6 or later is needed)",
+            ),
+        },
+    })?;
+    Ok(Arc::new(storage))
+}
+
+/// The served bucket, checked to answer.
+#[cfg(feature = "s3")]
+fn open_bucket(s3: &crate::storage::S3Config) -> Result<Arc<dyn Storage>, ConfigError> {
+    match crate::storage::S3Storage::connect(s3) {
+        Ok(storage) => Ok(Arc::new(storage)),
+        Err(e) => Err(ConfigError::Storage(format!(
+            "s3://{}/{}: {e}",
+            s3.bucket, s3.prefix
+        ))),
+    }
+}
+
+/// Without the `s3` feature the command line already refused a bucket.
+#[cfg(not(feature = "s3"))]
+fn open_bucket(s3: &crate::storage::S3Config) -> Result<Arc<dyn Storage>, ConfigError> {
+    Err(ConfigError::Storage(format!(
+        "s3://{}: S3 storage is not compiled into this build",
+        s3.bucket
+    )))
 }
 
 /// The address with an IPv4-mapped IPv6 address turned into IPv4.

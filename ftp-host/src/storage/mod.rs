@@ -55,7 +55,7 @@ pub mod s3;
 
 pub use local::{DEFAULT_UMASK, LocalFs, OpenRootError};
 #[cfg(feature = "s3")]
-pub use s3::{S3Config, S3Error, S3Storage};
+pub use s3::{S3Error, S3Storage};
 
 /// A `--storage s3://BUCKET[/PREFIX]` location.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -65,6 +65,39 @@ pub struct S3Location {
     /// The key prefix served as `/`, without leading or trailing `/`
     /// (empty for the whole bucket).
     pub prefix: String,
+}
+
+/// Where and how to reach the bucket.
+#[derive(Clone, PartialEq, Eq)]
+pub struct S3Config {
+    /// Bucket name.
+    pub bucket: String,
+    /// Key prefix served as `/` (no leading or trailing `/`; empty for the
+    /// whole bucket).
+    pub prefix: String,
+    /// Endpoint of an S3-compatible server (path-style addressing); `None`
+    /// for AWS.
+    pub endpoint: Option<String>,
+    /// Region name (`us-east-1` by default).
+    pub region: String,
+    /// Access key id.
+    pub access_key_id: String,
+    /// Secret access key.
+    pub secret_access_key: String,
+    /// Session token of temporary credentials.
+    pub session_token: Option<String>,
+}
+
+impl fmt::Debug for S3Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("S3Config")
+            .field("bucket", &self.bucket)
+            .field("prefix", &self.prefix)
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("access_key_id", &self.access_key_id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Why a `--storage` value is not usable.
@@ -78,15 +111,22 @@ pub enum StorageUrlError {
     Prefix,
 }
 
-impl fmt::Display for StorageUrlError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl StorageUrlError {
+    /// What is wrong, in words.
+    pub fn reason(&self) -> &'static str {
+        match self {
             StorageUrlError::Scheme => "storage must be s3://BUCKET[/PREFIX]",
             StorageUrlError::Bucket => "the bucket name in s3://BUCKET is missing or invalid",
             StorageUrlError::Prefix => {
                 "the prefix in s3://BUCKET/PREFIX has an empty, '.' or '..' part"
             }
-        })
+        }
+    }
+}
+
+impl fmt::Display for StorageUrlError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.reason())
     }
 }
 

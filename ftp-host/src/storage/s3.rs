@@ -28,6 +28,7 @@ use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::S3Config;
 use ftp_proto::{DirEntry, FileKind, FsError, Metadata, StoreMode, UnixTime, VirtualPath};
 use opendal::{ErrorKind, Operator, blocking};
 
@@ -39,39 +40,6 @@ pub const PART_SIZE: usize = 8 * 1024 * 1024;
 
 /// Entries asked for per `ListObjectsV2` page.
 const LIST_PAGE: usize = 1000;
-
-/// Where and how to reach the bucket.
-#[derive(Clone, PartialEq, Eq)]
-pub struct S3Config {
-    /// Bucket name.
-    pub bucket: String,
-    /// Key prefix served as `/` (no leading or trailing `/`; empty for the
-    /// whole bucket).
-    pub prefix: String,
-    /// Endpoint of an S3-compatible server (path-style addressing); `None`
-    /// for AWS.
-    pub endpoint: Option<String>,
-    /// Region name (`us-east-1` by default).
-    pub region: String,
-    /// Access key id.
-    pub access_key_id: String,
-    /// Secret access key.
-    pub secret_access_key: String,
-    /// Session token of temporary credentials.
-    pub session_token: Option<String>,
-}
-
-impl fmt::Debug for S3Config {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("S3Config")
-            .field("bucket", &self.bucket)
-            .field("prefix", &self.prefix)
-            .field("endpoint", &self.endpoint)
-            .field("region", &self.region)
-            .field("access_key_id", &self.access_key_id)
-            .finish_non_exhaustive()
-    }
-}
 
 /// Why the S3 storage could not be set up.
 #[derive(Debug)]
