@@ -1,106 +1,14 @@
-//! The S3 storage against a real S3-compatible server: SeaweedFS (`weed`)
-//! started as one process on loopback ports. Without `weed` the test says
+//! The S3 storage back-end ([`ftp_host::storage::S3Storage`]) against a
+//! real SeaweedFS cluster on loopback ([`ftp_tests::seaweed`]): every
+//! `Storage` call an FTP command makes. Without `weed` the test says
 //! `SKIP:` and passes, unless `FTP_TEST_REQUIRE_CLIENTS=1`.
 
-#![cfg(feature = "s3")]
-
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::io::Read;
 
 use ftp_host::storage::s3::PART_SIZE;
 use ftp_host::storage::{Blocking, S3Config, S3Storage, Storage};
 use ftp_proto::{FsError, StoreMode, VirtualPath};
-
-/// One `weed server` with S3, killed on drop.
-struct Weed {
-    child: Child,
-    s3_port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Weed {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn weed_binary() -> Option<std::path::PathBuf> {
-    std::env::var_os("PATH")?
-        .to_str()?
-        .split(':')
-        .map(|d| Path::new(d).join("weed"))
-        .find(|p| p.is_file())
-}
-
-/// Starts `weed`, or `None` (after printing `SKIP:`) when it is missing.
-fn start_weed() -> Option<Weed> {
-    let Some(weed) = weed_binary() else {
-        if std::env::var("FTP_TEST_REQUIRE_CLIENTS").as_deref() == Ok("1") {
-            panic!("weed is required (FTP_TEST_REQUIRE_CLIENTS=1) but not on PATH");
-        }
-        println!("SKIP: weed (SeaweedFS) is not installed; S3 storage not tested");
-        return None;
-    };
-    let dir = tempfile::tempdir().unwrap();
-    // Every port chosen while all are held, then released together.
-    let held: Vec<TcpListener> = (0..8)
-        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    let ports: Vec<u16> = held
-        .iter()
-        .map(|l| l.local_addr().unwrap().port())
-        .collect();
-    drop(held);
-    let log = std::fs::File::create(dir.path().join("weed.log")).unwrap();
-    let child = Command::new(weed)
-        .arg("server")
-        .arg(format!("-dir={}", dir.path().display()))
-        .args(["-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-s3"])
-        .arg(format!("-master.port={}", ports[0]))
-        .arg(format!("-volume.port={}", ports[1]))
-        .arg(format!("-filer.port={}", ports[2]))
-        .arg(format!("-master.port.grpc={}", ports[3]))
-        .arg(format!("-volume.port.grpc={}", ports[4]))
-        .arg(format!("-filer.port.grpc={}", ports[5]))
-        .arg(format!("-s3.port={}", ports[6]))
-        .arg(format!("-s3.port.grpc={}", ports[7]))
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    Some(Weed {
-        child,
-        s3_port: ports[6],
-        _dir: dir,
-    })
-}
-
-/// `PUT /bucket` until S3 answers 200 (SeaweedFS takes a few seconds).
-fn make_bucket(port: u16, bucket: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
-            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-            let req = format!(
-                "PUT /{bucket} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-            );
-            let mut answer = String::new();
-            if s.write_all(req.as_bytes()).is_ok()
-                && s.read_to_string(&mut answer).is_ok()
-                && answer.starts_with("HTTP/1.1 200")
-            {
-                return;
-            }
-        }
-        assert!(Instant::now() < deadline, "weed's S3 did not come up");
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
+use ftp_tests::seaweed::SeaweedFs;
 
 fn p(s: &str) -> VirtualPath {
     VirtualPath::root().resolve(s).unwrap()
@@ -137,11 +45,11 @@ fn names(fs: &dyn Storage, path: &str) -> Vec<(String, bool)> {
     all
 }
 
-fn connect(port: u16, bucket: &str, prefix: &str) -> S3Storage {
+fn connect(store: &SeaweedFs, bucket: &str, prefix: &str) -> S3Storage {
     S3Storage::connect(&S3Config {
         bucket: bucket.into(),
         prefix: prefix.into(),
-        endpoint: Some(format!("http://127.0.0.1:{port}")),
+        endpoint: Some(store.endpoint()),
         region: "us-east-1".into(),
         access_key_id: "any".into(),
         secret_access_key: "any".into(),
@@ -152,9 +60,11 @@ fn connect(port: u16, bucket: &str, prefix: &str) -> S3Storage {
 
 #[test]
 fn s3_storage_against_seaweedfs() {
-    let Some(weed) = start_weed() else { return };
-    make_bucket(weed.s3_port, "ftp");
-    let s3 = connect(weed.s3_port, "ftp", "served");
+    let Some(weed) = SeaweedFs::start("s3_storage_against_seaweedfs") else {
+        return;
+    };
+    weed.bucket("ftp-storage");
+    let s3 = connect(&weed, "ftp-storage", "served");
     let fs: &dyn Storage = &s3;
 
     // Folders and files, stat, SIZE/MDTM metadata.
@@ -246,7 +156,7 @@ fn s3_storage_against_seaweedfs() {
 
     // The served prefix confines too: another prefix of the bucket is not
     // seen, and the whole bucket shows the prefix as a folder.
-    let whole = connect(weed.s3_port, "ftp", "");
+    let whole = connect(&weed, "ftp-storage", "");
     assert_eq!(names(&whole, "/"), vec![("served".into(), true)]);
     assert_eq!(get(&whole, "/served/a/h.txt", 0).unwrap(), b"home");
     whole.make_dir(&p("/other")).unwrap();

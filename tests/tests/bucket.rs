@@ -1,0 +1,165 @@
+//! Both daemons serving an S3 bucket (`--storage s3://...`) of a real
+//! SeaweedFS cluster on loopback ([`ftp_tests::seaweed`]), driven over real
+//! sockets: uploads become objects under the served prefix, downloads and
+//! listings come from the bucket, and what an object store cannot do is
+//! refused with a reply that says so. Without `weed` the tests say `SKIP:`
+//! and pass, unless `FTP_TEST_REQUIRE_CLIENTS=1`.
+
+use std::io::Write;
+
+use ftp_host::daemon::Runtime;
+use ftp_tests::data::pattern;
+use ftp_tests::seaweed::SeaweedFs;
+use ftp_tests::{TestServer, assert_bytes, daemon_tests};
+
+daemon_tests! {
+    serves_a_bucket,
+    refuses_what_an_object_store_cannot_do,
+    interrupted_upload_leaves_the_object_as_it_was,
+}
+
+/// A bucket on a fresh cluster, and a daemon (`-w`) serving its prefix
+/// `served/`, with the credentials in a configuration file's `[storage]`
+/// table (the environment is the other way, process-wide in a test).
+fn bucket_server<R: Runtime>(test: &str, bucket: &str) -> Option<(SeaweedFs, TestServer, Conf)> {
+    let store = SeaweedFs::start(test)?;
+    store.bucket(bucket);
+    let conf = Conf::new(&format!(
+        "[storage]\nurl = \"s3://{bucket}/served\"\ns3_endpoint = \"{}\"\n\
+         access_key_id = \"test\"\nsecret_access_key = \"test\"\n",
+        store.endpoint()
+    ));
+    let srv = TestServer::builder()
+        .args(&["-w", "--config", conf.path()])
+        .start::<R>();
+    Some((store, srv, conf))
+}
+
+/// A configuration file in a folder of its own, removed on drop.
+struct Conf {
+    _dir: tempfile::TempDir,
+    path: String,
+}
+
+impl Conf {
+    fn new(text: &str) -> Conf {
+        let dir = tempfile::tempdir().expect("folder");
+        let path = dir.path().join("ftpd.toml");
+        std::fs::write(&path, text).expect("config file");
+        let path = path.to_str().expect("UTF-8 path").to_string();
+        Conf { _dir: dir, path }
+    }
+
+    fn path(&self) -> &str {
+        &self.path
+    }
+}
+
+fn serves_a_bucket<R: Runtime>() {
+    let Some((store, srv, _conf)) = bucket_server::<R>("serves_a_bucket", "ftp-serve") else {
+        return;
+    };
+    let mut c = srv.login();
+    c.expect("TYPE I", 200);
+    // More than two 8 MiB parts: a multipart upload.
+    let big = pattern(40, 20 << 20);
+    c.upload("STOR big.bin", &big).expect("STOR");
+    assert_bytes(
+        &store.get_object("ftp-serve", "served/big.bin"),
+        &big,
+        "the object in the bucket",
+    );
+    c.check("SIZE big.bin", &format!("213 {}", big.len()));
+    c.expect("MDTM big.bin", 213);
+    assert_bytes(&c.retr("big.bin"), &big, "RETR");
+    let tail = c
+        .download_from("RETR big.bin", Some(12_345_678))
+        .expect("REST + RETR");
+    assert_bytes(&tail, &big[12_345_678..], "RETR from a REST offset");
+    // Folders are prefixes.
+    c.expect("MKD docs", 257);
+    c.upload("STOR docs/a.txt", b"a\n")
+        .expect("STOR into a folder");
+    let list = String::from_utf8(c.download("LIST").expect("LIST")).expect("UTF-8");
+    assert!(list.contains("big.bin") && list.contains("docs"), "{list}");
+    let names = String::from_utf8(c.download("NLST docs").expect("NLST")).expect("UTF-8");
+    assert!(names.contains("a.txt"), "{names}");
+    c.expect("RMD docs", 550);
+    // Rename: a server-side copy, then a delete.
+    c.expect("RNFR docs/a.txt", 350);
+    c.expect("RNTO b.txt", 250);
+    assert_eq!(c.retr("b.txt"), b"a\n");
+    let gone = c.download("RETR docs/a.txt").expect_err("renamed away");
+    assert_eq!(gone.code, 550, "{gone}");
+    c.expect("DELE b.txt", 250);
+    c.expect("SIZE b.txt", 550);
+    c.expect("RMD docs", 250);
+    c.quit();
+}
+
+fn refuses_what_an_object_store_cannot_do<R: Runtime>() {
+    let Some((_store, srv, _conf)) =
+        bucket_server::<R>("refuses_what_an_object_store_cannot_do", "ftp-refuse")
+    else {
+        return;
+    };
+    let mut c = srv.login();
+    c.expect("TYPE I", 200);
+    c.upload("STOR f.txt", b"one\n").expect("STOR");
+    let feat = c.expect("FEAT", 211);
+    assert!(
+        !feat.inner().iter().any(|l| l.trim() == "MFMT"),
+        "FEAT offers MFMT: {feat}"
+    );
+    for line in [
+        "APPE f.txt",
+        "MFMT 20200101000000 f.txt",
+        "SITE CHMOD 644 f.txt",
+    ] {
+        let r = c.cmd(line);
+        assert!(
+            r.code / 100 == 5 && r.text().contains("not supported by this storage"),
+            "{line}: {r}"
+        );
+    }
+    c.check("REST 2", "350 Restart position accepted (2).");
+    let r = c.cmd("STOR f.txt");
+    assert!(
+        r.code / 100 == 5 && r.text().contains("not supported by this storage"),
+        "REST + STOR: {r}"
+    );
+    assert_eq!(c.retr("f.txt"), b"one\n");
+    c.quit();
+}
+
+fn interrupted_upload_leaves_the_object_as_it_was<R: Runtime>() {
+    let Some((store, srv, _conf)) = bucket_server::<R>(
+        "interrupted_upload_leaves_the_object_as_it_was",
+        "ftp-abort",
+    ) else {
+        return;
+    };
+    let v1 = pattern(41, 100_000);
+    let mut c = srv.login();
+    c.expect("TYPE I", 200);
+    c.upload("STOR doc.bin", &v1).expect("STOR v1");
+    for name in ["doc.bin", "new.bin"] {
+        let data = c.data();
+        let mut t = c.start(&format!("STOR {name}"), data).expect("STOR");
+        // More than one part, so a multipart upload is under way.
+        t.stream.write_all(&pattern(42, 9 << 20)).expect("data");
+        c.send("ABOR");
+        let r = c.read_reply();
+        assert_eq!(r.code, 426, "{r}");
+        assert_eq!(c.read_reply().code, 226);
+        drop(t);
+    }
+    assert_bytes(
+        &store.get_object("ftp-abort", "served/doc.bin"),
+        &v1,
+        "the previous object",
+    );
+    c.expect("SIZE new.bin", 550);
+    c.check("NOOP", "200 NOOP ok.");
+    c.quit();
+}
