@@ -321,7 +321,15 @@ mod tests {
             let (kind, _) = rx.recv_timeout(Duration::from_secs(10)).unwrap();
             assert_eq!(kind, "file", "a check ended while the gate was shut");
         }
-        assert_eq!(running.load(Ordering::SeqCst), 2);
+        // The two checks may not have reached their first step yet.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while running.load(Ordering::SeqCst) != 2 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "two checks should run"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
         {
             let state = pool.handle.queue.lock();
             assert_eq!((state.checking, state.checks.len()), (2, 18));
@@ -338,7 +346,16 @@ mod tests {
         checks.sort_unstable();
         assert_eq!(checks, (0..20).collect::<Vec<_>>());
         assert_eq!(most.load(Ordering::SeqCst), 2, "more than 2 checks at once");
-        assert_eq!(pool.handle.queue.lock().checking, 0);
+        // A worker gives the slot back just after its check's last step
+        // (the message above), so wait for it, within a deadline.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while pool.handle.queue.lock().checking != 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "a check slot was not given back"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     #[test]
