@@ -24,6 +24,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+/// Starts tried before [`SeaweedFs::start_with`] gives up.
+pub const START_ATTEMPTS: u32 = 3;
+
 /// How long the cluster may take until it is whole and its S3 gateway
 /// stores objects.
 pub const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -130,7 +133,28 @@ impl SeaweedFs {
     }
 
     /// [`SeaweedFs::start`] with the path of the `weed` program.
+    ///
+    /// A port chosen here can be taken by another test (or a daemon's
+    /// passive listener) in the moment between its release and the role's
+    /// bind, so a start that fails is tried again with fresh ports, up to
+    /// [`START_ATTEMPTS`] times; the last failure panics as described.
     pub fn start_with(weed: &Path) -> SeaweedFs {
+        let mut attempt = 1;
+        loop {
+            let started = std::panic::catch_unwind(|| Self::start_once(weed));
+            match started {
+                Ok(cluster) => return cluster,
+                Err(_) if attempt < START_ATTEMPTS => {
+                    eprintln!("seaweedfs: start attempt {attempt} failed; trying again");
+                    attempt += 1;
+                }
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+    }
+
+    /// One attempt of [`SeaweedFs::start_with`].
+    fn start_once(weed: &Path) -> SeaweedFs {
         let began = Instant::now();
         let dir = tempfile::Builder::new()
             .prefix("ftp-tests-seaweed-")
