@@ -293,6 +293,46 @@ pub fn resource_error(err: &io::Error) -> ResourceError {
     }
 }
 
+/// What [`take_allowed`] found on a passive listener.
+#[derive(Debug)]
+pub enum Taken<S> {
+    /// A connection from the client.
+    Connection(S),
+    /// Nothing waits (the listener would block).
+    Empty,
+    /// Only connections from elsewhere came (closed), `tries` of them, and
+    /// more may wait: call again later, so one flood cannot hold a thread.
+    Busy,
+}
+
+/// Accepts from a non-blocking passive listener (`accept` is its
+/// `accept`) until a connection from `allowed` comes; connections from any
+/// other address are closed and logged, and errors that concern one
+/// connection only are skipped ([`crate::admission::is_transient`]). At
+/// most `tries` connections are taken. Errors of the listener itself (out
+/// of descriptors, say) are returned.
+pub fn take_allowed<S>(
+    mut accept: impl FnMut() -> io::Result<(S, SocketAddr)>,
+    allowed: IpAddr,
+    tries: usize,
+) -> io::Result<Taken<S>> {
+    for _ in 0..tries {
+        match accept() {
+            Ok((stream, from)) if peer_allowed(from.ip(), allowed) => {
+                return Ok(Taken::Connection(stream));
+            }
+            Ok((_, from)) => log::warn!(
+                "{}: refused data connection from {from}",
+                allowed.to_canonical()
+            ),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Taken::Empty),
+            Err(e) if crate::admission::is_transient(&e) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Taken::Busy)
+}
+
 /// Whether a data connection from `actual` may be accepted for a session
 /// whose client is `allowed`: the addresses are equal once IPv4-mapped IPv6
 /// addresses are taken as IPv4.
@@ -303,6 +343,47 @@ pub fn peer_allowed(actual: IpAddr, allowed: IpAddr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn take_allowed_closes_foreign_connections_and_is_bounded() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let from = |ip: &str| connect_from(ip, addr);
+        // Two connections from another loopback address, then the client's.
+        let _a = from("127.0.0.2");
+        let _b = from("127.0.0.2");
+        let _c = from("127.0.0.1");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let allowed = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        // One try: only the first foreign connection is taken (and closed).
+        let got = take_allowed(|| listener.accept(), allowed, 1).unwrap();
+        assert!(matches!(got, Taken::Busy), "{got:?}");
+        let got = take_allowed(|| listener.accept(), allowed, 8).unwrap();
+        match got {
+            Taken::Connection(stream) => {
+                assert_eq!(stream.peer_addr().unwrap().ip(), allowed)
+            }
+            other => panic!("{other:?}"),
+        }
+        let got = take_allowed(|| listener.accept(), allowed, 8).unwrap();
+        assert!(matches!(got, Taken::Empty), "{got:?}");
+    }
+
+    /// A connection to `to` from the loopback address `ip`.
+    fn connect_from(ip: &str, to: std::net::SocketAddr) -> TcpStream {
+        let socket = rustix::net::socket(
+            rustix::net::AddressFamily::INET,
+            rustix::net::SocketType::STREAM,
+            None,
+        )
+        .unwrap();
+        let local: std::net::SocketAddr = format!("{ip}:0").parse().unwrap();
+        rustix::net::bind(&socket, &local).unwrap();
+        rustix::net::connect(&socket, &to).unwrap();
+        TcpStream::from(socket)
+    }
+
     use std::io::{Read, Write};
     use std::net::{Ipv4Addr, Ipv6Addr, TcpStream};
 

@@ -38,8 +38,7 @@ use std::net::{IpAddr, Shutdown, SocketAddr};
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant as StdInstant};
 
-use ftp_host::admission::is_transient;
-use ftp_host::passive::peer_allowed;
+use ftp_host::passive::{Taken, take_allowed};
 use ftp_host::server::{Server, TransferEnd};
 use ftp_host::storage::{Blocking, fs_error_from_io};
 use ftp_host::tls::{Handshake, TlsConn};
@@ -120,37 +119,30 @@ impl Passive {
     /// `true` when it stopped with connections possibly still waiting
     /// (call again on the next turn).
     pub(crate) fn accept(&mut self, registry: &Registry) -> bool {
-        for _ in 0..ACCEPTS_PER_TURN {
-            if !self.ready || self.held.is_some() {
-                return false;
+        if !self.ready || self.held.is_some() {
+            return false;
+        }
+        let listener = &self.listener;
+        match take_allowed(|| listener.accept(), self.allowed, ACCEPTS_PER_TURN) {
+            Ok(Taken::Connection(stream)) => {
+                self.held = Some(stream);
+                false
             }
-            match self.listener.accept() {
-                Ok((stream, from)) => {
-                    if peer_allowed(from.ip(), self.allowed) && self.held.is_none() {
-                        self.held = Some(stream);
-                    } else {
-                        log::warn!(
-                            "{}: refused data connection from {from}",
-                            self.allowed.to_canonical()
-                        );
-                        drop(stream);
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.ready = false;
-                    self.register(registry);
-                }
-                Err(e) if is_transient(&e) => {}
-                Err(e) => {
-                    // Out of descriptors, most likely. The engine's connect
-                    // timeout ends a transfer that waits in vain.
-                    log::warn!("accepting a data connection: {e}");
-                    self.ready = false;
-                    self.register(registry);
-                }
+            Ok(Taken::Busy) => true,
+            Ok(Taken::Empty) => {
+                self.ready = false;
+                self.register(registry);
+                false
+            }
+            Err(e) => {
+                // Out of descriptors, most likely. The engine's connect
+                // timeout ends a transfer that waits in vain.
+                log::warn!("accepting a data connection: {e}");
+                self.ready = false;
+                self.register(registry);
+                false
             }
         }
-        self.ready
     }
 
     /// Registers the listener, once. Epoll reports a connection that came

@@ -72,8 +72,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use ftp_host::admission::is_transient;
-use ftp_host::passive::peer_allowed;
+use ftp_host::passive::{Taken, take_allowed};
 use ftp_host::server::TransferEnd;
 use ftp_host::storage::{Blocking, fs_error_from_io};
 use ftp_host::tls::{Handshake, TlsConn};
@@ -115,36 +114,31 @@ impl Passive {
     /// waiting, without waiting; `Ok(None)` when there is none (yet).
     /// Connections from other addresses are closed.
     fn accept_now(&self) -> io::Result<Option<TcpStream>> {
-        take_allowed(&self.listener, self.allowed)
+        take_waiting(&self.listener, self.allowed)
     }
 
     /// Waits for a connection from the allowed address.
     async fn accept(self) -> io::Result<Async<TcpStream>> {
         let Passive { listener, allowed } = self;
-        if let Some(stream) = take_allowed(&listener, allowed)? {
+        if let Some(stream) = take_waiting(&listener, allowed)? {
             return Async::new(stream);
         }
         let listener = Async::new(listener)?;
         loop {
             listener.readable().await?;
-            if let Some(stream) = take_allowed(listener.get_ref(), allowed)? {
+            if let Some(stream) = take_waiting(listener.get_ref(), allowed)? {
                 return Async::new(stream);
             }
         }
     }
 }
 
-/// Accepts from the non-blocking `listener` until a connection from
-/// `allowed` comes (closing others) or none waits (`Ok(None)`).
-fn take_allowed(listener: &TcpListener, allowed: IpAddr) -> io::Result<Option<TcpStream>> {
-    loop {
-        match listener.accept() {
-            Ok((stream, from)) if peer_allowed(from.ip(), allowed) => return Ok(Some(stream)),
-            Ok((_, from)) => log::warn!("{allowed}: refused data connection from {from}"),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
-            Err(e) if is_transient(&e) => {}
-            Err(e) => return Err(e),
-        }
+/// The host's [`take_allowed`] on a std listener, with no bound: the
+/// connections it closes are ones the kernel already queued.
+fn take_waiting(listener: &TcpListener, allowed: IpAddr) -> io::Result<Option<TcpStream>> {
+    match take_allowed(|| listener.accept(), allowed, usize::MAX)? {
+        Taken::Connection(stream) => Ok(Some(stream)),
+        Taken::Empty | Taken::Busy => Ok(None),
     }
 }
 
