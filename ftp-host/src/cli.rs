@@ -639,7 +639,8 @@ fn build(args: Args, file: FileConfig) -> Result<ServerConfig, ConfigError> {
         Some(path) => {
             let db = UserDb::load(&path)?;
             for name in db.names() {
-                // Homes in a bucket are prefixes, made by the first upload.
+                // Homes in a bucket are checked once it answers
+                // (`Server::new`).
                 if let Some(home) = db.home(name).filter(|_| s3.is_none()) {
                     let full = root.join(home);
                     let fail = |source| ConfigError::Home {

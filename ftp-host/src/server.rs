@@ -56,6 +56,9 @@ impl Server {
             Some(s3) => open_bucket(s3)?,
             None => open_folder(&config.root)?,
         };
+        if config.s3.is_some() {
+            check_homes(storage.as_ref(), &config)?;
+        }
         let xferlog = match &config.xferlog {
             Some(path) => Some(XferLog::open(path).map_err(|source| ConfigError::Xferlog {
                 path: path.clone(),
@@ -117,6 +120,29 @@ fn open_folder(root: &std::path::Path) -> Result<Arc<dyn Storage>, ConfigError> 
         },
     })?;
     Ok(Arc::new(storage))
+}
+
+/// Every user's home must be a folder of the served bucket, as on disk
+/// (where `--users` checks them when it reads the file).
+fn check_homes(storage: &dyn Storage, config: &ServerConfig) -> Result<(), ConfigError> {
+    let Some(users) = &config.users else {
+        return Ok(());
+    };
+    for name in users.names() {
+        let Some(home) = users.home(name) else {
+            continue;
+        };
+        let found = VirtualPath::root()
+            .resolve(&home.to_string_lossy())
+            .map(|h| storage.subtree(&h));
+        if !matches!(found, Some(Ok(_))) {
+            return Err(ConfigError::Storage(format!(
+                "user '{name}': home '{}' is not a folder of the bucket (make it with MKD)",
+                home.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The served bucket, checked to answer.

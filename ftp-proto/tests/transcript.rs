@@ -627,18 +627,7 @@ fn informational_commands() {
         rt.command("OPTS UTF8 OFF"),
         "504 UTF8 cannot be turned off.\r\n"
     );
-    assert_eq!(
-        rt.command("PBSZ 0"),
-        "503 Security data exchange not completed (no AUTH).\r\n"
-    );
-    assert_eq!(
-        rt.command("PROT P"),
-        "503 Security data exchange not completed (no AUTH).\r\n"
-    );
-    assert_eq!(
-        rt.command("CCC"),
-        "533 Command channel is not protected.\r\n"
-    );
+    // PBSZ, PROT and CCC without AUTH: tls.rs, without_tls_nothing_changes.
     assert_eq!(
         rt.command("SITE IDLE"),
         "200 Current idle time limit is 60 seconds; max 7200\r\n"

@@ -16,6 +16,7 @@ daemon_tests! {
     serves_a_bucket,
     refuses_what_an_object_store_cannot_do,
     interrupted_upload_leaves_the_object_as_it_was,
+    a_users_home_is_a_prefix_of_the_bucket,
 }
 
 /// A bucket on a fresh cluster, and a daemon (`-w`) serving its prefix
@@ -161,5 +162,45 @@ fn interrupted_upload_leaves_the_object_as_it_was<R: Runtime>() {
     );
     c.expect("SIZE new.bin", 550);
     c.check("NOOP", "200 NOOP ok.");
+    c.quit();
+}
+
+fn a_users_home_is_a_prefix_of_the_bucket<R: Runtime>() {
+    let Some(store) = SeaweedFs::start("a_users_home_is_a_prefix_of_the_bucket") else {
+        return;
+    };
+    store.bucket("ftp-homes");
+    // The home folder exists (as its marker); another file sits beside it.
+    store.put_object("ftp-homes", "served/alice/", b"");
+    store.put_object("ftp-homes", "served/secret.txt", b"not alice's");
+    let conf = Conf::new(&format!(
+        "[storage]\nurl = \"s3://ftp-homes/served\"\ns3_endpoint = \"{}\"\n\
+         access_key_id = \"test\"\nsecret_access_key = \"test\"\n",
+        store.endpoint()
+    ));
+    let srv = TestServer::builder()
+        .args(&["--config", conf.path()])
+        .user("alice", "pw", Some("alice"), true)
+        .start::<R>();
+    let mut c = srv.client();
+    c.login("alice", "pw");
+    c.expect("TYPE I", 200);
+    c.upload("STOR mine.txt", b"alice's\n")
+        .expect("STOR in the home");
+    assert_eq!(
+        store.get_object("ftp-homes", "served/alice/mine.txt"),
+        b"alice's\n"
+    );
+    let list = String::from_utf8(c.download("NLST").expect("NLST")).expect("UTF-8");
+    assert!(
+        list.contains("mine.txt") && !list.contains("secret"),
+        "{list}"
+    );
+    for path in ["../secret.txt", "/../secret.txt"] {
+        let r = c
+            .download(&format!("RETR {path}"))
+            .expect_err("outside the home");
+        assert_eq!(r.code, 550, "{path}: {r}");
+    }
     c.quit();
 }
