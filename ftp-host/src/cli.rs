@@ -234,6 +234,10 @@ struct Args {
     #[arg(long, value_name = "NAME")]
     s3_region: Option<String>,
 
+    /// At start, abort the multipart uploads under the served prefix begun this long ago or more (left behind by a killed daemon; 0: all of them) [default: 86400]
+    #[arg(long, value_name = "SEC")]
+    s3_abort_uploads_after: Option<u64>,
+
     /// Allow uploads and changes for anonymous and no-login sessions
     #[arg(short = 'w')]
     write: bool,
@@ -505,11 +509,21 @@ fn s3_config(url: &str, args: &Args, file: StorageFile) -> Result<S3Config, Conf
         access_key_id,
         secret_access_key,
         session_token: file.session_token.or_else(|| env("AWS_SESSION_TOKEN")),
+        abort_uploads_after: Some(Duration::from_secs(
+            args.s3_abort_uploads_after
+                .or(file.abort_uploads_after)
+                .unwrap_or(DEFAULT_ABORT_UPLOADS_AFTER),
+        )),
     })
 }
 
 /// The region used when none is given.
 pub const DEFAULT_S3_REGION: &str = "us-east-1";
+
+/// Seconds after which a multipart upload found at start counts as left
+/// behind (a day: another node serving the same bucket may be receiving a
+/// younger one).
+pub const DEFAULT_ABORT_UPLOADS_AFTER: u64 = 86_400;
 
 /// Merges command line over file over defaults and checks the result.
 fn build(args: Args, file: FileConfig) -> Result<ServerConfig, ConfigError> {

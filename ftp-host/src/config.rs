@@ -441,6 +441,9 @@ pub struct StorageFile {
     pub secret_access_key: Option<String>,
     /// Session token of temporary credentials (else `AWS_SESSION_TOKEN`).
     pub session_token: Option<String>,
+    /// Seconds after which a multipart upload found at start is aborted
+    /// (`--s3-abort-uploads-after`).
+    pub abort_uploads_after: Option<u64>,
 }
 
 impl fmt::Debug for StorageFile {
@@ -451,6 +454,7 @@ impl fmt::Debug for StorageFile {
             .field("s3_endpoint", &self.s3_endpoint)
             .field("s3_region", &self.s3_region)
             .field("access_key_id", &self.access_key_id)
+            .field("abort_uploads_after", &self.abort_uploads_after)
             .finish_non_exhaustive()
     }
 }

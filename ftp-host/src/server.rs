@@ -145,11 +145,17 @@ fn check_homes(storage: &dyn Storage, config: &ServerConfig) -> Result<(), Confi
     Ok(())
 }
 
-/// The served bucket, checked to answer.
+/// The served bucket, checked to answer; the multipart uploads left
+/// behind under its prefix are aborted in the background.
 #[cfg(feature = "s3")]
 fn open_bucket(s3: &crate::storage::S3Config) -> Result<Arc<dyn Storage>, ConfigError> {
     match crate::storage::S3Storage::connect(s3) {
-        Ok(storage) => Ok(Arc::new(storage)),
+        Ok(storage) => {
+            if let Some(age) = s3.abort_uploads_after {
+                storage.abort_stale_uploads_in_background(age);
+            }
+            Ok(Arc::new(storage))
+        }
         Err(e) => Err(ConfigError::Storage(format!(
             "s3://{}/{}: {e}",
             s3.bucket, s3.prefix

@@ -4,3 +4,10 @@
 fn binary() {
     ftp_tests::binary::check_binary(std::path::Path::new(env!("CARGO_BIN_EXE_ftp-mio")));
 }
+
+#[test]
+fn killed_during_bucket_uploads() {
+    ftp_tests::binary::check_killed_during_bucket_uploads(std::path::Path::new(env!(
+        "CARGO_BIN_EXE_ftp-mio"
+    )));
+}

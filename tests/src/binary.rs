@@ -254,3 +254,137 @@ fn login_burst_gives_memory_back(bin: &Path) {
         std::panic::resume_unwind(panic);
     }
 }
+
+/// A daemon binary started on `127.0.0.1:0`, killed (SIGKILL) on drop.
+struct Daemon {
+    child: Child,
+    addr: String,
+}
+
+impl Daemon {
+    /// Starts `bin` with `args` (and `-l 127.0.0.1:0`) and reads the
+    /// address it announces.
+    fn start(bin: &Path, args: &[&str], env: &[(&str, &str)]) -> Daemon {
+        let mut child = Command::new(bin)
+            .args(["-l", "127.0.0.1:0"])
+            .args(args)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the daemon");
+        let stdout = child.stdout.take().expect("stdout");
+        let announced = line(&mut BufReader::new(stdout));
+        let addr = announced
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("ftp://"))
+            .and_then(|w| w.strip_suffix('/'))
+            .map(str::to_owned);
+        let Some(addr) = addr else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the daemon did not announce ftp://ADDR/: {announced:?}");
+        };
+        Daemon { child, addr }
+    }
+
+    /// A client logged in anonymously, in binary mode.
+    fn login(&self) -> crate::client::Client {
+        let addr = self.addr.parse().expect("an address");
+        let mut c = crate::client::Client::connect(addr);
+        c.login_anonymous();
+        c.expect("TYPE I", 200);
+        c
+    }
+
+    /// SIGKILL, as a crash or the OOM killer would, and reaps it.
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A daemon serving a bucket is killed with SIGKILL while two uploads are
+/// under way (one replacing an object, one new): neither leaves an object
+/// under its name, the replaced object is whole, and the next start
+/// aborts the two multipart uploads left behind.
+pub fn check_killed_during_bucket_uploads(bin: &Path) {
+    const BUCKET: &str = "ftp-killed";
+    let test = format!("killed_during_bucket_uploads ({})", bin.display());
+    let Some(store) = crate::seaweed::SeaweedFs::start(&test) else {
+        return;
+    };
+    store.bucket(BUCKET);
+    let old = crate::data::pattern(5, 100_000);
+    store.put_object(BUCKET, "served/keep.bin", &old);
+    let storage = format!("s3://{BUCKET}/served");
+    let endpoint = store.endpoint();
+    let env = [
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+    ];
+    let args = ["-w", "--storage", &storage, "--s3-endpoint", &endpoint];
+    let mut daemon = Daemon::start(bin, &args, &env);
+
+    // Two uploads, each well past two parts, neither finished.
+    let chunk = crate::data::pattern(6, 1 << 20);
+    let mut uploads = Vec::new();
+    for name in ["keep.bin", "new.bin"] {
+        let mut c = daemon.login();
+        let data = c.data();
+        let mut transfer = c.start(&format!("STOR {name}"), data).expect("STOR");
+        for _ in 0..24 {
+            transfer.stream.write_all(&chunk).expect("send a MiB");
+        }
+        uploads.push((c, transfer));
+    }
+    let deadline = Instant::now() + TIMEOUT;
+    while store.multipart_uploads(BUCKET).len() < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut left = store.multipart_uploads(BUCKET);
+    left.sort();
+    assert_eq!(
+        left,
+        ["served/keep.bin", "served/new.bin"],
+        "uploads under way"
+    );
+
+    daemon.kill();
+    drop(uploads);
+    assert_eq!(
+        store.get_object(BUCKET, "served/keep.bin"),
+        old,
+        "the replaced object is whole"
+    );
+    let new = store
+        .request("GET", &format!("/{BUCKET}/served/new.bin"), &[])
+        .expect("GET");
+    assert_eq!(new.status, 404, "no object under the new name");
+    assert_eq!(store.multipart_uploads(BUCKET).len(), 2, "left behind");
+
+    // The next start aborts them (all of them, with an age of 0), in the
+    // background, while it serves.
+    let args = [&args[..], &["--s3-abort-uploads-after", "0"]].concat();
+    let daemon = Daemon::start(bin, &args, &env);
+    let mut c = daemon.login();
+    c.check("SIZE keep.bin", &format!("213 {}", old.len()));
+    let deadline = Instant::now() + TIMEOUT;
+    while !store.multipart_uploads(BUCKET).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        store.multipart_uploads(BUCKET),
+        Vec::<String>::new(),
+        "aborted at the next start"
+    );
+    c.expect("SIZE new.bin", 550);
+    c.quit();
+}

@@ -230,6 +230,9 @@ impl SeaweedFs {
                 format!("-port={s3}"),
                 format!("-port.grpc={s3_grpc}"),
                 format!("-filer={filer_addr}"),
+                // Every GET reads the volume servers (no chunk cache), so
+                // that a test that kills them sees it.
+                "-cacheCapacityMB=0".into(),
                 // On by default, on fixed ports.
                 "-port.iceberg=0".into(),
                 "-port.lance=0".into(),
@@ -399,6 +402,23 @@ impl SeaweedFs {
     /// answers 200.
     pub fn get_object(&self, bucket: &str, key: &str) -> Vec<u8> {
         self.expect_ok("GET", &format!("/{bucket}/{key}"), &[]).body
+    }
+
+    /// The keys of the multipart uploads in progress in `bucket`
+    /// (`ListMultipartUploads`, one page), in the order listed.
+    pub fn multipart_uploads(&self, bucket: &str) -> Vec<String> {
+        let body = self
+            .expect_ok("GET", &format!("/{bucket}?uploads"), &[])
+            .body;
+        let text = String::from_utf8_lossy(&body);
+        text.split("<Upload>")
+            .skip(1)
+            .filter_map(|upload| {
+                let start = upload.find("<Key>")? + "<Key>".len();
+                let end = upload[start..].find("</Key>")? + start;
+                Some(upload[start..end].to_string())
+            })
+            .collect()
     }
 
     /// [`SeaweedFs::request`], panicking unless the answer is 200.

@@ -5,7 +5,8 @@
 //! refused with a reply that says so. Without `weed` the tests say `SKIP:`
 //! and pass, unless `FTP_TEST_REQUIRE_CLIENTS=1`.
 
-use std::io::Write;
+use std::io::{Read, Write};
+use std::time::Instant;
 
 use ftp_host::daemon::Runtime;
 use ftp_tests::data::pattern;
@@ -17,6 +18,7 @@ daemon_tests! {
     refuses_what_an_object_store_cannot_do,
     interrupted_upload_leaves_the_object_as_it_was,
     a_users_home_is_a_prefix_of_the_bucket,
+    losing_the_store_during_a_download,
 }
 
 /// A bucket on a fresh cluster, and a daemon (`-w`) serving its prefix
@@ -202,5 +204,58 @@ fn a_users_home_is_a_prefix_of_the_bucket<R: Runtime>() {
             .expect_err("outside the home");
         assert_eq!(r.code, 550, "{path}: {r}");
     }
+    c.quit();
+}
+
+/// The store's volume servers die (SIGKILL) while a download streams from
+/// them: the transfer ends with a 4xx/5xx reply in bounded time, not a
+/// hang and not a `226` for a short file, and the session goes on.
+fn losing_the_store_during_a_download<R: Runtime>() {
+    let Some((mut store, srv, _conf)) =
+        bucket_server::<R>("losing_the_store_during_a_download", "ftp-lost")
+    else {
+        return;
+    };
+    let big = pattern(43, 96 << 20);
+    let mut c = srv.login();
+    c.expect("TYPE I", 200);
+    c.upload("STOR big.bin", &big).expect("STOR");
+    let data = c.data();
+    let mut t = c.start("RETR big.bin", data).expect("RETR");
+    let mut head = vec![0u8; 1 << 20];
+    t.stream.read_exact(&mut head).expect("the first MiB");
+    for volume in 0..ftp_tests::seaweed::VOLUME_SERVERS {
+        store.kill_volume(volume);
+    }
+    let began = Instant::now();
+    let mut got = head.len();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        match t.stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got += n,
+        }
+    }
+    drop(t);
+    // The daemon gives up on a silent store after its I/O timeout.
+    c.socket()
+        .set_read_timeout(Some(ftp_host::storage::s3::IO_TIMEOUT * 2))
+        .expect("timeout");
+    let r = c.read_reply();
+    assert!(
+        r.code == 426 || r.code == 451 || r.code == 550,
+        "after {got} of {} bytes: {r}",
+        big.len()
+    );
+    assert!(got < big.len(), "the whole file arrived: {r}");
+    assert!(
+        began.elapsed() < ftp_host::storage::s3::IO_TIMEOUT * 2,
+        "the failure took {:?}",
+        began.elapsed()
+    );
+    c.check("NOOP", "200 NOOP ok.");
+    c.expect("PWD", 257);
+    let list = String::from_utf8(c.download("NLST").expect("NLST")).expect("UTF-8");
+    assert!(list.contains("big.bin"), "{list}");
     c.quit();
 }

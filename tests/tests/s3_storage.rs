@@ -45,6 +45,71 @@ fn names(fs: &dyn Storage, path: &str) -> Vec<(String, bool)> {
     all
 }
 
+/// An upload of more than one part, never committed nor aborted: what a
+/// daemon killed mid-upload leaves (the handle is leaked, so that its drop
+/// does not abort it).
+fn leave_upload(fs: &dyn Storage, path: &str) {
+    let mut up = fs.open_write(&p(path), StoreMode::Replace).unwrap();
+    // The first part is kept until a second one is needed.
+    for _ in 0..2 {
+        up.write_all(&vec![1u8; PART_SIZE + 4096]).unwrap();
+    }
+    std::mem::forget(up);
+}
+
+/// Waits (within a deadline) until `bucket` has `n` multipart uploads in
+/// progress: the first part is sent in the background.
+fn wait_uploads(store: &SeaweedFs, bucket: &str, n: usize) -> Vec<String> {
+    let deadline = std::time::Instant::now() + ftp_tests::TIMEOUT;
+    loop {
+        let uploads = store.multipart_uploads(bucket);
+        if uploads.len() == n || std::time::Instant::now() > deadline {
+            return uploads;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn uploads_left_behind_are_aborted() {
+    let Some(weed) = SeaweedFs::start("uploads_left_behind_are_aborted") else {
+        return;
+    };
+    weed.bucket("ftp-stale");
+    let served = connect(&weed, "ftp-stale", "served");
+    let other = connect(&weed, "ftp-stale", "servedx");
+    leave_upload(&served, "/a.bin");
+    served.make_dir(&p("/d")).unwrap();
+    leave_upload(&served, "/d/b c.bin");
+    leave_upload(&other, "/x.bin");
+    let mut uploads = wait_uploads(&weed, "ftp-stale", 3);
+    uploads.sort();
+    assert_eq!(
+        uploads,
+        ["served/a.bin", "served/d/b c.bin", "servedx/x.bin"]
+    );
+
+    // Younger than the age: found, kept.
+    let hour = std::time::Duration::from_secs(3600);
+    let report = served.abort_stale_uploads(hour).unwrap();
+    assert_eq!((report.found, report.aborted, report.failed), (2, 0, 0));
+    assert_eq!(weed.multipart_uploads("ftp-stale").len(), 3);
+
+    // Old enough: aborted, under the served prefix only (`servedx/` is
+    // another prefix, not a folder of `served/`).
+    let report = served
+        .abort_stale_uploads(std::time::Duration::ZERO)
+        .unwrap();
+    assert_eq!((report.found, report.aborted, report.failed), (2, 2, 0));
+    assert_eq!(weed.multipart_uploads("ftp-stale"), ["servedx/x.bin"]);
+    assert_eq!(served.stat(&p("/a.bin")), Err(FsError::NotFound));
+    let report = other
+        .abort_stale_uploads(std::time::Duration::ZERO)
+        .unwrap();
+    assert_eq!(report.aborted, 1);
+    assert!(weed.multipart_uploads("ftp-stale").is_empty());
+}
+
 fn connect(store: &SeaweedFs, bucket: &str, prefix: &str) -> S3Storage {
     S3Storage::connect(&S3Config {
         bucket: bucket.into(),
@@ -54,6 +119,7 @@ fn connect(store: &SeaweedFs, bucket: &str, prefix: &str) -> S3Storage {
         access_key_id: "any".into(),
         secret_access_key: "any".into(),
         session_token: None,
+        abort_uploads_after: None,
     })
     .unwrap()
 }

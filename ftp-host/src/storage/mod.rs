@@ -44,6 +44,7 @@ use std::io::{self, Read};
 use std::os::fd::BorrowedFd;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use ftp_proto::{DirEntry, FsError, Metadata, StoreMode, UnixTime, VirtualPath};
 use rustix::fs as rfs;
@@ -55,7 +56,7 @@ pub mod s3;
 
 pub use local::{DEFAULT_UMASK, LocalFs, OpenRootError};
 #[cfg(feature = "s3")]
-pub use s3::{S3Error, S3Storage};
+pub use s3::{S3Error, S3Storage, SweepError, SweepReport};
 
 /// A `--storage s3://BUCKET[/PREFIX]` location.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -86,6 +87,10 @@ pub struct S3Config {
     pub secret_access_key: String,
     /// Session token of temporary credentials.
     pub session_token: Option<String>,
+    /// Multipart uploads under the prefix begun at least this long ago are
+    /// aborted at start (left behind by a killed daemon); `None`: none are
+    /// (`--s3-abort-uploads-after`).
+    pub abort_uploads_after: Option<Duration>,
 }
 
 impl fmt::Debug for S3Config {
@@ -96,6 +101,7 @@ impl fmt::Debug for S3Config {
             .field("endpoint", &self.endpoint)
             .field("region", &self.region)
             .field("access_key_id", &self.access_key_id)
+            .field("abort_uploads_after", &self.abort_uploads_after)
             .finish_non_exhaustive()
     }
 }

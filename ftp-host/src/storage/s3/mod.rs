@@ -23,10 +23,15 @@
 //! renamed. Append, resume, permissions and times cannot be done on an
 //! object store ([`ftp_proto::StorageCaps::OBJECT_STORE`]).
 
+mod stale;
+
 use std::fmt;
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+pub use stale::{SweepError, SweepReport};
 
 use super::S3Config;
 use ftp_proto::{DirEntry, FileKind, FsError, Metadata, StoreMode, UnixTime, VirtualPath};
@@ -37,6 +42,15 @@ use super::{DirReader, ReadFile, ReadObject, Storage, Upload, WriteObject};
 /// Size of one part of a multipart upload (S3's minimum is 5 MiB); an
 /// upload holds at most about two parts in memory.
 pub const PART_SIZE: usize = 8 * 1024 * 1024;
+
+/// Longest wait for one request that moves no data (stat, list page,
+/// delete, copy, completing an upload).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Longest wait for the next bytes of a download or for a part of an
+/// upload to be taken: a store that stops answering mid-transfer fails
+/// the transfer instead of holding it (and its session) forever.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Entries asked for per `ListObjectsV2` page.
 const LIST_PAGE: usize = 1000;
@@ -50,6 +64,8 @@ pub enum S3Error {
     Client(opendal::Error),
     /// The bucket could not be listed (unreachable, unknown, or refused).
     Unreachable(opendal::Error),
+    /// The client for multipart uploads left behind could not be set up.
+    Sweeper(SweepError),
 }
 
 impl fmt::Display for S3Error {
@@ -58,6 +74,7 @@ impl fmt::Display for S3Error {
             S3Error::Runtime(e) => write!(f, "cannot start the S3 client's threads: {e}"),
             S3Error::Client(e) => write!(f, "cannot configure the S3 client: {e}"),
             S3Error::Unreachable(e) => write!(f, "cannot list the bucket: {e}"),
+            S3Error::Sweeper(e) => write!(f, "cannot set up the upload sweeper: {e}"),
         }
     }
 }
@@ -69,6 +86,7 @@ struct Shared {
     runtime: tokio::runtime::Runtime,
     op: Operator,
     blocking: blocking::Operator,
+    sweeper: stale::Sweeper,
     unique: AtomicU64,
 }
 
@@ -113,10 +131,20 @@ impl S3Storage {
         if let Some(token) = &config.session_token {
             builder = builder.session_token(token);
         }
-        let op = Operator::new(builder).map_err(S3Error::Client)?.finish();
-        let blocking = {
+        let op = Operator::new(builder)
+            .map_err(S3Error::Client)?
+            .layer(
+                opendal::layers::TimeoutLayer::new()
+                    .with_timeout(REQUEST_TIMEOUT)
+                    .with_io_timeout(IO_TIMEOUT),
+            )
+            .finish();
+        let (blocking, sweeper) = {
             let _guard = runtime.enter();
-            blocking::Operator::new(op.clone()).map_err(S3Error::Client)?
+            (
+                blocking::Operator::new(op.clone()).map_err(S3Error::Client)?,
+                stale::Sweeper::new(config).map_err(S3Error::Sweeper)?,
+            )
         };
         let prefix = config.prefix.trim_matches('/');
         let storage = S3Storage {
@@ -124,6 +152,7 @@ impl S3Storage {
                 runtime,
                 op,
                 blocking,
+                sweeper,
                 unique: AtomicU64::new(1),
             }),
             root: if prefix.is_empty() {
@@ -142,6 +171,44 @@ impl S3Storage {
             return Err(S3Error::Unreachable(e));
         }
         Ok(storage)
+    }
+
+    /// Aborts the multipart uploads under the served prefix begun at least
+    /// `older_than` ago (left behind by a daemon that was killed during an
+    /// upload), and says what it found. Blocks until done.
+    pub fn abort_stale_uploads(&self, older_than: Duration) -> Result<SweepReport, SweepError> {
+        self.shared.runtime.block_on(self.shared.sweeper.sweep(
+            &self.root,
+            older_than,
+            SystemTime::now(),
+        ))
+    }
+
+    /// [`S3Storage::abort_stale_uploads`] on the storage's own runtime, in
+    /// the background, with the outcome logged: what a daemon does at
+    /// start, without delaying its first session.
+    pub fn abort_stale_uploads_in_background(&self, older_than: Duration) {
+        let storage = self.clone();
+        self.shared.runtime.spawn(async move {
+            let where_ = format!("/{}", storage.root);
+            match storage
+                .shared
+                .sweeper
+                .sweep(&storage.root, older_than, SystemTime::now())
+                .await
+            {
+                Ok(r) if r.found == 0 => {}
+                Ok(r) => log::info!(
+                    "multipart uploads under {where_}: {} found, {} aborted as left behind \
+                     (begun {} s ago or more), {} could not be aborted",
+                    r.found,
+                    r.aborted,
+                    older_than.as_secs(),
+                    r.failed
+                ),
+                Err(e) => log::warn!("cannot list the multipart uploads under {where_}: {e}"),
+            }
+        });
     }
 
     /// The key of `path` (no trailing `/`; empty for `/` of the whole
@@ -568,10 +635,36 @@ impl ReadObject for S3Read {
 
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self.reader.as_mut() {
-            Some(reader) => io::Read::read(reader, buf),
+            Some(reader) => io::Read::read(reader, buf).map_err(store_read_error),
             None => Ok(0),
         }
     }
+}
+
+/// A failed read of the store as an error that ends the transfer.
+/// OpenDAL's `std::io::Read` adapter reports every failure of the store
+/// (a timeout, a connection cut, a 5xx) as `Interrupted`, which a reader
+/// is expected to retry at once: a transfer would spin on a store that
+/// went away. The kind is mapped from OpenDAL's own instead.
+fn store_read_error(e: io::Error) -> io::Error {
+    if e.kind() != io::ErrorKind::Interrupted {
+        return e;
+    }
+    let kind = match e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<opendal::Error>())
+        .map(opendal::Error::kind)
+    {
+        Some(ErrorKind::NotFound) => io::ErrorKind::NotFound,
+        Some(ErrorKind::PermissionDenied) => io::ErrorKind::PermissionDenied,
+        Some(_) => io::ErrorKind::Other,
+        // A real interruption (a signal), not the store's.
+        None => return e,
+    };
+    io::Error::new(
+        kind,
+        e.into_inner().unwrap_or_else(|| "store read failed".into()),
+    )
 }
 
 /// An upload: a multipart upload once it exceeds one part.
@@ -635,5 +728,32 @@ impl WriteObject for S3Upload {
 impl Drop for S3Upload {
     fn drop(&mut self) {
         self.abort_now();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_store_read_is_not_an_interruption() {
+        let failed = |kind| {
+            let e = io::Error::new(
+                io::ErrorKind::Interrupted,
+                opendal::Error::new(kind, "io operation timeout reached"),
+            );
+            store_read_error(e)
+        };
+        let e = failed(ErrorKind::Unexpected);
+        assert_eq!(e.kind(), io::ErrorKind::Other);
+        assert!(e.to_string().contains("timeout"), "{e}");
+        assert_eq!(failed(ErrorKind::NotFound).kind(), io::ErrorKind::NotFound);
+        let signal = io::Error::from(io::ErrorKind::Interrupted);
+        assert_eq!(store_read_error(signal).kind(), io::ErrorKind::Interrupted);
+        let reset = io::Error::from(io::ErrorKind::ConnectionReset);
+        assert_eq!(
+            store_read_error(reset).kind(),
+            io::ErrorKind::ConnectionReset
+        );
     }
 }
