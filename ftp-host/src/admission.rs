@@ -26,7 +26,8 @@ use std::time::Duration;
 use ftp_proto::reply::write_line;
 use rustix::io::Errno;
 
-use crate::limits::{ConnectionSlot, OUT_OF_DESCRIPTORS};
+use crate::limits::{ConnectionSlot, LimitExceeded, OUT_OF_DESCRIPTORS};
+use crate::metrics::RefusedReason;
 use crate::server::{Server, canonical};
 
 /// How long a runtime pauses accepting after an accept error it cannot
@@ -198,6 +199,10 @@ impl Server {
             }),
             Err(limit) => {
                 log::info!("{peer}: refused: {limit}");
+                self.metrics.refused(match limit {
+                    LimitExceeded::TooManyClients => RefusedReason::GlobalCap,
+                    LimitExceeded::TooManyFromAddress { .. } => RefusedReason::PerAddressCap,
+                });
                 Admission::Refused {
                     reply: reply_421(limit.message()),
                 }

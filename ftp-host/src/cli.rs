@@ -119,6 +119,9 @@ pub struct ServerConfig {
     /// `--xferlog FILE`: wu-ftpd style transfer log, made absolute. Open it
     /// with [`crate::xferlog::XferLog::open`].
     pub xferlog: Option<PathBuf>,
+    /// `--metrics ADDR:PORT`: where the operator's HTTP endpoint listens
+    /// (see [`crate::http`]).
+    pub metrics: Option<SocketAddr>,
     /// How long running sessions may go on after a shutdown signal
     /// (`--shutdown-grace SEC`, default 10 s).
     pub shutdown_grace: Duration,
@@ -334,6 +337,10 @@ struct Args {
     /// Write a wu-ftpd style transfer log to FILE
     #[arg(long, value_name = "FILE")]
     xferlog: Option<PathBuf>,
+
+    /// Serve /metrics (Prometheus), /healthz and /readyz over HTTP on ADDR:PORT (a private address) [default: off]
+    #[arg(long, value_name = "ADDR:PORT")]
+    metrics: Option<SocketAddr>,
 
     /// Read settings from a TOML file; command-line flags override it
     #[arg(long, value_name = "FILE")]
@@ -724,6 +731,13 @@ fn build(args: Args, file: FileConfig) -> Result<ServerConfig, ConfigError> {
         None => None,
     };
 
+    let metrics = args.metrics.or(file.metrics);
+    if metrics.is_some() && inetd {
+        return Err(ConfigError::Conflict(
+            "--metrics cannot be combined with --inetd: each session is a process of its own",
+        ));
+    }
+
     let tls = crate::tls::build(args.tls, file.tls, inetd)?;
 
     let defaults = ftp_proto::Config::default();
@@ -754,7 +768,7 @@ fn build(args: Args, file: FileConfig) -> Result<ServerConfig, ConfigError> {
         ),
         allow_foreign_active: args.allow_foreign_port || file.allow_foreign_port.unwrap_or(false),
         pasv_address: args.pasv_address.or(file.pasv_address),
-        log_events: verbosity > 0 || xferlog.is_some(),
+        log_events: verbosity > 0 || xferlog.is_some() || metrics.is_some(),
         tls: tls.as_ref().map(|t| t.policy.clone()).unwrap_or_default(),
         storage: if s3.is_some() {
             ftp_proto::StorageCaps::OBJECT_STORE
@@ -778,6 +792,7 @@ fn build(args: Args, file: FileConfig) -> Result<ServerConfig, ConfigError> {
         verbosity,
         syslog,
         xferlog,
+        metrics,
         shutdown_grace: Duration::from_secs(
             args.shutdown_grace
                 .or(file.shutdown_grace)

@@ -402,6 +402,8 @@ pub struct FileConfig {
     pub password_checks: Option<usize>,
     /// wu-ftpd style transfer log (`--xferlog`).
     pub xferlog: Option<PathBuf>,
+    /// The operator's HTTP endpoint (`--metrics`).
+    pub metrics: Option<SocketAddr>,
     /// Log verbosity: 1 is `-v`, 2 is `-vv`.
     pub verbose: Option<u8>,
     /// Log to syslog (`-S`).

@@ -190,6 +190,12 @@ fn run_standalone<R: Runtime>(config: ServerConfig, prog: &str) -> Result<(), Co
             implicit_tls: true,
         });
     }
+    let metrics = match config.metrics {
+        Some(addr) => {
+            Some(crate::http::bind(addr).map_err(|source| ConfigError::Bind { addr, source })?)
+        }
+        None => None,
+    };
     let server = Server::new(config)?;
     match &server.config.run_as {
         Some(run_as) => {
@@ -204,6 +210,15 @@ fn run_standalone<R: Runtime>(config: ServerConfig, prog: &str) -> Result<(), Co
     }
     announce(&server, &listeners, prog);
     let shutdown = Shutdown::new();
+    // Answers (503 on /readyz once the shutdown begins) until `serve`
+    // returns.
+    let _endpoint = match metrics {
+        Some(listener) => Some(
+            crate::http::spawn(listener, server.clone(), shutdown.clone())
+                .map_err(ConfigError::Stdin)?,
+        ),
+        None => None,
+    };
     watch_signals(shutdown.clone());
     R::serve(server, listeners, shutdown).map_err(|source| ConfigError::Bind {
         addr: ([0, 0, 0, 0], 0).into(),

@@ -23,8 +23,10 @@ use crate::config::ConfigError;
 use crate::exec;
 use crate::identity::Identity;
 use crate::limits::ConnectionLimiter;
+use crate::metrics::{LoginResult, Metrics};
 use crate::passive::PassivePorts;
 use crate::storage::{LocalFs, OpenRootError, Storage};
+use crate::system::Refusal;
 use crate::tls::{ControlStream, SessionTls, TlsConn, TlsError};
 use crate::transfer::{Sink, Source, open_sink, open_source, open_source_cached};
 use crate::xferlog::{XferLog, XferRecord};
@@ -44,6 +46,8 @@ pub struct Server {
     pub xferlog: Option<XferLog>,
     /// The monotonic clock every session uses.
     pub clock: Clock,
+    /// What `/metrics` reports.
+    pub metrics: Arc<Metrics>,
     /// The identity a login changed the process to, with
     /// [`ServerConfig::login_identity`]: it cannot be changed again.
     assumed: Mutex<Option<Identity>>,
@@ -72,6 +76,7 @@ impl Server {
             storage,
             xferlog,
             clock: Clock::new(),
+            metrics: Arc::new(Metrics::new()),
             assumed: Mutex::new(None),
             config,
         }))
@@ -88,19 +93,21 @@ impl Server {
         let peer = canonical(peer);
         let session = Session::new(self.config.engine.clone(), local, peer, self.clock.now());
         let tls = match self.config.tls.as_ref().map(|t| t.context.session()) {
-            Some(Ok(tls)) => Some(tls),
+            Some(Ok(tls)) => Some(tls.with_metrics(self.metrics.clone())),
             Some(Err(e)) => {
                 log::warn!("{peer}: no TLS for this session: {e}");
                 None
             }
             None => None,
         };
+        self.metrics.session_started();
         let host = SessionHost {
             server: self.clone(),
             storage: self.storage.clone(),
             peer,
             transfer: None,
             tls,
+            login_failure: None,
         };
         log::debug!("{peer}: connected");
         (session, host)
@@ -187,6 +194,15 @@ pub struct SessionHost {
     transfer: Option<StdInstant>,
     /// This session's TLS configuration, when the server has a certificate.
     tls: Option<SessionTls>,
+    /// Why the last password check failed, for the metrics of the
+    /// engine's `LoginFailed` event that follows it.
+    login_failure: Option<LoginResult>,
+}
+
+impl Drop for SessionHost {
+    fn drop(&mut self) {
+        self.server.metrics.session_ended();
+    }
 }
 
 /// Blocking work for one intent; `Send`, so it can run on any thread.
@@ -223,6 +239,8 @@ enum JobKind {
 pub struct JobDone {
     id: IntentId,
     result: JobResult,
+    /// How a password check ended.
+    login: Option<LoginResult>,
 }
 
 #[derive(Debug)]
@@ -346,6 +364,7 @@ impl Job {
                 result: JobResult::Opened(
                     opened.map(|(source, size)| (TransferEnd::Send(source), size, None)),
                 ),
+                login: None,
             }),
             None => Err(self),
         }
@@ -353,12 +372,17 @@ impl Job {
 
     /// Does the blocking work.
     pub fn run(self) -> JobDone {
+        let mut login = None;
         let result = match self.kind {
             JobKind::Authenticate {
                 server,
                 user,
                 password,
-            } => authenticate(&server, &user, password.expose()),
+            } => {
+                let (result, how) = authenticate(&server, &user, password.expose());
+                login = Some(how);
+                result
+            }
             JobKind::ConfirmAnonymous { server } => confirm_anonymous(&server),
             JobKind::File { storage, intent } => JobResult::Completion(
                 exec::execute(storage.as_ref(), &intent)
@@ -379,6 +403,7 @@ impl Job {
         JobDone {
             id: self.id,
             result,
+            login,
         }
     }
 }
@@ -396,31 +421,40 @@ fn confirm_anonymous(server: &Server) -> JobResult {
     }
 }
 
-fn authenticate(server: &Server, user: &str, password: &str) -> JobResult {
+/// Checks a login: what the engine gets, and how it ended for the
+/// metrics (which the engine, by design, is not told).
+fn authenticate(server: &Server, user: &str, password: &str) -> (JobResult, LoginResult) {
     let config = &server.config;
-    let denied = |e| JobResult::Completion(Completion::Auth(Err(e)));
+    let denied = |e, how| (JobResult::Completion(Completion::Auth(Err(e))), how);
     if let Some(system) = &config.system_users {
-        return match system.verify(user, password) {
+        return match system.check(user, password) {
             Ok(account) => {
                 if config.login_identity {
                     if let Err(e) = server.take_identity(&Identity::of(&account), user) {
-                        return denied(e);
+                        return denied(e, LoginResult::Refused);
                     }
                 }
                 // As BusyBox: -w lets every user write, the kernel decides
                 // where; the served folder is everyone's /.
-                JobResult::LoggedIn {
-                    grant: Grant {
-                        write: config.engine.anonymous_write,
-                    },
-                    home: None,
-                }
+                let grant = Grant {
+                    write: config.engine.anonymous_write,
+                };
+                (JobResult::LoggedIn { grant, home: None }, LoginResult::Ok)
             }
-            Err(e) => denied(e),
+            Err(Ok(refusal)) => {
+                log::info!("system login as {user:?} refused: {refusal}");
+                let how = match refusal {
+                    Refusal::Unknown => LoginResult::UnknownUser,
+                    Refusal::WrongPassword => LoginResult::BadPassword,
+                    _ => LoginResult::Refused,
+                };
+                denied(AuthError::Denied, how)
+            }
+            Err(Err(e)) => denied(e, LoginResult::Refused),
         };
     }
     let Some(users) = &config.users else {
-        return JobResult::Completion(Completion::Auth(Err(AuthError::Denied)));
+        return denied(AuthError::Denied, LoginResult::Refused);
     };
     match users.verify(user, password) {
         Ok(grant) => {
@@ -430,20 +464,18 @@ fn authenticate(server: &Server, user: &str, password: &str) -> JobResult {
                     let virtual_home = VirtualPath::root().resolve(&home.to_string_lossy());
                     match virtual_home.map(|h| server.storage.subtree(&h)) {
                         Some(Ok(storage)) => Some(storage),
-                        _ => {
-                            return JobResult::Completion(Completion::Auth(Err(
-                                AuthError::Unavailable,
-                            )));
-                        }
+                        _ => return denied(AuthError::Unavailable, LoginResult::Refused),
                     }
                 }
             };
-            JobResult::LoggedIn {
-                grant: grant.to_grant(),
-                home,
-            }
+            let grant = grant.to_grant();
+            (JobResult::LoggedIn { grant, home }, LoginResult::Ok)
         }
-        Err(e) => JobResult::Completion(Completion::Auth(Err(e))),
+        Err(AuthError::Denied) if users.contains(user) => {
+            denied(AuthError::Denied, LoginResult::BadPassword)
+        }
+        Err(AuthError::Denied) => denied(AuthError::Denied, LoginResult::UnknownUser),
+        Err(e) => denied(e, LoginResult::Refused),
     }
 }
 
@@ -592,6 +624,19 @@ impl SessionHost {
     /// login and turns the result into what the engine needs.
     pub fn finish(&mut self, done: JobDone) -> JobAnswer {
         let id = done.id;
+        if let Some(how) = done.login.filter(|l| *l != LoginResult::Ok) {
+            self.login_failure = Some(how);
+        }
+        let metrics = &self.server.metrics;
+        match &done.result {
+            JobResult::Opened(Err(e))
+            | JobResult::Completion(
+                Completion::Done(Err(e))
+                | Completion::Stat(Err(e))
+                | Completion::Entries(Err(e), _),
+            ) => metrics.storage_error(*e),
+            _ => {}
+        }
         match done.result {
             JobResult::Completion(c) => JobAnswer::Completion(id, c),
             JobResult::LoggedIn { grant, home } => {
@@ -618,13 +663,25 @@ impl SessionHost {
             let peer = self.peer.ip();
             let user = session.user().unwrap_or("-");
             match event {
-                Event::Command(line) => log::info!("{peer} {user}: {line}"),
-                Event::Reply(code, text) => log::debug!("{peer} {user}: {code} {text}"),
+                Event::Command(line) => {
+                    self.server.metrics.command(&line);
+                    log::info!("{peer} {user}: {line}");
+                }
+                Event::Reply(code, text) => {
+                    self.server.metrics.reply(code);
+                    log::debug!("{peer} {user}: {code} {text}");
+                }
                 Event::Login { user, anonymous } => {
+                    self.server.metrics.login(LoginResult::Ok);
+                    self.login_failure = None;
                     let kind = if anonymous { "anonymous" } else { "user" };
                     log::info!("{peer}: {kind} login as {user}");
                 }
-                Event::LoginFailed { user } => log::warn!("{peer}: failed login as {user}"),
+                Event::LoginFailed { user } => {
+                    let how = self.login_failure.take().unwrap_or(LoginResult::Refused);
+                    self.server.metrics.login(how);
+                    log::warn!("{peer}: failed login as {user}");
+                }
                 Event::WrongAnswer { expected, got } => {
                     log::error!("{peer}: a {got} answer to an intent that wants {expected}");
                 }
@@ -645,13 +702,17 @@ impl SessionHost {
                     complete,
                 } => {
                     let started = self.transfer.take();
+                    let took = started.map(|s| s.elapsed()).unwrap_or_default();
+                    self.server
+                        .metrics
+                        .transfer(incoming, complete, bytes, took);
                     let dir = if incoming { "stored" } else { "sent" };
                     let how = if complete { "" } else { " (incomplete)" };
                     log::info!("{peer} {user}: {dir} {path}, {bytes} bytes{how}");
                     if let Some(xferlog) = &self.server.xferlog {
                         let record = XferRecord {
                             now: SystemTime::now(),
-                            duration: started.map(|s| s.elapsed()).unwrap_or_default(),
+                            duration: took,
                             remote: peer,
                             bytes,
                             path: path.to_string(),
@@ -734,17 +795,25 @@ mod tests {
             }
             let (server, _dir) = server(&args);
             match authenticate(&server, "alice", "hunter2") {
-                JobResult::LoggedIn { grant, home: None } => assert_eq!(grant.write, write),
+                (JobResult::LoggedIn { grant, home: None }, LoginResult::Ok) => {
+                    assert_eq!(grant.write, write)
+                }
                 other => panic!("{other:?}"),
             }
             assert!(matches!(
                 authenticate(&server, "alice", "hunter3"),
-                JobResult::Completion(Completion::Auth(Err(AuthError::Denied)))
+                (
+                    JobResult::Completion(Completion::Auth(Err(AuthError::Denied))),
+                    LoginResult::BadPassword
+                )
             ));
             // Without the engine's hook, "anonymous" is just a name.
             assert!(matches!(
                 authenticate(&server, "anonymous", "x"),
-                JobResult::Completion(Completion::Auth(Err(AuthError::Denied)))
+                (
+                    JobResult::Completion(Completion::Auth(Err(AuthError::Denied))),
+                    LoginResult::UnknownUser
+                )
             ));
         }
     }

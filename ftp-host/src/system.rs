@@ -523,7 +523,11 @@ impl SystemUsers {
     }
 
     /// [`SystemUsers::verify`] with the reason for a refusal.
-    fn check(&self, user: &str, password: &str) -> Result<Account, Result<Refusal, AuthError>> {
+    pub(crate) fn check(
+        &self,
+        user: &str,
+        password: &str,
+    ) -> Result<Account, Result<Refusal, AuthError>> {
         let snapshot = self.snapshot();
         let Some(entry) = snapshot.entries.get(user) else {
             snapshot.waste_time(password);

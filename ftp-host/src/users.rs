@@ -194,6 +194,11 @@ impl UserDb {
         self.order.is_empty()
     }
 
+    /// Whether `user` is an account of the file.
+    pub fn contains(&self, user: &str) -> bool {
+        self.accounts.contains_key(user)
+    }
+
     /// Checks a password. Slow by design (argon2 with the parameters in the
     /// stored hash): call it off the event loop.
     ///

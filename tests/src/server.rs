@@ -255,6 +255,11 @@ impl Builder {
             fresh.storage = wrap(fresh.storage.clone());
         }
         let shutdown = Shutdown::new();
+        let metrics = server.config.metrics.map(|addr| {
+            let listener = ftp_host::http::bind(addr).expect("bind the metrics address");
+            ftp_host::http::spawn(listener, server.clone(), shutdown.clone())
+                .expect("start the metrics endpoint")
+        });
         let (tx, rx) = mpsc::channel();
         let thread = {
             let server = server.clone();
@@ -277,6 +282,7 @@ impl Builder {
             shutdown,
             done: Mutex::new(Done::Running(rx)),
             thread: Some(thread),
+            metrics,
             _tempdir: tempdir,
             _etc: etc,
         }
@@ -304,6 +310,8 @@ pub struct TestServer {
     shutdown: Shutdown,
     done: Mutex<Done>,
     thread: Option<JoinHandle<()>>,
+    /// The `--metrics` endpoint, stopped after the daemon.
+    metrics: Option<ftp_host::http::HttpEndpoint>,
     _tempdir: Option<tempfile::TempDir>,
     _etc: Option<tempfile::TempDir>,
 }
@@ -341,6 +349,16 @@ impl TestServer {
     /// could be bound.
     pub fn extra_addr(&self, i: usize) -> Option<SocketAddr> {
         self.extra.get(i).copied().flatten()
+    }
+
+    /// The address of the `--metrics` endpoint, when one was asked for.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|m| m.addr())
+    }
+
+    /// Begins the shutdown (as SIGTERM does) without waiting for it.
+    pub fn begin_shutdown(&self) {
+        self.shutdown.trigger();
     }
 
     /// The served folder (canonical).

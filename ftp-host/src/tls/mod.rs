@@ -279,6 +279,7 @@ mod imp {
     use rustls::{HandshakeKind, ServerConfig, ServerConnection};
 
     use super::{Handshake, TlsError, retry};
+    use crate::metrics::Metrics;
 
     /// TLS sessions each control session remembers for resumption.
     const SESSIONS_PER_CONTROL: usize = 32;
@@ -355,6 +356,7 @@ mod imp {
                 control: Arc::new(control),
                 data: Arc::new(data),
                 require_reuse: self.require_reuse,
+                metrics: None,
             })
         }
     }
@@ -364,6 +366,7 @@ mod imp {
         control: Arc<ServerConfig>,
         data: Arc<ServerConfig>,
         require_reuse: bool,
+        metrics: Option<Arc<Metrics>>,
     }
 
     impl fmt::Debug for SessionTls {
@@ -375,16 +378,23 @@ mod imp {
     }
 
     impl SessionTls {
+        /// Counts the handshakes of this session's connections in
+        /// `metrics`.
+        pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+            self.metrics = Some(metrics);
+            self
+        }
+
         /// A TLS connection for the control connection.
         pub fn control(&self) -> Result<TlsConn, TlsError> {
-            TlsConn::new(&self.control, false)
+            TlsConn::new(&self.control, false, self.metrics.clone())
         }
 
         /// A TLS connection for a data connection of this session: its
         /// handshake fails unless it resumes one of this session's TLS
         /// sessions (when reuse is required).
         pub fn data(&self) -> Result<TlsConn, TlsError> {
-            TlsConn::new(&self.data, self.require_reuse)
+            TlsConn::new(&self.data, self.require_reuse, self.metrics.clone())
         }
     }
 
@@ -394,6 +404,15 @@ mod imp {
         conn: ServerConnection,
         require_resumption: bool,
         closed: bool,
+        /// Where the handshake's outcome is counted, until it is.
+        metrics: Option<Arc<Metrics>>,
+    }
+
+    impl Drop for TlsConn {
+        fn drop(&mut self) {
+            // Given up before the handshake finished (the peer left).
+            self.tally(false);
+        }
     }
 
     impl fmt::Debug for TlsConn {
@@ -411,14 +430,26 @@ mod imp {
     }
 
     impl TlsConn {
-        fn new(config: &Arc<ServerConfig>, require_resumption: bool) -> Result<Self, TlsError> {
+        fn new(
+            config: &Arc<ServerConfig>,
+            require_resumption: bool,
+            metrics: Option<Arc<Metrics>>,
+        ) -> Result<Self, TlsError> {
             let conn = ServerConnection::new(config.clone())
                 .map_err(|e| TlsError::Rejected(e.to_string()))?;
             Ok(TlsConn {
                 conn,
                 require_resumption,
                 closed: false,
+                metrics,
             })
+        }
+
+        /// Counts the handshake's outcome, once.
+        fn tally(&mut self, ok: bool) {
+            if let Some(metrics) = self.metrics.take() {
+                metrics.tls_handshake(ok);
+            }
         }
 
         /// Whether TLS bytes wait to be written.
@@ -435,6 +466,16 @@ mod imp {
         /// connection that had to resume a session and did not fails here
         /// with [`io::ErrorKind::PermissionDenied`].
         pub fn handshake<S: Read + Write>(&mut self, sock: &mut S) -> io::Result<Handshake> {
+            let result = self.handshake_step(sock);
+            match &result {
+                Ok(Handshake::Done) => self.tally(true),
+                Err(_) => self.tally(false),
+                Ok(_) => {}
+            }
+            result
+        }
+
+        fn handshake_step<S: Read + Write>(&mut self, sock: &mut S) -> io::Result<Handshake> {
             loop {
                 if self.conn.wants_write() {
                     match retry(|| self.conn.write_tls(sock)) {
@@ -481,6 +522,22 @@ mod imp {
         /// the handshake needs written go out on the way, as far as the
         /// socket takes them (see [`wants_write`](Self::wants_write)).
         pub fn read<S: Read + Write>(&mut self, sock: &mut S, buf: &mut [u8]) -> io::Result<usize> {
+            let result = self.read_step(sock, buf);
+            if self.metrics.is_some() {
+                match &result {
+                    Err(e) if e.kind() != io::ErrorKind::WouldBlock => self.tally(false),
+                    _ if !self.conn.is_handshaking() => self.tally(true),
+                    _ => {}
+                }
+            }
+            result
+        }
+
+        fn read_step<S: Read + Write>(
+            &mut self,
+            sock: &mut S,
+            buf: &mut [u8],
+        ) -> io::Result<usize> {
             loop {
                 match self.conn.reader().read(buf) {
                     Ok(n) => return Ok(n),
@@ -581,6 +638,8 @@ mod off {
     use std::path::Path;
 
     use super::{Handshake, TlsError};
+    use crate::metrics::Metrics;
+    use std::sync::Arc;
 
     /// Stands in for the certificate and key; never made without TLS.
     #[derive(Debug)]
@@ -607,6 +666,11 @@ mod off {
     }
 
     impl SessionTls {
+        /// Never called.
+        pub fn with_metrics(self, _: Arc<Metrics>) -> Self {
+            match self.never {}
+        }
+
         /// Never called.
         pub fn control(&self) -> Result<TlsConn, TlsError> {
             match self.never {}
