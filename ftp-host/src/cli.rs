@@ -148,6 +148,9 @@ pub struct ServerConfig {
     /// daemon turns it on with [`ServerConfig::enable_login_identity`] for
     /// an `--inetd` session started as root.
     pub login_identity: bool,
+    /// The command line this configuration was parsed from, parsed again
+    /// (with the files it names read again) by a reload.
+    pub command_line: Vec<OsString>,
     /// FTPS (`--tls-cert`, `--tls-key` and the other TLS flags): the
     /// loaded certificate, implicit-TLS listeners and policy; `None`
     /// without a certificate.
@@ -429,6 +432,7 @@ where
 {
     let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
     let prog = prog_name_of(args.first().map(OsString::as_os_str));
+    let command_line = args.clone();
     let matches = Args::command()
         .display_name(prog)
         .try_get_matches_from(args)
@@ -441,7 +445,10 @@ where
         Some(path) => FileConfig::load(path)?,
         None => FileConfig::default(),
     };
-    build(args, file).map(Invocation::Serve)
+    build(args, file).map(|mut config| {
+        config.command_line = command_line;
+        Invocation::Serve(config)
+    })
 }
 
 /// Resolves `path` to a canonical, readable directory.
@@ -805,6 +812,7 @@ fn build(args: Args, file: FileConfig) -> Result<ServerConfig, ConfigError> {
         login_identity: false,
         tls,
         engine: Arc::new(engine),
+        command_line: Vec::new(),
     })
 }
 

@@ -219,7 +219,7 @@ fn run_standalone<R: Runtime>(config: ServerConfig, prog: &str) -> Result<(), Co
         ),
         None => None,
     };
-    watch_signals(shutdown.clone());
+    watch_signals(shutdown.clone(), server.clone());
     R::serve(server, listeners, shutdown).map_err(|source| ConfigError::Bind {
         addr: ([0, 0, 0, 0], 0).into(),
         source,
@@ -284,17 +284,23 @@ fn announce(server: &Server, listeners: &[Listener], prog: &str) {
     );
 }
 
-/// Triggers `shutdown` on SIGTERM or SIGINT.
-fn watch_signals(shutdown: Shutdown) {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    match signal_hook::iterator::Signals::new([SIGTERM, SIGINT]) {
+/// Triggers `shutdown` on SIGTERM or SIGINT; reloads the accounts and
+/// certificate on SIGHUP.
+fn watch_signals(shutdown: Shutdown, server: Arc<Server>) {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    match signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP]) {
         Ok(mut signals) => {
             let spawned = std::thread::Builder::new()
                 .name("signals".into())
                 .spawn(move || {
-                    if let Some(signal) = signals.forever().next() {
+                    for signal in signals.forever() {
+                        if signal == SIGHUP {
+                            reload(&server);
+                            continue;
+                        }
                         log::info!("signal {signal}: shutting down");
                         shutdown.trigger();
+                        break;
                     }
                 });
             if let Err(e) = spawned {
@@ -302,5 +308,21 @@ fn watch_signals(shutdown: Shutdown) {
             }
         }
         Err(e) => log::warn!("no signal handling: {e}"),
+    }
+}
+
+/// Reloads on SIGHUP, logging one line either way.
+fn reload(server: &Server) {
+    match server.reload() {
+        Ok(done) => log::info!(
+            "reloaded: {} accounts in the users file{}",
+            done.users,
+            if done.certificate {
+                ", certificate and key"
+            } else {
+                ""
+            }
+        ),
+        Err(e) => log::error!("reload refused, the old settings stay: {e}"),
     }
 }

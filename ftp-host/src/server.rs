@@ -9,7 +9,7 @@
 //! completion for the engine.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Instant as StdInstant, SystemTime};
 
 use ftp_proto::{
@@ -26,9 +26,11 @@ use crate::limits::ConnectionLimiter;
 use crate::metrics::{LoginResult, Metrics};
 use crate::passive::PassivePorts;
 use crate::storage::{LocalFs, OpenRootError, Storage};
-use crate::system::Refusal;
+use crate::system::{Refusal, SystemUsers};
+use crate::tls::TlsContext;
 use crate::tls::{ControlStream, SessionTls, TlsConn, TlsError};
 use crate::transfer::{Sink, Source, open_sink, open_source, open_source_cached};
+use crate::users::UserDb;
 use crate::xferlog::{XferLog, XferRecord};
 
 /// Everything the sessions of one server share.
@@ -48,6 +50,8 @@ pub struct Server {
     pub clock: Clock,
     /// What `/metrics` reports.
     pub metrics: Arc<Metrics>,
+    /// What a reload replaces: accounts and certificate.
+    accounts: RwLock<Arc<Accounts>>,
     /// The identity a login changed the process to, with
     /// [`ServerConfig::login_identity`]: it cannot be changed again.
     assumed: Mutex<Option<Identity>>,
@@ -61,7 +65,7 @@ impl Server {
             None => open_folder(&config.root)?,
         };
         if config.s3.is_some() {
-            check_homes(storage.as_ref(), &config)?;
+            check_homes(storage.as_ref(), config.users.as_deref())?;
         }
         let xferlog = match &config.xferlog {
             Some(path) => Some(XferLog::open(path).map_err(|source| ConfigError::Xferlog {
@@ -77,6 +81,7 @@ impl Server {
             xferlog,
             clock: Clock::new(),
             metrics: Arc::new(Metrics::new()),
+            accounts: RwLock::new(Arc::new(Accounts::of(&config))),
             assumed: Mutex::new(None),
             config,
         }))
@@ -92,7 +97,8 @@ impl Server {
         let local = canonical(local);
         let peer = canonical(peer);
         let session = Session::new(self.config.engine.clone(), local, peer, self.clock.now());
-        let tls = match self.config.tls.as_ref().map(|t| t.context.session()) {
+        let accounts = self.accounts();
+        let tls = match accounts.tls.as_ref().map(|t| t.session()) {
             Some(Ok(tls)) => Some(tls.with_metrics(self.metrics.clone())),
             Some(Err(e)) => {
                 log::warn!("{peer}: no TLS for this session: {e}");
@@ -114,6 +120,86 @@ impl Server {
     }
 }
 
+/// What a reload (SIGHUP) replaces while sessions go on: the accounts
+/// and the certificate. A session keeps what it began with.
+#[derive(Debug)]
+pub struct Accounts {
+    /// The users file's accounts (`--users`).
+    pub users: Option<Arc<UserDb>>,
+    /// System accounts (`--system-users`, `--ftpusers`).
+    pub system_users: Option<Arc<SystemUsers>>,
+    /// The certificate and key (`--tls-cert`, `--tls-key`).
+    pub tls: Option<Arc<TlsContext>>,
+}
+
+impl Accounts {
+    fn of(config: &ServerConfig) -> Accounts {
+        Accounts {
+            users: config.users.clone(),
+            system_users: config.system_users.clone(),
+            tls: config.tls.as_ref().map(|t| t.context.clone()),
+        }
+    }
+}
+
+/// What a reload did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reloaded {
+    /// Accounts in the users file now (0 without one).
+    pub users: usize,
+    /// Whether a certificate was loaded.
+    pub certificate: bool,
+}
+
+impl Server {
+    /// The accounts and certificate new sessions and logins use.
+    pub fn accounts(&self) -> Arc<Accounts> {
+        self.accounts
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Reads the command line's files again (the configuration file, the
+    /// users file, the ftpusers file, the certificate and key) and, if
+    /// they are all good, makes new logins and new sessions use the new
+    /// accounts and certificate. Sessions under way keep theirs. On an
+    /// error nothing changes. Other settings take effect at a restart.
+    pub fn reload(&self) -> Result<Reloaded, ConfigError> {
+        let fresh = match crate::cli::parse_args(self.config.command_line.clone())? {
+            crate::cli::Invocation::Serve(config) => config,
+            crate::cli::Invocation::HashPassword => {
+                return Err(ConfigError::Conflict("the command line no longer serves"));
+            }
+        };
+        if fresh.s3.is_some() {
+            check_homes(self.storage.as_ref(), fresh.users.as_deref())?;
+        }
+        if fresh.users.is_some() != self.config.users.is_some()
+            || fresh.system_users.is_some() != self.config.system_users.is_some()
+        {
+            return Err(ConfigError::Conflict(
+                "a reload cannot change where accounts come from (--users, --system-users): restart",
+            ));
+        }
+        if fresh.tls.is_some() != self.config.tls.is_some() {
+            return Err(ConfigError::Conflict(
+                "a reload cannot turn TLS on or off: restart",
+            ));
+        }
+        let accounts = Accounts::of(&fresh);
+        let done = Reloaded {
+            users: accounts.users.as_ref().map_or(0, |u| u.len()),
+            certificate: accounts.tls.is_some(),
+        };
+        *self
+            .accounts
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Arc::new(accounts);
+        Ok(done)
+    }
+}
+
 /// The served folder on local disk.
 fn open_folder(root: &std::path::Path) -> Result<Arc<dyn Storage>, ConfigError> {
     let storage = LocalFs::open(root).map_err(|e| ConfigError::Root {
@@ -131,8 +217,8 @@ fn open_folder(root: &std::path::Path) -> Result<Arc<dyn Storage>, ConfigError> 
 
 /// Every user's home must be a folder of the served bucket, as on disk
 /// (where `--users` checks them when it reads the file).
-fn check_homes(storage: &dyn Storage, config: &ServerConfig) -> Result<(), ConfigError> {
-    let Some(users) = &config.users else {
+fn check_homes(storage: &dyn Storage, users: Option<&UserDb>) -> Result<(), ConfigError> {
+    let Some(users) = users else {
         return Ok(());
     };
     for name in users.names() {
@@ -426,7 +512,8 @@ fn confirm_anonymous(server: &Server) -> JobResult {
 fn authenticate(server: &Server, user: &str, password: &str) -> (JobResult, LoginResult) {
     let config = &server.config;
     let denied = |e, how| (JobResult::Completion(Completion::Auth(Err(e))), how);
-    if let Some(system) = &config.system_users {
+    let accounts = server.accounts();
+    if let Some(system) = &accounts.system_users {
         return match system.check(user, password) {
             Ok(account) => {
                 if config.login_identity {
@@ -453,7 +540,7 @@ fn authenticate(server: &Server, user: &str, password: &str) -> (JobResult, Logi
             Err(Err(e)) => denied(e, LoginResult::Refused),
         };
     }
-    let Some(users) = &config.users else {
+    let Some(users) = &accounts.users else {
         return denied(AuthError::Denied, LoginResult::Refused);
     };
     match users.verify(user, password) {

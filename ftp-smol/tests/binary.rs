@@ -11,3 +11,10 @@ fn killed_during_bucket_uploads() {
         "CARGO_BIN_EXE_ftp-smol"
     )));
 }
+
+#[test]
+fn sighup_reloads_the_users_file() {
+    ftp_tests::binary::check_sighup_reloads_the_users_file(std::path::Path::new(env!(
+        "CARGO_BIN_EXE_ftp-smol"
+    )));
+}

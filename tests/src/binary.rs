@@ -388,3 +388,43 @@ pub fn check_killed_during_bucket_uploads(bin: &Path) {
     c.expect("SIZE new.bin", 550);
     c.quit();
 }
+
+/// SIGHUP makes the daemon read its users file again: an account added
+/// to it logs in, without a restart.
+pub fn check_sighup_reloads_the_users_file(bin: &Path) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let users = dir.path().join("users.toml");
+    let entry = |name: &str| {
+        let hash = ftp_host::users::hash_password("pw").expect("hash");
+        format!("[[user]]\nname = \"{name}\"\npassword = \"{hash}\"\n")
+    };
+    std::fs::write(&users, entry("alice")).expect("write users");
+    let served = dir.path().join("root");
+    std::fs::create_dir(&served).expect("create root");
+    let users_arg = users.to_str().expect("UTF-8 path");
+    let served_arg = served.to_str().expect("UTF-8 path");
+    let daemon = Daemon::start(bin, &["--users", users_arg, served_arg], &[]);
+    let addr = daemon.addr.parse().expect("an address");
+    let try_login = |name: &str| {
+        let mut c = crate::client::Client::connect(addr);
+        c.send(&format!("USER {name}"));
+        assert_eq!(c.read_reply().code, 331);
+        c.send("PASS pw");
+        c.read_reply().code
+    };
+    assert_eq!(try_login("alice"), 230);
+    assert_eq!(try_login("bob"), 530);
+    std::fs::write(&users, entry("alice") + &entry("bob")).expect("write users");
+    let pid = rustix::process::Pid::from_child(&daemon.child);
+    rustix::process::kill_process(pid, rustix::process::Signal::HUP).expect("SIGHUP");
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let code = try_login("bob");
+        if code == 230 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "bob still refused after SIGHUP");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(try_login("alice"), 230);
+}

@@ -356,6 +356,12 @@ impl TestServer {
         self.metrics.as_ref().and_then(|m| m.addr())
     }
 
+    /// The users file written for [`Builder::user`] accounts, for tests
+    /// that change it and reload.
+    pub fn users_file(&self) -> Option<PathBuf> {
+        self._etc.as_ref().map(|etc| etc.path().join("users.toml"))
+    }
+
     /// Begins the shutdown (as SIGTERM does) without waiting for it.
     pub fn begin_shutdown(&self) {
         self.shutdown.trigger();
