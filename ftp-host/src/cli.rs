@@ -116,6 +116,8 @@ pub struct ServerConfig {
     pub verbosity: u8,
     /// `-S`: log to syslog instead of standard error.
     pub syslog: bool,
+    /// `--log-format`: how standard error lines look.
+    pub log_format: crate::log::LogFormat,
     /// `--xferlog FILE`: wu-ftpd style transfer log, made absolute. Open it
     /// with [`crate::xferlog::XferLog::open`].
     pub xferlog: Option<PathBuf>,
@@ -299,6 +301,10 @@ struct Args {
     /// Log to syslog instead of stderr
     #[arg(short = 'S')]
     syslog: bool,
+
+    /// How log lines on standard error look: text (PROG[PID]: message) or json (one object a line) [default: text]
+    #[arg(long, value_name = "FORMAT", value_parser = ["text", "json"])]
+    log_format: Option<String>,
 
     /// Serve one session on stdin/stdout (started by inetd)
     #[arg(long)]
@@ -798,6 +804,17 @@ fn build(args: Args, file: FileConfig) -> Result<ServerConfig, ConfigError> {
         max_per_ip,
         verbosity,
         syslog,
+        log_format: match args.log_format.or(file.log_format).as_deref() {
+            Some("json") => crate::log::LogFormat::Json,
+            Some("text") | None => crate::log::LogFormat::Text,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    setting: "log_format",
+                    value: other.to_string(),
+                    reason: "must be \"text\" or \"json\"",
+                });
+            }
+        },
         xferlog,
         metrics,
         shutdown_grace: Duration::from_secs(

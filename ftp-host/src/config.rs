@@ -408,6 +408,8 @@ pub struct FileConfig {
     pub verbose: Option<u8>,
     /// Log to syslog (`-S`).
     pub syslog: Option<bool>,
+    /// `text` or `json` (`--log-format`).
+    pub log_format: Option<String>,
     /// Allow `PORT`/`EPRT` to other hosts than the client (FXP)
     /// (`--allow-foreign-port`).
     pub allow_foreign_port: Option<bool>,

@@ -134,7 +134,7 @@ pub fn main<R: Runtime>() -> ExitCode {
         },
         Err(e) => e.exit(&prog),
     };
-    crate::log::init(config.verbosity, config.syslog, &prog);
+    crate::log::init_with(config.verbosity, config.syslog, &prog, config.log_format);
     for warning in config.warnings() {
         log::warn!("{warning}");
     }

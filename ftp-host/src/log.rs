@@ -17,6 +17,9 @@ use std::io::{self, Write as _};
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixDatagram;
 
+use std::time::SystemTime;
+
+use log::kv::{Key, Value, VisitSource};
 use log::{Level, LevelFilter, Log, Metadata, Record};
 
 /// Where syslog datagrams go.
@@ -27,6 +30,19 @@ const FACILITY_DAEMON: u8 = 3 << 3;
 
 /// Longest syslog datagram sent; longer messages are cut.
 const MAX_DATAGRAM: usize = 2048;
+
+/// How records are written to standard error.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// `PROG[PID]: message`, as BusyBox daemons write.
+    #[default]
+    Text,
+    /// One JSON object a line, for log shippers: `time` (RFC 3339, UTC,
+    /// milliseconds), `level`, `prog`, `pid`, `msg`, and the record's
+    /// fields (`session`, `peer`, `user`, `command`, `code`, `bytes`,
+    /// `duration_ms`, ... where they apply).
+    Json,
+}
 
 /// Installs the logger for the whole process.
 ///
@@ -40,12 +56,19 @@ const MAX_DATAGRAM: usize = 2048;
 /// id in the tag is read here, so a daemon that forks into the background
 /// should call this after forking.
 pub fn init(verbosity: u8, syslog: bool, prog: &str) {
+    init_with(verbosity, syslog, prog, LogFormat::Text);
+}
+
+/// [`init`] with a format for standard error.
+pub fn init_with(verbosity: u8, syslog: bool, prog: &str, format: LogFormat) {
     let level = level_for(verbosity);
     let tag = format!("{prog}[{}]", std::process::id());
     let syslog = if syslog { Syslog::connect() } else { None };
     let logger = Logger {
         level,
         tag,
+        prog: prog.to_string(),
+        format,
         syslog,
         stderr: !stderr_is_client_socket(),
     };
@@ -107,6 +130,10 @@ struct Logger {
     level: LevelFilter,
     /// `PROG[PID]`.
     tag: String,
+    /// `PROG`.
+    prog: String,
+    /// How standard error lines look.
+    format: LogFormat,
     syslog: Option<Syslog>,
     /// Whether standard error may be written.
     stderr: bool,
@@ -165,8 +192,11 @@ impl Logger {
         out
     }
 
-    /// `TAG: message\n`.
+    /// `TAG: message\n`, or a JSON object and `\n`.
     fn stderr_line(&self, record: &Record<'_>) -> String {
+        if self.format == LogFormat::Json {
+            return json_line(record, &self.prog, SystemTime::now());
+        }
         let mut out = String::with_capacity(128);
         out.push_str(&self.tag);
         out.push_str(": ");
@@ -201,6 +231,59 @@ impl Log for Logger {
     fn flush(&self) {}
 }
 
+/// One record as a JSON object on one line.
+fn json_line(record: &Record<'_>, prog: &str, now: SystemTime) -> String {
+    let since = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    let t = ftp_proto::UnixTime(since.as_secs() as i64).to_datetime();
+    let mut out = String::with_capacity(256);
+    let _ = write!(
+        out,
+        "{{\"time\":\"{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z\",\"level\":\"{}\",\
+         \"prog\":{},\"pid\":{},\"msg\":{}",
+        t.year,
+        t.month,
+        t.day,
+        t.hour,
+        t.minute,
+        t.second,
+        since.subsec_millis(),
+        record.level().as_str().to_ascii_lowercase(),
+        json_string(prog),
+        std::process::id(),
+        json_string(&record.args().to_string()),
+    );
+    let mut fields = JsonFields(&mut out);
+    let _ = record.key_values().visit(&mut fields);
+    out.push_str("}\n");
+    out
+}
+
+/// Appends a record's key-value pairs as JSON members.
+struct JsonFields<'a>(&'a mut String);
+
+impl<'kvs> VisitSource<'kvs> for JsonFields<'_> {
+    fn visit_pair(&mut self, key: Key<'kvs>, value: Value<'kvs>) -> Result<(), log::kv::Error> {
+        let _ = write!(self.0, ",{}:", json_string(key.as_str()));
+        if let Some(n) = value.to_u64() {
+            let _ = write!(self.0, "{n}");
+        } else if let Some(n) = value.to_i64() {
+            let _ = write!(self.0, "{n}");
+        } else if let Some(b) = value.to_bool() {
+            let _ = write!(self.0, "{b}");
+        } else {
+            self.0.push_str(&json_string(&value.to_string()));
+        }
+        Ok(())
+    }
+}
+
+/// `s` as a JSON string literal.
+fn json_string(s: &str) -> String {
+    serde_json::Value::String(s.to_string()).to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,9 +292,38 @@ mod tests {
         Logger {
             level,
             tag: "ftpd[42]".into(),
+            prog: "ftpd".into(),
+            format: LogFormat::Text,
             syslog: None,
             stderr: true,
         }
+    }
+
+    #[test]
+    fn json_lines_carry_the_fields() {
+        let kvs: [(&str, log::kv::Value<'_>); 4] = [
+            ("session", 7u64.into()),
+            ("user", "al\"ice".into()),
+            ("complete", true.into()),
+            ("path", "/a\nb".into()),
+        ];
+        let record = Record::builder()
+            .level(Level::Info)
+            .args(format_args!("line\u{7}one"))
+            .key_values(&kvs)
+            .build();
+        let at = SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_764_950_400_123);
+        let line = json_line(&record, "ftp-mio", at);
+        assert!(line.ends_with("}\n") && line.lines().count() == 1, "{line}");
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["time"], "2025-12-05T16:00:00.123Z");
+        assert_eq!(v["level"], "info");
+        assert_eq!(v["prog"], "ftp-mio");
+        assert_eq!(v["msg"], "line\u{7}one");
+        assert_eq!(v["session"], 7);
+        assert_eq!(v["user"], "al\"ice");
+        assert_eq!(v["complete"], true);
+        assert_eq!(v["path"], "/a\nb");
     }
 
     fn with_record<R>(level: Level, msg: &str, f: impl FnOnce(&Record<'_>) -> R) -> R {

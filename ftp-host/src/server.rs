@@ -52,6 +52,8 @@ pub struct Server {
     pub metrics: Arc<Metrics>,
     /// What a reload replaces: accounts and certificate.
     accounts: RwLock<Arc<Accounts>>,
+    /// The number of the next session, for the logs.
+    next_session: std::sync::atomic::AtomicU64,
     /// The identity a login changed the process to, with
     /// [`ServerConfig::login_identity`]: it cannot be changed again.
     assumed: Mutex<Option<Identity>>,
@@ -82,6 +84,7 @@ impl Server {
             clock: Clock::new(),
             metrics: Arc::new(Metrics::new()),
             accounts: RwLock::new(Arc::new(Accounts::of(&config))),
+            next_session: std::sync::atomic::AtomicU64::new(1),
             assumed: Mutex::new(None),
             config,
         }))
@@ -107,7 +110,11 @@ impl Server {
             None => None,
         };
         self.metrics.session_started();
+        let id = self
+            .next_session
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let host = SessionHost {
+            id,
             server: self.clone(),
             storage: self.storage.clone(),
             peer,
@@ -274,6 +281,8 @@ pub fn canonical(addr: SocketAddr) -> SocketAddr {
 /// user's home after login) and what the logs need.
 #[derive(Debug)]
 pub struct SessionHost {
+    /// The session's number in the logs.
+    id: u64,
     server: Arc<Server>,
     storage: Arc<dyn Storage>,
     peer: SocketAddr,
@@ -746,31 +755,47 @@ impl SessionHost {
 
     /// Drains the engine's events into the log and the transfer log.
     pub fn log_events(&mut self, session: &mut Session) {
+        let id = self.id;
         while let Some(event) = session.poll_event() {
             let peer = self.peer.ip();
             let user = session.user().unwrap_or("-");
             match event {
                 Event::Command(line) => {
                     self.server.metrics.command(&line);
-                    log::info!("{peer} {user}: {line}");
+                    log::info!(
+                        session = id, peer:% = peer, user = user, command = line.as_str();
+                        "{peer} {user}: {line}"
+                    );
                 }
                 Event::Reply(code, text) => {
                     self.server.metrics.reply(code);
-                    log::debug!("{peer} {user}: {code} {text}");
+                    log::debug!(
+                        session = id, peer:% = peer, user = user, code = code;
+                        "{peer} {user}: {code} {text}"
+                    );
                 }
                 Event::Login { user, anonymous } => {
                     self.server.metrics.login(LoginResult::Ok);
                     self.login_failure = None;
                     let kind = if anonymous { "anonymous" } else { "user" };
-                    log::info!("{peer}: {kind} login as {user}");
+                    log::info!(
+                        session = id, peer:% = peer, user = user.as_str(), event = "login";
+                        "{peer}: {kind} login as {user}"
+                    );
                 }
                 Event::LoginFailed { user } => {
                     let how = self.login_failure.take().unwrap_or(LoginResult::Refused);
                     self.server.metrics.login(how);
-                    log::warn!("{peer}: failed login as {user}");
+                    log::warn!(
+                        session = id, peer:% = peer, user = user.as_str(), event = "login_failed";
+                        "{peer}: failed login as {user}"
+                    );
                 }
                 Event::WrongAnswer { expected, got } => {
-                    log::error!("{peer}: a {got} answer to an intent that wants {expected}");
+                    log::error!(
+                        session = id, peer:% = peer;
+                        "{peer}: a {got} answer to an intent that wants {expected}"
+                    );
                 }
                 Event::TransferRefused {
                     path,
@@ -779,7 +804,11 @@ impl SessionHost {
                 } => {
                     self.transfer = None;
                     let dir = if incoming { "store" } else { "send" };
-                    log::info!("{peer} {user}: refused to {dir} {path}: {reason}");
+                    log::info!(
+                        session = id, peer:% = peer, user = user, path:% = path,
+                        event = "transfer_refused";
+                        "{peer} {user}: refused to {dir} {path}: {reason}"
+                    );
                 }
                 Event::TransferEnded {
                     path,
@@ -795,7 +824,13 @@ impl SessionHost {
                         .transfer(incoming, complete, bytes, took);
                     let dir = if incoming { "stored" } else { "sent" };
                     let how = if complete { "" } else { " (incomplete)" };
-                    log::info!("{peer} {user}: {dir} {path}, {bytes} bytes{how}");
+                    log::info!(
+                        session = id, peer:% = peer, user = user, path:% = path,
+                        direction = if incoming { "upload" } else { "download" },
+                        bytes = bytes, duration_ms = took.as_millis() as u64,
+                        complete = complete;
+                        "{peer} {user}: {dir} {path}, {bytes} bytes{how}"
+                    );
                     if let Some(xferlog) = &self.server.xferlog {
                         let record = XferRecord {
                             now: SystemTime::now(),

@@ -18,3 +18,8 @@ fn sighup_reloads_the_users_file() {
         "CARGO_BIN_EXE_ftp-mio"
     )));
 }
+
+#[test]
+fn json_logs() {
+    ftp_tests::binary::check_json_logs(std::path::Path::new(env!("CARGO_BIN_EXE_ftp-mio")));
+}

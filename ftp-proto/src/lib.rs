@@ -112,4 +112,4 @@ pub use meta::{DirEntry, FileKind, Metadata};
 pub use path::VirtualPath;
 pub use secret::Secret;
 pub use session::Session;
-pub use time::{Instant, UnixTime};
+pub use time::{DateTime, Instant, UnixTime};

@@ -428,3 +428,70 @@ pub fn check_sighup_reloads_the_users_file(bin: &Path) {
     }
     assert_eq!(try_login("alice"), 230);
 }
+
+/// `--log-format json`: every line standard error gets is one JSON
+/// object with the time, level and message, and session events carry
+/// their fields (session, peer, user, command; bytes and duration of a
+/// transfer).
+pub fn check_json_logs(bin: &Path) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("hello.txt"), b"hello\n").expect("write");
+    let mut child = Command::new(bin)
+        .args(["-l", "127.0.0.1:0", "-v", "--log-format", "json"])
+        .arg(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the daemon");
+    let stdout = child.stdout.take().expect("stdout");
+    let announced = line(&mut BufReader::new(stdout));
+    let addr = announced
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("ftp://"))
+        .and_then(|w| w.strip_suffix('/'))
+        .and_then(|a| a.parse().ok());
+    let result = std::panic::catch_unwind(|| {
+        let addr = addr.expect("the announcement names ftp://ADDR/");
+        let mut c = crate::client::Client::connect(addr);
+        c.login_anonymous();
+        c.expect("TYPE I", 200);
+        assert_eq!(c.retr("hello.txt"), b"hello\n");
+        c.quit();
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let pid = rustix::process::Pid::from_child(&child);
+    let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+    let out = wait_output(child, TIMEOUT);
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+    let text = String::from_utf8(out.stderr).expect("UTF-8 logs");
+    let records: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(records.len() >= 4, "{text}");
+    for r in &records {
+        for key in ["time", "level", "prog", "pid", "msg"] {
+            assert!(r.get(key).is_some(), "no {key} in {r}");
+        }
+        let time = r["time"].as_str().expect("a time string");
+        assert!(time.len() == 24 && time.ends_with('Z'), "{time}");
+    }
+    let retr = records
+        .iter()
+        .find(|r| r["command"] == "RETR hello.txt")
+        .unwrap_or_else(|| panic!("no RETR record in {text}"));
+    assert_eq!(retr["user"], "anonymous", "{retr}");
+    assert_eq!(retr["peer"], "127.0.0.1", "{retr}");
+    assert!(retr["session"].as_u64().is_some(), "{retr}");
+    let sent = records
+        .iter()
+        .find(|r| r["direction"] == "download")
+        .unwrap_or_else(|| panic!("no transfer record in {text}"));
+    assert_eq!(sent["bytes"], 6, "{sent}");
+    assert_eq!(sent["path"], "/hello.txt", "{sent}");
+    assert!(sent["duration_ms"].as_u64().is_some(), "{sent}");
+    assert_eq!(sent["session"], retr["session"]);
+}
