@@ -44,7 +44,8 @@ macro_rules! run {
 #[command(name = "ftp-bench", version)]
 pub struct Args {
     /// Servers to compare: ftp-mio, ftp-smol (each with 1 thread and one
-    /// per core; or ftp-mio/N for N threads), vsftpd, pure-ftpd, pyftpdlib.
+    /// per core; or ftp-mio/N for N threads; a `+metrics` suffix starts it
+    /// with --metrics), vsftpd, pure-ftpd, pyftpdlib.
     #[arg(
         long,
         value_delimiter = ',',
@@ -291,9 +292,14 @@ fn main() -> ExitCode {
     // Server list.
     let mut specs = Vec::new();
     for name in &args.servers {
+        let (name, metrics) = match name.strip_suffix("+metrics") {
+            Some(base) => (base, true),
+            None => (name.as_str(), false),
+        };
+        let plus = if metrics { "+metrics" } else { "" };
         let (base, threads) = match name.split_once('/') {
             Some((b, t)) => (b, t.parse().ok()),
-            None => (name.as_str(), None),
+            None => (name, None),
         };
         let kind = match base {
             "ftp-mio" => Kind::Mio,
@@ -315,10 +321,11 @@ fn main() -> ExitCode {
             for t in list {
                 for &pasv in &pasvs {
                     specs.push(Spec {
-                        name: format!("{base}/{t}{}", pasv.suffix()),
+                        name: format!("{base}/{t}{plus}{}", pasv.suffix()),
                         kind,
                         threads: t,
                         pasv,
+                        metrics,
                     });
                 }
             }
@@ -329,6 +336,7 @@ fn main() -> ExitCode {
                     kind,
                     threads: 0,
                     pasv,
+                    metrics: false,
                 });
             }
         }
@@ -356,6 +364,7 @@ fn main() -> ExitCode {
             kind: Kind::Ceiling,
             threads: 1,
             pasv: Pasv::Range,
+            metrics: false,
         };
         runnable.push((spec, results.len()));
         results.push(Result1 {

@@ -66,6 +66,9 @@ pub struct Spec {
     pub threads: usize,
     /// Passive ports.
     pub pasv: Pasv,
+    /// Started with `--metrics` (ours only; `ftp-mio/1+metrics`): what
+    /// counting for `/metrics` costs.
+    pub metrics: bool,
 }
 
 /// Programs, found once.
@@ -232,6 +235,10 @@ impl Server {
                 if spec.pasv == Pasv::Range {
                     args.push("--pasv-ports".into());
                     args.push(format!("{lo}-{hi}"));
+                }
+                if spec.metrics {
+                    args.push("--metrics".into());
+                    args.push("127.0.0.1:0".into());
                 }
                 if let Some(certs) = setup.certs {
                     args.push("--tls-cert".into());
