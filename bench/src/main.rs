@@ -11,6 +11,7 @@ mod json;
 mod page_reporting;
 mod procfs;
 mod report;
+mod s3;
 mod scenarios;
 mod servers;
 mod tls;
@@ -52,7 +53,8 @@ pub struct Args {
     )]
     servers: Vec<String>,
     /// Figures to measure: retr, retr-tls, stor, small, persistent, scale,
-    /// argon2, footprint.
+    /// argon2, footprint; and (not by default) the S3 figures s3-retr,
+    /// s3-stor, s3-list, s3-small, s3-burst, or all of them as `s3`.
     #[arg(
         long,
         value_delimiter = ',',
@@ -661,6 +663,23 @@ fn main() -> ExitCode {
         Vec::new()
     };
 
+    // Phase 5: S3, ours against rclone on one SeaweedFS store.
+    let s3 = s3::any_wanted(&args.figures).then(|| {
+        s3::run(&s3::run::Inputs {
+            figures: &args.figures,
+            p: &p,
+            programs: &programs,
+            ours: runnable
+                .iter()
+                .filter(|(spec, _)| spec.kind.ours())
+                .map(|(spec, _)| spec.clone())
+                .collect(),
+            data_parent: &data_parent,
+            work: work_tmp.path(),
+            small: &files.small,
+        })
+    });
+
     let machine = report::Machine {
         nproc,
         loads,
@@ -680,11 +699,22 @@ fn main() -> ExitCode {
         page_reporting: reporting.describe(),
     };
     let command: Vec<String> = std::env::args().collect();
-    let text = report::table(&results, &foot, &p, &machine);
+    let local = args.figures.iter().any(|f| !f.starts_with("s3"));
+    let mut text = if local {
+        report::table(&results, &foot, &p, &machine)
+    } else {
+        String::new()
+    };
+    if let Some(s3) = &s3 {
+        text.push_str(&s3::report::table(s3, p.runs, p.rounds));
+    }
     print!("{text}");
     let _ = std::io::stdout().flush();
     if let Some(path) = &args.json {
-        let j = report::json(&results, &foot, &p, &machine, &command.join(" "));
+        let mut j = report::json(&results, &foot, &p, &machine, &command.join(" "));
+        if let Some(s3) = &s3 {
+            j.set("s3", s3::report::json(s3));
+        }
         if let Err(e) = fs::write(path, j.render()) {
             eprintln!("ftp-bench: cannot write {}: {e}", path.display());
             return ExitCode::FAILURE;
