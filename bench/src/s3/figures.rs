@@ -125,20 +125,23 @@ pub fn check_and_delete(store: &Store, path: &str, expected: (u64, u64)) -> Resu
     deleted
 }
 
-/// STOR of the big upload as `upload/NAME`, checked in the store.
+/// STOR of the big upload as `upload/NAME`, checked in the store; with
+/// the store's CPU seconds during the upload (the check not included).
 pub async fn stor(
     server: &Server,
     store: &Store,
     pattern: &Pattern,
     expected: (u64, u64),
     name: &str,
-) -> io::Result<Transfer> {
+) -> io::Result<(Transfer, f64)> {
     let path = format!("upload/{name}");
+    let w0 = store.cpu_secs();
     let t = scenarios::upload(server, pattern, expected.0, &path).await;
+    let store_cpu = store.cpu_secs() - w0;
     let checked = check_and_delete(store, &path, expected).map_err(|e| fail(e.to_string()));
     let t = t?;
     checked?;
-    Ok(t)
+    Ok((t, store_cpu))
 }
 
 /// The server's RSS around a burst of parallel uploads (KiB).
@@ -154,6 +157,8 @@ pub struct Burst {
     pub secs: f64,
     pub server_cpu: f64,
     pub generator_cpu: f64,
+    /// The store's CPU seconds over the burst.
+    pub store_cpu: f64,
     /// `VmRSS` before the first upload.
     pub idle_kib: u64,
     /// Largest `VmRSS` sampled during the burst.
@@ -191,6 +196,7 @@ pub async fn burst<'a>(
     };
     let tag = server.name.replace(['/', ':'], "-");
     let (s0, c0, t0) = (server.cpu_secs(), generator_cpu(), Instant::now());
+    let w0 = store.cpu_secs();
     let running = Rc::new(Cell::new(true));
     let sampler = {
         let running = running.clone();
@@ -219,6 +225,7 @@ pub async fn burst<'a>(
     out.secs = t0.elapsed().as_secs_f64();
     out.server_cpu = server.cpu_secs() - s0;
     out.generator_cpu = generator_cpu() - c0;
+    out.store_cpu = store.cpu_secs() - w0;
     running.set(false);
     (out.peak_kib, out.samples) = sampler.await;
     out.hwm_kib = procfs::hwm_kib(pid).unwrap_or(0);

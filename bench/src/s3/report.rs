@@ -51,6 +51,7 @@ struct Sum {
     small_p99: Option<f64>,
     small_errors: Option<u64>,
     small_cpu_us: Option<f64>,
+    small_store_us: Option<f64>,
 }
 
 fn per_gib(t: &[Transfer], cpu: fn(&Transfer) -> f64) -> Option<f64> {
@@ -81,6 +82,7 @@ fn summarize(c: &Column) -> Sum {
         small_errors: (!c.small.is_empty()).then(|| c.small.iter().map(|s| s.errors).sum()),
         small_cpu_us: (ops > 0)
             .then(|| c.small.iter().map(|s| s.server_cpu).sum::<f64>() * 1e6 / ops as f64),
+        small_store_us: (ops > 0).then(|| c.store_cpu.small * 1e6 / ops as f64),
     }
 }
 
@@ -200,6 +202,10 @@ pub fn table(r: &Results, runs: usize, rounds: usize) -> String {
             Box::new(|_, s| f(s.small_cpu_us, 0)),
         ),
         (
+            "  store CPU us/transfer".into(),
+            Box::new(|_, s| f(s.small_store_us, 0)),
+        ),
+        (
             format!(
                 "burst {}x{} MiB STOR: stored",
                 super::run::BURST_UPLOADS,
@@ -220,6 +226,15 @@ pub fn table(r: &Results, runs: usize, rounds: usize) -> String {
                         .map(|b| (b.uploads as u64 * b.each) as f64 / b.secs / 1e6),
                     0,
                 )
+            }),
+        ),
+        (
+            "  server / store CPU s/GiB".into(),
+            Box::new(|c, _| {
+                c.burst.as_ref().map_or("-".into(), |b| {
+                    let gib = (b.uploads as u64 * b.each) as f64 / (1u64 << 30) as f64;
+                    format!("{:.2}/{:.1}", b.server_cpu / gib, b.store_cpu / gib)
+                })
             }),
         ),
         (
@@ -394,7 +409,7 @@ pub fn json(r: &Results) -> Json {
             .set("small_p99_ms", s.small_p99)
             .set("small_errors", s.small_errors)
             .set("small_server_cpu_us_per_transfer", s.small_cpu_us)
-            .set("small_store_cpu_s", c.store_cpu.small);
+            .set("small_store_cpu_us_per_transfer", s.small_store_us);
         if let Some(b) = &c.burst {
             let mut o = Json::obj();
             o.set("uploads", b.uploads)
@@ -403,6 +418,7 @@ pub fn json(r: &Results) -> Json {
                 .set("first_error", b.first_error.clone())
                 .set("secs", b.secs)
                 .set("server_cpu_s", b.server_cpu)
+                .set("store_cpu_s", b.store_cpu)
                 .set("rss_idle_kib", b.idle_kib)
                 .set("rss_peak_sampled_kib", b.peak_kib)
                 .set("rss_samples", b.samples)

@@ -364,9 +364,11 @@ impl Figures<'_> {
             for run in 0..p.runs {
                 for (server, i) in &running {
                     let name = format!("{}-{run}.bin", server.name.replace(['/', ':'], "-"));
-                    let w0 = store_cpu();
-                    let r = run!(ex => figures::stor(server, self.store, self.pattern, expected, &name));
-                    cols[*i].store_cpu.stor += store_cpu() - w0;
+                    let r = run!(ex => figures::stor(server, self.store, self.pattern, expected, &name))
+                        .map(|(t, store)| {
+                            cols[*i].store_cpu.stor += store;
+                            t
+                        });
                     record_transfer("S3 STOR", run, server, r, &mut cols[*i], |c| &mut c.stor);
                 }
                 self.vacuum();
@@ -397,11 +399,11 @@ impl Figures<'_> {
         if f("s3-small") {
             for round in 0..p.rounds {
                 for (server, i) in &running {
-                    let w0 = store_cpu();
+                    let window = store_window(self.store, p.warmup, p.measure);
                     let s = run!(ex => scenarios::persistent_transfers(
                         &ex, server, &files, p.clients, p.warmup, p.measure,
                     ));
-                    cols[*i].store_cpu.small += store_cpu() - w0;
+                    cols[*i].store_cpu.small += window.join().unwrap_or(0.0);
                     eprintln!(
                         "  S3 4 KiB    {:<12} round {round}: {:>8.0}/s  p99 {:.2} ms  errors {}{}  (server CPU {:.0}%)",
                         server.name,
@@ -485,6 +487,24 @@ impl Figures<'_> {
             eprintln!("ftp-bench: S3: vacuum: {e}");
         }
     }
+}
+
+/// Samples the store's CPU over a loop's measured window (which starts
+/// `warmup` from now), on a thread of its own.
+fn store_window(
+    store: &Store,
+    warmup: Duration,
+    measure: Duration,
+) -> std::thread::JoinHandle<f64> {
+    let pid = store.pid();
+    let start = std::time::Instant::now() + warmup;
+    std::thread::spawn(move || {
+        let cpu = || pid.map_or(0.0, crate::procfs::tree_cpu_secs);
+        std::thread::sleep(start.saturating_duration_since(std::time::Instant::now()));
+        let c0 = cpu();
+        std::thread::sleep(measure);
+        cpu() - c0
+    })
 }
 
 /// Prints and keeps one big transfer.

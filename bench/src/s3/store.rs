@@ -156,9 +156,12 @@ impl Store {
 
     /// The process's CPU seconds so far (for the report: the store's share).
     pub fn cpu_secs(&self) -> f64 {
-        self.child
-            .as_ref()
-            .map_or(0.0, |c| crate::procfs::tree_cpu_secs(c.id()))
+        self.pid().map_or(0.0, crate::procfs::tree_cpu_secs)
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 }
 
