@@ -679,6 +679,9 @@ fn main() -> ExitCode {
             small: &files.small,
         })
     });
+    if s3.is_some() {
+        loads.push(procfs::loadavg());
+    }
 
     let machine = report::Machine {
         nproc,
@@ -707,6 +710,21 @@ fn main() -> ExitCode {
     };
     if let Some(s3) = &s3 {
         text.push_str(&s3::report::table(s3, p.runs, p.rounds));
+        if !local {
+            let loads: Vec<String> = machine
+                .loads
+                .iter()
+                .map(|l| format!("{:.2}", l[0]))
+                .collect();
+            text.push_str(&format!(
+                "\nmachine: {} cores ({}), Linux {}, {}; 1-min load average at start and after the S3 figures: {}\n",
+                machine.nproc,
+                machine.cpu,
+                machine.kernel,
+                machine.page_reporting,
+                loads.join(" ")
+            ));
+        }
     }
     print!("{text}");
     let _ = std::io::stdout().flush();
