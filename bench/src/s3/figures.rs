@@ -147,15 +147,19 @@ pub async fn stor(
 /// The server's RSS around a burst of parallel uploads (KiB).
 #[derive(Clone, Debug, Default)]
 pub struct Burst {
-    /// Uploads at once, and the size of each.
+    /// Uploads at once.
     pub uploads: usize,
+    /// Bytes of each upload.
     pub each: u64,
     /// Uploads that completed and were stored correctly.
     pub ok: usize,
+    /// What went wrong first, if anything.
     pub first_error: Option<String>,
-    /// Wall time of the burst and the server's CPU over it.
+    /// Wall time of the burst.
     pub secs: f64,
+    /// The server's CPU seconds over the burst.
     pub server_cpu: f64,
+    /// The generator's CPU seconds over the burst.
     pub generator_cpu: f64,
     /// The store's CPU seconds over the burst.
     pub store_cpu: f64,

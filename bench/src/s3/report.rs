@@ -106,15 +106,15 @@ pub fn peak_bound_kib(b: &Burst) -> u64 {
 /// The table of the S3 figures, with the targets.
 pub fn table(r: &Results, runs: usize, rounds: usize) -> String {
     let mut out = String::new();
+    if let Some(why) = &r.skipped {
+        let _ = writeln!(out, "\nObject storage (S3): skipped: {why}");
+        return out;
+    }
     let _ = writeln!(
         out,
         "\nObject storage (S3): SeaweedFS, one `weed server`, data in {}",
         r.store_dir
     );
-    if let Some(why) = &r.skipped {
-        let _ = writeln!(out, "  skipped: {why}");
-        return out;
-    }
     let sums: Vec<Sum> = r.columns.iter().map(summarize).collect();
     let rc = r
         .columns

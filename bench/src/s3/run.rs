@@ -25,7 +25,9 @@ pub const BURST_UPLOADS: usize = 20;
 pub struct Inputs<'a> {
     /// `--figures`.
     pub figures: &'a [String],
+    /// Sizes, runs and rounds (after `--quick`).
     pub p: &'a Params,
+    /// Where ftp-mio and ftp-smol are.
     pub programs: &'a Programs,
     /// Our servers (ftp-mio and ftp-smol with their thread counts).
     pub ours: Vec<Spec>,
@@ -40,26 +42,40 @@ pub struct Inputs<'a> {
 /// The store's CPU seconds during each figure, summed over its runs.
 #[derive(Clone, Debug, Default)]
 pub struct StoreCpu {
+    /// Over the downloads (login to `226`).
     pub retr: f64,
+    /// Over the uploads (login to `226`; the check not included).
     pub stor: f64,
+    /// Over the listings (login to `226`).
     pub list: f64,
+    /// Over the loops' measured windows.
     pub small: f64,
 }
 
 /// Everything measured for one server.
 #[derive(Debug, Default)]
 pub struct Column {
+    /// `ftp-mio/1`, ..., `rclone`.
     pub name: String,
+    /// Which server.
     pub kind: Option<Kind>,
+    /// The exact command and environment it ran with.
     pub config: String,
+    /// Why it was not measured (a missing program).
     pub skipped: Option<String>,
+    /// The downloads of `big.bin`, in run order.
     pub retr: Vec<Transfer>,
+    /// The uploads, in run order.
     pub stor: Vec<Transfer>,
     /// Listings in run order (the first is rclone's only uncached one).
     pub list: Vec<Listing>,
+    /// The rounds of the 4 KiB loop.
     pub small: Vec<LoopStats>,
+    /// The burst of parallel uploads, on a fresh server.
     pub burst: Option<Burst>,
+    /// The store's CPU during this server's measurements.
     pub store_cpu: StoreCpu,
+    /// Measurements that failed, and why.
     pub failures: Vec<String>,
 }
 
@@ -68,10 +84,15 @@ pub struct Column {
 pub struct Results {
     /// Why nothing was measured, if so.
     pub skipped: Option<String>,
+    /// One per server, ours first, rclone last.
     pub columns: Vec<Column>,
+    /// The store's exact command.
     pub store_command: String,
+    /// The store's folder (data and log).
     pub store_dir: String,
+    /// Size of `big.bin` and of each STOR.
     pub big_len: u64,
+    /// Size of each upload of the burst.
     pub burst_each: u64,
 }
 
