@@ -7,6 +7,7 @@ mod figures;
 mod http;
 pub mod report;
 pub mod run;
+mod setup;
 mod store;
 
 use std::fmt;
