@@ -11,6 +11,7 @@ mod json;
 mod page_reporting;
 mod procfs;
 mod report;
+mod s3;
 mod scenarios;
 mod servers;
 mod tls;
@@ -53,7 +54,8 @@ pub struct Args {
     )]
     servers: Vec<String>,
     /// Figures to measure: retr, retr-tls, stor, small, persistent, scale,
-    /// argon2, footprint.
+    /// argon2, footprint; and (not by default) the S3 figures s3-retr,
+    /// s3-stor, s3-list, s3-small, s3-burst, or all of them as `s3`.
     #[arg(
         long,
         value_delimiter = ',',
@@ -670,6 +672,26 @@ fn main() -> ExitCode {
         Vec::new()
     };
 
+    // Phase 5: S3, ours against rclone on one SeaweedFS store.
+    let s3 = s3::any_wanted(&args.figures).then(|| {
+        s3::run(&s3::run::Inputs {
+            figures: &args.figures,
+            p: &p,
+            programs: &programs,
+            ours: runnable
+                .iter()
+                .filter(|(spec, _)| spec.kind.ours())
+                .map(|(spec, _)| spec.clone())
+                .collect(),
+            data_parent: &data_parent,
+            work: work_tmp.path(),
+            small: &files.small,
+        })
+    });
+    if s3.is_some() {
+        loads.push(procfs::loadavg());
+    }
+
     let machine = report::Machine {
         nproc,
         loads,
@@ -689,11 +711,37 @@ fn main() -> ExitCode {
         page_reporting: reporting.describe(),
     };
     let command: Vec<String> = std::env::args().collect();
-    let text = report::table(&results, &foot, &p, &machine);
+    let local = args.figures.iter().any(|f| !f.starts_with("s3"));
+    let mut text = if local {
+        report::table(&results, &foot, &p, &machine)
+    } else {
+        String::new()
+    };
+    if let Some(s3) = &s3 {
+        text.push_str(&s3::report::table(s3, p.runs, p.rounds));
+        if !local {
+            let loads: Vec<String> = machine
+                .loads
+                .iter()
+                .map(|l| format!("{:.2}", l[0]))
+                .collect();
+            text.push_str(&format!(
+                "\nmachine: {} cores ({}), Linux {}, {}; 1-min load average at start and after the S3 figures: {}\n",
+                machine.nproc,
+                machine.cpu,
+                machine.kernel,
+                machine.page_reporting,
+                loads.join(" ")
+            ));
+        }
+    }
     print!("{text}");
     let _ = std::io::stdout().flush();
     if let Some(path) = &args.json {
-        let j = report::json(&results, &foot, &p, &machine, &command.join(" "));
+        let mut j = report::json(&results, &foot, &p, &machine, &command.join(" "));
+        if let Some(s3) = &s3 {
+            j.set("s3", s3::report::json(s3));
+        }
         if let Err(e) = fs::write(path, j.render()) {
             eprintln!("ftp-bench: cannot write {}: {e}", path.display());
             return ExitCode::FAILURE;

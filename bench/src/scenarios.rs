@@ -127,30 +127,12 @@ pub fn warm_memory(files: &Files) -> io::Result<()> {
 /// (size and checksum) and removed afterwards.
 pub async fn stor_big(server: &Server, files: &Files, name: &str) -> io::Result<Transfer> {
     let stored = files.root.join("upload").join(name);
-    let result = timeout(BIG_TIMEOUT, async {
-        let mut ctl = Control::connect(server.addr, None).await?;
-        ctl.anonymous().await?;
-        let mut data = ctl.epsv().await?;
-        let (s0, c0, t0) = (server.cpu_secs(), generator_cpu(), Instant::now());
-        ctl.start_transfer(&format!("STOR upload/{name}")).await?;
-        let mut block = Vec::new();
-        for i in 0..files.big_len / BLOCK as u64 {
-            files.pattern.block_into(i, &mut block);
-            data.stream()?.write_all(&block).await?;
-        }
-        drop(data);
-        ctl.end_transfer().await?;
-        let secs = t0.elapsed().as_secs_f64();
-        let server_cpu = server.cpu_secs() - s0;
-        let client_cpu = generator_cpu() - c0;
-        ctl.quit().await?;
-        Ok(Transfer {
-            secs,
-            bytes: files.big_len,
-            server_cpu,
-            client_cpu,
-        })
-    })
+    let result = upload(
+        server,
+        &files.pattern,
+        files.big_len,
+        &format!("upload/{name}"),
+    )
     .await;
     let check = result.and_then(|t| {
         let (len, sum) = checksum_file(&stored)?;
@@ -169,6 +151,42 @@ pub async fn stor_big(server: &Server, files: &Files, name: &str) -> io::Result<
     });
     let _ = std::fs::remove_file(&stored);
     check
+}
+
+/// One session uploads the first `len` bytes of the big file's blocks (a
+/// multiple of [`BLOCK`]) from memory as `path`: login, `EPSV`, then timed
+/// from `STOR` to `226`. The caller checks what was stored.
+pub async fn upload(
+    server: &Server,
+    pattern: &Pattern,
+    len: u64,
+    path: &str,
+) -> io::Result<Transfer> {
+    timeout(BIG_TIMEOUT, async {
+        let mut ctl = Control::connect(server.addr, None).await?;
+        ctl.anonymous().await?;
+        let mut data = ctl.epsv().await?;
+        let (s0, c0, t0) = (server.cpu_secs(), generator_cpu(), Instant::now());
+        ctl.start_transfer(&format!("STOR {path}")).await?;
+        let mut block = Vec::new();
+        for i in 0..len / BLOCK as u64 {
+            pattern.block_into(i, &mut block);
+            data.stream()?.write_all(&block).await?;
+        }
+        drop(data);
+        ctl.end_transfer().await?;
+        let secs = t0.elapsed().as_secs_f64();
+        let server_cpu = server.cpu_secs() - s0;
+        let client_cpu = generator_cpu() - c0;
+        ctl.quit().await?;
+        Ok(Transfer {
+            secs,
+            bytes: len,
+            server_cpu,
+            client_cpu,
+        })
+    })
+    .await
 }
 
 fn checksum_file(path: &std::path::Path) -> io::Result<(u64, u64)> {

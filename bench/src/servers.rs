@@ -20,6 +20,8 @@ pub enum Kind {
     Pyftpdlib,
     /// The built-in sendfile server (RETR only).
     Ceiling,
+    /// `rclone serve ftp` over an S3 remote (the S3 figures only).
+    Rclone,
 }
 
 impl Kind {
@@ -204,7 +206,7 @@ impl Server {
         };
         let data = setup.data.display().to_string();
         let mut announce = false;
-        let (mut cmd, config, port) = match spec.kind {
+        let (cmd, config, port) = match spec.kind {
             Kind::Ceiling => {
                 let mut cmd = Command::new(std::env::current_exe()?);
                 cmd.arg("--serve-sendfile").arg(setup.big);
@@ -304,6 +306,9 @@ impl Server {
                 );
                 (cmd, config, port)
             }
+            Kind::Rclone => {
+                return Err(io::Error::other("rclone is started by the S3 figures only"));
+            }
             Kind::Pyftpdlib => {
                 let python = setup.programs.python.clone().unwrap();
                 let port = free_port()?;
@@ -321,8 +326,27 @@ impl Server {
                 (cmd, config, port)
             }
         };
+        Server::spawn(
+            &spec.name, spec.kind, spec.pasv, cmd, config, port, announce, log,
+        )
+    }
+
+    /// Starts `cmd` (output into `log`) and waits until it serves: until it
+    /// prints its address (`announce`, ours and the ceiling), else until
+    /// `port` greets with 220.
+    #[allow(clippy::too_many_arguments)]
+    pub fn spawn(
+        name: &str,
+        kind: Kind,
+        pasv: Pasv,
+        mut cmd: Command,
+        config: String,
+        port: u16,
+        announce: bool,
+        log: PathBuf,
+    ) -> io::Result<Server> {
         // vsftpd reports configuration errors on descriptor 0.
-        cmd.stdin(if spec.kind == Kind::Vsftpd {
+        cmd.stdin(if kind == Kind::Vsftpd {
             Stdio::from(
                 fs::OpenOptions::new()
                     .create(true)
@@ -353,8 +377,7 @@ impl Server {
                     let _ = child.kill();
                     let _ = child.wait();
                     return Err(io::Error::other(format!(
-                        "{} did not start: {}",
-                        spec.name,
+                        "{name} did not start: {}",
                         tail(&log)
                     )));
                 }
@@ -363,9 +386,9 @@ impl Server {
             SocketAddr::from(([127, 0, 0, 1], port))
         };
         let mut server = Server {
-            name: spec.name.clone(),
-            kind: spec.kind,
-            pasv: spec.pasv,
+            name: name.to_owned(),
+            kind,
+            pasv,
             addr,
             pid: Some(pid),
             config,
@@ -374,7 +397,7 @@ impl Server {
         };
         if !announce {
             if let Err(e) = server.wait_greeting() {
-                let msg = format!("{} did not start: {e}; {}", spec.name, tail(&server.log));
+                let msg = format!("{name} did not start: {e}; {}", tail(&server.log));
                 server.stop();
                 return Err(io::Error::other(msg));
             }
