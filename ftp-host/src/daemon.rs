@@ -138,6 +138,7 @@ pub fn main<R: Runtime>() -> ExitCode {
     for warning in config.warnings() {
         log::warn!("{warning}");
     }
+    limits::keep_large_allocations_unpooled();
     if let Err(e) = limits::raise_nofile_limit() {
         log::debug!("could not raise the open-file limit: {e}");
     }

@@ -132,6 +132,7 @@ pub fn run(inp: &Inputs) -> Results {
         kind: Kind::Rclone,
         threads: 0,
         pasv: Pasv::Range,
+        metrics: false,
     });
     let rclone = servers::find_program("rclone");
     for spec in &specs {
