@@ -319,7 +319,7 @@ impl Objects {
 
 /// Percent-encodes `s` for a request target: everything but unreserved
 /// characters (and `/` if `keep_slash`).
-fn encode(s: &str, keep_slash: bool) -> String {
+pub(crate) fn encode(s: &str, keep_slash: bool) -> String {
     let mut out = String::new();
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~".contains(&b) || (keep_slash && b == b'/') {
@@ -332,7 +332,7 @@ fn encode(s: &str, keep_slash: bool) -> String {
 }
 
 /// The insides of every `<tag>...</tag>` in `text`.
-fn blocks<'a>(text: &'a str, tag: &str) -> Vec<&'a str> {
+pub(crate) fn blocks<'a>(text: &'a str, tag: &str) -> Vec<&'a str> {
     let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
     let mut out = Vec::new();
     let mut rest = text;
@@ -346,7 +346,7 @@ fn blocks<'a>(text: &'a str, tag: &str) -> Vec<&'a str> {
 }
 
 /// The text of the first `<tag>` in `text`, XML entities decoded.
-fn first(text: &str, tag: &str) -> Option<String> {
+pub(crate) fn first(text: &str, tag: &str) -> Option<String> {
     blocks(text, tag).first().map(|t| unescape(t))
 }
 

@@ -24,6 +24,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::objects::{blocks, encode, first};
+
 /// Starts tried before [`SeaweedFs::start_with`] gives up.
 pub const START_ATTEMPTS: u32 = 3;
 
@@ -395,13 +397,14 @@ impl SeaweedFs {
     /// Stores `data` as object `key` of `bucket` (unsigned PUT); panics
     /// unless the gateway answers 200.
     pub fn put_object(&self, bucket: &str, key: &str, data: &[u8]) {
-        self.expect_ok("PUT", &format!("/{bucket}/{key}"), data);
+        self.expect_ok("PUT", &format!("/{bucket}/{}", encode(key, true)), data);
     }
 
     /// The content of object `key` of `bucket`; panics unless the gateway
     /// answers 200.
     pub fn get_object(&self, bucket: &str, key: &str) -> Vec<u8> {
-        self.expect_ok("GET", &format!("/{bucket}/{key}"), &[]).body
+        self.expect_ok("GET", &format!("/{bucket}/{}", encode(key, true)), &[])
+            .body
     }
 
     /// The keys of the multipart uploads in progress in `bucket`
@@ -411,13 +414,9 @@ impl SeaweedFs {
             .expect_ok("GET", &format!("/{bucket}?uploads"), &[])
             .body;
         let text = String::from_utf8_lossy(&body);
-        text.split("<Upload>")
-            .skip(1)
-            .filter_map(|upload| {
-                let start = upload.find("<Key>")? + "<Key>".len();
-                let end = upload[start..].find("</Key>")? + start;
-                Some(upload[start..end].to_string())
-            })
+        blocks(&text, "Upload")
+            .iter()
+            .filter_map(|upload| first(upload, "Key"))
             .collect()
     }
 
