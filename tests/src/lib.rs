@@ -6,7 +6,11 @@
 //! ([`seaweed`]).
 //!
 //! Every test is written once as a generic `fn name<R: Runtime>()` and
-//! instantiated for both daemons with [`daemon_tests!`].
+//! instantiated for both daemons with [`daemon_tests!`]. The tests of the
+//! files that declare them `any_storage` also run against a bucket with
+//! `FTP_TEST_STORAGE=s3` ([`backend`]); the test server's methods that
+//! read and write what it serves ([`TestServer::read_file`] ...) work on
+//! both.
 //!
 //! Every wait has a deadline: sockets get [`TIMEOUT`] as read and write
 //! timeout, servers must stop within [`server::STOP_TIMEOUT`] of their
@@ -15,11 +19,14 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
+pub mod backend;
 pub mod binary;
 pub mod client;
 pub mod clients;
 pub mod data;
+pub mod objects;
 pub mod seaweed;
+mod served;
 pub mod server;
 pub mod tree;
 
@@ -63,6 +70,20 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Opt
     }
 }
 
+/// The text of the refusals of what the served storage cannot do (`APPE`,
+/// `REST` before `STOR`, `MFMT` and `SITE CHMOD` on an object store).
+pub const NOT_SUPPORTED_BY_STORAGE: &str = "not supported by this storage";
+
+/// Panics unless `reply` is a `5xx` saying that the storage cannot do what
+/// `what` asked.
+#[track_caller]
+pub fn assert_storage_refusal(reply: &Reply, what: &str) {
+    assert!(
+        reply.code / 100 == 5 && reply.text().contains(NOT_SUPPORTED_BY_STORAGE),
+        "{what}: expected a refusal saying it is {NOT_SUPPORTED_BY_STORAGE}, got {reply}"
+    );
+}
+
 /// Instantiates generic tests `fn name<R: Runtime>()` for both daemons:
 /// `mio::name` runs `name::<ftp_mio::Mio>()` and `smol::name` runs
 /// `name::<ftp_smol::Smol>()`.
@@ -70,8 +91,40 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Opt
 /// ```ignore
 /// daemon_tests! { list_in_passive_mode, retr_resume }
 /// ```
+///
+/// Declared `any_storage;`, the tests serve what `FTP_TEST_STORAGE`
+/// chooses ([`backend`]): a folder, or a prefix of a bucket of a shared
+/// SeaweedFS cluster (without `weed` the tests say `SKIP:` and pass,
+/// unless `FTP_TEST_REQUIRE_CLIENTS=1`). A test file invokes the macro
+/// once.
+///
+/// ```ignore
+/// daemon_tests! { any_storage; list_in_passive_mode, retr_resume }
+/// ```
 #[macro_export]
 macro_rules! daemon_tests {
+    (any_storage; $($name:ident),* $(,)?) => {
+        mod mio {
+            $(
+                #[test]
+                fn $name() {
+                    if $crate::backend::enter(stringify!($name)) {
+                        super::$name::<::ftp_mio::Mio>()
+                    }
+                }
+            )*
+        }
+        mod smol {
+            $(
+                #[test]
+                fn $name() {
+                    if $crate::backend::enter(stringify!($name)) {
+                        super::$name::<::ftp_smol::Smol>()
+                    }
+                }
+            )*
+        }
+    };
     ($($name:ident),* $(,)?) => {
         mod mio {
             $(

@@ -24,6 +24,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::objects::{blocks, encode, first};
+
 /// Starts tried before [`SeaweedFs::start_with`] gives up.
 pub const START_ATTEMPTS: u32 = 3;
 
@@ -395,13 +397,14 @@ impl SeaweedFs {
     /// Stores `data` as object `key` of `bucket` (unsigned PUT); panics
     /// unless the gateway answers 200.
     pub fn put_object(&self, bucket: &str, key: &str, data: &[u8]) {
-        self.expect_ok("PUT", &format!("/{bucket}/{key}"), data);
+        self.expect_ok("PUT", &format!("/{bucket}/{}", encode(key, true)), data);
     }
 
     /// The content of object `key` of `bucket`; panics unless the gateway
     /// answers 200.
     pub fn get_object(&self, bucket: &str, key: &str) -> Vec<u8> {
-        self.expect_ok("GET", &format!("/{bucket}/{key}"), &[]).body
+        self.expect_ok("GET", &format!("/{bucket}/{}", encode(key, true)), &[])
+            .body
     }
 
     /// The keys of the multipart uploads in progress in `bucket`
@@ -411,13 +414,9 @@ impl SeaweedFs {
             .expect_ok("GET", &format!("/{bucket}?uploads"), &[])
             .body;
         let text = String::from_utf8_lossy(&body);
-        text.split("<Upload>")
-            .skip(1)
-            .filter_map(|upload| {
-                let start = upload.find("<Key>")? + "<Key>".len();
-                let end = upload[start..].find("</Key>")? + start;
-                Some(upload[start..end].to_string())
-            })
+        blocks(&text, "Upload")
+            .iter()
+            .filter_map(|upload| first(upload, "Key"))
             .collect()
     }
 
@@ -492,6 +491,14 @@ impl SeaweedFs {
         }
     }
 
+    /// Process ids of the cluster's processes that have not been reaped.
+    pub fn pids(&self) -> Vec<u32> {
+        self.roles
+            .iter()
+            .filter_map(|r| r.child.as_ref().map(Child::id))
+            .collect()
+    }
+
     /// Names of the processes still running (`master`, `volume1` ...
     /// `volume3`, `filer`, `s3`); exited ones are reaped.
     pub fn running(&mut self) -> Vec<String> {
@@ -553,8 +560,14 @@ pub struct Response {
     pub body: Vec<u8>,
 }
 
-/// One unsigned HTTP/1.1 request on a new connection, closed afterwards.
-fn http_request(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> io::Result<Response> {
+/// One unsigned HTTP/1.1 request on a new connection, closed afterwards
+/// (an answer to `HEAD` has no body, whatever its `Content-Length`).
+pub(crate) fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> io::Result<Response> {
     let mut s = TcpStream::connect_timeout(&addr, crate::TIMEOUT)?;
     s.set_read_timeout(Some(crate::TIMEOUT))?;
     s.set_write_timeout(Some(crate::TIMEOUT))?;
@@ -566,11 +579,12 @@ fn http_request(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> io::
     s.write_all(body)?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw)?;
-    parse_response(&raw)
+    parse_response(&raw, method == "HEAD")
 }
 
-/// Splits a whole HTTP/1.1 answer (up to the end of the connection).
-fn parse_response(raw: &[u8]) -> io::Result<Response> {
+/// Splits a whole HTTP/1.1 answer (up to the end of the connection);
+/// `bodiless` for the answer to a `HEAD`.
+fn parse_response(raw: &[u8], bodiless: bool) -> io::Result<Response> {
     let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, what.to_string());
     let end = raw
         .windows(4)
@@ -594,7 +608,9 @@ fn parse_response(raw: &[u8]) -> io::Result<Response> {
         })
     };
     let rest = &raw[end + 4..];
-    let body = if header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+    let body = if bodiless {
+        Vec::new()
+    } else if header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
         dechunk(rest).ok_or_else(|| bad("bad chunked body"))?
     } else if let Some(len) = header("content-length") {
         let len: usize = len.parse().map_err(|_| bad("bad content-length"))?;

@@ -1,5 +1,7 @@
-//! A daemon running in-process on a served temporary folder.
+//! A daemon running in-process on a served temporary folder, or on a
+//! prefix of a bucket ([`crate::backend`]).
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -14,7 +16,10 @@ use ftp_host::daemon::{Listener, Runtime, Shutdown};
 use ftp_host::server::Server;
 use ftp_host::storage::Storage;
 
+use crate::backend::{self, Backend};
 use crate::client::Client;
+use crate::served::Served;
+use crate::tree::Entry;
 
 /// How long a daemon may take to return from `serve` after its shutdown
 /// was triggered (the builder sets a shutdown grace of 1 s).
@@ -67,7 +72,8 @@ impl Builder {
         self
     }
 
-    /// Serves `dir` instead of a new temporary folder.
+    /// Serves `dir` instead of a new temporary folder (on the local disk
+    /// only: panics when the server would serve a bucket).
     pub fn root(mut self, dir: &Path) -> Builder {
         self.root = Some(dir.to_path_buf());
         self
@@ -97,7 +103,7 @@ impl Builder {
 
     /// Adds an account to a users file passed with `--users` (the hash is
     /// made with [`ftp_host::users::hash_password`]). `home` is created
-    /// under the served folder.
+    /// under the served folder (or prefix).
     pub fn user(mut self, name: &str, password: &str, home: Option<&str>, write: bool) -> Builder {
         self.users.push(User {
             name: name.into(),
@@ -108,16 +114,16 @@ impl Builder {
         self
     }
 
-    /// Creates a file (and its parent folders) in the served folder before
-    /// the server starts.
+    /// Creates a file (and its parent folders) in the served folder (or
+    /// prefix) before the server starts.
     pub fn file(mut self, path: &str, contents: impl AsRef<[u8]>) -> Builder {
         self.files.push((path.into(), contents.as_ref().to_vec()));
         self
     }
 
-    /// Serves what `wrap` makes of the served folder's storage (a
-    /// [`ftp_host::storage::LocalFs`]) instead of it: a test double of
-    /// another back-end, say one whose reads stall.
+    /// Serves what `wrap` makes of the served storage (a
+    /// [`ftp_host::storage::LocalFs`], or the bucket's) instead of it: a
+    /// test double of another back-end, say one whose reads stall.
     pub fn storage(
         mut self,
         wrap: impl FnOnce(Arc<dyn Storage>) -> Arc<dyn Storage> + Send + 'static,
@@ -126,15 +132,19 @@ impl Builder {
         self
     }
 
-    /// Creates a folder (and its parents) in the served folder.
+    /// Creates a folder (and its parents) in the served folder (or
+    /// prefix; as marker objects `name/`, which `MKD` makes).
     pub fn dir(mut self, path: &str) -> Builder {
         self.dirs.push(path.into());
         self
     }
 
     /// Parses the arguments as the daemons do, binds the listeners and runs
-    /// `R::serve` on a thread.
+    /// `R::serve` on a thread. Serves a new prefix of the shared bucket
+    /// instead of a folder when [`crate::backend`] says so (the folder
+    /// is then passed, but stays empty).
     pub fn start<R: Runtime>(mut self) -> TestServer {
+        let backend = backend::for_new_server();
         // A last argument that is an absolute path to an existing folder is
         // the folder to serve (as on the daemons' command line).
         if self.root.is_none() {
@@ -158,15 +168,22 @@ impl Builder {
             }
         };
         let root = fs::canonicalize(&root).expect("served folder");
+        let served = match backend {
+            Backend::Local => Served::Folder(root.clone()),
+            Backend::S3 => {
+                assert!(
+                    self.root.is_none(),
+                    "this test serves a folder of its own, which {}=s3 cannot do",
+                    backend::STORAGE_VAR
+                );
+                Served::Bucket(backend::new_prefix())
+            }
+        };
         for dir in &self.dirs {
-            fs::create_dir_all(root.join(dir)).expect("create folder");
+            served.make_dir(dir);
         }
         for (path, contents) in &self.files {
-            let full = root.join(path);
-            if let Some(parent) = full.parent() {
-                fs::create_dir_all(parent).expect("create folder");
-            }
-            fs::write(&full, contents).expect("create file");
+            served.write_file(path, contents);
         }
 
         let mut args: Vec<String> = vec!["ftpd".into()];
@@ -174,13 +191,28 @@ impl Builder {
             args.push("--shutdown-grace=1".into());
         }
         args.extend(self.args.iter().cloned());
-        let etc = if self.users.is_empty() {
+        let etc = if self.users.is_empty() && backend == Backend::Local {
             None
         } else {
-            let etc = tempfile::Builder::new()
-                .prefix("ftp-tests-etc-")
-                .tempdir()
-                .expect("temporary folder");
+            Some(
+                tempfile::Builder::new()
+                    .prefix("ftp-tests-etc-")
+                    .tempdir()
+                    .expect("temporary folder"),
+            )
+        };
+        if let (Served::Bucket(objects), Some(etc)) = (&served, &etc) {
+            assert!(
+                !self.args.iter().any(|a| a.starts_with("--config")),
+                "this test passes --config, which {}=s3 cannot add its [storage] to",
+                backend::STORAGE_VAR
+            );
+            let path = etc.path().join("storage.toml");
+            fs::write(&path, backend::storage_table(objects)).expect("write configuration file");
+            args.push("--config".into());
+            args.push(path.to_str().expect("UTF-8 temp path").into());
+        }
+        if let (false, Some(etc)) = (self.users.is_empty(), &etc) {
             let mut text = String::new();
             for user in &self.users {
                 let hash = ftp_host::users::hash_password(&user.password).expect("hash");
@@ -189,7 +221,7 @@ impl Builder {
                     user.name, user.write
                 ));
                 if let Some(home) = &user.home {
-                    fs::create_dir_all(root.join(home)).expect("create home");
+                    served.make_dir(home);
                     text.push_str(&format!("home = \"{home}\"\n"));
                 }
             }
@@ -197,8 +229,7 @@ impl Builder {
             fs::write(&path, text).expect("write users file");
             args.push("--users".into());
             args.push(path.to_str().expect("UTF-8 temp path").into());
-            Some(etc)
-        };
+        }
         args.push(root.to_str().expect("UTF-8 temp path").into());
 
         let config = match parse_args(&args) {
@@ -278,6 +309,7 @@ impl Builder {
             implicit,
             extra,
             root,
+            served,
             server,
             shutdown,
             done: Mutex::new(Done::Running(rx)),
@@ -306,6 +338,7 @@ pub struct TestServer {
     implicit: Option<SocketAddr>,
     extra: Vec<Option<SocketAddr>>,
     root: PathBuf,
+    served: Served,
     server: Arc<Server>,
     shutdown: Shutdown,
     done: Mutex<Done>,
@@ -367,14 +400,109 @@ impl TestServer {
         self.shutdown.trigger();
     }
 
-    /// The served folder (canonical).
+    /// The served folder (canonical); panics if the server serves a
+    /// bucket (use [`TestServer::read_file`] and the like, which work on
+    /// both).
     pub fn root(&self) -> &Path {
+        self.local_only("root");
         &self.root
     }
 
-    /// A path in the served folder.
+    /// A path in the served folder; panics if the server serves a bucket,
+    /// as [`TestServer::root`].
     pub fn path(&self, rel: &str) -> PathBuf {
+        self.local_only("path");
         self.root.join(rel)
+    }
+
+    /// Panics if the server serves a bucket.
+    fn local_only(&self, what: &str) {
+        assert!(
+            !self.serves_a_bucket(),
+            "TestServer::{what}: this server serves a bucket, not a folder"
+        );
+    }
+
+    /// Whether the server serves a prefix of a bucket (`--storage s3://`)
+    /// rather than a folder.
+    pub fn serves_a_bucket(&self) -> bool {
+        matches!(self.served, Served::Bucket(_))
+    }
+
+    /// The content of the file `rel` (relative to the served folder or
+    /// prefix), `None` if there is no such file.
+    pub fn read_file(&self, rel: &str) -> Option<Vec<u8>> {
+        self.served.read_file(rel)
+    }
+
+    /// Writes the file `rel`, making the folders above it (as marker
+    /// objects in a bucket).
+    pub fn write_file(&self, rel: &str, data: impl AsRef<[u8]>) {
+        self.served.write_file(rel, data.as_ref());
+    }
+
+    /// Writes many files at once (on several threads for a bucket, one
+    /// request each).
+    pub fn write_files(&self, files: &[(String, Vec<u8>)]) {
+        const THREADS: usize = 8;
+        let chunk = files.len().div_ceil(THREADS).max(1);
+        std::thread::scope(|s| {
+            for part in files.chunks(chunk) {
+                s.spawn(move || {
+                    for (rel, data) in part {
+                        self.served.write_file(rel, data);
+                    }
+                });
+            }
+        });
+    }
+
+    /// Makes the folder `rel` and its parents.
+    pub fn make_dir(&self, rel: &str) {
+        self.served.make_dir(rel);
+    }
+
+    /// Removes the file or empty folder `rel`, if it is there.
+    pub fn remove(&self, rel: &str) {
+        self.served.remove(rel);
+    }
+
+    /// Whether `rel` is a file, a folder (in a bucket: a marker or a
+    /// common prefix), or on disk anything else.
+    pub fn exists(&self, rel: &str) -> bool {
+        self.served.exists(rel)
+    }
+
+    /// Whether `rel` is a file.
+    pub fn is_file(&self, rel: &str) -> bool {
+        self.served.is_file(rel)
+    }
+
+    /// Whether `rel` is a folder.
+    pub fn is_dir(&self, rel: &str) -> bool {
+        self.served.is_dir(rel)
+    }
+
+    /// The names in the folder `rel` (`""` for the served one), sorted.
+    pub fn names(&self, rel: &str) -> Vec<String> {
+        self.served.names(rel)
+    }
+
+    /// Every folder and file served, with its contents, by relative path.
+    pub fn snapshot(&self) -> BTreeMap<PathBuf, Entry> {
+        self.served.snapshot()
+    }
+
+    /// The modification time of the file `rel` in seconds since the Unix
+    /// epoch (in a bucket: the object's `Last-Modified`).
+    pub fn modified(&self, rel: &str) -> i64 {
+        self.served.modified(rel)
+    }
+
+    /// Uploads begun and not finished or cleaned up: hidden temporary
+    /// files (`.NAME.part-*`) in a folder, multipart uploads in a bucket.
+    pub fn partial_uploads(&self) -> Vec<String> {
+        self.served.partial_uploads()
     }
 
     /// The shared server context (for `serve_one` tests).

@@ -130,6 +130,17 @@ pub fn mdtm(secs: i64) -> String {
     )
 }
 
+/// The day number (days since 1970-01-01) of a proleptic Gregorian date.
+pub(crate) fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = i64::from((month + 9) % 12);
+    let doy = (153 * mp + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// The proleptic Gregorian date of a day number (days since 1970-01-01).
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
@@ -153,5 +164,13 @@ mod tests {
         assert_eq!(mdtm(0), "19700101000000");
         assert_eq!(mdtm(1_577_934_245), "20200102030405");
         assert_eq!(mdtm(951_782_400), "20000229000000");
+    }
+
+    #[test]
+    fn day_numbers_round_trip() {
+        for days in [-800_000, -1, 0, 59, 10_957, 11_016, 20_000, 800_000] {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days, "{y}-{m}-{d}");
+        }
     }
 }

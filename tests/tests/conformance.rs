@@ -4,16 +4,21 @@
 //! fragmented input, timers). The exact reply of each command is the
 //! engine's and is checked by its transcript tests
 //! (`ftp-proto/tests/transcript.rs`), once.
+//!
+//! They run on a folder, and on a bucket with `FTP_TEST_STORAGE=s3`:
+//! there, MFMT and SITE CHMOD are checked to be refused, a folder with
+//! files in it to stay where it is on RNTO, and listings to show what
+//! an object store knows (no owner, mode or folder times of its own).
 
-use std::fs;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
 use ftp_host::daemon::Runtime;
 use ftp_tests::tree::{self, Entry};
-use ftp_tests::{TestServer, daemon_tests};
+use ftp_tests::{Client, TestServer, assert_storage_refusal, daemon_tests};
 
 daemon_tests! {
+    any_storage;
     reply_format_of_multiline_replies,
     login_and_session_commands,
     unknown_and_malformed_commands,
@@ -179,35 +184,37 @@ fn mkd_and_rmd_change_the_disk<R: Runtime>() {
         .start::<R>();
     let mut c = srv.login();
     c.check("MKD new dir", "257 \"/new dir\" created");
-    assert!(srv.path("new dir").is_dir());
+    assert!(srv.is_dir("new dir"));
     c.check("XMKD a\"b", "257 \"/a\"\"b\" created");
-    assert!(srv.path("a\"b").is_dir());
+    assert!(srv.is_dir("a\"b"));
     c.check("MKD new dir", "550 Create directory operation failed.");
     c.check(
         "MKD missing/parent/x",
         "550 Create directory operation failed.",
     );
-    assert!(!srv.path("missing").exists());
+    assert!(!srv.exists("missing"));
     c.check("CWD new dir", "250 Directory successfully changed.");
     c.check("MKD inner", "257 \"/new dir/inner\" created");
-    assert!(srv.path("new dir/inner").is_dir());
+    assert!(srv.is_dir("new dir/inner"));
     c.check("CWD ..", "250 Directory successfully changed.");
     c.check("RMD new dir", "550 Remove directory operation failed.");
-    assert!(srv.path("new dir/inner").is_dir());
+    assert!(srv.is_dir("new dir/inner"));
     c.check("RMD full", "550 Remove directory operation failed.");
-    assert_eq!(fs::read(srv.path("full/file")).unwrap(), b"x");
+    assert_eq!(srv.read_file("full/file").as_deref(), Some(&b"x"[..]));
     c.check("RMD full/file", "550 Remove directory operation failed.");
-    assert!(srv.path("full/file").is_file());
+    assert!(srv.is_file("full/file"));
     c.check("RMD nowhere", "550 Remove directory operation failed.");
     c.check(
         "RMD new dir/inner",
         "250 Remove directory operation successful.",
     );
     c.check("RMD new dir", "250 Remove directory operation successful.");
-    assert!(!srv.path("new dir").exists());
+    assert!(!srv.exists("new dir"));
     c.check("XRMD a\"b", "250 Remove directory operation successful.");
-    assert!(!srv.path("a\"b").exists());
+    assert!(!srv.exists("a\"b"));
     c.check("MKD /", "550 Create directory operation failed.");
+    // Longer than a name may be (on disk; SeaweedFS's filer has the same
+    // limit of 255 bytes).
     c.check(
         &format!("MKD {}", "a".repeat(300)),
         "550 Create directory operation failed.",
@@ -225,37 +232,59 @@ fn dele_and_rename_change_the_disk<R: Runtime>() {
         .start::<R>();
     let mut c = srv.login();
     c.check("DELE gone.txt", "250 Delete operation successful.");
-    assert!(!srv.path("gone.txt").exists());
+    assert!(!srv.exists("gone.txt"));
     c.check("DELE gone.txt", "550 Delete operation failed.");
     c.check("DELE emptydir", "550 Delete operation failed.");
-    assert!(srv.path("emptydir").is_dir());
+    assert!(srv.is_dir("emptydir"));
     c.check("RNTO x", "503 RNFR required first.");
     c.check("RNFR nope", "550 RNFR command failed.");
     c.check("RNTO x", "503 RNFR required first.");
     c.check("RNFR pub/readme.txt", "350 Ready for RNTO.");
     c.check("NOOP", "200 NOOP ok.");
     c.check("RNTO x", "503 RNFR required first.");
-    assert!(srv.path("pub/readme.txt").is_file());
+    assert!(srv.is_file("pub/readme.txt"));
     c.check("RNFR pub/readme.txt", "350 Ready for RNTO.");
     c.check("RNTO /incoming/read me.txt", "250 Rename successful.");
-    assert!(!srv.path("pub/readme.txt").exists());
+    assert!(!srv.exists("pub/readme.txt"));
     assert_eq!(
-        fs::read(srv.path("incoming/read me.txt")).unwrap(),
-        b"hello\nworld\n"
+        srv.read_file("incoming/read me.txt").as_deref(),
+        Some(&b"hello\nworld\n"[..])
     );
-    // Directories rename too.
-    c.check("RNFR incoming", "350 Ready for RNTO.");
-    c.check("RNTO done", "250 Rename successful.");
-    assert!(srv.path("done/read me.txt").is_file());
-    assert!(!srv.path("incoming").exists());
+    if srv.serves_a_bucket() {
+        folders_move_only_when_empty(&srv, &mut c);
+    } else {
+        // Directories rename too.
+        c.check("RNFR incoming", "350 Ready for RNTO.");
+        c.check("RNTO done", "250 Rename successful.");
+    }
+    assert!(srv.is_file("done/read me.txt"));
+    assert!(!srv.exists("incoming"));
     // Into a folder that does not exist: refused, nothing moves.
     c.check("RNFR done/read me.txt", "350 Ready for RNTO.");
     c.check("RNTO nowhere/x", "550 Rename failed.");
-    assert!(srv.path("done/read me.txt").is_file());
+    assert!(srv.is_file("done/read me.txt"));
+    assert!(!srv.exists("nowhere"));
     c.check("RNFR /", "550 Cannot rename the root directory.");
     c.check("DELE done/read me.txt", "250 Delete operation successful.");
-    assert_eq!(tree::names(&srv.path("done")), Vec::<String>::new());
+    assert_eq!(srv.names("done"), Vec::<String>::new());
     c.quit();
+}
+
+/// In a bucket a folder is a prefix of its objects' keys: an empty one
+/// (its marker alone) renames, one with files in it is refused and stays
+/// whole. Leaves `done/read me.txt` and no `incoming`, as a folder's
+/// rename does.
+fn folders_move_only_when_empty(srv: &TestServer, c: &mut Client) {
+    c.check("RNFR incoming", "350 Ready for RNTO.");
+    c.check("RNTO done", "550 Rename failed.");
+    assert!(srv.is_file("incoming/read me.txt"));
+    assert!(!srv.exists("done"));
+    c.check("RNFR emptydir", "350 Ready for RNTO.");
+    c.check("RNTO done", "250 Rename successful.");
+    assert!(srv.is_dir("done") && !srv.exists("emptydir"));
+    c.check("RNFR incoming/read me.txt", "350 Ready for RNTO.");
+    c.check("RNTO done/read me.txt", "250 Rename successful.");
+    c.check("RMD incoming", "250 Remove directory operation successful.");
 }
 
 fn size_mdtm_mfmt<R: Runtime>() {
@@ -264,48 +293,88 @@ fn size_mdtm_mfmt<R: Runtime>() {
         .file("pub/readme.txt", "hello\nworld\n")
         .file("empty", "")
         .start::<R>();
-    tree::set_mtime(&srv.path("pub/readme.txt"), 1_758_464_000);
+    let time = set_time(&srv, "pub/readme.txt", 1_758_464_000);
     let mut c = srv.login();
     c.check("SIZE pub/readme.txt", "213 12");
     c.check("SIZE empty", "213 0");
     c.check("SIZE pub", "550 Could not get file size.");
     c.check("SIZE nope", "550 Could not get file size.");
-    c.check(
-        "MDTM pub/readme.txt",
-        &format!("213 {}", tree::mdtm(1_758_464_000)),
-    );
+    c.check("MDTM pub/readme.txt", &format!("213 {}", tree::mdtm(time)));
     c.check("MDTM pub", "550 Could not get file modification time.");
     c.check("MDTM nope", "550 Could not get file modification time.");
+    c.check(
+        "MFMT 2020 pub/readme.txt",
+        "501 Syntax error in parameters or arguments.",
+    );
+    if srv.serves_a_bucket() {
+        return mfmt_is_refused::<R>(&srv, c, time);
+    }
     c.check(
         "MFMT 20200102030405 pub/readme.txt",
         "213 Modify=20200102030405; modification time set.",
     );
-    assert_eq!(tree::mtime(&srv.path("pub/readme.txt")), 1_577_934_245);
+    assert_eq!(srv.modified("pub/readme.txt"), 1_577_934_245);
     c.check("MDTM pub/readme.txt", "213 20200102030405");
     c.check(
         "MFMT 20200102030405 nope",
         "550 Could not set file modification time.",
     );
-    assert!(!srv.path("nope").exists());
-    c.check(
-        "MFMT 2020 pub/readme.txt",
-        "501 Syntax error in parameters or arguments.",
-    );
+    assert!(!srv.exists("nope"));
     // Read-only sessions may not change times.
     let ro = TestServer::builder().file("f", "x").start::<R>();
-    tree::set_mtime(&ro.path("f"), 1_000_000_000);
+    let time = set_time(&ro, "f", 1_000_000_000);
     let mut c = ro.login();
     c.check("MFMT 20200102030405 f", "550 Permission denied.");
-    assert_eq!(tree::mtime(&ro.path("f")), 1_000_000_000);
+    assert_eq!(ro.modified("f"), time);
     c.check("MDTM f", "213 20010909014640");
 }
 
+/// An object's time is the store's: MFMT is refused (for any name, and
+/// for read-only sessions too), not offered in FEAT, and changes nothing.
+fn mfmt_is_refused<R: Runtime>(srv: &TestServer, mut c: Client, time: i64) {
+    for line in [
+        "MFMT 20200102030405 pub/readme.txt",
+        "MFMT 20200102030405 nope",
+    ] {
+        assert_storage_refusal(&c.cmd(line), line);
+    }
+    assert_eq!(srv.modified("pub/readme.txt"), time);
+    c.check("MDTM pub/readme.txt", &format!("213 {}", tree::mdtm(time)));
+    assert!(!srv.exists("nope"));
+    let feat = c.expect("FEAT", 211);
+    assert!(
+        !feat.inner().iter().any(|l| l.trim() == "MFMT"),
+        "FEAT offers MFMT: {feat}"
+    );
+    c.quit();
+    let ro = TestServer::builder().file("f", "x").start::<R>();
+    let mut c = ro.login();
+    assert_storage_refusal(&c.cmd("MFMT 20200102030405 f"), "MFMT, read-only");
+    c.quit();
+}
+
+/// Sets the modification time of the file `rel` to `secs` on disk and
+/// returns it; an object's time cannot be set, and is returned as the
+/// store keeps it.
+fn set_time(srv: &TestServer, rel: &str, secs: u64) -> i64 {
+    if srv.serves_a_bucket() {
+        srv.modified(rel)
+    } else {
+        tree::set_mtime(&srv.path(rel), secs);
+        secs as i64
+    }
+}
+
 fn site_chmod<R: Runtime>() {
+    use std::fs;
     use std::os::unix::fs::PermissionsExt;
     let srv = TestServer::builder()
         .args(&["-w"])
         .file("pub/my file.bin", [0u8, 1, 2])
         .start::<R>();
+    if srv.serves_a_bucket() {
+        return site_chmod_is_refused(&srv);
+    }
     let path = srv.path("pub/my file.bin");
     fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
     let mut c = srv.login();
@@ -328,6 +397,32 @@ fn site_chmod<R: Runtime>() {
     );
 }
 
+/// An object has no permission bits: SITE CHMOD is refused, not listed
+/// by SITE HELP, and listings show the same mode after it.
+fn site_chmod_is_refused(srv: &TestServer) {
+    let mut c = srv.login();
+    let before = c.list("pub");
+    assert!(before.starts_with("-rw-r--r-- "), "{before:?}");
+    for line in [
+        "SITE CHMOD 600 pub/my file.bin",
+        "SITE CHMOD 644 nope",
+        "SITE CHMOD 755 pub",
+    ] {
+        assert_storage_refusal(&c.cmd(line), line);
+    }
+    c.check(
+        "SITE CHMOD 99 pub/my file.bin",
+        "501 Syntax error in parameters or arguments.",
+    );
+    assert_eq!(c.list("pub"), before);
+    let help = c.expect("SITE HELP", 214);
+    assert!(
+        !help.inner().join(" ").contains("CHMOD"),
+        "SITE HELP offers CHMOD: {help}"
+    );
+    c.quit();
+}
+
 /// Without `-w`, anonymous sessions change nothing on disk.
 fn read_only_by_default<R: Runtime>() {
     let srv = TestServer::builder()
@@ -335,7 +430,8 @@ fn read_only_by_default<R: Runtime>() {
         .dir("incoming")
         .dir("empty")
         .start::<R>();
-    let before = tree::snapshot(srv.root());
+    let before = srv.snapshot();
+    let bucket = srv.serves_a_bucket();
     let mut c = srv.login();
     for line in [
         "MKD new",
@@ -344,10 +440,16 @@ fn read_only_by_default<R: Runtime>() {
         "XRMD empty",
         "DELE pub/readme.txt",
         "RNFR pub/readme.txt",
-        "MFMT 20200102030405 pub/readme.txt",
-        "SITE CHMOD 777 pub",
     ] {
         c.check(line, "550 Permission denied.");
+    }
+    // What the storage cannot do at all is refused as that.
+    for line in ["MFMT 20200102030405 pub/readme.txt", "SITE CHMOD 777 pub"] {
+        if bucket {
+            assert_storage_refusal(&c.cmd(line), line);
+        } else {
+            c.check(line, "550 Permission denied.");
+        }
     }
     c.check("RNTO x", "503 RNFR required first.");
     for line in [
@@ -359,6 +461,7 @@ fn read_only_by_default<R: Runtime>() {
     ] {
         let data = c.data();
         match c.start(line, data) {
+            Err(r) if bucket && line.starts_with("APPE") => assert_storage_refusal(&r, line),
             Err(r) => assert_eq!(r.lines, ["550 Permission denied."], "{line}"),
             Ok(t) => panic!("{line}: read-only server accepted an upload: {}", t.opening),
         }
@@ -370,7 +473,7 @@ fn read_only_by_default<R: Runtime>() {
         "TYPE A is the default"
     );
     c.quit();
-    assert_eq!(tree::snapshot(srv.root()), before, "the tree changed");
+    assert_eq!(srv.snapshot(), before, "the tree changed");
 
     // With -w the same session rights allow changes.
     let srv = TestServer::builder()
@@ -383,12 +486,13 @@ fn read_only_by_default<R: Runtime>() {
     c.stor("new/up.bin", b"uploaded");
     c.check("DELE pub/readme.txt", "250 Delete operation successful.");
     c.quit();
-    let after = tree::snapshot(srv.root());
+    let after = srv.snapshot();
     assert_eq!(
         after.get(std::path::Path::new("new/up.bin")),
         Some(&Entry::File(b"uploaded".to_vec()))
     );
-    assert!(!srv.path("pub/readme.txt").exists());
+    assert_eq!(after.get(std::path::Path::new("new")), Some(&Entry::Dir));
+    assert!(!srv.exists("pub/readme.txt"));
 }
 
 /// `-A`: every session starts logged in.
@@ -403,12 +507,12 @@ fn no_login_mode<R: Runtime>() {
     c.check("USER x", "230 Login successful.");
     c.check("PASS x", "230 Already logged in.");
     c.check("MKD d", "550 Permission denied.");
-    assert!(!srv.path("d").exists());
+    assert!(!srv.exists("d"));
     c.quit();
     let srv = TestServer::builder().args(&["-A", "-w"]).start::<R>();
     let mut c = srv.client();
     c.check("MKD d", "257 \"/d\" created");
-    assert!(srv.path("d").is_dir());
+    assert!(srv.is_dir("d"));
 }
 
 fn sequence_errors<R: Runtime>() {
@@ -425,7 +529,7 @@ fn sequence_errors<R: Runtime>() {
     c.check("LIST", "425 Use PORT or PASV first.");
     c.check("NLST", "425 Use PORT or PASV first.");
     c.check("MLSD", "425 Use PORT or PASV first.");
-    assert!(!srv.path("x").exists());
+    assert!(!srv.exists("x"));
     // A refused transfer leaves its channel prepared (tested in
     // transfers.rs); a new PASV replaces it.
     let data = c.data();
@@ -486,7 +590,7 @@ fn listings<R: Runtime>() {
         .dir("pub/sub dir")
         .dir("incoming")
         .start::<R>();
-    tree::set_mtime(&srv.path("pub/readme.txt"), 1_758_464_000);
+    let time = set_time(&srv, "pub/readme.txt", 1_758_464_000);
     let mut c = srv.login();
     let list = c.list("pub");
     assert!(list.ends_with("\r\n"), "{list:?}");
@@ -513,6 +617,18 @@ fn listings<R: Runtime>() {
         .find(|l| l.ends_with(" sub dir"))
         .unwrap_or_else(|| panic!("{list:?}"));
     assert!(dir.starts_with('d'), "{dir}");
+    if srv.serves_a_bucket() {
+        // An object store has no owners, modes or link counts, and a
+        // folder (a common prefix) has no time: fixed values stand in.
+        assert!(
+            readme.starts_with("-rw-r--r--    1 ftp      ftp            12 "),
+            "{readme}"
+        );
+        assert_eq!(
+            *dir,
+            "drwxr-xr-x    2 ftp      ftp             0 Jan  1  1970 sub dir"
+        );
+    }
     assert!(!list.contains(".hidden"), "{list:?}");
     let all = c.list("-a pub");
     assert!(all.contains(" .hidden\r\n"), "{all:?}");
@@ -547,9 +663,16 @@ fn listings<R: Runtime>() {
         .split_terminator("\r\n")
         .find(|l| l.ends_with("; readme.txt"))
         .unwrap_or_else(|| panic!("{mlsd:?}"));
-    let facts = format!("type=file;size=12;modify={};", tree::mdtm(1_758_464_000));
+    let facts = format!("type=file;size=12;modify={};", tree::mdtm(time));
     assert!(entry.starts_with(&facts), "{entry}");
     assert!(mlsd.contains("type=dir;"), "{mlsd:?}");
+    if srv.serves_a_bucket() {
+        assert!(
+            mlsd.split_terminator("\r\n")
+                .any(|l| l == "type=dir;perm=el;unix.mode=0755; sub dir"),
+            "a folder of a bucket has no modify fact: {mlsd:?}"
+        );
+    }
     assert!(
         mlsd.contains("; .hidden\r\n"),
         "MLSD shows every entry: {mlsd:?}"
@@ -582,12 +705,12 @@ fn mlst_and_opts_mlst<R: Runtime>() {
     let srv = TestServer::builder()
         .file("pub/readme.txt", "hello\nworld\n")
         .start::<R>();
-    tree::set_mtime(&srv.path("pub/readme.txt"), 1_758_464_000);
+    let time = set_time(&srv, "pub/readme.txt", 1_758_464_000);
     let mut c = srv.login();
     let r = c.expect("MLST pub/readme.txt", 250);
     assert_eq!(r.lines.len(), 3, "{r}");
     assert_eq!(r.lines[0], "250-Listing /pub/readme.txt");
-    let facts = format!(" type=file;size=12;modify={};", tree::mdtm(1_758_464_000));
+    let facts = format!(" type=file;size=12;modify={};", tree::mdtm(time));
     assert!(r.lines[1].starts_with(&facts), "{r}");
     assert!(r.lines[1].ends_with("; /pub/readme.txt"), "{r}");
     assert_eq!(r.lines[2], "250 End");

@@ -244,3 +244,42 @@ fn s3_storage_against_seaweedfs() {
     assert_eq!(listed[0].0, "k0000");
     assert_eq!(listed[1009].0, "k1009");
 }
+
+/// Storages come and go in one process (servers started and stopped,
+/// as in the tests) while another one works: it must not notice. Each
+/// has its own runtime, so the connections it keeps to the store must be
+/// its own too; one made on a runtime that is shutting down fails the
+/// request that reuses it ("runtime dropped the dispatch task").
+#[test]
+fn storages_that_come_and_go_leave_the_others_working() {
+    let Some(weed) = SeaweedFs::start("storages_that_come_and_go_leave_the_others_working") else {
+        return;
+    };
+    weed.bucket("ftp-two");
+    let steady = connect(&weed, "ftp-two", "steady");
+    put(&steady, "/g.txt", b"steady");
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            for round in 0..30 {
+                let passing = connect(&weed, "ftp-two", &format!("passing{round}"));
+                put(&passing, "/f.txt", b"passing");
+                assert_eq!(get(&passing, "/f.txt", 0).unwrap(), b"passing");
+            }
+            done.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
+        let mut round = 0;
+        while !done.load(std::sync::atomic::Ordering::Relaxed) {
+            assert_eq!(
+                get(&steady, "/g.txt", 0),
+                Ok(b"steady".to_vec()),
+                "request {round} while other storages come and go"
+            );
+            assert!(steady.stat(&p("/g.txt")).is_ok(), "stat {round}");
+            round += 1;
+        }
+    });
+    steady
+        .abort_stale_uploads(std::time::Duration::ZERO)
+        .expect("a sweep after the other storages went away");
+}

@@ -6,8 +6,10 @@
 //! from the daemon's only loop thread (`--threads` is 1): the stalled call
 //! was made off the loop. The release comes only after that reply (or
 //! after the client gave up waiting for it), so nothing depends on timing.
+//!
+//! With `FTP_TEST_STORAGE=s3` the double wraps the daemon's S3 storage of
+//! a bucket instead of the folder's.
 
-use std::fs;
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, mpsc};
@@ -20,6 +22,7 @@ use ftp_tests::data::pattern;
 use ftp_tests::{Data, TIMEOUT, TestServer, assert_bytes, daemon_tests};
 
 daemon_tests! {
+    any_storage;
     stalled_read_leaves_the_loop_free,
     stalled_write_leaves_the_loop_free,
     abort_while_a_read_stalls,
@@ -72,9 +75,9 @@ impl Gate {
     }
 }
 
-/// The served folder as an object store would serve it: the same files,
-/// but reads and writes go through objects that do not say their calls
-/// are bounded (so they may stall), and that wait at the gate.
+/// The served storage as a slow object store would serve it: the same
+/// files, but reads and writes go through objects that do not say their
+/// calls are bounded (so they may stall), and that wait at the gate.
 #[derive(Debug)]
 struct Remote {
     inner: Arc<dyn Storage>,
@@ -262,7 +265,7 @@ fn stalled_write_leaves_the_loop_free<R: Runtime>() {
         .expect("sender thread")
         .expect("sending the upload");
     assert_eq!(c.read_reply().code, 226);
-    let stored = fs::read(srv.path("up.bin")).expect("the stored file");
+    let stored = srv.read_file("up.bin").expect("the stored file");
     assert_bytes(&stored, &data, "upload through a store that may stall");
     other.quit();
     c.quit();

@@ -1,8 +1,10 @@
 //! Data transfers over real data connections: passive and active, IPv4
 //! and IPv6, resume, append, unique names, ASCII conversion, names with
 //! spaces and UTF-8, ABOR, and many sessions at once.
+//!
+//! They run on a folder, and on a bucket with `FTP_TEST_STORAGE=s3`;
+//! there, resumed uploads and APPE are checked to be refused.
 
-use std::fs;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::Barrier;
@@ -10,10 +12,12 @@ use std::sync::Barrier;
 use ftp_host::daemon::Runtime;
 use ftp_tests::data::pattern;
 use ftp_tests::{
-    Client, Data, DataMode, TIMEOUT, TestServer, assert_bytes, daemon_tests, tree, wait_for,
+    Client, Data, DataMode, TIMEOUT, TestServer, assert_bytes, assert_storage_refusal,
+    daemon_tests, wait_for,
 };
 
 daemon_tests! {
+    any_storage;
     list_in_passive_mode,
     list_in_every_data_mode,
     retr_binary_exact_in_every_data_mode,
@@ -169,17 +173,17 @@ fn stor_in_every_data_mode<R: Runtime>() {
             )]
         );
         assert!(
-            fs::read(srv.path(&name)).unwrap() == content,
-            "{mode:?}: file on disk differs"
+            srv.read_file(&name) == Some(content.clone()),
+            "{mode:?}: stored file differs"
         );
         assert_eq!(c.retr(&name), content, "{mode:?}: read back");
         c.check(&format!("SIZE {name}"), &format!("213 {}", content.len()));
     }
     // STOR replaces a longer file completely.
     c.stor("up0.bin", b"short");
-    assert_eq!(fs::read(srv.path("up0.bin")).unwrap(), b"short");
+    assert_eq!(srv.read_file("up0.bin").as_deref(), Some(&b"short"[..]));
     c.stor("empty", b"");
-    assert_eq!(fs::read(srv.path("empty")).unwrap(), b"");
+    assert_eq!(srv.read_file("empty").as_deref(), Some(&b""[..]));
     c.quit();
 }
 
@@ -209,11 +213,7 @@ fn passive_connection_after_the_command<R: Runtime>() {
     data.write_all(&content).unwrap();
     drop(data);
     assert_eq!(c.read_reply().lines, ["226 Transfer complete."]);
-    assert_bytes(
-        &fs::read(srv.path("g.bin")).unwrap(),
-        &content,
-        "contents of g.bin",
-    );
+    assert_bytes(&stored(&srv, "g.bin"), &content, "contents of g.bin");
     c.quit();
 }
 
@@ -243,10 +243,7 @@ fn many_transfers_in_one_session<R: Runtime>() {
         c.stor(&format!("f{i}"), format!("{i}").as_bytes());
     }
     for i in 0..20 {
-        assert_eq!(
-            fs::read(srv.path(&format!("f{i}"))).unwrap(),
-            format!("{i}").as_bytes()
-        );
+        assert_eq!(stored(&srv, &format!("f{i}")), format!("{i}").as_bytes());
     }
     c.quit();
 }
@@ -282,11 +279,7 @@ fn ipv6_epsv_and_eprt<R: Runtime>() {
         assert_bytes(&c.retr("f.bin"), &content, &format!("{mode:?}"));
         let name = format!("{mode:?}.bin");
         c.stor(&name, &content);
-        assert_bytes(
-            &fs::read(srv.path(&name)).unwrap(),
-            &content,
-            &format!("{mode:?}"),
-        );
+        assert_bytes(&stored(&srv, &name), &content, &format!("{mode:?}"));
         let names = c.nlst("");
         assert!(
             names.contains(&format!("{name}\r\n")),
@@ -334,7 +327,7 @@ fn ipv4_mapped_listener<R: Runtime>() {
     }
     c.check("EPSV 2", "522 Network protocol not supported, use (1).");
     c.stor("up.bin", b"mapped");
-    assert_eq!(fs::read(srv.path("up.bin")).unwrap(), b"mapped");
+    assert_eq!(stored(&srv, "up.bin"), b"mapped");
     c.quit();
 }
 
@@ -377,11 +370,14 @@ fn stor_resume<R: Runtime>() {
     let srv = TestServer::start::<R>(&["-w"]);
     let mut c = srv.login();
     c.expect("TYPE I", 200);
+    if srv.serves_a_bucket() {
+        return stor_resume_is_refused(&srv, c, &content);
+    }
     // An interrupted upload, completed with REST + STOR.
     c.stor("f.bin", &content[..60_000]);
     c.stor_from("f.bin", 60_000, &content[60_000..]);
     assert_bytes(
-        &fs::read(srv.path("f.bin")).unwrap(),
+        &stored(&srv, "f.bin"),
         &content,
         "STOR then REST 60000 + STOR",
     );
@@ -389,18 +385,49 @@ fn stor_resume<R: Runtime>() {
     c.mode = DataMode::Eprt;
     c.stor("h.bin", &content[..1]);
     c.stor_from("h.bin", 1, &content[1..]);
-    assert_bytes(
-        &fs::read(srv.path("h.bin")).unwrap(),
-        &content,
-        "EPRT: REST 1 + STOR",
-    );
+    assert_bytes(&stored(&srv, "h.bin"), &content, "EPRT: REST 1 + STOR");
     // REST n + STOR writes from n on and ends the file there.
-    fs::write(srv.path("g.txt"), "first+more").unwrap();
+    srv.write_file("g.txt", "first+more");
     c.stor_from("g.txt", 5, b"!");
-    assert_eq!(fs::read(srv.path("g.txt")).unwrap(), b"first!");
+    assert_eq!(stored(&srv, "g.txt"), b"first!");
     // Resuming a file that does not exist yet starts it.
     c.stor_from("new.bin", 0, b"abc");
-    assert_eq!(fs::read(srv.path("new.bin")).unwrap(), b"abc");
+    assert_eq!(stored(&srv, "new.bin"), b"abc");
+    c.quit();
+}
+
+/// An object cannot be written from an offset: `REST n` + `STOR` is
+/// refused (passive and active), the object stays as it was and nothing
+/// new appears; `REST 0` + `STOR` is a whole upload, which works.
+fn stor_resume_is_refused(srv: &TestServer, mut c: Client, content: &[u8]) {
+    c.stor("f.bin", &content[..60_000]);
+    for (mode, offset) in [(DataMode::Epsv, 60_000), (DataMode::Eprt, 1)] {
+        c.mode = mode;
+        let r = c
+            .upload_from("STOR f.bin", Some(offset), &content[offset as usize..])
+            .expect_err("REST + STOR into an object");
+        assert_storage_refusal(&r, &format!("{mode:?}: REST {offset} + STOR"));
+        let r = c
+            .upload_from("STOR h.bin", Some(offset), &content[offset as usize..])
+            .expect_err("REST + STOR of a new object");
+        assert_storage_refusal(&r, &format!("{mode:?}: REST {offset} + STOR of a new name"));
+        c.check("NOOP", "200 NOOP ok.");
+    }
+    assert_bytes(
+        &stored(srv, "f.bin"),
+        &content[..60_000],
+        "the object as it was",
+    );
+    assert!(!srv.exists("h.bin"), "a refused upload made an object");
+    // The offset was used up by the refusal: the next STOR is whole.
+    c.stor("f.bin", content);
+    assert_bytes(
+        &stored(srv, "f.bin"),
+        content,
+        "STOR after a refused resume",
+    );
+    c.stor_from("new.bin", 0, b"abc");
+    assert_eq!(stored(srv, "new.bin"), b"abc");
     c.quit();
 }
 
@@ -411,17 +438,20 @@ fn appe_appends_or_creates<R: Runtime>() {
         .start::<R>();
     let mut c = srv.login();
     c.expect("TYPE I", 200);
+    if srv.serves_a_bucket() {
+        return appe_is_refused(&srv, c);
+    }
     let opening = c
         .upload("APPE f.txt", b"+more")
         .unwrap_or_else(|r| panic!("APPE: {r}"));
     assert_eq!(opening.code, 150);
-    assert_eq!(fs::read(srv.path("f.txt")).unwrap(), b"first+more");
+    assert_eq!(stored(&srv, "f.txt"), b"first+more");
     c.upload("APPE new.txt", b"created")
         .unwrap_or_else(|r| panic!("APPE: {r}"));
-    assert_eq!(fs::read(srv.path("new.txt")).unwrap(), b"created");
+    assert_eq!(stored(&srv, "new.txt"), b"created");
     let big = pattern(7, 500_000);
     c.upload("APPE new.txt", &big).unwrap();
-    let on_disk = fs::read(srv.path("new.txt")).unwrap();
+    let on_disk = stored(&srv, "new.txt");
     assert!(
         on_disk.len() == 7 + big.len() && on_disk[7..] == big[..] && on_disk[..7] == b"created"[..]
     );
@@ -430,6 +460,30 @@ fn appe_appends_or_creates<R: Runtime>() {
         .start("APPE nowhere/x", data)
         .expect_err("APPE into a missing folder");
     assert_eq!(r.code, 553, "{r}");
+    c.quit();
+}
+
+/// An object cannot be added to: APPE is refused whether the object
+/// exists or not, in any data mode, and leaves the bucket as it was; the
+/// data channel stays for the next transfer.
+fn appe_is_refused(srv: &TestServer, mut c: Client) {
+    for mode in [DataMode::Pasv, DataMode::Port] {
+        c.mode = mode;
+        for line in ["APPE f.txt", "APPE new.txt", "APPE nowhere/x"] {
+            let r = c
+                .upload(line, b"+more")
+                .expect_err("APPE on an object store");
+            assert_storage_refusal(&r, &format!("{mode:?}: {line}"));
+        }
+        assert_eq!(c.retr("f.txt"), b"first", "{mode:?}");
+    }
+    assert_eq!(srv.names(""), ["f.txt"]);
+    assert_eq!(stored(srv, "f.txt"), b"first");
+    let feat = c.expect("FEAT", 211);
+    assert!(
+        !feat.inner().iter().any(|l| l.contains("REST STREAM")),
+        "FEAT offers resumed uploads: {feat}"
+    );
     c.quit();
 }
 
@@ -453,16 +507,14 @@ fn stou_makes_unique_files<R: Runtime>() {
             .unwrap_or_else(|| panic!("STOU's 150 names the file: {opening}"))
             .to_string();
         assert!(!name.contains('/'), "{name}");
-        assert_eq!(
-            fs::read(srv.path(&format!("incoming/{name}"))).unwrap(),
-            content
-        );
+        assert_eq!(stored(&srv, &format!("incoming/{name}")), content);
         names.push(name);
     }
     assert_ne!(names[0], names[1]);
-    assert_eq!(tree::names(&srv.path("incoming")).len(), 2);
+    names.sort();
+    assert_eq!(srv.names("incoming"), names);
     assert_eq!(
-        tree::names(srv.root()),
+        srv.names(""),
         ["incoming"],
         "STOU writes into the working directory"
     );
@@ -496,20 +548,20 @@ fn type_ascii_converts_both_ways<R: Runtime>() {
     assert_bytes(&c.retr("unix.txt"), dos.as_bytes(), "LF becomes CRLF");
     c.stor("up.txt", dos.as_bytes());
     assert!(
-        fs::read(srv.path("up.txt")).unwrap() == unix.as_bytes(),
-        "CRLF becomes LF on disk"
+        stored(&srv, "up.txt") == unix.as_bytes(),
+        "CRLF becomes LF in the stored file"
     );
     c.stor("small.txt", b"a\r\nb\r\n");
-    assert_eq!(fs::read(srv.path("small.txt")).unwrap(), b"a\nb\n");
+    assert_eq!(stored(&srv, "small.txt"), b"a\nb\n");
     // A CRLF already in the file is sent as it is, not doubled.
-    fs::write(srv.path("mixed.txt"), "a\r\nb\n").unwrap();
+    srv.write_file("mixed.txt", "a\r\nb\n");
     assert_eq!(c.retr("mixed.txt"), b"a\r\nb\r\n");
     // TYPE I leaves both alone.
     c.check("TYPE I", "200 Switching to Binary mode.");
     assert_bytes(&c.retr("unix.txt"), unix.as_bytes(), "RETR unix.txt");
     c.stor("raw.txt", dos.as_bytes());
     assert_bytes(
-        &fs::read(srv.path("raw.txt")).unwrap(),
+        &stored(&srv, "raw.txt"),
         dos.as_bytes(),
         "contents of raw.txt",
     );
@@ -525,8 +577,8 @@ fn utf8_and_space_names<R: Runtime>() {
     c.expect("TYPE I", 200);
     let name = "ünï côdé.txt";
     c.stor(name, "contents ✓".as_bytes());
-    assert_eq!(fs::read(srv.path(name)).unwrap(), "contents ✓".as_bytes());
-    assert!(tree::names(srv.root()).contains(&name.to_string()));
+    assert_eq!(stored(&srv, name), "contents ✓".as_bytes());
+    assert!(srv.names("").contains(&name.to_string()));
     assert!(c.nlst("").split_terminator("\r\n").any(|n| n == name));
     assert!(c.list("").contains(&format!(" {name}\r\n")));
     assert!(c.mlsd("").contains(&format!("; {name}\r\n")));
@@ -535,12 +587,13 @@ fn utf8_and_space_names<R: Runtime>() {
     c.check(&format!("RNFR {name}"), "350 Ready for RNTO.");
     c.check("RNTO  leading space.txt", "250 Rename successful.");
     assert_eq!(
-        fs::read(srv.path(" leading space.txt")).unwrap(),
+        stored(&srv, " leading space.txt"),
         "contents ✓".as_bytes(),
         "the argument is verbatim after one space"
     );
+    assert!(!srv.exists(name), "renamed away");
     c.check("MKD dïr with space", "257 \"/dïr with space\" created");
-    assert!(srv.path("dïr with space").is_dir());
+    assert!(srv.is_dir("dïr with space"));
     c.check("CWD dïr with space", "250 Directory successfully changed.");
     c.check("PWD", "257 \"/dïr with space\" is the current directory");
     c.check("CWD /déjà vu", "250 Directory successfully changed.");
@@ -580,8 +633,8 @@ fn transfer_errors<R: Runtime>() {
         }
         c.check("NOOP", "200 NOOP ok.");
     }
-    assert!(!srv.path("nowhere").exists());
-    assert_eq!(fs::read(srv.path("dir/f.txt")).unwrap(), b"x");
+    assert!(!srv.exists("nowhere"));
+    assert_eq!(stored(&srv, "dir/f.txt"), b"x");
     c.quit();
 }
 
@@ -645,7 +698,7 @@ fn refused_transfer_keeps_the_data_channel<R: Runtime>() {
     { t.stream }.read_to_end(&mut got).expect("data");
     assert_eq!(got, b"hello\n");
     assert_eq!(c.read_reply().lines, ["226 Transfer complete."]);
-    assert!(!srv.path("nowhere").exists());
+    assert!(!srv.exists("nowhere"));
     c.quit();
 }
 
@@ -775,7 +828,7 @@ fn upload_data_sent_before_the_150<R: Runtime>() {
     assert_eq!(c.read_reply().code, 150);
     assert_eq!(c.read_reply().lines, ["226 Transfer complete."]);
     assert_bytes(
-        &fs::read(srv.path("early.bin")).unwrap(),
+        &stored(&srv, "early.bin"),
         &content,
         "upload sent before the 150",
     );
@@ -806,13 +859,14 @@ fn concurrent_uploads_to_one_name<R: Runtime>() {
     assert_eq!(a.read_reply().lines, ["226 Transfer complete."]);
     drop(tb);
     assert_eq!(b.read_reply().lines, ["226 Transfer complete."]);
-    let now = fs::read(srv.path("same.bin")).unwrap();
+    let now = stored(&srv, "same.bin");
     assert!(
         now == a_data || now == b_data,
         "the file is neither upload whole ({} bytes)",
         now.len()
     );
-    assert_eq!(tree::names(srv.root()), ["same.bin"]);
+    wait_for_no_partial_uploads(&srv);
+    assert_eq!(srv.names(""), ["same.bin"]);
     a.quit();
     b.quit();
 }
@@ -849,18 +903,22 @@ fn abor_during_stor_keeps_previous_version<R: Runtime>() {
     c.expect("TYPE I", 200);
     let data = c.data();
     let mut t = c.start("STOR doc.bin", data).expect("STOR");
-    t.stream.write_all(&pattern(10, 1 << 20)).expect("data");
+    // More than one 8 MiB part: in a bucket, a multipart upload is under
+    // way, and must be aborted.
+    t.stream.write_all(&pattern(10, 9 << 20)).expect("data");
     c.send("ABOR");
     let r = c.read_reply();
     assert_eq!(r.lines, ["426 Connection closed; transfer aborted."]);
     assert_eq!(c.read_reply().lines, ["226 Abort successful."]);
     drop(t);
-    wait_for_no_part_files(&srv);
+    wait_for_no_partial_uploads(&srv);
+    let now = stored(&srv, "doc.bin");
     assert!(
-        fs::read(srv.path("doc.bin")).unwrap() == old,
+        now == old,
         "an aborted STOR must not replace the file (now {} bytes)",
-        fs::read(srv.path("doc.bin")).unwrap().len()
+        now.len()
     );
+    assert_eq!(srv.names(""), ["doc.bin"]);
     c.check("NOOP", "200 NOOP ok.");
     c.quit();
 }
@@ -890,9 +948,10 @@ fn client_resets_data_connection_during_retr<R: Runtime>() {
 /// A directory with more entries than a listing sorts in memory.
 fn large_directory_listing<R: Runtime>() {
     let srv = TestServer::start::<R>(&[]);
-    for i in 0..3000 {
-        fs::write(srv.path(&format!("file-{i:05}.txt")), "x").unwrap();
-    }
+    let files: Vec<(String, Vec<u8>)> = (0..3000)
+        .map(|i| (format!("file-{i:05}.txt"), b"x".to_vec()))
+        .collect();
+    srv.write_files(&files);
     let mut c = srv.login();
     let mut names: Vec<String> = c
         .nlst("")
@@ -970,14 +1029,18 @@ fn concurrent<R: Runtime>(n_sessions: usize, args: &[&str]) {
     });
 }
 
-/// Waits until no hidden upload temporaries (`.NAME.part-*`) are left in
-/// the served folder.
-fn wait_for_no_part_files(srv: &TestServer) {
-    wait_for("the upload's temporary file to be removed", TIMEOUT, || {
-        let left: Vec<String> = tree::names(srv.root())
-            .into_iter()
-            .filter(|n| n.contains(".part-"))
-            .collect();
-        left.is_empty().then_some(())
+/// Waits until no unfinished upload is left: no hidden temporary file
+/// (`.NAME.part-*`) in a served folder, no multipart upload under a
+/// served prefix.
+fn wait_for_no_partial_uploads(srv: &TestServer) {
+    wait_for("the unfinished upload to be cleaned up", TIMEOUT, || {
+        srv.partial_uploads().is_empty().then_some(())
     });
+}
+
+/// The stored file `rel`, which must exist.
+#[track_caller]
+fn stored(srv: &TestServer, rel: &str) -> Vec<u8> {
+    srv.read_file(rel)
+        .unwrap_or_else(|| panic!("{rel} was not stored"))
 }

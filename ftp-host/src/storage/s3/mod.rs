@@ -9,6 +9,12 @@
 //! worker threads and the threads that run [`Blocking::MayStall`] handles,
 //! never an event loop: every handle of this store says `MayStall`.
 //!
+//! The storage has its own HTTP client too, so that the connections it
+//! keeps open to the store run on its runtime only. (OpenDAL's default is
+//! one client for the whole process: a connection made on another
+//! storage's runtime fails the request that reuses it once that runtime
+//! shuts down.)
+//!
 //! # Mapping
 //!
 //! A path `/a/b.txt` is the key `PREFIX/a/b.txt`. A folder is a common
@@ -35,6 +41,7 @@ pub use stale::{SweepError, SweepReport};
 
 use super::S3Config;
 use ftp_proto::{DirEntry, FileKind, FsError, Metadata, StoreMode, UnixTime, VirtualPath};
+use opendal::raw::HttpClient;
 use opendal::{ErrorKind, Operator, blocking};
 
 use super::{DirReader, ReadFile, ReadObject, Storage, Upload, WriteObject};
@@ -64,8 +71,8 @@ pub enum S3Error {
     Client(opendal::Error),
     /// The bucket could not be listed (unreachable, unknown, or refused).
     Unreachable(opendal::Error),
-    /// The client for multipart uploads left behind could not be set up.
-    Sweeper(SweepError),
+    /// The HTTP client could not be set up.
+    Http(reqwest::Error),
 }
 
 impl fmt::Display for S3Error {
@@ -74,7 +81,7 @@ impl fmt::Display for S3Error {
             S3Error::Runtime(e) => write!(f, "cannot start the S3 client's threads: {e}"),
             S3Error::Client(e) => write!(f, "cannot configure the S3 client: {e}"),
             S3Error::Unreachable(e) => write!(f, "cannot list the bucket: {e}"),
-            S3Error::Sweeper(e) => write!(f, "cannot set up the upload sweeper: {e}"),
+            S3Error::Http(e) => write!(f, "cannot set up the HTTP client: {e}"),
         }
     }
 }
@@ -117,6 +124,9 @@ impl S3Storage {
             .enable_all()
             .build()
             .map_err(S3Error::Runtime)?;
+        // The client's connections run on the runtime that makes them:
+        // this storage's, as every request is made on it.
+        let http = HttpClient::with(reqwest::Client::builder().build().map_err(S3Error::Http)?);
         let mut builder = opendal::services::S3::default()
             .bucket(&config.bucket)
             .root("/")
@@ -133,6 +143,7 @@ impl S3Storage {
         }
         let op = Operator::new(builder)
             .map_err(S3Error::Client)?
+            .layer(opendal::layers::HttpClientLayer::new(http.clone()))
             .layer(
                 opendal::layers::TimeoutLayer::new()
                     .with_timeout(REQUEST_TIMEOUT)
@@ -143,7 +154,7 @@ impl S3Storage {
             let _guard = runtime.enter();
             (
                 blocking::Operator::new(op.clone()).map_err(S3Error::Client)?,
-                stale::Sweeper::new(config).map_err(S3Error::Sweeper)?,
+                stale::Sweeper::new(config, http),
             )
         };
         let prefix = config.prefix.trim_matches('/');

@@ -112,9 +112,9 @@ pub(super) struct Sweeper {
 }
 
 impl Sweeper {
-    /// A sweeper for `config`'s bucket. Call it on the storage's runtime
-    /// (the HTTP client is made for the runtime it is created on).
-    pub(super) fn new(config: &S3Config) -> Result<Sweeper, SweepError> {
+    /// A sweeper for `config`'s bucket that sends with `client` (the
+    /// storage's own).
+    pub(super) fn new(config: &S3Config, client: HttpClient) -> Sweeper {
         let endpoint = match &config.endpoint {
             Some(e) => e.trim_end_matches('/').to_string(),
             None => format!("https://s3.{}.amazonaws.com", config.region),
@@ -129,14 +129,14 @@ impl Sweeper {
             credentials,
             RequestSigner::new("s3", &config.region),
         );
-        Ok(Sweeper {
+        Sweeper {
             bucket_url: format!(
                 "{endpoint}/{}",
                 utf8_percent_encode(&config.bucket, UNRESERVED)
             ),
             signer,
-            client: HttpClient::new().map_err(SweepError::Send)?,
-        })
+            client,
+        }
     }
 
     /// Aborts the multipart uploads under `prefix` initiated at least
