@@ -11,8 +11,14 @@
 //! * [`Server::admit`] decides whether an accepted connection is served:
 //!   the connection limits, with the `421` reply to write when it is not
 //!   (in the spirit of quinn-proto's `Endpoint::accept` / `refuse` /
-//!   `ignore`). Anything later admission needs (a PROXY protocol header, a
-//!   ban list) belongs here, once, before the limits.
+//!   `ignore`). Anything later admission needs (a ban list) belongs here,
+//!   once, before the limits.
+//! * A connection from a `--proxy-from` source must first send a PROXY
+//!   header ([`crate::proxy`]): [`Server::admit`] says
+//!   [`Admission::AwaitHeader`], and the runtime calls
+//!   [`Server::admit_proxied`] each time the socket may have more, and at
+//!   the header's deadline, until it decides. The header's address is then
+//!   the client's, for the limits and everything after.
 //!
 //! Replies are formatted with the engine's [`write_line`].
 
@@ -21,12 +27,13 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsFd;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ftp_proto::reply::write_line;
 use rustix::io::Errno;
 
-use crate::limits::{ConnectionSlot, OUT_OF_DESCRIPTORS};
+use crate::limits::{ConnectionSlot, HeaderSlot, OUT_OF_DESCRIPTORS};
+use crate::proxy::{HeaderRead, HeaderReader, ProxyHeader, read_header};
 use crate::server::{Server, canonical};
 
 /// How long a runtime pauses accepting after an accept error it cannot
@@ -165,8 +172,54 @@ pub enum Admission {
         /// The `421` line.
         reply: Vec<u8>,
     },
-    /// Close it without a word (it is already gone).
+    /// Close it without a word (it is already gone, or it came from a
+    /// proxy and had no acceptable PROXY header).
     Ignored,
+    /// It comes from a proxy: its PROXY header decides. Wait until the
+    /// socket is readable (see [`crate::proxy::HeaderRead::Pending`] for
+    /// what that means with a level-triggered runtime) or
+    /// [`AwaitingHeader::deadline`], and call [`Server::admit_proxied`].
+    AwaitHeader(AwaitingHeader),
+}
+
+/// A connection from a proxy source whose PROXY header has not been read.
+#[derive(Debug)]
+pub struct AwaitingHeader {
+    /// Our address on it (canonical).
+    local: SocketAddr,
+    /// The proxy's address.
+    proxy: SocketAddr,
+    reader: HeaderReader,
+    /// Counts the connection against `--max-clients` meanwhile.
+    _slot: HeaderSlot,
+}
+
+impl AwaitingHeader {
+    /// When the header must be complete: call [`Server::admit_proxied`]
+    /// then at the latest.
+    pub fn deadline(&self) -> Instant {
+        self.reader.deadline()
+    }
+
+    /// The proxy's address, for logs.
+    pub fn proxy(&self) -> SocketAddr {
+        self.proxy
+    }
+}
+
+/// What [`Server::admit_proxied`] decided.
+#[derive(Debug)]
+pub enum HeaderStep {
+    /// The header is not complete: wait as [`Admission::AwaitHeader`] says;
+    /// `partial` as in [`crate::proxy::HeaderRead::Pending`].
+    Wait {
+        /// Part of the header is unread in the socket.
+        partial: bool,
+    },
+    /// Decided: [`Admission::Admitted`] (with the header's client),
+    /// [`Admission::Refused`] or [`Admission::Ignored`], never
+    /// [`Admission::AwaitHeader`].
+    Done(Admission),
 }
 
 /// An admitted connection.
@@ -185,23 +238,78 @@ impl Server {
     /// address is served (`local` is `Err` when the connection is gone
     /// before we looked): the connection limits, and the refusal to write
     /// when it is over them.
+    ///
+    /// A connection from a `--proxy-from` source is not judged yet:
+    /// [`Admission::AwaitHeader`] (it holds a place among
+    /// `--max-clients` meanwhile).
     pub fn admit(self: &Arc<Self>, local: io::Result<SocketAddr>, peer: SocketAddr) -> Admission {
         let peer = canonical(peer);
         let Ok(local) = local else {
             return Admission::Ignored;
         };
-        match self.limiter.try_acquire(peer.ip()) {
-            Ok(slot) => Admission::Admitted(Admitted {
-                local: canonical(local),
-                peer,
-                slot,
-            }),
-            Err(limit) => {
-                log::info!("{peer}: refused: {limit}");
-                Admission::Refused {
-                    reply: reply_421(limit.message()),
-                }
+        let local = canonical(local);
+        let from_proxy = self
+            .config
+            .proxy_from
+            .as_ref()
+            .is_some_and(|sources| sources.contains(peer.ip()));
+        if from_proxy {
+            return match self.limiter.try_hold() {
+                Ok(slot) => Admission::AwaitHeader(AwaitingHeader {
+                    local,
+                    proxy: peer,
+                    reader: HeaderReader::new(Instant::now()),
+                    _slot: slot,
+                }),
+                Err(limit) => self.refuse_over(peer, limit),
+            };
+        }
+        self.admit_client(local, peer)
+    }
+
+    /// Reads what has come of the PROXY header of `socket` (accepted as
+    /// `waiting`) and decides when it is complete, malformed, or late
+    /// (`now` at or past the deadline). A header that cannot be used closes
+    /// the connection without a reply, and is logged; a `LOCAL` header (a
+    /// health check) closes it quietly.
+    pub fn admit_proxied(
+        self: &Arc<Self>,
+        waiting: &AwaitingHeader,
+        socket: &impl AsFd,
+        now: Instant,
+    ) -> HeaderStep {
+        let proxy = waiting.proxy;
+        match read_header(socket, &waiting.reader, now) {
+            HeaderRead::Pending { partial } => HeaderStep::Wait { partial },
+            HeaderRead::Header(ProxyHeader::Proxied(addresses)) => {
+                log::debug!("{}: proxied by {proxy}", addresses.source);
+                HeaderStep::Done(self.admit_client(waiting.local, addresses.source))
             }
+            HeaderRead::Header(ProxyHeader::Local) => {
+                log::debug!("{proxy}: PROXY LOCAL (health check): closed");
+                HeaderStep::Done(Admission::Ignored)
+            }
+            HeaderRead::Failed(e) => {
+                log::warn!("{proxy}: closed: {e}");
+                HeaderStep::Done(Admission::Ignored)
+            }
+        }
+    }
+
+    /// The limits, for a client whose address is known.
+    fn admit_client(self: &Arc<Self>, local: SocketAddr, peer: SocketAddr) -> Admission {
+        let peer = canonical(peer);
+        match self.limiter.try_acquire(peer.ip()) {
+            Ok(slot) => Admission::Admitted(Admitted { local, peer, slot }),
+            Err(limit) => self.refuse_over(peer, limit),
+        }
+    }
+
+    /// The refusal of a connection over a limit, logged.
+    fn refuse_over(&self, peer: SocketAddr, limit: crate::limits::LimitExceeded) -> Admission {
+        log::info!("{peer}: refused: {limit}");
+        Admission::Refused {
+            reply: reply_421(limit.message()),
         }
     }
 }

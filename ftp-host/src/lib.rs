@@ -23,6 +23,8 @@ pub mod identity;
 pub mod limits;
 pub mod log;
 pub mod passive;
+pub mod pasv_address;
+pub mod proxy;
 pub mod server;
 mod splice;
 pub mod storage;

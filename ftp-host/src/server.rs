@@ -24,6 +24,7 @@ use crate::exec;
 use crate::identity::Identity;
 use crate::limits::ConnectionLimiter;
 use crate::passive::PassivePorts;
+use crate::pasv_address::{EngineConfig, RESOLVE_EVERY, spawn_resolver};
 use crate::storage::{LocalFs, OpenRootError, Storage};
 use crate::tls::{ControlStream, SessionTls, TlsConn, TlsError};
 use crate::transfer::{Sink, Source, open_sink, open_source, open_source_cached};
@@ -44,6 +45,9 @@ pub struct Server {
     pub xferlog: Option<XferLog>,
     /// The monotonic clock every session uses.
     pub clock: Clock,
+    /// The engine configuration new sessions start with: the configured
+    /// one, with the `--pasv-address` host name's latest address.
+    pub engine: Arc<EngineConfig>,
     /// The identity a login changed the process to, with
     /// [`ServerConfig::login_identity`]: it cannot be changed again.
     assumed: Mutex<Option<Identity>>,
@@ -66,7 +70,14 @@ impl Server {
             })?),
             None => None,
         };
+        let engine = Arc::new(EngineConfig::new(config.engine.clone()));
+        if let Some(host) = &config.pasv_host {
+            if let Err(e) = spawn_resolver(Arc::downgrade(&engine), host.clone(), RESOLVE_EVERY) {
+                log::warn!("--pasv-address {host} will not be resolved again: {e}");
+            }
+        }
         Ok(Arc::new(Server {
+            engine,
             passive: PassivePorts::new(config.pasv_ports.clone()),
             limiter: Arc::new(ConnectionLimiter::from_config(&config)),
             storage,
@@ -86,7 +97,7 @@ impl Server {
     ) -> (Session, SessionHost) {
         let local = canonical(local);
         let peer = canonical(peer);
-        let session = Session::new(self.config.engine.clone(), local, peer, self.clock.now());
+        let session = Session::new(self.engine.get(), local, peer, self.clock.now());
         let tls = match self.config.tls.as_ref().map(|t| t.context.session()) {
             Some(Ok(tls)) => Some(tls),
             Some(Err(e)) => {
