@@ -16,6 +16,7 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
+pub mod balancer;
 pub mod binary;
 pub mod client;
 pub mod clients;
