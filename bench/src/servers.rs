@@ -233,6 +233,12 @@ impl Server {
                     args.push("--pasv-ports".into());
                     args.push(format!("{lo}-{hi}"));
                 }
+                if crate::proxy_header::enabled() {
+                    // Every loopback source: the scale figure connects
+                    // from 127.0.K.N.
+                    args.push("--proxy-from".into());
+                    args.push("127.0.0.0/8".into());
+                }
                 if let Some(certs) = setup.certs {
                     args.push("--tls-cert".into());
                     args.push(certs.cert.display().to_string());
