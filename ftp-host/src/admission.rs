@@ -190,8 +190,9 @@ pub struct AwaitingHeader {
     /// The proxy's address.
     proxy: SocketAddr,
     reader: HeaderReader,
-    /// Counts the connection against `--max-clients` meanwhile.
-    _slot: HeaderSlot,
+    /// Counts the connection against `--max-clients` meanwhile; given up
+    /// when the header is complete, before the client's place is taken.
+    slot: Option<HeaderSlot>,
 }
 
 impl AwaitingHeader {
@@ -259,7 +260,7 @@ impl Server {
                     local,
                     proxy: peer,
                     reader: HeaderReader::new(Instant::now()),
-                    _slot: slot,
+                    slot: Some(slot),
                 }),
                 Err(limit) => self.refuse_over(peer, limit),
             };
@@ -274,7 +275,7 @@ impl Server {
     /// health check) closes it quietly.
     pub fn admit_proxied(
         self: &Arc<Self>,
-        waiting: &AwaitingHeader,
+        waiting: &mut AwaitingHeader,
         socket: &impl AsFd,
         now: Instant,
     ) -> HeaderStep {
@@ -283,6 +284,7 @@ impl Server {
             HeaderRead::Pending { partial } => HeaderStep::Wait { partial },
             HeaderRead::Header(ProxyHeader::Proxied(addresses)) => {
                 log::debug!("{}: proxied by {proxy}", addresses.source);
+                drop(waiting.slot.take());
                 HeaderStep::Done(self.admit_client(waiting.local, addresses.source))
             }
             HeaderRead::Header(ProxyHeader::Local) => {
@@ -318,6 +320,134 @@ impl Server {
 mod tests {
     use super::*;
     use std::net::{TcpListener, TcpStream};
+
+    /// A server with `--proxy-from 127.0.0.1 --max-per-ip 1 --max-clients 3`.
+    fn proxied_server() -> (Arc<Server>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let args = [
+            "ftpd",
+            "--proxy-from",
+            "127.0.0.1",
+            "--max-per-ip",
+            "1",
+            "--max-clients",
+            "3",
+            dir.path().to_str().unwrap(),
+        ];
+        let Ok(crate::cli::Invocation::Serve(config)) = crate::cli::parse_args(args) else {
+            panic!("bad arguments");
+        };
+        (Server::new(config).unwrap(), dir)
+    }
+
+    /// A connected pair on loopback: (client, server side, non-blocking).
+    fn pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        server.set_nonblocking(true).unwrap();
+        (client, server)
+    }
+
+    /// Calls `admit_proxied` until it decides (bounded).
+    fn decide(server: &Arc<Server>, waiting: &mut AwaitingHeader, socket: &TcpStream) -> Admission {
+        for _ in 0..200 {
+            match server.admit_proxied(waiting, socket, Instant::now()) {
+                HeaderStep::Done(admission) => return admission,
+                HeaderStep::Wait { .. } => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+        panic!("no decision");
+    }
+
+    #[test]
+    fn a_proxy_sources_connection_is_judged_by_its_header() {
+        let (server, _dir) = proxied_server();
+        // Not from a proxy source: the limits decide at once.
+        let direct = server.admit(
+            Ok("127.0.0.1:21".parse().unwrap()),
+            "127.0.0.2:5000".parse().unwrap(),
+        );
+        assert!(matches!(direct, Admission::Admitted(_)), "{direct:?}");
+        // From the proxy: the header decides, and its client is counted.
+        let header = |client: &str| format!("PROXY TCP4 {client} 198.51.100.1 4000 21\r\n");
+        let mut admitted = Vec::new();
+        for (client, wanted) in [
+            ("192.0.2.7", true),
+            ("192.0.2.7", false),
+            ("192.0.2.8", true),
+        ] {
+            let (mut c, s) = pair();
+            let Admission::AwaitHeader(mut waiting) =
+                server.admit(s.local_addr(), s.peer_addr().unwrap())
+            else {
+                panic!("a proxy's connection waits for its header");
+            };
+            assert!(matches!(
+                server.admit_proxied(&mut waiting, &s, Instant::now()),
+                HeaderStep::Wait { partial: false }
+            ));
+            io::Write::write_all(&mut c, header(client).as_bytes()).unwrap();
+            match decide(&server, &mut waiting, &s) {
+                Admission::Admitted(a) if wanted => {
+                    assert_eq!(a.peer, format!("{client}:4000").parse().unwrap());
+                    admitted.push(a);
+                }
+                Admission::Refused { reply } if !wanted => {
+                    assert_eq!(reply, b"421 Too many connections from your address.\r\n");
+                }
+                other => panic!("{client}: {other:?}"),
+            }
+        }
+        assert_eq!(
+            server.limiter.active(),
+            3,
+            "two sessions and the direct one"
+        );
+        drop(admitted);
+        // LOCAL, garbage and a late header: closed without a word.
+        let local_header = b"\r\n\r\n\0\r\nQUIT\n\x20\x00\x00\x00";
+        for bytes in [&local_header[..], b"USER ftp\r\n"] {
+            let (mut c, s) = pair();
+            let Admission::AwaitHeader(mut waiting) =
+                server.admit(s.local_addr(), s.peer_addr().unwrap())
+            else {
+                panic!("a proxy's connection waits for its header");
+            };
+            io::Write::write_all(&mut c, bytes).unwrap();
+            assert!(matches!(
+                decide(&server, &mut waiting, &s),
+                Admission::Ignored
+            ));
+        }
+        {
+            let (_c, s) = pair();
+            let Admission::AwaitHeader(mut waiting) =
+                server.admit(s.local_addr(), s.peer_addr().unwrap())
+            else {
+                panic!("a proxy's connection waits for its header");
+            };
+            let late = waiting.deadline();
+            assert!(matches!(
+                server.admit_proxied(&mut waiting, &s, late),
+                HeaderStep::Done(Admission::Ignored)
+            ));
+        }
+        // Connections waiting for headers hold places among --max-clients.
+        let held: Vec<_> = (0..2)
+            .map(|_| {
+                let (c, s) = pair();
+                let got = server.admit(s.local_addr(), s.peer_addr().unwrap());
+                assert!(matches!(got, Admission::AwaitHeader(_)), "{got:?}");
+                (c, s, got)
+            })
+            .collect();
+        let (_c, s) = pair();
+        let full = server.admit(s.local_addr(), s.peer_addr().unwrap());
+        assert!(matches!(full, Admission::Refused { .. }), "{full:?}");
+        drop(held);
+        drop(direct);
+    }
 
     #[test]
     fn transient_errors_are_about_one_connection() {

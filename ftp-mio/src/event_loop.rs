@@ -384,9 +384,14 @@ impl EventLoop {
     /// A connection from a proxy: its header usually came with it, and
     /// decides at once; else it waits, registered, until it is readable
     /// or its deadline.
-    fn await_header(&mut self, mut stream: TcpStream, waiting: AwaitingHeader, implicit_tls: bool) {
+    fn await_header(
+        &mut self,
+        mut stream: TcpStream,
+        mut waiting: AwaitingHeader,
+        implicit_tls: bool,
+    ) {
         let now = StdInstant::now();
-        let step = self.cx.server.admit_proxied(&waiting, &stream, now);
+        let step = self.cx.server.admit_proxied(&mut waiting, &stream, now);
         if let HeaderStep::Done(admission) = step {
             return self.start_admitted(stream, admission, implicit_tls);
         }
@@ -429,7 +434,7 @@ impl EventLoop {
         let step = self
             .cx
             .server
-            .admit_proxied(&header.waiting, &header.stream, now);
+            .admit_proxied(&mut header.waiting, &header.stream, now);
         // Edge-triggered: a partial header is reported again when more of
         // it comes.
         let HeaderStep::Done(admission) = step else {

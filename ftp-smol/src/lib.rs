@@ -180,7 +180,7 @@ async fn accept(
         };
         let Some(executor) = ex.upgrade() else { return };
         let mut admission = server.admit(socket.local_addr(), peer);
-        if let Admission::AwaitHeader(waiting) = &admission {
+        if let Admission::AwaitHeader(waiting) = &mut admission {
             // The header usually came with the connection.
             let now = std::time::Instant::now();
             if let HeaderStep::Done(decided) = server.admit_proxied(waiting, &socket, now) {
@@ -267,13 +267,13 @@ impl Session {
 async fn await_header(
     server: &Arc<Server>,
     socket: TcpStream,
-    waiting: AwaitingHeader,
+    mut waiting: AwaitingHeader,
 ) -> Option<(Async<TcpStream>, Admitted)> {
     let socket = Async::new(socket).ok()?;
     let deadline = waiting.deadline();
     loop {
         let now = std::time::Instant::now();
-        match server.admit_proxied(&waiting, socket.get_ref(), now) {
+        match server.admit_proxied(&mut waiting, socket.get_ref(), now) {
             HeaderStep::Done(Admission::Admitted(admitted)) => return Some((socket, admitted)),
             HeaderStep::Done(Admission::Refused { reply }) => {
                 refuse(socket.get_ref(), &reply);
