@@ -331,6 +331,8 @@ pub const MAX_HEADER_WAITS: usize = 4;
 pub struct HeaderWaits<S> {
     sources: Option<Arc<ProxySources>>,
     waiting: Vec<Waiting<S>>,
+    /// The last connection [`take_allowed`] returned had waited here.
+    took_waiting: bool,
 }
 
 /// One data connection waiting for its PROXY header.
@@ -348,12 +350,14 @@ impl<S> HeaderWaits<S> {
         HeaderWaits {
             sources,
             waiting: Vec::new(),
+            took_waiting: false,
         }
     }
 
-    /// Whether data connections may come from proxies at all.
-    pub fn is_enabled(&self) -> bool {
-        self.sources.is_some()
+    /// Whether the connection [`take_allowed`] returned last had waited
+    /// for its header here (a runtime that watched it stops watching).
+    pub fn took_waiting(&self) -> bool {
+        self.took_waiting
     }
 
     /// Whether no connection waits for its header.
@@ -371,7 +375,7 @@ impl<S> HeaderWaits<S> {
         self.waiting.iter().map(|w| w.reader.deadline()).min()
     }
 
-    fn from_proxy(&self, ip: IpAddr) -> bool {
+    fn is_proxy(&self, ip: IpAddr) -> bool {
         self.sources.as_ref().is_some_and(|s| s.contains(ip))
     }
 }
@@ -439,18 +443,22 @@ pub fn take_allowed<S: AsFd>(
     tries: usize,
     now: Instant,
 ) -> io::Result<Taken<S>> {
+    proxied.took_waiting = false;
     let mut i = 0;
     while i < proxied.waiting.len() {
         let w = &proxied.waiting[i];
         match judge(&w.stream, w.proxy, &w.reader, allowed, now) {
             Verdict::Waiting => i += 1,
-            Verdict::Allowed => return Ok(Taken::Connection(proxied.waiting.remove(i).stream)),
+            Verdict::Allowed => {
+                proxied.took_waiting = true;
+                return Ok(Taken::Connection(proxied.waiting.remove(i).stream));
+            }
             Verdict::Closed => drop(proxied.waiting.remove(i)),
         }
     }
     for _ in 0..tries {
         match accept() {
-            Ok((stream, from)) if proxied.from_proxy(from.ip()) => {
+            Ok((stream, from)) if proxied.is_proxy(from.ip()) => {
                 let reader = HeaderReader::new(now);
                 match judge(&stream, from, &reader, allowed, now) {
                     Verdict::Allowed => return Ok(Taken::Connection(stream)),
@@ -561,6 +569,7 @@ mod tests {
             panic!("the client's connection was not taken");
         };
         assert!(proxied.is_empty());
+        assert!(proxied.took_waiting());
         got.set_nonblocking(false).unwrap();
         got.read_exact(&mut buf[..4]).unwrap();
         assert_eq!(&buf[..4], b"data");

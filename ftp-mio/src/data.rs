@@ -153,9 +153,9 @@ impl Passive {
         }
         match taken {
             Ok(Taken::Connection(mut stream)) => {
-                if self.proxied.is_enabled() {
-                    // It may have waited for its header, registered; the
-                    // transfer registers it again when it must wait.
+                if self.proxied.took_waiting() {
+                    // It waited for its header, registered; the transfer
+                    // registers it again when it must wait.
                     let _ = registry.deregister(&mut stream);
                 }
                 self.held = Some(stream);
