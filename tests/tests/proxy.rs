@@ -76,7 +76,9 @@ fn the_header_names_the_client_for_port_and_eprt<R: Runtime>() {
 }
 
 fn passive_data_connections_carry_the_clients_header<R: Runtime>() {
-    let srv = proxied_server::<R>(&[]);
+    let logs = tempfile::tempdir().unwrap();
+    let xferlog = logs.path().join("xferlog");
+    let srv = proxied_server::<R>(&["--xferlog", xferlog.to_str().unwrap()]);
     let to = srv.addr();
     let me = client("192.0.2.7");
     let mut c = Client::try_connect_with(to, &v1(me, to)).unwrap();
@@ -116,6 +118,15 @@ fn passive_data_connections_carry_the_clients_header<R: Runtime>() {
     assert!(rest_of(stranger).is_empty(), "a stranger's connection");
     drop(bare);
     c.quit();
+    // The transfer log names the client, not the proxy.
+    let log = ftp_tests::wait_for("two xferlog lines", TIMEOUT, || {
+        let text = std::fs::read_to_string(&xferlog).unwrap_or_default();
+        (text.lines().count() >= 2).then_some(text)
+    });
+    for line in log.lines() {
+        assert!(line.contains(" 192.0.2.7 "), "{line}");
+        assert!(!line.contains("127.0.0.1"), "{line}");
+    }
 }
 
 fn local_missing_and_malformed_headers_close_without_a_reply<R: Runtime>() {
