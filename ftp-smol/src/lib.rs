@@ -187,39 +187,7 @@ async fn accept(
                 admission = decided;
             }
         }
-        let admitted = match admission {
-            Admission::Admitted(admitted) => admitted,
-            Admission::Refused { reply } => {
-                refuse(&socket, &reply);
-                continue;
-            }
-            Admission::Ignored => continue,
-            Admission::AwaitHeader(waiting) => {
-                // Its own task: the header may take a moment, and the
-                // listener must not wait for it.
-                let session = Session {
-                    server: server.clone(),
-                    implicit_tls,
-                    ex: ex.clone(),
-                    jobs: jobs.clone(),
-                    stop: stop.clone(),
-                    alive: alive.clone(),
-                };
-                executor
-                    .spawn(async move {
-                        if let Some(admitted) = await_header(&session.server, socket, waiting).await
-                        {
-                            session.run(admitted.0, admitted.1).await;
-                        }
-                    })
-                    .detach();
-                continue;
-            }
-        };
-        let Ok(socket) = Async::new(socket) else {
-            continue;
-        };
-        let session = Session {
+        let session = || Session {
             server: server.clone(),
             implicit_tls,
             ex: ex.clone(),
@@ -227,7 +195,30 @@ async fn accept(
             stop: stop.clone(),
             alive: alive.clone(),
         };
-        executor.spawn(session.run(socket, admitted)).detach();
+        match admission {
+            Admission::Admitted(admitted) => {
+                let Ok(socket) = Async::new(socket) else {
+                    continue;
+                };
+                executor.spawn(session().run(socket, admitted)).detach();
+            }
+            Admission::Refused { reply } => refuse(&socket, &reply),
+            Admission::Ignored => {}
+            Admission::AwaitHeader(waiting) => {
+                // Its own task: the header may take a moment, and the
+                // listener must not wait for it.
+                let session = session();
+                executor
+                    .spawn(async move {
+                        if let Some((socket, admitted)) =
+                            await_header(&session.server, socket, waiting).await
+                        {
+                            session.run(socket, admitted).await;
+                        }
+                    })
+                    .detach();
+            }
+        }
     }
 }
 
