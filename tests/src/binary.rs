@@ -28,7 +28,7 @@ pub fn built_daemon(name: &str) -> Result<PathBuf, String> {
         .filter(|p| p.is_file())
         .ok_or_else(|| format!("{name} is not built: run `cargo build --bins` first"))?;
     let built = std::fs::metadata(&path).and_then(|m| m.modified());
-    if built.is_ok_and(|built| built < newest_source()) {
+    if built.is_ok_and(|built| built < newest_source(name)) {
         return Err(format!(
             "{name} is older than its sources: run `cargo build --bins` first"
         ));
@@ -36,8 +36,9 @@ pub fn built_daemon(name: &str) -> Result<PathBuf, String> {
     Ok(path)
 }
 
-/// The newest modification time of the sources a daemon is built from.
-fn newest_source() -> SystemTime {
+/// The newest modification time of the sources daemon `name` is built
+/// from (the engine, the host and its own crate).
+fn newest_source(name: &str) -> SystemTime {
     fn walk(path: &Path, newest: &mut SystemTime) {
         let Ok(meta) = std::fs::metadata(path) else {
             return;
@@ -54,12 +55,7 @@ fn newest_source() -> SystemTime {
     let mut newest = SystemTime::UNIX_EPOCH;
     // Only sources: a change to any of them makes cargo relink the
     // binaries (a manifest or lock file may change without that).
-    for part in [
-        "ftp-proto/src",
-        "ftp-host/src",
-        "ftp-mio/src",
-        "ftp-smol/src",
-    ] {
+    for part in ["ftp-proto/src", "ftp-host/src", &format!("{name}/src")] {
         walk(&workspace.join(part), &mut newest);
     }
     newest
