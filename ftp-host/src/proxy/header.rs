@@ -51,6 +51,8 @@ pub enum HeaderError {
     TooLong,
     /// The connection ended before the header was complete.
     Closed,
+    /// Reading the connection failed (what the system said).
+    Socket(String),
     /// The header was not complete within [`HEADER_TIMEOUT`].
     Late,
 }
@@ -62,6 +64,7 @@ impl fmt::Display for HeaderError {
             HeaderError::Unsupported(what) => write!(f, "PROXY header for {what}"),
             HeaderError::TooLong => write!(f, "PROXY header longer than {MAX_HEADER} bytes"),
             HeaderError::Closed => f.write_str("closed before a complete PROXY header"),
+            HeaderError::Socket(e) => write!(f, "reading the PROXY header: {e}"),
             HeaderError::Late => write!(
                 f,
                 "no complete PROXY header within {} s",

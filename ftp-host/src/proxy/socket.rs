@@ -53,7 +53,7 @@ pub fn read_header(socket: &impl AsFd, reader: &HeaderReader, now: Instant) -> H
             }
             Err(Errno::AGAIN) => break reader.feed(&[], now),
             Err(Errno::INTR) => continue,
-            Err(e) => break Parsed::Failed(HeaderError::Malformed(format!("reading: {e}"))),
+            Err(e) => break Parsed::Failed(HeaderError::Socket(e.to_string())),
         }
     };
     match parsed {
@@ -77,7 +77,7 @@ fn consume(socket: &impl AsFd, buf: &mut [u8]) -> Result<(), HeaderError> {
             Ok((n, _)) => taken += n,
             Err(Errno::INTR) => {}
             // Peeked bytes cannot vanish; if they do, give up.
-            Err(e) => return Err(HeaderError::Malformed(format!("reading: {e}"))),
+            Err(e) => return Err(HeaderError::Socket(e.to_string())),
         }
     }
     Ok(())
