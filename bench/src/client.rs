@@ -120,6 +120,24 @@ impl DataConn {
     }
 }
 
+/// A data connection that begins with its PROXY header (`--proxy-header`):
+/// sent at once when the handshake is done, as on loopback it nearly
+/// always is, else once the connection is writable.
+async fn with_header(stream: TcpStream) -> io::Result<DataConn> {
+    if let Ok(header) = crate::proxy_header::for_stream(&stream) {
+        if let Ok(n) = rustix::net::send(&stream, &header, rustix::net::SendFlags::DONTWAIT) {
+            if n == header.len() {
+                return Ok(DataConn::new(stream));
+            }
+        }
+    }
+    let mut stream = Async::new(stream)?;
+    stream.writable().await?;
+    let header = crate::proxy_header::for_stream(stream.get_ref())?;
+    stream.write_all(&header).await?;
+    Ok(DataConn::registered(stream))
+}
+
 /// One reply: its code and the text of its last line.
 #[derive(Debug)]
 pub struct Reply {
@@ -152,7 +170,11 @@ pub struct Control {
 impl Control {
     /// Connects and reads the greeting, which must be 220.
     pub async fn connect(addr: SocketAddr, src: Option<IpAddr>) -> io::Result<Control> {
-        let stream = connect(addr, src).await?;
+        let mut stream = connect(addr, src).await?;
+        if crate::proxy_header::enabled() {
+            let header = crate::proxy_header::for_stream(stream.get_ref())?;
+            stream.write_all(&header).await?;
+        }
         let mut ctl = Control {
             stream,
             buf: vec![0; 512],
@@ -291,7 +313,11 @@ impl Control {
         let r = self.cmd_expect("EPSV", 229).await?;
         let port =
             parse_epsv(&r.text).ok_or_else(|| fail(format!("bad EPSV reply: {}", r.text)))?;
-        start_connect(SocketAddr::new(self.peer.ip(), port), self.src).map(DataConn::new)
+        let stream = start_connect(SocketAddr::new(self.peer.ip(), port), self.src)?;
+        if crate::proxy_header::enabled() {
+            return with_header(stream).await;
+        }
+        Ok(DataConn::new(stream))
     }
 
     /// Sends a transfer command and expects a positive preliminary reply.

@@ -10,6 +10,7 @@ mod footprint;
 mod json;
 mod page_reporting;
 mod procfs;
+mod proxy_header;
 mod report;
 mod s3;
 mod scenarios;
@@ -117,6 +118,12 @@ pub struct Args {
     /// {out} are replaced), for example 'strace -c -f -p {pid} -o {out}'.
     #[arg(long, value_name = "CMD", requires = "perf")]
     attach: Option<String>,
+    /// Begin every control and passive data connection with a PROXY v2
+    /// header (as haproxy's send-proxy-v2), and start ftp-mio and ftp-smol
+    /// with --proxy-from 127.0.0.0/8: what reading the header costs. Only
+    /// for ftp-mio and ftp-smol, and not with the retr-tls figure.
+    #[arg(long)]
+    proxy_header: bool,
     /// Internal: be the loopback-ceiling server for FILE.
     #[arg(long, value_name = "FILE", hide = true)]
     serve_sendfile: Option<PathBuf>,
@@ -230,6 +237,16 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     let fig = |f: &str| args.figures.iter().any(|x| x == f);
+    if args.proxy_header {
+        let ours = |s: &String| s.starts_with("ftp-mio") || s.starts_with("ftp-smol");
+        if !args.servers.iter().all(ours) || fig("retr-tls") {
+            eprintln!(
+                "ftp-bench: --proxy-header measures ftp-mio and ftp-smol only, without retr-tls"
+            );
+            return ExitCode::FAILURE;
+        }
+        proxy_header::enable();
+    }
     let load_start = procfs::loadavg();
     eprintln!(
         "ftp-bench: {nproc} cores, load average {:.2} {:.2} {:.2}",

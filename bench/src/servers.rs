@@ -242,6 +242,12 @@ impl Server {
                     args.push("--metrics".into());
                     args.push("127.0.0.1:0".into());
                 }
+                if crate::proxy_header::enabled() {
+                    // Every loopback source: the scale figure connects
+                    // from 127.0.K.N.
+                    args.push("--proxy-from".into());
+                    args.push("127.0.0.0/8".into());
+                }
                 if let Some(certs) = setup.certs {
                     args.push("--tls-cert".into());
                     args.push(certs.cert.display().to_string());

@@ -11,8 +11,14 @@
 //! * [`Server::admit`] decides whether an accepted connection is served:
 //!   the connection limits, with the `421` reply to write when it is not
 //!   (in the spirit of quinn-proto's `Endpoint::accept` / `refuse` /
-//!   `ignore`). Anything later admission needs (a PROXY protocol header, a
-//!   ban list) belongs here, once, before the limits.
+//!   `ignore`). Anything later admission needs (a ban list) belongs here,
+//!   once, before the limits.
+//! * A connection from a `--proxy-from` source must first send a PROXY
+//!   header ([`crate::proxy`]): [`Server::admit`] says
+//!   [`Admission::AwaitHeader`], and the runtime calls
+//!   [`Server::admit_proxied`] each time the socket may have more, and at
+//!   the header's deadline, until it decides. The header's address is then
+//!   the client's, for the limits and everything after.
 //!
 //! Replies are formatted with the engine's [`write_line`].
 
@@ -21,13 +27,14 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsFd;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ftp_proto::reply::write_line;
 use rustix::io::Errno;
 
-use crate::limits::{ConnectionSlot, LimitExceeded, OUT_OF_DESCRIPTORS};
+use crate::limits::{ConnectionSlot, HeaderSlot, LimitExceeded, OUT_OF_DESCRIPTORS};
 use crate::metrics::RefusedReason;
+use crate::proxy::{HeaderRead, HeaderReader, ProxyHeader, read_header};
 use crate::server::{Server, canonical};
 
 /// How long a runtime pauses accepting after an accept error it cannot
@@ -166,8 +173,55 @@ pub enum Admission {
         /// The `421` line.
         reply: Vec<u8>,
     },
-    /// Close it without a word (it is already gone).
+    /// Close it without a word (it is already gone, or it came from a
+    /// proxy and had no acceptable PROXY header).
     Ignored,
+    /// It comes from a proxy: its PROXY header decides. Wait until the
+    /// socket is readable (see [`crate::proxy::HeaderRead::Pending`] for
+    /// what that means with a level-triggered runtime) or
+    /// [`AwaitingHeader::deadline`], and call [`Server::admit_proxied`].
+    AwaitHeader(AwaitingHeader),
+}
+
+/// A connection from a proxy source whose PROXY header has not been read.
+#[derive(Debug)]
+pub struct AwaitingHeader {
+    /// Our address on it (canonical).
+    local: SocketAddr,
+    /// The proxy's address.
+    proxy: SocketAddr,
+    reader: HeaderReader,
+    /// Counts the connection against `--max-clients` meanwhile; given up
+    /// when the header is complete, before the client's place is taken.
+    slot: Option<HeaderSlot>,
+}
+
+impl AwaitingHeader {
+    /// When the header must be complete: call [`Server::admit_proxied`]
+    /// then at the latest.
+    pub fn deadline(&self) -> Instant {
+        self.reader.deadline()
+    }
+
+    /// The proxy's address, for logs.
+    pub fn proxy(&self) -> SocketAddr {
+        self.proxy
+    }
+}
+
+/// What [`Server::admit_proxied`] decided.
+#[derive(Debug)]
+pub enum HeaderStep {
+    /// The header is not complete: wait as [`Admission::AwaitHeader`] says;
+    /// `partial` as in [`crate::proxy::HeaderRead::Pending`].
+    Wait {
+        /// Part of the header is unread in the socket.
+        partial: bool,
+    },
+    /// Decided: [`Admission::Admitted`] (with the header's client),
+    /// [`Admission::Refused`] or [`Admission::Ignored`], never
+    /// [`Admission::AwaitHeader`].
+    Done(Admission),
 }
 
 /// An admitted connection.
@@ -186,27 +240,84 @@ impl Server {
     /// address is served (`local` is `Err` when the connection is gone
     /// before we looked): the connection limits, and the refusal to write
     /// when it is over them.
+    ///
+    /// A connection from a `--proxy-from` source is not judged yet:
+    /// [`Admission::AwaitHeader`] (it holds a place among
+    /// `--max-clients` meanwhile).
     pub fn admit(self: &Arc<Self>, local: io::Result<SocketAddr>, peer: SocketAddr) -> Admission {
         let peer = canonical(peer);
         let Ok(local) = local else {
             return Admission::Ignored;
         };
-        match self.limiter.try_acquire(peer.ip()) {
-            Ok(slot) => Admission::Admitted(Admitted {
-                local: canonical(local),
-                peer,
-                slot,
-            }),
-            Err(limit) => {
-                log::info!("{peer}: refused: {limit}");
-                self.metrics.refused(match limit {
-                    LimitExceeded::TooManyClients => RefusedReason::GlobalCap,
-                    LimitExceeded::TooManyFromAddress { .. } => RefusedReason::PerAddressCap,
-                });
-                Admission::Refused {
-                    reply: reply_421(limit.message()),
-                }
+        let local = canonical(local);
+        let from_proxy = self
+            .config
+            .proxy_from
+            .as_ref()
+            .is_some_and(|sources| sources.contains(peer.ip()));
+        if from_proxy {
+            return match self.limiter.try_hold() {
+                Ok(slot) => Admission::AwaitHeader(AwaitingHeader {
+                    local,
+                    proxy: peer,
+                    reader: HeaderReader::new(Instant::now()),
+                    slot: Some(slot),
+                }),
+                Err(limit) => self.refuse_over(peer, limit),
+            };
+        }
+        self.admit_client(local, peer)
+    }
+
+    /// Reads what has come of the PROXY header of `socket` (accepted as
+    /// `waiting`) and decides when it is complete, malformed, or late
+    /// (`now` at or past the deadline). A header that cannot be used closes
+    /// the connection without a reply, and is logged; a `LOCAL` header (a
+    /// health check) closes it quietly.
+    pub fn admit_proxied(
+        self: &Arc<Self>,
+        waiting: &mut AwaitingHeader,
+        socket: &impl AsFd,
+        now: Instant,
+    ) -> HeaderStep {
+        let proxy = waiting.proxy;
+        match read_header(socket, &waiting.reader, now) {
+            HeaderRead::Pending { partial } => HeaderStep::Wait { partial },
+            HeaderRead::Header(ProxyHeader::Proxied(addresses)) => {
+                log::debug!("{}: proxied by {proxy}", addresses.source);
+                drop(waiting.slot.take());
+                HeaderStep::Done(self.admit_client(waiting.local, addresses.source))
             }
+            HeaderRead::Header(ProxyHeader::Local) => {
+                log::debug!("{proxy}: PROXY LOCAL (health check): closed");
+                HeaderStep::Done(Admission::Ignored)
+            }
+            HeaderRead::Failed(e) => {
+                log::warn!("{proxy}: closed: {e}");
+                self.metrics.refused(RefusedReason::ProxyHeader);
+                HeaderStep::Done(Admission::Ignored)
+            }
+        }
+    }
+
+    /// The limits, for a client whose address is known.
+    fn admit_client(self: &Arc<Self>, local: SocketAddr, peer: SocketAddr) -> Admission {
+        let peer = canonical(peer);
+        match self.limiter.try_acquire(peer.ip()) {
+            Ok(slot) => Admission::Admitted(Admitted { local, peer, slot }),
+            Err(limit) => self.refuse_over(peer, limit),
+        }
+    }
+
+    /// The refusal of a connection over a limit, logged.
+    fn refuse_over(&self, peer: SocketAddr, limit: LimitExceeded) -> Admission {
+        log::info!("{peer}: refused: {limit}");
+        self.metrics.refused(match limit {
+            LimitExceeded::TooManyClients => RefusedReason::GlobalCap,
+            LimitExceeded::TooManyFromAddress { .. } => RefusedReason::PerAddressCap,
+        });
+        Admission::Refused {
+            reply: reply_421(limit.message()),
         }
     }
 }
@@ -215,6 +326,134 @@ impl Server {
 mod tests {
     use super::*;
     use std::net::{TcpListener, TcpStream};
+
+    /// A server with `--proxy-from 127.0.0.1 --max-per-ip 1 --max-clients 3`.
+    fn proxied_server() -> (Arc<Server>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let args = [
+            "ftpd",
+            "--proxy-from",
+            "127.0.0.1",
+            "--max-per-ip",
+            "1",
+            "--max-clients",
+            "3",
+            dir.path().to_str().unwrap(),
+        ];
+        let Ok(crate::cli::Invocation::Serve(config)) = crate::cli::parse_args(args) else {
+            panic!("bad arguments");
+        };
+        (Server::new(config).unwrap(), dir)
+    }
+
+    /// A connected pair on loopback: (client, server side, non-blocking).
+    fn pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        server.set_nonblocking(true).unwrap();
+        (client, server)
+    }
+
+    /// Calls `admit_proxied` until it decides (bounded).
+    fn decide(server: &Arc<Server>, waiting: &mut AwaitingHeader, socket: &TcpStream) -> Admission {
+        for _ in 0..200 {
+            match server.admit_proxied(waiting, socket, Instant::now()) {
+                HeaderStep::Done(admission) => return admission,
+                HeaderStep::Wait { .. } => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+        panic!("no decision");
+    }
+
+    #[test]
+    fn a_proxy_sources_connection_is_judged_by_its_header() {
+        let (server, _dir) = proxied_server();
+        // Not from a proxy source: the limits decide at once.
+        let direct = server.admit(
+            Ok("127.0.0.1:21".parse().unwrap()),
+            "127.0.0.2:5000".parse().unwrap(),
+        );
+        assert!(matches!(direct, Admission::Admitted(_)), "{direct:?}");
+        // From the proxy: the header decides, and its client is counted.
+        let header = |client: &str| format!("PROXY TCP4 {client} 198.51.100.1 4000 21\r\n");
+        let mut admitted = Vec::new();
+        for (client, wanted) in [
+            ("192.0.2.7", true),
+            ("192.0.2.7", false),
+            ("192.0.2.8", true),
+        ] {
+            let (mut c, s) = pair();
+            let Admission::AwaitHeader(mut waiting) =
+                server.admit(s.local_addr(), s.peer_addr().unwrap())
+            else {
+                panic!("a proxy's connection waits for its header");
+            };
+            assert!(matches!(
+                server.admit_proxied(&mut waiting, &s, Instant::now()),
+                HeaderStep::Wait { partial: false }
+            ));
+            io::Write::write_all(&mut c, header(client).as_bytes()).unwrap();
+            match decide(&server, &mut waiting, &s) {
+                Admission::Admitted(a) if wanted => {
+                    assert_eq!(a.peer, format!("{client}:4000").parse().unwrap());
+                    admitted.push(a);
+                }
+                Admission::Refused { reply } if !wanted => {
+                    assert_eq!(reply, b"421 Too many connections from your address.\r\n");
+                }
+                other => panic!("{client}: {other:?}"),
+            }
+        }
+        assert_eq!(
+            server.limiter.active(),
+            3,
+            "two sessions and the direct one"
+        );
+        drop(admitted);
+        // LOCAL, garbage and a late header: closed without a word.
+        let local_header = b"\r\n\r\n\0\r\nQUIT\n\x20\x00\x00\x00";
+        for bytes in [&local_header[..], b"USER ftp\r\n"] {
+            let (mut c, s) = pair();
+            let Admission::AwaitHeader(mut waiting) =
+                server.admit(s.local_addr(), s.peer_addr().unwrap())
+            else {
+                panic!("a proxy's connection waits for its header");
+            };
+            io::Write::write_all(&mut c, bytes).unwrap();
+            assert!(matches!(
+                decide(&server, &mut waiting, &s),
+                Admission::Ignored
+            ));
+        }
+        {
+            let (_c, s) = pair();
+            let Admission::AwaitHeader(mut waiting) =
+                server.admit(s.local_addr(), s.peer_addr().unwrap())
+            else {
+                panic!("a proxy's connection waits for its header");
+            };
+            let late = waiting.deadline();
+            assert!(matches!(
+                server.admit_proxied(&mut waiting, &s, late),
+                HeaderStep::Done(Admission::Ignored)
+            ));
+        }
+        // Connections waiting for headers hold places among --max-clients.
+        let held: Vec<_> = (0..2)
+            .map(|_| {
+                let (c, s) = pair();
+                let got = server.admit(s.local_addr(), s.peer_addr().unwrap());
+                assert!(matches!(got, Admission::AwaitHeader(_)), "{got:?}");
+                (c, s, got)
+            })
+            .collect();
+        let (_c, s) = pair();
+        let full = server.admit(s.local_addr(), s.peer_addr().unwrap());
+        assert!(matches!(full, Admission::Refused { .. }), "{full:?}");
+        drop(held);
+        drop(direct);
+    }
 
     #[test]
     fn transient_errors_are_about_one_connection() {

@@ -36,9 +36,11 @@ use std::time::Duration;
 use clap::{ArgAction, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 pub use crate::config::ConfigError;
-use crate::config::{FileConfig, StorageFile, parse_listen, parse_pasv_address, parse_port_range};
+use crate::config::{FileConfig, StorageFile, parse_listen, parse_port_range};
 use crate::identity::RunAs;
 use crate::limits::{self, DEFAULT_MAX_PER_IP, TOO_MANY_FROM_ADDRESS};
+use crate::pasv_address::PasvAddress;
+use crate::proxy::ProxySources;
 use crate::storage::{S3Config, S3Location};
 use crate::system::{self, Account, SystemFiles, SystemUsers};
 use crate::users::UserDb;
@@ -111,6 +113,13 @@ pub struct ServerConfig {
     /// (`--max-per-ip N[:MSG]`, default [`DEFAULT_MAX_PER_IP`]); `None` =
     /// no limit (`0`).
     pub max_per_ip: Option<(usize, String)>,
+    /// Networks whose connections must begin with a PROXY header
+    /// (`--proxy-from CIDR[,CIDR...]`); its address is then the client's.
+    pub proxy_from: Option<Arc<ProxySources>>,
+    /// `--pasv-address` when it names a host: resolved into
+    /// `engine.pasv_address` at parse time, and again every minute while
+    /// the server runs (see [`crate::pasv_address`]).
+    pub pasv_host: Option<String>,
     /// Number of `-v` flags: 0 logs warnings and errors, 1 adds session
     /// events, 2 adds debugging detail. Pass to [`crate::log::init`].
     pub verbosity: u8,
@@ -322,9 +331,13 @@ struct Args {
     #[arg(long, value_name = "LO-HI", value_parser = cli_port_range)]
     pasv_ports: Option<RangeInclusive<u16>>,
 
-    /// IPv4 address announced in passive (227) replies, for NAT
-    #[arg(long, value_name = "IP", value_parser = cli_pasv_address)]
-    pasv_address: Option<Ipv4Addr>,
+    /// IPv4 address or host name (resolved now and every minute) announced in passive (227) replies, behind NAT or a load balancer
+    #[arg(long, value_name = "IP|HOST", value_parser = cli_pasv_address)]
+    pasv_address: Option<PasvAddress>,
+
+    /// Connections from these networks must begin with a PROXY header (v1 or v2), whose address is then the client's
+    #[arg(long, value_name = "CIDR[,CIDR...]", value_parser = cli_proxy_from)]
+    proxy_from: Option<ProxySources>,
 
     /// Most simultaneous sessions, 0 = no limit [default: 2000, fewer with a low descriptor limit]
     #[arg(long, value_name = "N")]
@@ -389,8 +402,12 @@ fn cli_port_range(s: &str) -> Result<RangeInclusive<u16>, String> {
     parse_port_range(s).map_err(str::to_owned)
 }
 
-fn cli_pasv_address(s: &str) -> Result<Ipv4Addr, String> {
-    parse_pasv_address(s).map_err(str::to_owned)
+fn cli_pasv_address(s: &str) -> Result<PasvAddress, String> {
+    PasvAddress::parse(s).map_err(|e| e.to_string())
+}
+
+fn cli_proxy_from(s: &str) -> Result<ProxySources, String> {
+    ProxySources::parse(s).map_err(|e| e.to_string())
 }
 
 fn cli_per_ip(s: &str) -> Result<PerIp, String> {
@@ -753,6 +770,26 @@ fn build(args: Args, file: FileConfig) -> Result<ServerConfig, ConfigError> {
 
     let tls = crate::tls::build(args.tls, file.tls, inetd)?;
 
+    let proxy_from = args.proxy_from.or(file.proxy_from).map(Arc::new);
+    if inetd && proxy_from.is_some() {
+        return Err(ConfigError::Conflict(
+            "--proxy-from applies to the daemon's own listeners, not to --inetd",
+        ));
+    }
+    let pasv = args.pasv_address.or(file.pasv_address);
+    let pasv_address = match &pasv {
+        None => None,
+        Some(pasv) => Some(pasv.resolve().map_err(|e| ConfigError::Resolve {
+            setting: "--pasv-address",
+            host: pasv.to_string(),
+            source: e,
+        })?),
+    };
+    let pasv_host = match pasv {
+        Some(PasvAddress::Host(host)) => Some(host),
+        _ => None,
+    };
+
     let defaults = ftp_proto::Config::default();
     let engine = ftp_proto::Config {
         greeting: GREETING.to_string(),
@@ -780,7 +817,7 @@ fn build(args: Args, file: FileConfig) -> Result<ServerConfig, ConfigError> {
                 .unwrap_or(DEFAULT_LOGIN_TIMEOUT),
         ),
         allow_foreign_active: args.allow_foreign_port || file.allow_foreign_port.unwrap_or(false),
-        pasv_address: args.pasv_address.or(file.pasv_address),
+        pasv_address,
         log_events: verbosity > 0 || xferlog.is_some() || metrics.is_some(),
         tls: tls.as_ref().map(|t| t.policy.clone()).unwrap_or_default(),
         storage: if s3.is_some() {
@@ -802,6 +839,8 @@ fn build(args: Args, file: FileConfig) -> Result<ServerConfig, ConfigError> {
         pasv_ports: args.pasv_ports.or(file.pasv_ports),
         max_clients,
         max_per_ip,
+        proxy_from,
+        pasv_host,
         verbosity,
         syslog,
         log_format: match args.log_format.or(file.log_format).as_deref() {
@@ -1117,6 +1156,35 @@ mod tests {
     }
 
     #[test]
+    fn proxy_sources_and_a_pasv_host_name() {
+        let dir = TempDir::new();
+        let c = serve(&[
+            "--proxy-from",
+            "127.0.0.1,10.0.0.0/8",
+            "--pasv-address",
+            "localhost",
+            dir.s(),
+        ])
+        .unwrap();
+        let proxies = c.proxy_from.clone().expect("proxy sources");
+        assert!(proxies.contains("10.1.2.3".parse().unwrap()));
+        assert!(!proxies.contains("127.0.0.2".parse().unwrap()));
+        assert_eq!(c.pasv_host.as_deref(), Some("localhost"));
+        assert!(c.engine.pasv_address.is_some_and(|ip| ip.is_loopback()));
+        let c = serve(&["--pasv-address", "192.0.2.1", dir.s()]).unwrap();
+        assert_eq!(c.pasv_host, None);
+        assert_eq!(c.proxy_from, None);
+        let err = serve(&["--pasv-address", "no-such-host.invalid", dir.s()]).unwrap_err();
+        assert!(
+            matches!(err, ConfigError::Resolve { .. }),
+            "a name that does not resolve at start: {err:?}"
+        );
+        assert!(err.to_string().contains("no-such-host.invalid"), "{err}");
+        let err = serve(&["--inetd", "-A", "--proxy-from", "127.0.0.1", dir.s()]).unwrap_err();
+        assert!(matches!(err, ConfigError::Conflict(_)), "{err:?}");
+    }
+
+    #[test]
     fn usage_errors_are_clap_errors() {
         let dir = TempDir::new();
         for args in [
@@ -1124,6 +1192,9 @@ mod tests {
             &["--pasv-ports", "2000-1000"],
             &["--pasv-ports", "0-10"],
             &["--pasv-address", "::1"],
+            &["--pasv-address", "not a host"],
+            &["--proxy-from", "10.0.0.1/8"],
+            &["--proxy-from", "haproxy"],
             &["--max-per-ip", "x:msg"],
             &["-t", "-1"],
             &["--bogus"],

@@ -18,7 +18,9 @@
 //! ftpusers = "/etc/ftpusers"        # --ftpusers FILE
 //! run_as = "ftp:ftp"                # --run-as USER[:GROUP]
 //! pasv_ports = "50000-50100"
-//! pasv_address = "203.0.113.7"
+//! pasv_address = "203.0.113.7"     # or a host name, resolved every minute
+//! proxy_from = ["10.0.0.10", "10.1.0.0/16"]   # connections from these
+//!                                   # begin with a PROXY header
 //! max_clients = 2000                # 0 = no limit; default 2000, fewer
 //!                                   # with a low descriptor limit
 //! max_per_ip = 50                   # 0 = no limit; IPv6 counts per /64
@@ -45,11 +47,14 @@
 
 use std::fmt;
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Deserializer};
+
+use crate::pasv_address::PasvAddress;
+use crate::proxy::ProxySources;
 
 /// Why the configuration could not be used.
 ///
@@ -119,6 +124,15 @@ pub enum ConfigError {
     },
     /// Two settings contradict each other.
     Conflict(&'static str),
+    /// A host name given in a setting does not resolve.
+    Resolve {
+        /// The setting, as its command-line flag.
+        setting: &'static str,
+        /// The name.
+        host: String,
+        /// What the resolver said.
+        source: io::Error,
+    },
     /// The storage back-end could not be opened (the bucket does not
     /// answer, say).
     Storage(String),
@@ -260,6 +274,11 @@ impl fmt::Display for ConfigError {
                 write!(f, "invalid {setting} '{}': {reason}", value.escape_debug())
             }
             ConfigError::Conflict(what) => f.write_str(what),
+            ConfigError::Resolve {
+                setting,
+                host,
+                source,
+            } => write!(f, "{setting} {host}: cannot resolve it: {source}"),
             ConfigError::Storage(what) => write!(f, "storage: {what}"),
             ConfigError::Stdin(e) => write!(f, "cannot read the password from standard input: {e}"),
             ConfigError::EmptyPassword => f.write_str("refusing to hash an empty password"),
@@ -298,6 +317,7 @@ impl std::error::Error for ConfigError {
             | ConfigError::Home { source, .. }
             | ConfigError::Bind { source, .. }
             | ConfigError::Xferlog { source, .. }
+            | ConfigError::Resolve { source, .. }
             | ConfigError::Stdin(source) => Some(source),
             ConfigError::Identity(e) => Some(e),
             _ => None,
@@ -385,9 +405,14 @@ pub struct FileConfig {
     /// Passive port range, `"LO-HI"` (`--pasv-ports`).
     #[serde(default, deserialize_with = "de_pasv_ports")]
     pub pasv_ports: Option<RangeInclusive<u16>>,
-    /// IPv4 address announced in `227` replies (`--pasv-address`).
+    /// IPv4 address or host name announced in `227` replies
+    /// (`--pasv-address`).
     #[serde(default, deserialize_with = "de_pasv_address")]
-    pub pasv_address: Option<Ipv4Addr>,
+    pub pasv_address: Option<PasvAddress>,
+    /// Networks whose connections begin with a PROXY header
+    /// (`--proxy-from`).
+    #[serde(default, deserialize_with = "de_proxy_from")]
+    pub proxy_from: Option<ProxySources>,
     /// Most simultaneous sessions, 0 = no limit (`--max-clients`).
     pub max_clients: Option<usize>,
     /// Most simultaneous sessions from one address, 0 = no limit
@@ -532,17 +557,6 @@ pub(crate) fn parse_port_range(s: &str) -> Result<RangeInclusive<u16>, &'static 
     Ok(lo..=hi)
 }
 
-/// Parses the IPv4 address announced in `227` replies.
-pub(crate) fn parse_pasv_address(s: &str) -> Result<Ipv4Addr, &'static str> {
-    match s.trim().parse::<std::net::IpAddr>() {
-        Ok(std::net::IpAddr::V4(a)) => Ok(a),
-        Ok(std::net::IpAddr::V6(_)) => {
-            Err("must be an IPv4 address (227 replies carry IPv4 only; EPSV needs none)")
-        }
-        Err(_) => Err("expected an IPv4 address such as 203.0.113.7"),
-    }
-}
-
 fn de_listen<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<SocketAddr>>, D::Error> {
     let raw = Vec::<String>::deserialize(d)?;
     raw.iter()
@@ -568,14 +582,21 @@ fn de_pasv_ports<'de, D: Deserializer<'de>>(d: D) -> Result<Option<RangeInclusiv
     })
 }
 
-fn de_pasv_address<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Ipv4Addr>, D::Error> {
+fn de_pasv_address<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PasvAddress>, D::Error> {
     let s = String::deserialize(d)?;
-    parse_pasv_address(&s).map(Some).map_err(|reason| {
+    PasvAddress::parse(&s).map(Some).map_err(|reason| {
         serde::de::Error::custom(format!(
             "invalid pasv_address '{}': {reason}",
             s.escape_debug()
         ))
     })
+}
+
+fn de_proxy_from<'de, D: Deserializer<'de>>(d: D) -> Result<Option<ProxySources>, D::Error> {
+    let list = Vec::<String>::deserialize(d)?;
+    ProxySources::from_entries(list.iter().map(String::as_str))
+        .map(Some)
+        .map_err(|e| serde::de::Error::custom(format!("invalid proxy_from: {e}")))
 }
 
 #[cfg(test)]
@@ -599,6 +620,7 @@ ftpusers = "/etc/ftpusers"
 run_as = "ftp:nogroup"
 pasv_ports = "50000-50010"
 pasv_address = "192.0.2.1"
+proxy_from = ["10.0.0.10", "fd00::/8"]
 max_clients = 10
 max_per_ip = 2
 max_per_ip_message = "Slow down."
@@ -630,7 +652,13 @@ shutdown_grace = 3
         assert_eq!(c.ftpusers, Some(PathBuf::from("/etc/ftpusers")));
         assert_eq!(c.run_as.as_deref(), Some("ftp:nogroup"));
         assert_eq!(c.pasv_ports, Some(50000..=50010));
-        assert_eq!(c.pasv_address, Some(Ipv4Addr::new(192, 0, 2, 1)));
+        assert_eq!(
+            c.pasv_address,
+            Some(PasvAddress::Ip(std::net::Ipv4Addr::new(192, 0, 2, 1)))
+        );
+        let proxies = c.proxy_from.expect("proxy_from");
+        assert!(proxies.contains("10.0.0.10".parse().unwrap()));
+        assert!(proxies.contains("fd00::7".parse().unwrap()));
         assert_eq!(c.max_per_ip, Some(2));
         assert_eq!(c.max_per_ip_message.as_deref(), Some("Slow down."));
         assert_eq!(c.threads, Some(4));
@@ -676,6 +704,10 @@ shutdown_grace = 3
         );
         let err = FileConfig::parse("pasv_address = \"::1\"").unwrap_err();
         assert!(err.to_string().contains("must be an IPv4 address"), "{err}");
+        let err = FileConfig::parse("proxy_from = [\"10.0.0.1/8\"]").unwrap_err();
+        assert!(err.to_string().contains("invalid proxy_from"), "{err}");
+        let err = FileConfig::parse("proxy_from = []").unwrap_err();
+        assert!(err.to_string().contains("no network given"), "{err}");
         let err = FileConfig::parse("threads = -1").unwrap_err();
         assert!(
             matches!(err, ConfigError::Parse { line: Some(1), .. }),

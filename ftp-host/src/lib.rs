@@ -25,6 +25,8 @@ pub mod limits;
 pub mod log;
 pub mod metrics;
 pub mod passive;
+pub mod pasv_address;
+pub mod proxy;
 pub mod server;
 mod splice;
 pub mod storage;

@@ -244,7 +244,40 @@ impl Drop for ConnectionSlot {
     }
 }
 
+/// A connection from a proxy that has not sent its PROXY header yet: it
+/// counts against `--max-clients` (not against any address) until dropped,
+/// so connections waiting for headers cannot outnumber the sessions.
+pub struct HeaderSlot {
+    limiter: Arc<ConnectionLimiter>,
+}
+
+impl fmt::Debug for HeaderSlot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("HeaderSlot")
+    }
+}
+
+impl Drop for HeaderSlot {
+    fn drop(&mut self) {
+        self.limiter.total.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 impl ConnectionLimiter {
+    /// Holds a place for a connection whose client is not known yet (it
+    /// waits for its PROXY header), or says the server is full.
+    pub fn try_hold(self: &Arc<Self>) -> Result<HeaderSlot, LimitExceeded> {
+        let map = self.lock();
+        if self.max_clients != 0 && self.total.load(Ordering::Relaxed) >= self.max_clients {
+            return Err(LimitExceeded::TooManyClients);
+        }
+        self.total.fetch_add(1, Ordering::Relaxed);
+        drop(map);
+        Ok(HeaderSlot {
+            limiter: Arc::clone(self),
+        })
+    }
+
     /// A limiter admitting at most `max_clients` sessions (0 = no limit)
     /// and, with `max_per_ip = Some((n, message))`, at most `n` from one
     /// address (0 = no limit), refused with `421 message`.
@@ -334,6 +367,20 @@ mod tests {
         drop((s2, s3));
         assert_eq!(l.active(), 0);
         assert!(l.lock().is_empty(), "empty entries are removed");
+    }
+
+    #[test]
+    fn connections_waiting_for_a_header_count_in_the_total_only() {
+        let l = Arc::new(ConnectionLimiter::new(2, Some((1, "Go away.".into()))));
+        let held = l.try_hold().unwrap();
+        let a = l.try_acquire(A).unwrap();
+        assert_eq!(l.try_hold().unwrap_err(), LimitExceeded::TooManyClients);
+        assert_eq!(l.try_acquire(B).unwrap_err(), LimitExceeded::TooManyClients);
+        drop(held);
+        let b = l.try_acquire(B).unwrap();
+        assert_eq!(l.active(), 2);
+        drop((a, b));
+        assert_eq!(l.active(), 0);
     }
 
     #[test]

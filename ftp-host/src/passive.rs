@@ -36,9 +36,14 @@ use std::hash::BuildHasher;
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::ops::RangeInclusive;
+use std::os::fd::AsFd;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::Instant;
 
 use ftp_proto::ResourceError;
+
+use crate::proxy::{HeaderRead, HeaderReader, ProxyHeader, ProxySources, read_header};
 
 /// How many random ports of the ephemeral range a bind tries, when no
 /// range is configured, before it asks the kernel for port 0.
@@ -296,13 +301,126 @@ pub fn resource_error(err: &io::Error) -> ResourceError {
 /// What [`take_allowed`] found on a passive listener.
 #[derive(Debug)]
 pub enum Taken<S> {
-    /// A connection from the client.
+    /// A connection from the client (through a proxy: its PROXY header
+    /// already read).
     Connection(S),
-    /// Nothing waits (the listener would block).
+    /// Nothing waits (the listener would block), or only connections from
+    /// a proxy whose headers are not complete (see [`HeaderWaits`]).
     Empty,
     /// Only connections from elsewhere came (closed), `tries` of them, and
     /// more may wait: call again later, so one flood cannot hold a thread.
     Busy,
+}
+
+/// Most data connections from proxies that one passive listener keeps
+/// while their PROXY headers arrive; more are closed.
+pub const MAX_HEADER_WAITS: usize = 4;
+
+/// The data connections from `--proxy-from` sources that a passive
+/// listener accepted and whose PROXY headers have not fully arrived
+/// (a header normally comes with the connection; these are the rare ones
+/// accepted between the handshake and the header).
+///
+/// A runtime watches [`HeaderWaits::waiting`] for readability and calls
+/// [`take_allowed`] again when one is readable, and at
+/// [`HeaderWaits::deadline`]; a level-triggered runtime, whose sockets
+/// with unread bytes stay readable, may instead call again every
+/// [`crate::proxy::PARTIAL_RETRY`] while [`HeaderWaits::is_empty`] is
+/// false.
+#[derive(Debug)]
+pub struct HeaderWaits<S> {
+    sources: Option<Arc<ProxySources>>,
+    waiting: Vec<Waiting<S>>,
+    /// The last connection [`take_allowed`] returned had waited here.
+    took_waiting: bool,
+}
+
+/// One data connection waiting for its PROXY header.
+#[derive(Debug)]
+struct Waiting<S> {
+    stream: S,
+    proxy: SocketAddr,
+    reader: HeaderReader,
+}
+
+impl<S> HeaderWaits<S> {
+    /// For a server whose `--proxy-from` sources are `sources` (`None`:
+    /// no data connection ever waits).
+    pub fn new(sources: Option<Arc<ProxySources>>) -> HeaderWaits<S> {
+        HeaderWaits {
+            sources,
+            waiting: Vec::new(),
+            took_waiting: false,
+        }
+    }
+
+    /// Whether the connection [`take_allowed`] returned last had waited
+    /// for its header here (a runtime that watched it stops watching).
+    pub fn took_waiting(&self) -> bool {
+        self.took_waiting
+    }
+
+    /// Whether no connection waits for its header.
+    pub fn is_empty(&self) -> bool {
+        self.waiting.is_empty()
+    }
+
+    /// The connections waiting for their headers, to be watched.
+    pub fn waiting(&mut self) -> impl Iterator<Item = &mut S> {
+        self.waiting.iter_mut().map(|w| &mut w.stream)
+    }
+
+    /// The earliest deadline of a waiting header.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.waiting.iter().map(|w| w.reader.deadline()).min()
+    }
+
+    fn is_proxy(&self, ip: IpAddr) -> bool {
+        self.sources.as_ref().is_some_and(|s| s.contains(ip))
+    }
+}
+
+/// Whose data connection a complete (or failed) header makes a stream.
+enum Verdict {
+    Allowed,
+    Closed,
+    Waiting,
+}
+
+/// Reads what has come of the header of `stream` (from `proxy`) and says
+/// whether it is the client's connection; refusals are logged.
+fn judge<S: AsFd>(
+    stream: &S,
+    proxy: SocketAddr,
+    reader: &HeaderReader,
+    allowed: IpAddr,
+    now: Instant,
+) -> Verdict {
+    match read_header(stream, reader, now) {
+        HeaderRead::Pending { .. } => Verdict::Waiting,
+        HeaderRead::Header(ProxyHeader::Proxied(a)) if peer_allowed(a.source.ip(), allowed) => {
+            Verdict::Allowed
+        }
+        HeaderRead::Header(ProxyHeader::Proxied(a)) => {
+            log::warn!(
+                "{}: refused data connection from {} (through {proxy})",
+                allowed.to_canonical(),
+                a.source
+            );
+            Verdict::Closed
+        }
+        HeaderRead::Header(ProxyHeader::Local) => {
+            log::debug!("{proxy}: PROXY LOCAL on a data connection: closed");
+            Verdict::Closed
+        }
+        HeaderRead::Failed(e) => {
+            log::warn!(
+                "{}: data connection from {proxy} closed: {e}",
+                allowed.to_canonical()
+            );
+            Verdict::Closed
+        }
+    }
 }
 
 /// Accepts from a non-blocking passive listener (`accept` is its
@@ -311,13 +429,53 @@ pub enum Taken<S> {
 /// connection only are skipped ([`crate::admission::is_transient`]). At
 /// most `tries` connections are taken. Errors of the listener itself (out
 /// of descriptors, say) are returned.
-pub fn take_allowed<S>(
+///
+/// A connection from a `--proxy-from` source counts as from the address
+/// its PROXY header carries: it is taken when that is `allowed`, closed
+/// (and logged) when it is another, or when the header is malformed or
+/// late; one whose header has not fully arrived waits in `proxied` (at
+/// most [`MAX_HEADER_WAITS`]), and is looked at again first on the next
+/// call at `now`.
+pub fn take_allowed<S: AsFd>(
     mut accept: impl FnMut() -> io::Result<(S, SocketAddr)>,
     allowed: IpAddr,
+    proxied: &mut HeaderWaits<S>,
     tries: usize,
+    now: Instant,
 ) -> io::Result<Taken<S>> {
+    proxied.took_waiting = false;
+    let mut i = 0;
+    while i < proxied.waiting.len() {
+        let w = &proxied.waiting[i];
+        match judge(&w.stream, w.proxy, &w.reader, allowed, now) {
+            Verdict::Waiting => i += 1,
+            Verdict::Allowed => {
+                proxied.took_waiting = true;
+                return Ok(Taken::Connection(proxied.waiting.remove(i).stream));
+            }
+            Verdict::Closed => drop(proxied.waiting.remove(i)),
+        }
+    }
     for _ in 0..tries {
         match accept() {
+            Ok((stream, from)) if proxied.is_proxy(from.ip()) => {
+                let reader = HeaderReader::new(now);
+                match judge(&stream, from, &reader, allowed, now) {
+                    Verdict::Allowed => return Ok(Taken::Connection(stream)),
+                    Verdict::Closed => {}
+                    Verdict::Waiting if proxied.waiting.len() < MAX_HEADER_WAITS => {
+                        proxied.waiting.push(Waiting {
+                            stream,
+                            proxy: from,
+                            reader,
+                        });
+                    }
+                    Verdict::Waiting => log::warn!(
+                        "{}: data connection from {from} closed: too many waiting for their PROXY headers",
+                        allowed.to_canonical()
+                    ),
+                }
+            }
             Ok((stream, from)) if peer_allowed(from.ip(), allowed) => {
                 return Ok(Taken::Connection(stream));
             }
@@ -356,18 +514,74 @@ mod tests {
         let _c = from("127.0.0.1");
         std::thread::sleep(std::time::Duration::from_millis(50));
         let allowed = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let mut none = HeaderWaits::new(None);
+        let now = Instant::now();
         // One try: only the first foreign connection is taken (and closed).
-        let got = take_allowed(|| listener.accept(), allowed, 1).unwrap();
+        let got = take_allowed(|| listener.accept(), allowed, &mut none, 1, now).unwrap();
         assert!(matches!(got, Taken::Busy), "{got:?}");
-        let got = take_allowed(|| listener.accept(), allowed, 8).unwrap();
+        let got = take_allowed(|| listener.accept(), allowed, &mut none, 8, now).unwrap();
         match got {
             Taken::Connection(stream) => {
                 assert_eq!(stream.peer_addr().unwrap().ip(), allowed)
             }
             other => panic!("{other:?}"),
         }
-        let got = take_allowed(|| listener.accept(), allowed, 8).unwrap();
+        let got = take_allowed(|| listener.accept(), allowed, &mut none, 8, now).unwrap();
         assert!(matches!(got, Taken::Empty), "{got:?}");
+    }
+
+    #[test]
+    fn data_connections_from_a_proxy_count_as_their_headers_client() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client: IpAddr = "192.0.2.7".parse().unwrap();
+        let sources = Arc::new(ProxySources::parse("127.0.0.1").unwrap());
+        let mut proxied = HeaderWaits::new(Some(sources));
+        let header = |from: &str| format!("PROXY TCP4 {from} 198.51.100.1 40000 50000\r\n");
+        let take = |proxied: &mut HeaderWaits<TcpStream>| {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            take_allowed(|| listener.accept(), client, proxied, 8, Instant::now()).unwrap()
+        };
+        // Through the proxy for another client, without a header, and
+        // straight from an address that is not the client's: all closed.
+        let mut other = connect_from("127.0.0.1", addr);
+        other.write_all(header("192.0.2.8").as_bytes()).unwrap();
+        let mut bare = connect_from("127.0.0.1", addr);
+        bare.write_all(b"hello").unwrap();
+        let _stranger = connect_from("127.0.0.2", addr);
+        assert!(matches!(take(&mut proxied), Taken::Empty));
+        assert!(proxied.is_empty());
+        let mut buf = [0u8; 8];
+        assert!(matches!(other.read(&mut buf), Ok(0) | Err(_)), "closed");
+        assert!(matches!(bare.read(&mut buf), Ok(0) | Err(_)), "closed");
+        // The client's, in two pieces: it waits, then is taken, and what
+        // follows the header stays for the transfer.
+        let mut mine = connect_from("127.0.0.1", addr);
+        let text = header("192.0.2.7");
+        mine.write_all(&text.as_bytes()[..20]).unwrap();
+        assert!(matches!(take(&mut proxied), Taken::Empty));
+        assert_eq!(proxied.waiting().count(), 1);
+        assert!(proxied.deadline().is_some());
+        mine.write_all(&text.as_bytes()[20..]).unwrap();
+        mine.write_all(b"data").unwrap();
+        let Taken::Connection(mut got) = take(&mut proxied) else {
+            panic!("the client's connection was not taken");
+        };
+        assert!(proxied.is_empty());
+        assert!(proxied.took_waiting());
+        got.set_nonblocking(false).unwrap();
+        got.read_exact(&mut buf[..4]).unwrap();
+        assert_eq!(&buf[..4], b"data");
+        // One that never completes its header is closed at its deadline.
+        let mut slow = connect_from("127.0.0.1", addr);
+        slow.write_all(b"PROXY TCP4 ").unwrap();
+        assert!(matches!(take(&mut proxied), Taken::Empty));
+        let late = proxied.deadline().unwrap();
+        let got = take_allowed(|| listener.accept(), client, &mut proxied, 8, late).unwrap();
+        assert!(matches!(got, Taken::Empty));
+        assert!(proxied.is_empty());
+        assert!(matches!(slow.read(&mut buf), Ok(0) | Err(_)), "closed");
     }
 
     /// A connection to `to` from the loopback address `ip`.

@@ -25,6 +25,7 @@ use crate::identity::Identity;
 use crate::limits::ConnectionLimiter;
 use crate::metrics::{LoginResult, Metrics};
 use crate::passive::PassivePorts;
+use crate::pasv_address::{EngineConfig, RESOLVE_EVERY, spawn_resolver};
 use crate::storage::{LocalFs, OpenRootError, Storage};
 use crate::system::{Refusal, SystemUsers};
 use crate::tls::TlsContext;
@@ -54,6 +55,9 @@ pub struct Server {
     accounts: RwLock<Arc<Accounts>>,
     /// The number of the next session, for the logs.
     next_session: std::sync::atomic::AtomicU64,
+    /// The engine configuration new sessions start with: the configured
+    /// one, with the `--pasv-address` host name's latest address.
+    pub engine: Arc<EngineConfig>,
     /// The identity a login changed the process to, with
     /// [`ServerConfig::login_identity`]: it cannot be changed again.
     assumed: Mutex<Option<Identity>>,
@@ -76,7 +80,14 @@ impl Server {
             })?),
             None => None,
         };
+        let engine = Arc::new(EngineConfig::new(config.engine.clone()));
+        if let Some(host) = &config.pasv_host {
+            if let Err(e) = spawn_resolver(Arc::downgrade(&engine), host.clone(), RESOLVE_EVERY) {
+                log::warn!("--pasv-address {host} will not be resolved again: {e}");
+            }
+        }
         Ok(Arc::new(Server {
+            engine,
             passive: PassivePorts::new(config.pasv_ports.clone()),
             limiter: Arc::new(ConnectionLimiter::from_config(&config)),
             storage,
@@ -99,7 +110,7 @@ impl Server {
     ) -> (Session, SessionHost) {
         let local = canonical(local);
         let peer = canonical(peer);
-        let session = Session::new(self.config.engine.clone(), local, peer, self.clock.now());
+        let session = Session::new(self.engine.get(), local, peer, self.clock.now());
         let accounts = self.accounts();
         let tls = match accounts.tls.as_ref().map(|t| t.session()) {
             Some(Ok(tls)) => Some(tls.with_metrics(self.metrics.clone())),

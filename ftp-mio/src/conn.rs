@@ -534,10 +534,15 @@ impl Conn {
 
     fn arm_timer(&mut self, cx: &mut Ctx) {
         let at = match self.phase {
+            // A data connection's PROXY header may be due before the
+            // engine's deadline; the engine takes an early timeout calmly.
             Phase::Open => self
                 .session
                 .poll_timeout()
-                .map(|t| cx.server.clock.to_std(t)),
+                .map(|t| cx.server.clock.to_std(t))
+                .into_iter()
+                .chain(self.passives.iter().filter_map(Passive::header_deadline))
+                .min(),
             Phase::Flushing { until } | Phase::Lingering { until } => Some(until),
             Phase::Closed => None,
         };

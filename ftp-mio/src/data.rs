@@ -38,7 +38,7 @@ use std::net::{IpAddr, Shutdown, SocketAddr};
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant as StdInstant};
 
-use ftp_host::passive::{Taken, take_allowed};
+use ftp_host::passive::{HeaderWaits, Taken, take_allowed};
 use ftp_host::server::{Server, TransferEnd};
 use ftp_host::storage::{Blocking, fs_error_from_io};
 use ftp_host::tls::{Handshake, TlsConn};
@@ -69,6 +69,9 @@ pub(crate) struct Passive {
     token: Token,
     registered: bool,
     allowed: IpAddr,
+    /// Data connections from proxies whose PROXY headers have not fully
+    /// arrived, registered under `token` too.
+    proxied: HeaderWaits<TcpStream>,
     held: Option<TcpStream>,
     /// A connection may be waiting (unknown until the first accept).
     ready: bool,
@@ -99,15 +102,22 @@ impl Passive {
             token,
             registered: false,
             allowed,
+            proxied: HeaderWaits::new(server.config.proxy_from.clone()),
             held: None,
             ready: true,
         };
         Ok((passive, addr))
     }
 
-    /// Notes that a connection may be waiting.
+    /// Notes that a connection (or more of a PROXY header) may be waiting.
     pub(crate) fn on_event(&mut self) {
         self.ready = true;
+    }
+
+    /// When a data connection's PROXY header must be complete, if one is
+    /// awaited: drive the connection then.
+    pub(crate) fn header_deadline(&self) -> Option<StdInstant> {
+        self.proxied.deadline()
     }
 
     /// Accepts what is waiting, for a transfer that wants its connection:
@@ -118,13 +128,36 @@ impl Passive {
     /// listener is registered, to report the next connection. Returns
     /// `true` when it stopped with connections possibly still waiting
     /// (call again on the next turn).
+    ///
+    /// A connection from a proxy whose header has not fully arrived waits
+    /// registered under the listener's token (edge-triggered: more of the
+    /// header is an event), until the host decides
+    /// ([`take_allowed`]) or its deadline passes.
     pub(crate) fn accept(&mut self, registry: &Registry) -> bool {
-        if !self.ready || self.held.is_some() {
+        let now = StdInstant::now();
+        let header_due = self.proxied.deadline().is_some_and(|at| at <= now);
+        if (!self.ready && !header_due) || self.held.is_some() {
             return false;
         }
         let listener = &self.listener;
-        match take_allowed(|| listener.accept(), self.allowed, ACCEPTS_PER_TURN) {
-            Ok(Taken::Connection(stream)) => {
+        let taken = take_allowed(
+            || listener.accept(),
+            self.allowed,
+            &mut self.proxied,
+            ACCEPTS_PER_TURN,
+            now,
+        );
+        for stream in self.proxied.waiting() {
+            // Registered once; `AlreadyExists` the next times.
+            let _ = registry.register(stream, self.token, Interest::READABLE);
+        }
+        match taken {
+            Ok(Taken::Connection(mut stream)) => {
+                if self.proxied.took_waiting() {
+                    // It waited for its header, registered; the transfer
+                    // registers it again when it must wait.
+                    let _ = registry.deregister(&mut stream);
+                }
                 self.held = Some(stream);
                 false
             }

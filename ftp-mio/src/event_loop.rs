@@ -8,7 +8,12 @@
 //! listeners that were left on the ready list last turn, then fire expired
 //! timers.
 //!
-//! Shutdown: the listeners are closed at once; sessions get
+//! A connection from a `--proxy-from` source first waits (registered on its
+//! own, with a deadline) for its PROXY header, which the host reads and
+//! judges ([`Server::admit_proxied`]); it becomes a session only then.
+//!
+//! Shutdown: the listeners (and connections still waiting for a PROXY
+//! header) are closed at once; sessions get
 //! `shutdown_grace` to finish (the engine aborts a transfer still running
 //! then, with `426` and `421`), and [`SHUTDOWN_LAST_WORDS`] more to say
 //! so; then whatever is left is closed and the loop returns.
@@ -20,7 +25,9 @@ use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant as StdInstant};
 
-use ftp_host::admission::{ACCEPT_PAUSE, Accepted, Acceptor, Admission, Admitted, refuse};
+use ftp_host::admission::{
+    ACCEPT_PAUSE, Accepted, Acceptor, Admission, Admitted, AwaitingHeader, HeaderStep, refuse,
+};
 use ftp_host::daemon::{Listener, SHUTDOWN_LAST_WORDS, Shutdown, prepare_control_socket};
 use ftp_host::server::{Server, canonical};
 use mio::event::Event;
@@ -75,6 +82,10 @@ pub(crate) struct EventLoop {
     cx: Ctx,
     /// Boxed, so the slab's spare capacity costs a pointer per slot.
     conns: Slab<Box<Conn>>,
+    /// Connections from proxies waiting for their PROXY headers.
+    headers: Slab<Header>,
+    /// Their deadlines.
+    header_timers: Timers,
     results: Receiver<Done>,
     listeners: Vec<Option<TcpListener>>,
     /// Which listeners are implicit FTPS, by index.
@@ -88,6 +99,18 @@ pub(crate) struct EventLoop {
     /// Serve the connections there are, then return (inetd).
     one_shot: bool,
     next_serial: u64,
+}
+
+/// A connection from a proxy whose PROXY header has not fully arrived:
+/// registered (readable) under [`token::header`], with its deadline in
+/// the loop's `header_timers`.
+#[derive(Debug)]
+struct Header {
+    key: ConnKey,
+    stream: TcpStream,
+    waiting: AwaitingHeader,
+    implicit_tls: bool,
+    timer: Option<StdInstant>,
 }
 
 impl EventLoop {
@@ -131,6 +154,8 @@ impl EventLoop {
                 scratch: vec![0; SCRATCH],
             },
             conns: Slab::default(),
+            headers: Slab::default(),
+            header_timers: Timers::default(),
             results,
             listeners: registered,
             implicit_tls,
@@ -203,6 +228,7 @@ impl EventLoop {
         for mut listener in self.listeners.iter_mut().filter_map(Option::take) {
             let _ = self.cx.registry.deregister(&mut listener);
         }
+        self.drop_headers();
         let grace = self.cx.server.config.shutdown_grace;
         self.stop_at = Some(StdInstant::now() + grace + SHUTDOWN_LAST_WORDS);
         // Idle sessions get their 421 now; busy ones after their transfer,
@@ -225,10 +251,15 @@ impl EventLoop {
         if !self.cx.ready.is_empty() {
             return Some(Duration::ZERO);
         }
-        let next = [self.cx.timers.next(), self.paused_until, self.stop_at]
-            .into_iter()
-            .flatten()
-            .min()?;
+        let next = [
+            self.cx.timers.next(),
+            self.header_timers.next(),
+            self.paused_until,
+            self.stop_at,
+        ]
+        .into_iter()
+        .flatten()
+        .min()?;
         Some(next.saturating_duration_since(StdInstant::now()))
     }
 
@@ -236,6 +267,7 @@ impl EventLoop {
         match token::target(event.token()) {
             Target::Waker => self.collect_results(),
             Target::Listener(n) => self.accept_from(n),
+            Target::Header(index) => self.read_header(index),
             Target::Conn(index, role) => {
                 if let Some(conn) = self.conns.get_mut(index) {
                     conn.on_event(role, event);
@@ -288,6 +320,14 @@ impl EventLoop {
                 }
             }
         }
+        for key in self.header_timers.expired(now) {
+            if let Some(header) = self.headers.get_mut(key.index) {
+                if header.key == key {
+                    header.timer = None;
+                    self.read_header(key.index);
+                }
+            }
+        }
         if self.paused_until.is_some_and(|at| now >= at) {
             self.paused_until = None;
             self.acceptor.replenish();
@@ -336,6 +376,81 @@ impl EventLoop {
     /// `implicit_tls`).
     fn admit(&mut self, stream: TcpStream, peer: SocketAddr, implicit_tls: bool) {
         match self.cx.server.admit(stream.local_addr(), peer) {
+            Admission::AwaitHeader(waiting) => self.await_header(stream, waiting, implicit_tls),
+            decided => self.start_admitted(stream, decided, implicit_tls),
+        }
+    }
+
+    /// A connection from a proxy: its header usually came with it, and
+    /// decides at once; else it waits, registered, until it is readable
+    /// or its deadline.
+    fn await_header(
+        &mut self,
+        mut stream: TcpStream,
+        mut waiting: AwaitingHeader,
+        implicit_tls: bool,
+    ) {
+        let now = StdInstant::now();
+        let step = self.cx.server.admit_proxied(&mut waiting, &stream, now);
+        if let HeaderStep::Done(admission) = step {
+            return self.start_admitted(stream, admission, implicit_tls);
+        }
+        let index = self.headers.vacant();
+        if !token::header_fits(index) {
+            return;
+        }
+        self.next_serial += 1;
+        let key = ConnKey {
+            index,
+            serial: self.next_serial,
+        };
+        if let Err(e) =
+            self.cx
+                .registry
+                .register(&mut stream, token::header(index), Interest::READABLE)
+        {
+            log::warn!("{}: waiting for a PROXY header: {e}", waiting.proxy());
+            return;
+        }
+        let mut header = Header {
+            key,
+            stream,
+            implicit_tls,
+            timer: None,
+            waiting,
+        };
+        let deadline = header.waiting.deadline();
+        self.header_timers
+            .arm(key, &mut header.timer, Some(deadline));
+        self.headers.insert(header);
+    }
+
+    /// More of a PROXY header may have come (or its deadline passed).
+    fn read_header(&mut self, index: usize) {
+        let Some(header) = self.headers.get_mut(index) else {
+            return;
+        };
+        let now = StdInstant::now();
+        let step = self
+            .cx
+            .server
+            .admit_proxied(&mut header.waiting, &header.stream, now);
+        // Edge-triggered: a partial header is reported again when more of
+        // it comes.
+        let HeaderStep::Done(admission) = step else {
+            return;
+        };
+        let Some(mut header) = self.headers.remove(index) else {
+            return;
+        };
+        self.header_timers.arm(header.key, &mut header.timer, None);
+        let _ = self.cx.registry.deregister(&mut header.stream);
+        self.start_admitted(header.stream, admission, header.implicit_tls);
+    }
+
+    /// Acts on what admission decided: starts the session, or refuses.
+    fn start_admitted(&mut self, stream: TcpStream, admission: Admission, implicit_tls: bool) {
+        match admission {
             Admission::Admitted(Admitted { local, peer, slot }) => {
                 prepare_control_socket(&stream);
                 if let Err(e) = self.add_conn(stream, local, peer, Some(slot), implicit_tls) {
@@ -343,7 +458,8 @@ impl EventLoop {
                 }
             }
             Admission::Refused { reply } => refuse(&stream, &reply),
-            Admission::Ignored => {}
+            // A decided header is never awaited again.
+            Admission::Ignored | Admission::AwaitHeader(_) => {}
         }
     }
 
@@ -374,8 +490,19 @@ impl EventLoop {
         Ok(())
     }
 
+    /// Closes the connections still waiting for their PROXY headers.
+    fn drop_headers(&mut self) {
+        for index in self.headers.indices() {
+            if let Some(mut header) = self.headers.remove(index) {
+                self.header_timers.arm(header.key, &mut header.timer, None);
+                let _ = self.cx.registry.deregister(&mut header.stream);
+            }
+        }
+    }
+
     /// Closes every connection and listener.
     fn close_all(&mut self) {
+        self.drop_headers();
         for index in self.conns.indices() {
             if let Some(mut conn) = self.conns.remove(index) {
                 conn.close_now(&mut self.cx);

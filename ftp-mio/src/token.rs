@@ -24,6 +24,10 @@ pub(crate) const PASSIVE_SLOTS: u8 = (ROLE_MASK + 1 - FIRST_PASSIVE) as u8;
 /// Tokens from here up belong to the loop itself, never to a connection.
 const RESERVED_FROM: usize = usize::MAX - 1024;
 
+/// Tokens from here to [`RESERVED_FROM`] name connections that wait for
+/// their PROXY header, by index; connection tokens are below.
+const HEADER_BASE: usize = 1 << (usize::BITS - 2);
+
 /// The token of the loop's [`mio::Waker`] (worker results, shutdown).
 pub(crate) const WAKER: Token = Token(usize::MAX);
 
@@ -47,6 +51,8 @@ pub(crate) enum Target {
     Listener(usize),
     /// A socket of the connection at this slab index.
     Conn(usize, Role),
+    /// The connection waiting for its PROXY header at this index.
+    Header(usize),
 }
 
 /// The token of control listener number `n`.
@@ -66,7 +72,18 @@ pub(crate) fn conn(index: usize, role: Role) -> Token {
 
 /// Whether a connection at `index` can still be given tokens.
 pub(crate) fn index_fits(index: usize) -> bool {
-    index < (RESERVED_FROM >> ROLE_BITS)
+    index < (HEADER_BASE >> ROLE_BITS)
+}
+
+/// The token of the connection waiting for its PROXY header at `index`.
+pub(crate) fn header(index: usize) -> Token {
+    Token(HEADER_BASE + index)
+}
+
+/// Whether a connection waiting for its header at `index` can be given a
+/// token.
+pub(crate) fn header_fits(index: usize) -> bool {
+    index < RESERVED_FROM - HEADER_BASE
 }
 
 /// Decodes a token.
@@ -76,6 +93,9 @@ pub(crate) fn target(token: Token) -> Target {
     }
     if token.0 >= RESERVED_FROM {
         return Target::Listener(usize::MAX - 1 - token.0);
+    }
+    if token.0 >= HEADER_BASE {
+        return Target::Header(token.0 - HEADER_BASE);
     }
     let role = match token.0 & ROLE_MASK {
         0 => Role::Control,
@@ -103,5 +123,16 @@ mod tests {
         }
         assert!(index_fits(1 << 40));
         assert!(!index_fits(usize::MAX >> ROLE_BITS));
+        for index in [0, 7, 1 << 40] {
+            assert!(header_fits(index));
+            assert_eq!(target(header(index)), Target::Header(index));
+        }
+        let last = (HEADER_BASE >> ROLE_BITS) - 1;
+        assert!(index_fits(last));
+        let top = conn(last, Role::Passive(PASSIVE_SLOTS - 1));
+        assert_eq!(
+            target(top),
+            Target::Conn(last, Role::Passive(PASSIVE_SLOTS - 1))
+        );
     }
 }

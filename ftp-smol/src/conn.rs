@@ -429,7 +429,9 @@ impl Conn {
             .server
             .passive
             .bind(self.local_ip)
-            .and_then(|listener| data::listen(listener, peer));
+            .and_then(|listener| {
+                data::listen(listener, peer, self.server.config.proxy_from.clone())
+            });
         match bound {
             Ok((addr, connection)) => {
                 self.passive.insert(id, connection);

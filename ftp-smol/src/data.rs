@@ -72,14 +72,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use ftp_host::passive::{Taken, take_allowed};
+use ftp_host::passive::{HeaderWaits, Taken, take_allowed};
+use ftp_host::proxy::{PARTIAL_RETRY, ProxySources};
 use ftp_host::server::TransferEnd;
 use ftp_host::storage::{Blocking, fs_error_from_io};
 use ftp_host::tls::{Handshake, TlsConn};
 use ftp_host::transfer::{SINK_BUFFER, Sink, Source, is_connection_error};
 use ftp_proto::{FsError, IntentId, TransferError, TransferEvent};
-use smol::Async;
 use smol::channel::Sender;
+use smol::future::FutureExt;
+use smol::{Async, Timer};
 
 use crate::conn::Msg;
 
@@ -99,34 +101,65 @@ pub struct Passive {
     listener: TcpListener,
     /// The only address a data connection is taken from.
     allowed: IpAddr,
+    /// Data connections from proxies whose PROXY headers have not fully
+    /// arrived.
+    proxied: HeaderWaits<TcpStream>,
 }
 
 /// Makes a bound passive `listener` the data endpoint for connections
-/// from `allowed` only. Returns its address.
-pub fn listen(listener: TcpListener, allowed: IpAddr) -> io::Result<(SocketAddr, Passive)> {
+/// from `allowed` only (through one of `proxies`: by its PROXY header).
+/// Returns its address.
+pub fn listen(
+    listener: TcpListener,
+    allowed: IpAddr,
+    proxies: Option<Arc<ProxySources>>,
+) -> io::Result<(SocketAddr, Passive)> {
     let addr = listener.local_addr()?;
     listener.set_nonblocking(true)?;
-    Ok((addr, Passive { listener, allowed }))
+    let proxied = HeaderWaits::new(proxies);
+    Ok((
+        addr,
+        Passive {
+            listener,
+            allowed,
+            proxied,
+        },
+    ))
 }
 
 impl Passive {
     /// Takes a connection from the allowed address that is already
     /// waiting, without waiting; `Ok(None)` when there is none (yet).
     /// Connections from other addresses are closed.
-    fn accept_now(&self) -> io::Result<Option<TcpStream>> {
-        take_waiting(&self.listener, self.allowed)
+    fn accept_now(&mut self) -> io::Result<Option<TcpStream>> {
+        take_waiting(&self.listener, self.allowed, &mut self.proxied)
     }
 
-    /// Waits for a connection from the allowed address.
+    /// Waits for a connection from the allowed address. While a data
+    /// connection from a proxy waits for the rest of its PROXY header, the
+    /// host looks again every [`PARTIAL_RETRY`] (its socket, with unread
+    /// bytes, stays readable), until it decides.
     async fn accept(self) -> io::Result<Async<TcpStream>> {
-        let Passive { listener, allowed } = self;
-        if let Some(stream) = take_waiting(&listener, allowed)? {
+        let Passive {
+            listener,
+            allowed,
+            mut proxied,
+        } = self;
+        if let Some(stream) = take_waiting(&listener, allowed, &mut proxied)? {
             return Async::new(stream);
         }
         let listener = Async::new(listener)?;
         loop {
-            listener.readable().await?;
-            if let Some(stream) = take_waiting(listener.get_ref(), allowed)? {
+            if proxied.is_empty() {
+                listener.readable().await?;
+            } else {
+                let again = async {
+                    Timer::after(PARTIAL_RETRY).await;
+                    Ok(())
+                };
+                listener.readable().or(again).await?;
+            }
+            if let Some(stream) = take_waiting(listener.get_ref(), allowed, &mut proxied)? {
                 return Async::new(stream);
             }
         }
@@ -135,8 +168,13 @@ impl Passive {
 
 /// The host's [`take_allowed`] on a std listener, with no bound: the
 /// connections it closes are ones the kernel already queued.
-fn take_waiting(listener: &TcpListener, allowed: IpAddr) -> io::Result<Option<TcpStream>> {
-    match take_allowed(|| listener.accept(), allowed, usize::MAX)? {
+fn take_waiting(
+    listener: &TcpListener,
+    allowed: IpAddr,
+    proxied: &mut HeaderWaits<TcpStream>,
+) -> io::Result<Option<TcpStream>> {
+    let now = Instant::now();
+    match take_allowed(|| listener.accept(), allowed, proxied, usize::MAX, now)? {
         Taken::Connection(stream) => Ok(Some(stream)),
         Taken::Empty | Taken::Busy => Ok(None),
     }
@@ -191,7 +229,7 @@ const SEND_NOW_CALLS: u32 = 4;
 /// common case of a client fetching many small files). Anything else, or
 /// whatever is left when the socket is full, goes to a transfer task.
 pub fn start_now(endpoint: Endpoint, tls: bool, end: TransferEnd) -> Start {
-    let (passive, mut source) = match (endpoint, tls, end) {
+    let (mut passive, mut source) = match (endpoint, tls, end) {
         (Endpoint::Passive(Some(passive)), false, TransferEnd::Send(source))
             if source.blocking() == Blocking::Bounded =>
         {

@@ -25,8 +25,11 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Weak};
 use std::thread;
 
-use ftp_host::admission::{ACCEPT_PAUSE, Accepted, Acceptor, Admission, refuse};
+use ftp_host::admission::{
+    ACCEPT_PAUSE, Accepted, Acceptor, Admission, Admitted, AwaitingHeader, HeaderStep, refuse,
+};
 use ftp_host::daemon::{Listener, Runtime, SHUTDOWN_LAST_WORDS, Shutdown};
+use ftp_host::proxy::PARTIAL_RETRY;
 use ftp_host::server::Server;
 use ftp_host::workers::Workers;
 use smol::future::FutureExt;
@@ -125,7 +128,8 @@ impl Runtime for Smol {
                 refuse(&stream, &reply);
                 return Ok(());
             }
-            Admission::Ignored => return Ok(()),
+            // `--proxy-from` is refused with `--inetd`.
+            Admission::Ignored | Admission::AwaitHeader(_) => return Ok(()),
         };
         let socket = Async::new(stream)?;
         let ex = Arc::new(Executor::new());
@@ -174,35 +178,111 @@ async fn accept(
                 continue;
             }
         };
-        let admitted = match server.admit(socket.local_addr(), peer) {
-            Admission::Admitted(admitted) => admitted,
-            Admission::Refused { reply } => {
-                refuse(&socket, &reply);
-                continue;
-            }
-            Admission::Ignored => continue,
-        };
         let Some(executor) = ex.upgrade() else { return };
-        let Ok(socket) = Async::new(socket) else {
-            continue;
+        let mut admission = server.admit(socket.local_addr(), peer);
+        if let Admission::AwaitHeader(waiting) = &mut admission {
+            // The header usually came with the connection.
+            let now = std::time::Instant::now();
+            if let HeaderStep::Done(decided) = server.admit_proxied(waiting, &socket, now) {
+                admission = decided;
+            }
+        }
+        let session = || Session {
+            server: server.clone(),
+            implicit_tls,
+            ex: ex.clone(),
+            jobs: jobs.clone(),
+            stop: stop.clone(),
+            alive: alive.clone(),
         };
-        let (server, jobs, stop) = (server.clone(), jobs.clone(), Some(stop.clone()));
+        match admission {
+            Admission::Admitted(admitted) => {
+                let Ok(socket) = Async::new(socket) else {
+                    continue;
+                };
+                executor.spawn(session().run(socket, admitted)).detach();
+            }
+            Admission::Refused { reply } => refuse(&socket, &reply),
+            Admission::Ignored => {}
+            Admission::AwaitHeader(waiting) => {
+                // Its own task: the header may take a moment, and the
+                // listener must not wait for it.
+                let session = session();
+                executor
+                    .spawn(async move {
+                        if let Some((socket, admitted)) =
+                            await_header(&session.server, socket, waiting).await
+                        {
+                            session.run(socket, admitted).await;
+                        }
+                    })
+                    .detach();
+            }
+        }
+    }
+}
+
+/// What a session task needs besides its socket.
+struct Session {
+    server: Arc<Server>,
+    implicit_tls: bool,
+    ex: Weak<Executor<'static>>,
+    jobs: Workers,
+    stop: smol::channel::Receiver<()>,
+    alive: smol::channel::Sender<()>,
+}
+
+impl Session {
+    /// Runs the session of an admitted connection to its end.
+    async fn run(self, socket: Async<TcpStream>, admitted: Admitted) {
         let started = Conn::start(
-            server,
+            self.server,
             socket,
             admitted,
-            implicit_tls,
-            ex.clone(),
-            jobs,
-            stop,
+            self.implicit_tls,
+            self.ex,
+            self.jobs,
+            Some(self.stop),
         );
-        let Some(conn) = started else { continue };
-        let alive = alive.clone();
-        executor
-            .spawn(async move {
-                conn::run(conn).await;
-                drop(alive);
-            })
-            .detach();
+        if let Some(conn) = started {
+            conn::run(conn).await;
+        }
+        drop(self.alive);
+    }
+}
+
+/// Waits for the PROXY header of a connection from a proxy (readable, or
+/// every [`PARTIAL_RETRY`] while part of it sits unread, since readiness
+/// here is level-triggered; until its deadline) and has the host judge it:
+/// the admitted connection, or `None` once it is refused or closed.
+async fn await_header(
+    server: &Arc<Server>,
+    socket: TcpStream,
+    mut waiting: AwaitingHeader,
+) -> Option<(Async<TcpStream>, Admitted)> {
+    let socket = Async::new(socket).ok()?;
+    let deadline = waiting.deadline();
+    loop {
+        let now = std::time::Instant::now();
+        match server.admit_proxied(&mut waiting, socket.get_ref(), now) {
+            HeaderStep::Done(Admission::Admitted(admitted)) => return Some((socket, admitted)),
+            HeaderStep::Done(Admission::Refused { reply }) => {
+                refuse(socket.get_ref(), &reply);
+                return None;
+            }
+            HeaderStep::Done(Admission::Ignored | Admission::AwaitHeader(_)) => return None,
+            HeaderStep::Wait { partial } => {
+                let until = Timer::at(deadline);
+                if partial {
+                    Timer::after(PARTIAL_RETRY).or(until).await;
+                } else {
+                    let readable = async {
+                        let _ = socket.readable().await;
+                        std::time::Instant::now()
+                    };
+                    readable.or(until).await;
+                }
+            }
+        }
     }
 }

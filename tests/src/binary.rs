@@ -6,11 +6,60 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::OwnedFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::TIMEOUT;
+
+/// The daemon binary `name` (`ftp-mio`, `ftp-smol`) that cargo built for
+/// this profile, beside the running test executable
+/// (`target/<profile>/deps/TEST-HASH` → `target/<profile>/NAME`), or why
+/// it cannot be used: missing, or older than the daemons' sources (a
+/// partial `cargo test -p ftp-tests` does not rebuild it, and an old
+/// binary would test old code). `cargo test --workspace` builds the
+/// binaries, since each daemon has a test of its own binary.
+pub fn built_daemon(name: &str) -> Result<PathBuf, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let path = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|dir| dir.join(name))
+        .filter(|p| p.is_file())
+        .ok_or_else(|| format!("{name} is not built: run `cargo build --bins` first"))?;
+    let built = std::fs::metadata(&path).and_then(|m| m.modified());
+    if built.is_ok_and(|built| built < newest_source(name)) {
+        return Err(format!(
+            "{name} is older than its sources: run `cargo build --bins` first"
+        ));
+    }
+    Ok(path)
+}
+
+/// The newest modification time of the sources daemon `name` is built
+/// from (the engine, the host and its own crate).
+fn newest_source(name: &str) -> SystemTime {
+    fn walk(path: &Path, newest: &mut SystemTime) {
+        let Ok(meta) = std::fs::metadata(path) else {
+            return;
+        };
+        if meta.is_dir() {
+            for entry in std::fs::read_dir(path).into_iter().flatten().flatten() {
+                walk(&entry.path(), newest);
+            }
+        } else if let Ok(modified) = meta.modified() {
+            *newest = (*newest).max(modified);
+        }
+    }
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut newest = SystemTime::UNIX_EPOCH;
+    // Only sources: a change to any of them makes cargo relink the
+    // binaries (a manifest or lock file may change without that).
+    for part in ["ftp-proto/src", "ftp-host/src", &format!("{name}/src")] {
+        walk(&workspace.join(part), &mut newest);
+    }
+    newest
+}
 
 /// Runs every binary-level check against the daemon at `bin`.
 pub fn check_binary(bin: &Path) {

@@ -151,6 +151,9 @@ pub struct Client {
     pub greeting: Reply,
     /// How transfer helpers open data connections.
     pub mode: DataMode,
+    /// The local address passive data connections are made from (`None`:
+    /// the kernel's choice); set by [`Client::try_connect_from`].
+    pub source: Option<IpAddr>,
 }
 
 impl Client {
@@ -184,7 +187,24 @@ impl Client {
             writer,
             greeting,
             mode,
+            source: None,
         })
+    }
+
+    /// Connects from the local address `from` (and makes passive data
+    /// connections from it too) and reads the greeting, whatever it is.
+    pub fn try_connect_from(from: IpAddr, to: SocketAddr) -> io::Result<Client> {
+        let mut c = Client::from_stream(connect_from(from, to)?)?;
+        c.source = Some(from);
+        Ok(c)
+    }
+
+    /// Connects, sends `header` (a PROXY header: see
+    /// [`crate::proxy_header`]) and reads the greeting, whatever it is.
+    pub fn try_connect_with(addr: SocketAddr, header: &[u8]) -> io::Result<Client> {
+        let mut s = TcpStream::connect_timeout(&addr, TIMEOUT)?;
+        s.write_all(header)?;
+        Client::from_stream(s)
     }
 
     /// The server's address.
@@ -238,6 +258,13 @@ impl Client {
     pub fn expect(&mut self, line: &str, code: u16) -> Reply {
         let r = self.cmd(line);
         assert_eq!(r.code, code, "{line:?} got {r}, expected {code}");
+        r
+    }
+
+    /// Reads the next reply and checks its code.
+    pub fn expect_reply(&mut self, code: u16) -> Reply {
+        let r = self.read_reply();
+        assert_eq!(r.code, code, "got {r}, expected {code}");
         r
     }
 
@@ -340,7 +367,10 @@ impl Client {
     pub fn start(&mut self, line: &str, data: Data) -> Result<Transfer, Reply> {
         match data {
             Data::Passive(addr) => {
-                let stream = TcpStream::connect_timeout(&addr, TIMEOUT);
+                let stream = match self.source {
+                    Some(from) => connect_from(from, addr),
+                    None => TcpStream::connect_timeout(&addr, TIMEOUT),
+                };
                 self.send(line);
                 let r = self.read_reply();
                 if r.code / 100 != 1 {

@@ -15,11 +15,13 @@ pub fn clients_required() -> bool {
     std::env::var("FTP_TEST_REQUIRE_CLIENTS").is_ok_and(|v| v == "1")
 }
 
-/// The path of `program` on `PATH`.
+/// The path of `program` on `PATH`, or in the sbin folders (where Debian
+/// puts haproxy) that a user's `PATH` may lack.
 pub fn find_program(program: &str) -> Option<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
-    let path = std::env::var_os("PATH")?;
+    let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin"].map(PathBuf::from))
         .map(|dir| dir.join(program))
         .find(|p| {
             std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)

@@ -2,8 +2,9 @@
 //! [`Runtime`](ftp_host::daemon::Runtime) ([`server`]), a strict FTP client
 //! over real sockets ([`client`]), real FTP programs run with a time limit
 //! ([`clients`]), file trees on disk ([`tree`]) and reproducible test data
-//! ([`data`]), and a real S3 object store, a SeaweedFS cluster on loopback
-//! ([`seaweed`]).
+//! ([`data`]), a real S3 object store, a SeaweedFS cluster on loopback
+//! ([`seaweed`]), PROXY protocol headers made by hand ([`proxy_header`])
+//! and several daemon processes behind a real haproxy ([`balancer`]).
 //!
 //! Every test is written once as a generic `fn name<R: Runtime>()` and
 //! instantiated for both daemons with [`daemon_tests!`]. The tests of the
@@ -20,11 +21,13 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 pub mod backend;
+pub mod balancer;
 pub mod binary;
 pub mod client;
 pub mod clients;
 pub mod data;
 pub mod objects;
+pub mod proxy_header;
 pub mod seaweed;
 mod served;
 pub mod server;

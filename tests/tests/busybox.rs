@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use ftp_tests::{skip, wait_for};
 
@@ -75,64 +75,16 @@ fn is_root() -> bool {
     rustix::process::geteuid().is_root()
 }
 
-/// The daemon binary cargo built beside this test executable.
-fn daemon_binary(name: &str) -> Option<PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    // target/<profile>/deps/busybox-HASH → target/<profile>/NAME
-    let path = exe.parent()?.parent()?.join(name);
-    path.is_file().then_some(path)
-}
-
-/// The newest modification time of the sources a daemon is built from.
-fn newest_source() -> SystemTime {
-    fn walk(path: &Path, newest: &mut SystemTime) {
-        let Ok(meta) = fs::metadata(path) else {
-            return;
-        };
-        if meta.is_dir() {
-            for entry in fs::read_dir(path).into_iter().flatten().flatten() {
-                walk(&entry.path(), newest);
-            }
-        } else if let Ok(modified) = meta.modified() {
-            *newest = (*newest).max(modified);
-        }
-    }
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let mut newest = SystemTime::UNIX_EPOCH;
-    // Only sources: a change to any of them makes cargo relink the
-    // binaries (a manifest or lock file may change without that).
-    for part in [
-        "ftp-proto/src",
-        "ftp-host/src",
-        "ftp-mio/src",
-        "ftp-smol/src",
-    ] {
-        walk(&workspace.join(part), &mut newest);
-    }
-    newest
-}
-
 /// The daemon's path if this test can run: the binary, `tcpsvd` and (with
 /// `root`) root and the shadow tools are there.
 fn ready(test: &str, daemon: &str, root: bool, tcpsvd: bool) -> Option<PathBuf> {
-    // `cargo test --workspace` builds the daemons' binaries (for their own
-    // binary tests); `cargo test -p ftp-tests` alone does not, and an old
-    // binary would test old code.
-    let Some(binary) = daemon_binary(daemon) else {
-        missing(
-            test,
-            &format!("{daemon} is not built: run `cargo build --bins` first"),
-        );
-        return None;
+    let binary = match ftp_tests::binary::built_daemon(daemon) {
+        Ok(binary) => binary,
+        Err(why) => {
+            missing(test, &why);
+            return None;
+        }
     };
-    let built = fs::metadata(&binary).and_then(|m| m.modified());
-    if built.is_ok_and(|built| built < newest_source()) {
-        missing(
-            test,
-            &format!("{daemon} is older than its sources: run `cargo build --bins` first"),
-        );
-        return None;
-    }
     if tcpsvd && !in_path("tcpsvd") {
         missing(test, "tcpsvd is not installed (Debian package ipsvd)");
         return None;
