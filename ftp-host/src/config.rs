@@ -149,6 +149,9 @@ pub enum ConfigError {
     /// The process could not chroot or change its identity, or `--run-as`
     /// names no user or group.
     Identity(crate::identity::IdentityError),
+    /// The sockets passed by the service manager (systemd socket
+    /// activation) cannot be served.
+    Activation(crate::systemd::ActivationError),
 }
 
 /// What is wrong with an entry of the users file.
@@ -271,6 +274,7 @@ impl fmt::Display for ConfigError {
             }
             ConfigError::Tls(e) => write!(f, "TLS: {e}"),
             ConfigError::Identity(e) => write!(f, "{e}"),
+            ConfigError::Activation(e) => write!(f, "{e}"),
         }
     }
 }
@@ -300,6 +304,7 @@ impl std::error::Error for ConfigError {
             | ConfigError::Xferlog { source, .. }
             | ConfigError::Stdin(source) => Some(source),
             ConfigError::Identity(e) => Some(e),
+            ConfigError::Activation(e) => Some(e),
             _ => None,
         }
     }

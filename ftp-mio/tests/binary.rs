@@ -1,4 +1,5 @@
-//! The built `ftp-mio` binary: command line, `--inetd`, the embedded default.
+//! The built `ftp-mio` binary: command line, `--inetd`, the embedded default,
+//! systemd.
 
 #[test]
 fn binary() {
@@ -10,4 +11,38 @@ fn killed_during_bucket_uploads() {
     ftp_tests::binary::check_killed_during_bucket_uploads(std::path::Path::new(env!(
         "CARGO_BIN_EXE_ftp-mio"
     )));
+}
+
+/// The built binary under systemd's protocols (`ftp_tests::systemd`).
+mod systemd {
+    use std::path::Path;
+
+    fn bin() -> &'static Path {
+        Path::new(env!("CARGO_BIN_EXE_ftp-mio"))
+    }
+
+    #[test]
+    fn socket_activation() {
+        ftp_tests::systemd::check_socket_activation(bin());
+    }
+
+    #[test]
+    fn socket_activation_implicit_tls() {
+        ftp_tests::systemd::check_socket_activation_implicit_tls(bin());
+    }
+
+    #[test]
+    fn inetd_activation() {
+        ftp_tests::systemd::check_inetd_activation(bin());
+    }
+
+    #[test]
+    fn bad_activation() {
+        ftp_tests::systemd::check_bad_activation(bin());
+    }
+
+    #[test]
+    fn notify() {
+        ftp_tests::systemd::check_notify(bin());
+    }
 }

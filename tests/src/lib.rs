@@ -2,8 +2,9 @@
 //! [`Runtime`](ftp_host::daemon::Runtime) ([`server`]), a strict FTP client
 //! over real sockets ([`client`]), real FTP programs run with a time limit
 //! ([`clients`]), file trees on disk ([`tree`]) and reproducible test data
-//! ([`data`]), and a real S3 object store, a SeaweedFS cluster on loopback
-//! ([`seaweed`]).
+//! ([`data`]), a real S3 object store, a SeaweedFS cluster on loopback
+//! ([`seaweed`]), and the daemons' binaries under systemd's socket
+//! activation and notifications ([`systemd`]).
 //!
 //! Every test is written once as a generic `fn name<R: Runtime>()` and
 //! instantiated for both daemons with [`daemon_tests!`].
@@ -21,6 +22,7 @@ pub mod clients;
 pub mod data;
 pub mod seaweed;
 pub mod server;
+pub mod systemd;
 pub mod tree;
 
 pub use client::{Client, Data, DataMode, Reply};
