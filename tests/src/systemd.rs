@@ -248,8 +248,7 @@ pub fn check_inetd_activation(bin: &Path) {
     let dir = served();
     let dir_arg = dir.path().to_str().expect("UTF-8 path");
     for mode in [&["--inetd", "--accept"][..], &["--accept", "--fdname=ftp"]] {
-        let options = mode;
-        let activated = Activated::start(&tool, 1, &options, bin, &["--inetd", "-A", dir_arg]);
+        let activated = Activated::start(&tool, 1, mode, bin, &["--inetd", "-A", dir_arg]);
         let mut first = Client::connect(activated.addr(0));
         let mut second = Client::connect(activated.addr(0));
         for c in [&mut first, &mut second] {
