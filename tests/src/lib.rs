@@ -1,8 +1,9 @@
 //! Test harness for the FTP daemons: a server started in-process on any
 //! [`Runtime`](ftp_host::daemon::Runtime) ([`server`]), a strict FTP client
-//! over real sockets ([`client`]), real FTP programs run with a time limit
-//! ([`clients`]), file trees on disk ([`tree`]) and reproducible test data
-//! ([`data`]), a real S3 object store, a SeaweedFS cluster on loopback
+//! over real sockets ([`client`]), a certificate made at test time
+//! ([`certs`]), real FTP programs run with a time limit ([`clients`]),
+//! file trees on disk ([`tree`]) and reproducible test data ([`data`]), a
+//! real S3 object store, a SeaweedFS cluster on loopback
 //! ([`seaweed`]), and the daemons' binaries under systemd's socket
 //! activation and notifications ([`systemd`]).
 //!
@@ -17,6 +18,7 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 pub mod binary;
+pub mod certs;
 pub mod client;
 pub mod clients;
 pub mod data;

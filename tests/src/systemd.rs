@@ -14,7 +14,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::UnixDatagram;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
 use rustix::process::{Pid, Signal};
 
+use crate::certs::Certs;
 use crate::client::Client;
 use crate::{TIMEOUT, wait_for};
 
@@ -205,14 +206,9 @@ pub fn check_socket_activation_implicit_tls(bin: &Path) {
     };
     let dir = served();
     let certs = Certs::new();
-    let (cert, key) = (certs.path("cert.pem"), certs.path("key.pem"));
-    let args = [
-        "--tls-cert",
-        cert.to_str().expect("UTF-8"),
-        "--tls-key",
-        key.to_str().expect("UTF-8"),
-        dir.path().to_str().expect("UTF-8"),
-    ];
+    let mut args = certs.args();
+    args.push(dir.path().to_str().expect("UTF-8 path").to_owned());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let activated = Activated::start(&tool, 2, &["--fdname=ftp:ftps"], bin, &args);
     login_list_download(activated.addr(0));
 
@@ -481,40 +477,4 @@ fn notify_session(bin: &Path, socket: &UnixDatagram, value: &str, watchdog_pid: 
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-/// A self-signed certificate for `localhost` and its key, in PEM files.
-struct Certs {
-    dir: tempfile::TempDir,
-    der: rustls::pki_types::CertificateDer<'static>,
-}
-
-impl Certs {
-    fn new() -> Certs {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
-        let made = rcgen::generate_simple_self_signed(names).expect("a certificate");
-        std::fs::write(dir.path().join("cert.pem"), made.cert.pem()).expect("write");
-        std::fs::write(dir.path().join("key.pem"), made.key_pair.serialize_pem()).expect("write");
-        let der = made.cert.der().clone();
-        Certs { dir, der }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    /// A TLS client that trusts this certificate.
-    fn client(&self) -> rustls::ClientConnection {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(self.der.clone()).expect("a root");
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .expect("TLS versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        let name = rustls::pki_types::ServerName::try_from("localhost").expect("a name");
-        rustls::ClientConnection::new(Arc::new(config), name).expect("a TLS client")
-    }
 }
