@@ -270,7 +270,7 @@ pub fn check_bad_activation(bin: &Path) {
     let dir_arg = dir.path().to_str().expect("UTF-8 path");
 
     // fd 3 is /dev/null: adopting it would fail, so ignoring it is seen.
-    let mut child = Command::new("sh")
+    let mut child = Command::new("/bin/sh")
         .arg("-c")
         .arg("LISTEN_PID=1 exec \"$0\" \"$@\" 3</dev/null")
         .arg(bin)
@@ -302,7 +302,7 @@ pub fn check_bad_activation(bin: &Path) {
         std::panic::resume_unwind(panic);
     }
 
-    let out = Command::new("sh")
+    let out = Command::new("/bin/sh")
         .arg("-c")
         .arg("LISTEN_PID=$$ exec \"$0\" \"$@\" 3</dev/null")
         .arg(bin)
