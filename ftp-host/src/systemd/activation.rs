@@ -270,26 +270,11 @@ pub(crate) fn adopt(found: Found) -> Result<Passed, ActivationError> {
     }
     let mut sockets = Vec::with_capacity(names.len());
     for (fd, name) in (FIRST_FD..).zip(names) {
-        let owned = match own(fd) {
-            Ok(owned) => owned,
-            Err(source) => return Err(ActivationError::Unusable { fd, name, source }),
-        };
-        let kind = match examine(&owned) {
-            Ok(Ok(())) => match sockopt::socket_acceptconn(&owned) {
-                Ok(true) => Kind::Listening(TcpListener::from(owned)),
-                Ok(false) => Kind::Connected(TcpStream::from(owned)),
-                Err(e) => {
-                    return Err(ActivationError::Unusable {
-                        fd,
-                        name,
-                        source: e.into(),
-                    });
-                }
-            },
+        match own(fd).and_then(classify) {
+            Ok(Ok(kind)) => sockets.push(Socket { fd, name, kind }),
             Ok(Err(what)) => return Err(ActivationError::NotTcp { fd, name, what }),
             Err(source) => return Err(ActivationError::Unusable { fd, name, source }),
-        };
-        sockets.push(Socket { fd, name, kind });
+        }
     }
     Ok(Passed::Sockets(sockets))
 }
@@ -307,6 +292,19 @@ fn own(fd: RawFd) -> io::Result<OwnedFd> {
     let owned = unsafe { OwnedFd::from_raw_fd(fd) };
     rustix::io::fcntl_setfd(&owned, flags | FdFlags::CLOEXEC)?;
     Ok(owned)
+}
+
+/// A TCP socket as listening or connected, or `Ok(Err(what it is))` for
+/// anything else.
+fn classify(fd: OwnedFd) -> io::Result<Result<Kind, &'static str>> {
+    if let Err(what) = examine(&fd)? {
+        return Ok(Err(what));
+    }
+    Ok(Ok(if sockopt::socket_acceptconn(&fd)? {
+        Kind::Listening(TcpListener::from(fd))
+    } else {
+        Kind::Connected(TcpStream::from(fd))
+    }))
 }
 
 /// `Ok(Ok(()))` for a TCP socket, `Ok(Err(what it is))` for anything else.
@@ -400,24 +398,19 @@ pub(crate) fn passed_connection(sockets: Vec<Socket>) -> Result<TcpStream, Activ
 /// standard input, as inetd, tcpsvd and `systemd-socket-activate --inetd
 /// --accept` give it.
 pub(crate) fn stdin_connection() -> Result<TcpStream, ActivationError> {
-    let unusable = |source| ActivationError::Unusable {
-        fd: 0,
-        name: "standard input".to_owned(),
-        source,
-    };
-    let stdin = io::stdin().as_fd().try_clone_to_owned().map_err(unusable)?;
-    match examine(&stdin) {
-        Ok(Ok(())) => {}
-        Ok(Err(what)) => return Err(ActivationError::Stdin { what }),
-        Err(source) => return Err(unusable(source)),
-    }
-    match sockopt::socket_acceptconn(&stdin) {
-        Ok(false) => Ok(TcpStream::from(stdin)),
-        Ok(true) => Err(ActivationError::Stdin {
+    let stdin = io::stdin().as_fd().try_clone_to_owned();
+    match stdin.and_then(classify) {
+        Ok(Ok(Kind::Connected(stream))) => Ok(stream),
+        Ok(Ok(Kind::Listening(_))) => Err(ActivationError::Stdin {
             what: "a listening socket (inetd's \"wait\" mode, or \
                    systemd-socket-activate --inetd without --accept)",
         }),
-        Err(e) => Err(unusable(e.into())),
+        Ok(Err(what)) => Err(ActivationError::Stdin { what }),
+        Err(source) => Err(ActivationError::Unusable {
+            fd: 0,
+            name: "standard input".to_owned(),
+            source,
+        }),
     }
 }
 
