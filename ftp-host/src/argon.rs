@@ -17,7 +17,8 @@
 //! checks run at once, and so how much memory they take together, is
 //! bounded by the pool.
 //!
-//! This module and [`crate::crypt`] are the only ones with `unsafe` code:
+//! This module, [`crate::crypt`] and two start-up steps of
+//! [`crate::systemd`] are the only ones with `unsafe` code; here it is
 //! mapping, viewing and unmapping that block.
 #![allow(unsafe_code)]
 

@@ -163,6 +163,9 @@ pub enum ConfigError {
     /// The process could not chroot or change its identity, or `--run-as`
     /// names no user or group.
     Identity(crate::identity::IdentityError),
+    /// The sockets passed by the service manager (systemd socket
+    /// activation) cannot be served.
+    Activation(crate::systemd::ActivationError),
 }
 
 /// What is wrong with an entry of the users file.
@@ -290,6 +293,7 @@ impl fmt::Display for ConfigError {
             }
             ConfigError::Tls(e) => write!(f, "TLS: {e}"),
             ConfigError::Identity(e) => write!(f, "{e}"),
+            ConfigError::Activation(e) => write!(f, "{e}"),
         }
     }
 }
@@ -320,6 +324,7 @@ impl std::error::Error for ConfigError {
             | ConfigError::Resolve { source, .. }
             | ConfigError::Stdin(source) => Some(source),
             ConfigError::Identity(e) => Some(e),
+            ConfigError::Activation(e) => Some(e),
             _ => None,
         }
     }

@@ -14,8 +14,9 @@
 //! is what BusyBox's `passwd` writes. A yescrypt hash is then refused, as
 //! an unknown scheme is.
 //!
-//! This module and [`crate::argon`] are the only ones with `unsafe` code
-//! in the project; here it is one call
+//! This module, [`crate::argon`] and two start-up steps of
+//! [`crate::systemd`] are the only ones with `unsafe` code in the project;
+//! here it is one call
 //! to `crypt_rn`, the re-entrant form that works in caller-provided memory
 //! of a stated size (so concurrent logins on worker threads are safe,
 //! unlike `crypt`, and a library whose work area is larger than expected

@@ -1,6 +1,7 @@
 //! The part of `main` both daemons share: parse the command line, set up
-//! logging and limits, bind the listeners (or take the inetd socket),
-//! install signal handling, then hand over to the runtime.
+//! logging and limits, bind the listeners (or take the sockets systemd
+//! passes, or the inetd socket), install signal handling, tell the service
+//! manager the daemon is ready, then hand over to the runtime.
 //!
 //! Identity, as BusyBox `ftpd` and `tcpsvd -u` do it:
 //! - `--inetd` started as root: the served folder is opened, then the
@@ -25,6 +26,7 @@ use crate::config::ConfigError;
 use crate::identity;
 use crate::limits;
 use crate::server::Server;
+use crate::systemd::{self, Passed};
 
 /// A bound, non-blocking listening socket and how its connections start.
 #[derive(Debug)]
@@ -121,7 +123,15 @@ pub fn prepare_control_socket(socket: &impl AsFd) {
 }
 
 /// Runs a daemon: everything from the command line to exit.
+///
+/// Call it from the program's `main` and nowhere else: it first takes the
+/// service manager's variables out of the environment (see
+/// [`crate::systemd`]), which is only sound before any thread starts, and
+/// adopts the sockets passed from fd 3 on before anything opens a
+/// descriptor.
 pub fn main<R: Runtime>() -> ExitCode {
+    let manager = systemd::Environment::take();
+    let passed = manager.passed_sockets();
     let prog = cli::prog_name();
     let config = match cli::parse_args(std::env::args_os()) {
         Ok(Invocation::Serve(config)) => config,
@@ -139,13 +149,32 @@ pub fn main<R: Runtime>() -> ExitCode {
         log::warn!("{warning}");
     }
     limits::keep_large_allocations_unpooled();
+    let passed = match passed {
+        Ok(Passed::NotOurs { pid }) => {
+            log::warn!(
+                "LISTEN_PID={pid} is another process (this is {}): \
+                 the sockets passed with it are left alone",
+                std::process::id()
+            );
+            Passed::Nothing
+        }
+        Ok(passed) => passed,
+        Err(e) => ConfigError::Activation(e).exit(&prog),
+    };
+    if let Err(e) = manager.connect_notify() {
+        log::warn!("{e}");
+    }
+    let watchdog = manager.watchdog_interval().unwrap_or_else(|e| {
+        log::warn!("no watchdog: {e}");
+        None
+    });
     if let Err(e) = limits::raise_nofile_limit() {
         log::debug!("could not raise the open-file limit: {e}");
     }
     let result = if config.inetd {
-        run_inetd::<R>(config)
+        run_inetd::<R>(config, passed, watchdog)
     } else {
-        run_standalone::<R>(config, &prog)
+        run_standalone::<R>(config, passed, watchdog, &prog)
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -153,12 +182,21 @@ pub fn main<R: Runtime>() -> ExitCode {
     }
 }
 
-fn run_inetd<R: Runtime>(mut config: ServerConfig) -> Result<(), ConfigError> {
-    let fd = io::stdin()
-        .as_fd()
-        .try_clone_to_owned()
-        .map_err(ConfigError::Stdin)?;
-    let stream = TcpStream::from(fd);
+fn run_inetd<R: Runtime>(
+    mut config: ServerConfig,
+    passed: Passed,
+    watchdog: Option<Duration>,
+) -> Result<(), ConfigError> {
+    // systemd's `Accept=yes` passes the connection as fd 3; inetd, tcpsvd
+    // and `systemd-socket-activate --inetd --accept` as standard input.
+    let stream = match passed {
+        Passed::Sockets(sockets) => {
+            systemd::passed_connection(sockets).map_err(ConfigError::Activation)?
+        }
+        Passed::Nothing | Passed::NotOurs { .. } => {
+            systemd::stdin_connection().map_err(ConfigError::Activation)?
+        }
+    };
     let root = identity::is_root();
     if root {
         config.enable_login_identity();
@@ -170,27 +208,24 @@ fn run_inetd<R: Runtime>(mut config: ServerConfig) -> Result<(), ConfigError> {
         identity::chroot(&server.config.root).map_err(ConfigError::Identity)?;
         log::debug!("chrooted to {}", server.config.root.display());
     }
+    let peer = stream
+        .peer_addr()
+        .map_or_else(|_| "?".to_owned(), |a| a.to_string());
+    serving(&format!("serving one session for {peer}"), watchdog);
     R::serve_one(server, stream).map_err(ConfigError::Stdin)
 }
 
-fn run_standalone<R: Runtime>(config: ServerConfig, prog: &str) -> Result<(), ConfigError> {
-    let mut listeners = Vec::with_capacity(config.listen.len());
-    for &addr in &config.listen {
-        let listener = TcpListener::bind(addr)
-            .and_then(|l| l.set_nonblocking(true).map(|()| l))
-            .map_err(|source| ConfigError::Bind { addr, source })?;
-        listeners.push(Listener::from(listener));
-    }
-    let implicit = config.tls.as_ref().map_or(&[][..], |t| &t.implicit[..]);
-    for &addr in implicit {
-        let socket = TcpListener::bind(addr)
-            .and_then(|l| l.set_nonblocking(true).map(|()| l))
-            .map_err(|source| ConfigError::Bind { addr, source })?;
-        listeners.push(Listener {
-            socket,
-            implicit_tls: true,
-        });
-    }
+fn run_standalone<R: Runtime>(
+    config: ServerConfig,
+    passed: Passed,
+    watchdog: Option<Duration>,
+    prog: &str,
+) -> Result<(), ConfigError> {
+    let listeners = match passed {
+        Passed::Sockets(sockets) => systemd::passed_listeners(sockets, config.tls.is_some())
+            .map_err(ConfigError::Activation)?,
+        Passed::Nothing | Passed::NotOurs { .. } => bind(&config)?,
+    };
     let metrics = match config.metrics {
         Some(addr) => {
             Some(crate::http::bind(addr).map_err(|source| ConfigError::Bind { addr, source })?)
@@ -209,7 +244,7 @@ fn run_standalone<R: Runtime>(config: ServerConfig, prog: &str) -> Result<(), Co
         ),
         None => {}
     }
-    announce(&server, &listeners, prog);
+    let status = announce(&server, &listeners, prog);
     let shutdown = Shutdown::new();
     // Answers (503 on /readyz once the shutdown begins) until `serve`
     // returns.
@@ -221,14 +256,44 @@ fn run_standalone<R: Runtime>(config: ServerConfig, prog: &str) -> Result<(), Co
         None => None,
     };
     watch_signals(shutdown.clone(), server.clone());
+    serving(&status, watchdog);
     R::serve(server, listeners, shutdown).map_err(|source| ConfigError::Bind {
         addr: ([0, 0, 0, 0], 0).into(),
         source,
     })
 }
 
-/// Prints the one line that says how to connect.
-fn announce(server: &Server, listeners: &[Listener], prog: &str) {
+/// Binds the `--listen` and `--implicit-tls` addresses.
+fn bind(config: &ServerConfig) -> Result<Vec<Listener>, ConfigError> {
+    let implicit = config.tls.as_ref().map_or(&[][..], |t| &t.implicit[..]);
+    let plain = config.listen.iter().map(|&addr| (addr, false));
+    let mut listeners = Vec::with_capacity(config.listen.len() + implicit.len());
+    for (addr, implicit_tls) in plain.chain(implicit.iter().map(|&addr| (addr, true))) {
+        let socket = TcpListener::bind(addr)
+            .and_then(|l| l.set_nonblocking(true).map(|()| l))
+            .map_err(|source| ConfigError::Bind { addr, source })?;
+        listeners.push(Listener {
+            socket,
+            implicit_tls,
+        });
+    }
+    Ok(listeners)
+}
+
+/// Tells the service manager (if any) that the daemon serves, with
+/// `status` for `systemctl status`, and starts the watchdog thread.
+fn serving(status: &str, watchdog: Option<Duration>) {
+    if let Err(e) = systemd::notify(&format!("{}\nSTATUS={status}", systemd::READY)) {
+        log::warn!("{e}");
+    }
+    if let Some(every) = watchdog {
+        systemd::start_watchdog(every);
+    }
+}
+
+/// Prints the one line that says how to connect, and returns it without
+/// the program's name.
+fn announce(server: &Server, listeners: &[Listener], prog: &str) -> String {
     let config = &server.config;
     let engine = &config.engine;
     let who = if engine.no_login {
@@ -263,12 +328,12 @@ fn announce(server: &Server, listeners: &[Listener], prog: &str) {
     } else {
         "for anonymous sessions"
     };
-    let _ = writeln!(
-        out,
-        "{prog}: serving {} at {} ({who}, {access} {whom})",
+    let status = format!(
+        "serving {} at {} ({who}, {access} {whom})",
         config.root.display(),
         urls.join(" ")
     );
+    let _ = writeln!(out, "{prog}: {status}");
     let _ = out.flush();
     drop(out);
     let limit = |n: usize| match n {
@@ -283,10 +348,11 @@ fn announce(server: &Server, listeners: &[Listener], prog: &str) {
             .login_timeout
             .map_or("none".to_string(), |d| format!("{} s", d.as_secs()))
     );
+    status
 }
 
-/// Triggers `shutdown` on SIGTERM or SIGINT; reloads the accounts and
-/// certificate on SIGHUP.
+/// Triggers `shutdown` on SIGTERM or SIGINT (telling the service manager
+/// `STOPPING=1`); reloads the accounts and certificate on SIGHUP.
 fn watch_signals(shutdown: Shutdown, server: Arc<Server>) {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     match signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP]) {
@@ -300,6 +366,9 @@ fn watch_signals(shutdown: Shutdown, server: Arc<Server>) {
                             continue;
                         }
                         log::info!("signal {signal}: shutting down");
+                        if let Err(e) = systemd::notify(systemd::STOPPING) {
+                            log::warn!("{e}");
+                        }
                         shutdown.trigger();
                         break;
                     }
@@ -312,9 +381,17 @@ fn watch_signals(shutdown: Shutdown, server: Arc<Server>) {
     }
 }
 
-/// Reloads on SIGHUP, logging one line either way.
+/// Reloads on SIGHUP, logging one line either way, and telling the
+/// service manager `RELOADING=1` and then `READY=1`.
 fn reload(server: &Server) {
-    match server.reload() {
+    if let Err(e) = systemd::notify_reloading() {
+        log::warn!("{e}");
+    }
+    let outcome = server.reload();
+    if let Err(e) = systemd::notify(systemd::READY) {
+        log::warn!("{e}");
+    }
+    match outcome {
         Ok(done) => log::info!(
             "reloaded: {} accounts in the users file{}",
             done.users,

@@ -6,8 +6,10 @@
 //! sinks, passive ports, connection limits and logs.
 //!
 //! The only `unsafe` code is the call into the system's `crypt` in
-//! [`crypt`] and the mapping of argon2's working memory in [`argon`];
-//! every other module is checked to have none.
+//! [`crypt`], the mapping of argon2's working memory in [`argon`], and in
+//! [`systemd`] the adoption of the sockets the service manager passes and
+//! the removal of its variables from the environment at start; every other
+//! module is checked to have none.
 #![deny(missing_debug_implementations, missing_docs, unsafe_code)]
 
 pub mod admission;
@@ -31,6 +33,7 @@ pub mod server;
 mod splice;
 pub mod storage;
 pub mod system;
+pub mod systemd;
 pub mod tls;
 pub mod transfer;
 pub mod users;

@@ -70,7 +70,7 @@ pub fn check_binary(bin: &Path) {
 }
 
 /// Waits for `child` with a deadline, killing it if it overruns.
-fn wait_output(mut child: Child, limit: Duration) -> Output {
+pub(crate) fn wait_output(mut child: Child, limit: Duration) -> Output {
     let deadline = Instant::now() + limit;
     while Instant::now() < deadline {
         if let Ok(Some(_)) = child.try_wait() {

@@ -1,10 +1,13 @@
 //! Test harness for the FTP daemons: a server started in-process on any
 //! [`Runtime`](ftp_host::daemon::Runtime) ([`server`]), a strict FTP client
-//! over real sockets ([`client`]), real FTP programs run with a time limit
-//! ([`clients`]), file trees on disk ([`tree`]) and reproducible test data
-//! ([`data`]), a real S3 object store, a SeaweedFS cluster on loopback
-//! ([`seaweed`]), PROXY protocol headers made by hand ([`proxy_header`])
-//! and several daemon processes behind a real haproxy ([`balancer`]).
+//! over real sockets ([`client`]), a certificate made at test time
+//! ([`certs`]), real FTP programs run with a time limit ([`clients`]),
+//! file trees on disk ([`tree`]) and reproducible test data ([`data`]), a
+//! real S3 object store, a SeaweedFS cluster on loopback ([`seaweed`]),
+//! PROXY protocol headers made by hand ([`proxy_header`]), several daemon
+//! processes behind a real haproxy ([`balancer`]), and the daemons'
+//! binaries under systemd's socket activation and notifications
+//! ([`systemd`]).
 //!
 //! Every test is written once as a generic `fn name<R: Runtime>()` and
 //! instantiated for both daemons with [`daemon_tests!`]. The tests of the
@@ -23,6 +26,7 @@ use std::time::{Duration, Instant};
 pub mod backend;
 pub mod balancer;
 pub mod binary;
+pub mod certs;
 pub mod client;
 pub mod clients;
 pub mod data;
@@ -31,6 +35,7 @@ pub mod proxy_header;
 pub mod seaweed;
 mod served;
 pub mod server;
+pub mod systemd;
 pub mod tree;
 
 pub use client::{Client, Data, DataMode, Reply};

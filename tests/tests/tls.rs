@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use ftp_host::cli::{Invocation, parse_args};
 use ftp_host::daemon::Runtime;
+use ftp_tests::certs::Certs;
 use ftp_tests::clients::{CLIENT_TIMEOUT, Output, command, require, run};
 use ftp_tests::data::pattern;
 use ftp_tests::{TestServer, daemon_tests, tree};
@@ -23,61 +24,6 @@ daemon_tests! {
     lftp_mirror_over_tls,
     python_ftplib_tls,
     python_ccc,
-}
-
-/// A self-signed certificate for `localhost` / `127.0.0.1` and its key,
-/// in PEM files of a temporary folder.
-struct Certs {
-    dir: tempfile::TempDir,
-    /// The certificate, for a client that trusts it.
-    der: rustls::pki_types::CertificateDer<'static>,
-}
-
-impl Certs {
-    fn new() -> Certs {
-        let dir = tempfile::Builder::new()
-            .prefix("ftp-tests-tls-")
-            .tempdir()
-            .unwrap();
-        let made = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
-            .unwrap();
-        fs::write(dir.path().join("cert.pem"), made.cert.pem()).unwrap();
-        fs::write(dir.path().join("key.pem"), made.key_pair.serialize_pem()).unwrap();
-        let der = made.cert.der().clone();
-        Certs { dir, der }
-    }
-
-    /// A rustls client connection that trusts this certificate.
-    fn client(&self) -> rustls::ClientConnection {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(self.der.clone()).unwrap();
-        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-        rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap()
-    }
-
-    fn cert(&self) -> PathBuf {
-        self.dir.path().join("cert.pem")
-    }
-
-    fn key(&self) -> PathBuf {
-        self.dir.path().join("key.pem")
-    }
-
-    /// `--tls-cert FILE --tls-key FILE`.
-    fn args(&self) -> Vec<String> {
-        vec![
-            "--tls-cert".into(),
-            self.cert().to_str().unwrap().into(),
-            "--tls-key".into(),
-            self.key().to_str().unwrap().into(),
-        ]
-    }
 }
 
 /// A builder for a server with the certificate and `extra` flags.
@@ -600,7 +546,7 @@ fn certificate_errors() {
         config_error(&["--tls-cert", cert, "--tls-key", key]),
         "accepted"
     );
-    let missing = certs.dir.path().join("missing.pem");
+    let missing = certs.dir().join("missing.pem");
     let missing = missing.to_str().unwrap();
     let err = config_error(&["--tls-cert", missing, "--tls-key", key]);
     assert!(
