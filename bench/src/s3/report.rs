@@ -12,8 +12,11 @@ use crate::servers::Kind;
 /// an upload holds at most two parts in memory.
 pub const PART_MIB: u64 = 8;
 
-/// Slack of the memory bound for everything else a session holds (its
-/// buffers, the HTTP client's), MiB.
+/// What an upload holds beside its two parts (the session's socket and
+/// transfer buffers, the HTTP client's), MiB: the README's bound.
+const BUFFERS_MIB: u64 = 2;
+
+/// Slack of the memory bound for the process as a whole, MiB.
 const SLACK_MIB: u64 = 4;
 
 /// Throughput ratio over rclone the issue asks for.
@@ -97,10 +100,10 @@ fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
 
-/// Most peak RSS the README's claim allows: idle + uploads x two parts +
-/// [`SLACK_MIB`].
+/// Most peak RSS the README's claim allows: idle + uploads x (two parts +
+/// [`BUFFERS_MIB`]) + [`SLACK_MIB`].
 pub fn peak_bound_kib(b: &Burst) -> u64 {
-    b.idle_kib + (b.uploads as u64 * 2 * PART_MIB + SLACK_MIB) * 1024
+    b.idle_kib + (b.uploads as u64 * (2 * PART_MIB + BUFFERS_MIB) + SLACK_MIB) * 1024
 }
 
 /// The table of the S3 figures, with the targets.
@@ -322,7 +325,7 @@ fn targets(r: &Results, sums: &[Sum], rc: &Sum) -> Vec<String> {
         if let Some(b) = &c.burst {
             let bound = peak_bound_kib(b);
             lines.push(format!(
-                "{}: burst peak RSS <= idle + {} uploads x 2 x {PART_MIB} MiB + {SLACK_MIB} MiB = {:.1} MiB: {:.1} MiB -> {}",
+                "{}: burst peak RSS <= idle + {} uploads x (2 x {PART_MIB} + {BUFFERS_MIB}) MiB + {SLACK_MIB} MiB = {:.1} MiB: {:.1} MiB -> {}",
                 c.name,
                 b.uploads,
                 mib(bound),
