@@ -120,6 +120,15 @@ fn bad_configuration_is_one_line(bin: &Path) {
     assert!(err.contains("1.2.3:4"), "names the value: {err}");
 }
 
+/// The `ADDR` of the `ftp://ADDR/` a daemon announces at start.
+fn announced_addr(announced: &str) -> Option<String> {
+    announced
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("ftp://"))
+        .and_then(|w| w.strip_suffix('/'))
+        .map(str::to_owned)
+}
+
 /// Reads one reply line.
 fn line(reader: &mut impl BufRead) -> String {
     let mut line = String::new();
@@ -179,11 +188,7 @@ fn standalone_announces_and_serves(bin: &Path) {
         .expect("start the daemon");
     let stdout = child.stdout.take().expect("stdout");
     let announced = line(&mut BufReader::new(stdout));
-    let addr = announced
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("ftp://"))
-        .and_then(|w| w.strip_suffix('/'))
-        .map(str::to_owned);
+    let addr = announced_addr(&announced);
     let result = std::panic::catch_unwind(|| {
         assert!(announced.contains("read-only"), "{announced}");
         let addr = addr.expect("the announcement names ftp://ADDR/");
@@ -251,12 +256,7 @@ fn login_burst_gives_memory_back(bin: &Path) {
     let stdout = child.stdout.take().expect("stdout");
     let announced = line(&mut BufReader::new(stdout));
     let result = std::panic::catch_unwind(|| {
-        let addr = announced
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix("ftp://"))
-            .and_then(|w| w.strip_suffix('/'))
-            .map(str::to_owned)
-            .expect("the announcement names ftp://ADDR/");
+        let addr = announced_addr(&announced).expect("the announcement names ftp://ADDR/");
         std::thread::sleep(Duration::from_millis(300));
         let idle = status_kib(pid, "VmRSS");
         let logins: Vec<_> = (0..LOGINS)
@@ -325,12 +325,7 @@ impl Daemon {
             .expect("start the daemon");
         let stdout = child.stdout.take().expect("stdout");
         let announced = line(&mut BufReader::new(stdout));
-        let addr = announced
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix("ftp://"))
-            .and_then(|w| w.strip_suffix('/'))
-            .map(str::to_owned);
-        let Some(addr) = addr else {
+        let Some(addr) = announced_addr(&announced) else {
             let _ = child.kill();
             let _ = child.wait();
             panic!("the daemon did not announce ftp://ADDR/: {announced:?}");
@@ -495,11 +490,7 @@ pub fn check_json_logs(bin: &Path) {
         .expect("start the daemon");
     let stdout = child.stdout.take().expect("stdout");
     let announced = line(&mut BufReader::new(stdout));
-    let addr = announced
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("ftp://"))
-        .and_then(|w| w.strip_suffix('/'))
-        .and_then(|a| a.parse().ok());
+    let addr = announced_addr(&announced).and_then(|a| a.parse().ok());
     let result = std::panic::catch_unwind(|| {
         let addr = addr.expect("the announcement names ftp://ADDR/");
         let mut c = crate::client::Client::connect(addr);
@@ -543,4 +534,65 @@ pub fn check_json_logs(bin: &Path) {
     assert_eq!(sent["path"], "/hello.txt", "{sent}");
     assert!(sent["duration_ms"].as_u64().is_some(), "{sent}");
     assert_eq!(sent["session"], retr["session"]);
+}
+
+/// The tests of a daemon's built binary, for its `tests/binary.rs`:
+/// `ftp_tests::binary_tests!(env!("CARGO_BIN_EXE_ftp-mio"));`.
+#[macro_export]
+macro_rules! binary_tests {
+    ($bin:expr) => {
+        fn bin() -> &'static ::std::path::Path {
+            ::std::path::Path::new($bin)
+        }
+
+        #[test]
+        fn binary() {
+            $crate::binary::check_binary(bin());
+        }
+
+        #[test]
+        fn killed_during_bucket_uploads() {
+            $crate::binary::check_killed_during_bucket_uploads(bin());
+        }
+
+        #[test]
+        fn sighup_reloads_the_users_file() {
+            $crate::binary::check_sighup_reloads_the_users_file(bin());
+        }
+
+        #[test]
+        fn json_logs() {
+            $crate::binary::check_json_logs(bin());
+        }
+
+        /// The built binary under systemd's protocols (`ftp_tests::systemd`).
+        mod systemd {
+            use super::bin;
+
+            #[test]
+            fn socket_activation() {
+                $crate::systemd::check_socket_activation(bin());
+            }
+
+            #[test]
+            fn socket_activation_implicit_tls() {
+                $crate::systemd::check_socket_activation_implicit_tls(bin());
+            }
+
+            #[test]
+            fn inetd_activation() {
+                $crate::systemd::check_inetd_activation(bin());
+            }
+
+            #[test]
+            fn bad_activation() {
+                $crate::systemd::check_bad_activation(bin());
+            }
+
+            #[test]
+            fn notify() {
+                $crate::systemd::check_notify(bin());
+            }
+        }
+    };
 }
