@@ -8,8 +8,9 @@
 //! The only `unsafe` code is the call into the system's `crypt` in
 //! [`crypt`], the mapping of argon2's working memory in [`argon`], and in
 //! [`systemd`] the adoption of the sockets the service manager passes and
-//! the removal of its variables from the environment at start; every other
-//! module is checked to have none.
+//! the removal of its variables from the environment at start, and the
+//! allocator's tuning in [`limits`]; every other module is checked to have
+//! none.
 #![deny(missing_debug_implementations, missing_docs, unsafe_code)]
 
 pub mod admission;
