@@ -13,6 +13,7 @@ daemon_tests! {
     readyz_turns_unavailable_at_shutdown,
     bad_http_requests_are_cut_off,
     refusals_at_admission_are_counted,
+    tls_handshakes_are_counted,
 }
 
 /// An HTTP answer: status and body.
@@ -211,4 +212,38 @@ fn refusals_at_admission_are_counted<R: Runtime>() {
         0.0
     );
     assert_eq!(value(&text, "ftp_sessions_total"), 1.0);
+}
+
+fn tls_handshakes_are_counted<R: Runtime>() {
+    let certs = ftp_tests::certs::Certs::new();
+    let mut args = certs.args();
+    args.extend(["--metrics".into(), "127.0.0.1:0".into()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let srv = TestServer::builder().args(&args).start::<R>();
+    let addr = srv.metrics_addr().expect("the endpoint's address");
+    // One handshake that completes.
+    let mut c = srv.client();
+    c.expect("AUTH TLS", 234);
+    let mut conn = certs.client();
+    let mut sock = c.socket().try_clone().expect("clone");
+    while conn.is_handshaking() {
+        conn.complete_io(&mut sock).expect("handshake");
+    }
+    // One that fails: garbage instead of a ClientHello.
+    let mut bad = srv.client();
+    bad.expect("AUTH TLS", 234);
+    bad.send_raw(b"this is not TLS\r\n");
+    let mut rest = Vec::new();
+    let _ = bad.socket().read_to_end(&mut rest);
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let text = get(addr, "/metrics").body;
+        let ok = value(&text, "ftp_tls_handshakes_total{result=\"ok\"}");
+        let failed = value(&text, "ftp_tls_handshakes_total{result=\"failed\"}");
+        if (ok, failed) == (1.0, 1.0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "ok {ok}, failed {failed}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
