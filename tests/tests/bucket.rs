@@ -19,6 +19,7 @@ daemon_tests! {
     interrupted_upload_leaves_the_object_as_it_was,
     a_users_home_is_a_prefix_of_the_bucket,
     losing_the_store_during_a_download,
+    readyz_follows_the_store,
 }
 
 /// A bucket on a fresh cluster, and a daemon (`-w`) serving its prefix
@@ -258,4 +259,46 @@ fn losing_the_store_during_a_download<R: Runtime>() {
     let list = String::from_utf8(c.download("NLST").expect("NLST")).expect("UTF-8");
     assert!(list.contains("big.bin"), "{list}");
     c.quit();
+}
+
+/// `/readyz` says whether the bucket answers: 200 while it does, 503 once
+/// the store is gone (within the probe's 5 s cache), while `/healthz`
+/// stays 200.
+fn readyz_follows_the_store<R: Runtime>() {
+    let Some(mut store) = SeaweedFs::start("readyz_follows_the_store") else {
+        return;
+    };
+    store.bucket("ftp-ready");
+    let conf = Conf::new(&format!(
+        "[storage]\nurl = \"s3://ftp-ready/served\"\ns3_endpoint = \"{}\"\n\
+         access_key_id = \"test\"\nsecret_access_key = \"test\"\n",
+        store.endpoint()
+    ));
+    let srv = TestServer::builder()
+        .args(&["--config", conf.path(), "--metrics", "127.0.0.1:0"])
+        .start::<R>();
+    let addr = srv.metrics_addr().expect("the endpoint's address");
+    let status = |path: &str| -> u16 {
+        let mut s = std::net::TcpStream::connect(addr).expect("connect");
+        s.set_read_timeout(Some(ftp_tests::TIMEOUT * 8))
+            .expect("timeout");
+        write!(s, "GET {path} HTTP/1.1\r\n\r\n").expect("send");
+        let mut text = String::new();
+        s.read_to_string(&mut text).expect("answer");
+        text.split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0)
+    };
+    assert_eq!(status("/readyz"), 200);
+    store.kill();
+    let deadline = Instant::now() + ftp_tests::TIMEOUT * 8;
+    while status("/readyz") != 503 {
+        assert!(
+            Instant::now() < deadline,
+            "/readyz still 200 without the store"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    assert_eq!(status("/healthz"), 200);
 }
