@@ -89,6 +89,10 @@ use crate::conn::Msg;
 const SENDFILE_CHUNK: usize = 1 << 20;
 /// Bytes read from a source per buffered chunk.
 const FILL_CHUNK: usize = 64 * 1024;
+
+/// The chunk of a source whose reads may stall (an object store), read on
+/// the blocking pool: larger, so that each hand-off moves more.
+const STALL_FILL_CHUNK: usize = 512 * 1024;
 /// Chunks moved between two yields to the executor.
 pub const YIELD_EVERY: u32 = 16;
 
@@ -402,6 +406,9 @@ async fn send(
     let off_executor = source.is_listing() || may_stall;
     let mut held = OffExecutor::new(source, may_stall);
     let mut buf = Vec::with_capacity(FILL_CHUNK);
+    // Off the executor: the buffer being filled, and the fill under way.
+    let mut spare = Vec::new();
+    let mut ahead = None;
     let mut fair = Fairness::default();
     loop {
         fair.tick().await;
@@ -425,23 +432,33 @@ async fn send(
             }
         }
         buf.clear();
-        let filled = match held.take() {
-            Some(mut source) if off_executor => {
-                let (s, b, r) = smol::unblock(move || {
-                    let r = source.fill(&mut buf, FILL_CHUNK);
-                    (source, buf, r)
-                })
-                .await;
-                held.put(s);
-                buf = b;
-                r
-            }
-            Some(mut source) => {
-                let r = source.fill(&mut buf, FILL_CHUNK);
+        let filled = if off_executor {
+            // The next chunk is read on the blocking pool while this one
+            // is written: a store's round trips overlap the socket's.
+            let task = match ahead.take() {
+                Some(task) => task,
+                None => match held.take() {
+                    Some(source) => fill_off(source, std::mem::take(&mut spare)),
+                    None => return TransferEvent::Failed(TransferError::Fs(FsError::Other)),
+                },
+            };
+            let (source, filled_buf, r) = task.await;
+            spare = std::mem::replace(&mut buf, filled_buf);
+            if matches!(r, Ok(n) if n > 0) {
+                ahead = Some(fill_off(source, std::mem::take(&mut spare)));
+            } else {
                 held.put(source);
-                r
             }
-            None => return TransferEvent::Failed(TransferError::Fs(FsError::Other)),
+            r
+        } else {
+            match held.take() {
+                Some(mut source) => {
+                    let r = source.fill(&mut buf, FILL_CHUNK);
+                    held.put(source);
+                    r
+                }
+                None => return TransferEvent::Failed(TransferError::Fs(FsError::Other)),
+            }
         };
         match filled {
             Ok(0) => break,
@@ -460,6 +477,25 @@ async fn send(
     }
     drop(stream);
     TransferEvent::Finished { bytes }
+}
+
+/// Fills `buf` (emptied first) with the next chunk of `source` on the
+/// blocking pool. If the transfer is dropped meanwhile, the source is
+/// dropped there too, never on the executor.
+fn fill_off(
+    mut source: Source,
+    mut buf: Vec<u8>,
+) -> smol::Task<(Source, Vec<u8>, std::io::Result<usize>)> {
+    smol::unblock(move || {
+        buf.clear();
+        let chunk = if source.blocking().may_stall() {
+            STALL_FILL_CHUNK
+        } else {
+            FILL_CHUNK
+        };
+        let r = source.fill(&mut buf, chunk);
+        (source, buf, r)
+    })
 }
 
 /// Set once a transfer's task is dropped (cancelled by `ABOR`, a timeout
