@@ -19,7 +19,8 @@ pub struct Machine {
     pub page_reporting: String,
 }
 
-fn median(mut v: Vec<f64>) -> Option<f64> {
+/// The median of the finite values of `v` (`None` if there is none).
+pub fn median(mut v: Vec<f64>) -> Option<f64> {
     v.retain(|x| x.is_finite());
     if v.is_empty() {
         return None;

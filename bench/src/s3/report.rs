@@ -22,19 +22,7 @@ const SLACK_MIB: u64 = 4;
 /// Throughput ratio over rclone the issue asks for.
 const TARGET: f64 = 1.5;
 
-fn median(mut v: Vec<f64>) -> Option<f64> {
-    v.retain(|x| x.is_finite());
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    Some(if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    })
-}
+use crate::report::median;
 
 /// The figures of one column, reduced over its runs.
 #[derive(Clone, Copy, Debug, Default)]
