@@ -235,6 +235,10 @@ impl SeaweedFs {
                 // Every GET reads the volume servers (no chunk cache), so
                 // that a test that kills them sees it.
                 "-cacheCapacityMB=0".into(),
+                // ...and reads ahead of its client by a few MiB only, so
+                // that a download is not all in the gateway's memory a
+                // moment after it began.
+                "-readerCacheSizeMB=8".into(),
                 // On by default, on fixed ports.
                 "-port.iceberg=0".into(),
                 "-port.lance=0".into(),
