@@ -348,9 +348,7 @@ mod tests {
 
     /// A connected pair on loopback: (client, server side, non-blocking).
     fn pair() -> (TcpStream, TcpStream) {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (server, _) = listener.accept().unwrap();
+        let (client, server) = crate::testing::loopback_pair();
         server.set_nonblocking(true).unwrap();
         (client, server)
     }

@@ -138,6 +138,8 @@ pub enum ConfigError {
     Storage(String),
     /// `hash-password` could not read the password from standard input.
     Stdin(io::Error),
+    /// The `--metrics` endpoint's thread could not be started.
+    Metrics(io::Error),
     /// `hash-password` read an empty password.
     EmptyPassword,
     /// `hash-password` on a terminal: the two entries differ.
@@ -284,6 +286,7 @@ impl fmt::Display for ConfigError {
             } => write!(f, "{setting} {host}: cannot resolve it: {source}"),
             ConfigError::Storage(what) => write!(f, "storage: {what}"),
             ConfigError::Stdin(e) => write!(f, "cannot read the password from standard input: {e}"),
+            ConfigError::Metrics(e) => write!(f, "cannot start the metrics endpoint: {e}"),
             ConfigError::EmptyPassword => f.write_str("refusing to hash an empty password"),
             ConfigError::PasswordMismatch => f.write_str("the two passwords differ"),
             ConfigError::Hash(e) => write!(f, "cannot hash the password: {e}"),

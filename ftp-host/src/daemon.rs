@@ -251,7 +251,7 @@ fn run_standalone<R: Runtime>(
     let _endpoint = match metrics {
         Some(listener) => Some(
             crate::http::spawn(listener, server.clone(), shutdown.clone())
-                .map_err(ConfigError::Stdin)?,
+                .map_err(ConfigError::Metrics)?,
         ),
         None => None,
     };

@@ -40,3 +40,17 @@ pub mod transfer;
 pub mod users;
 pub mod workers;
 pub mod xferlog;
+
+/// Helpers of the crate's unit tests.
+#[cfg(test)]
+mod testing {
+    use std::net::{TcpListener, TcpStream};
+
+    /// A connected TCP pair on loopback: (client side, server side).
+    pub(crate) fn loopback_pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        (client, server)
+    }
+}

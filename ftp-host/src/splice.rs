@@ -120,15 +120,9 @@ impl SplicePipe {
 mod tests {
     use super::*;
     use std::io::{Seek, SeekFrom};
-    use std::net::{TcpListener, TcpStream};
     use std::os::fd::AsFd;
 
-    fn pair() -> (TcpStream, TcpStream) {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (server, _) = listener.accept().unwrap();
-        (client, server)
-    }
+    use crate::testing::loopback_pair as pair;
 
     #[test]
     fn moves_socket_bytes_into_the_file_at_its_position() {

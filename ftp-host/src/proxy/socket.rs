@@ -87,12 +87,10 @@ fn consume(socket: &impl AsFd, buf: &mut [u8]) -> Result<(), HeaderError> {
 mod tests {
     use super::*;
     use std::io::{Read, Write};
-    use std::net::{TcpListener, TcpStream};
+    use std::net::TcpStream;
 
     fn pair() -> (TcpStream, TcpStream) {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (server, _) = listener.accept().unwrap();
+        let (client, server) = crate::testing::loopback_pair();
         server.set_nonblocking(true).unwrap();
         (client, server)
     }
