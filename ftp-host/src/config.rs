@@ -187,11 +187,14 @@ pub enum UserProblem {
     HomeAbsolute,
     /// `home` has a `..` component.
     HomeParent,
+    /// An entry of `allow_from` or `deny_from` is not a network.
+    BadNetwork(crate::proxy::SourcesError),
 }
 
 impl fmt::Display for UserProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            UserProblem::BadNetwork(e) => write!(f, "allow_from/deny_from: {e}"),
             UserProblem::BadName => {
                 f.write_str("name must be non-empty and without control characters")
             }

@@ -29,6 +29,7 @@ pub mod log;
 pub mod metrics;
 pub mod passive;
 pub mod pasv_address;
+pub mod policy;
 pub mod proxy;
 pub mod server;
 mod splice;

@@ -26,6 +26,7 @@ use crate::limits::ConnectionLimiter;
 use crate::metrics::{LoginResult, Metrics};
 use crate::passive::PassivePorts;
 use crate::pasv_address::{EngineConfig, RESOLVE_EVERY, spawn_resolver};
+use crate::policy::UserPolicy;
 use crate::storage::{LocalFs, OpenRootError, Storage};
 use crate::system::{Refusal, SystemUsers};
 use crate::tls::TlsContext;
@@ -61,6 +62,9 @@ pub struct Server {
     /// The identity a login changed the process to, with
     /// [`ServerConfig::login_identity`]: it cannot be changed again.
     assumed: Mutex<Option<Identity>>,
+    /// The limits of sessions whose account sets none: anonymous and
+    /// system accounts (`--download-rate`, `--upload-rate`).
+    pub default_policy: Arc<UserPolicy>,
 }
 
 impl Server {
@@ -97,6 +101,7 @@ impl Server {
             accounts: RwLock::new(Arc::new(Accounts::of(&config))),
             next_session: std::sync::atomic::AtomicU64::new(1),
             assumed: Mutex::new(None),
+            default_policy: Arc::new(UserPolicy::default()),
             config,
         }))
     }
@@ -132,6 +137,7 @@ impl Server {
             transfer: None,
             tls,
             login_failure: None,
+            policy: self.default_policy.clone(),
         };
         log::debug!("{peer}: connected");
         (session, host)
@@ -303,6 +309,9 @@ pub struct SessionHost {
     /// Why the last password check failed, for the metrics of the
     /// engine's `LoginFailed` event that follows it.
     login_failure: Option<LoginResult>,
+    /// The logged-in account's limits (the server's defaults before a
+    /// login, and for anonymous and system accounts).
+    policy: Arc<UserPolicy>,
 }
 
 impl Drop for SessionHost {
@@ -324,6 +333,7 @@ enum JobKind {
         server: Arc<Server>,
         user: String,
         password: Secret,
+        peer: IpAddr,
     },
     ConfirmAnonymous {
         server: Arc<Server>,
@@ -355,6 +365,7 @@ enum JobResult {
     LoggedIn {
         grant: Grant,
         home: Option<Arc<dyn Storage>>,
+        policy: Arc<UserPolicy>,
     },
     Opened(Result<(TransferEnd, Option<u64>, Option<String>), FsError>),
 }
@@ -484,8 +495,9 @@ impl Job {
                 server,
                 user,
                 password,
+                peer,
             } => {
-                let (result, how) = authenticate(&server, &user, password.expose());
+                let (result, how) = authenticate(&server, &user, password.expose(), peer);
                 login = Some(how);
                 result
             }
@@ -529,7 +541,12 @@ fn confirm_anonymous(server: &Server) -> JobResult {
 
 /// Checks a login: what the engine gets, and how it ended for the
 /// metrics (which the engine, by design, is not told).
-fn authenticate(server: &Server, user: &str, password: &str) -> (JobResult, LoginResult) {
+fn authenticate(
+    server: &Server,
+    user: &str,
+    password: &str,
+    peer: IpAddr,
+) -> (JobResult, LoginResult) {
     let config = &server.config;
     let denied = |e, how| (JobResult::Completion(Completion::Auth(Err(e))), how);
     let accounts = server.accounts();
@@ -546,7 +563,15 @@ fn authenticate(server: &Server, user: &str, password: &str) -> (JobResult, Logi
                 let grant = Grant {
                     write: config.engine.anonymous_write,
                 };
-                (JobResult::LoggedIn { grant, home: None }, LoginResult::Ok)
+                let policy = server.default_policy.clone();
+                (
+                    JobResult::LoggedIn {
+                        grant,
+                        home: None,
+                        policy,
+                    },
+                    LoginResult::Ok,
+                )
             }
             Err(Ok(refusal)) => {
                 log::info!("system login as {user:?} refused: {refusal}");
@@ -575,8 +600,20 @@ fn authenticate(server: &Server, user: &str, password: &str) -> (JobResult, Logi
                     }
                 }
             };
+            if !grant.policy.admits(peer) {
+                log::info!("login as {user:?} refused: not allowed from {peer}");
+                return denied(AuthError::Denied, LoginResult::Refused);
+            }
+            let policy = grant.policy.clone();
             let grant = grant.to_grant();
-            (JobResult::LoggedIn { grant, home }, LoginResult::Ok)
+            (
+                JobResult::LoggedIn {
+                    grant,
+                    home,
+                    policy,
+                },
+                LoginResult::Ok,
+            )
         }
         Err(AuthError::Denied) if users.contains(user) => {
             denied(AuthError::Denied, LoginResult::BadPassword)
@@ -633,6 +670,12 @@ impl SessionHost {
         &self.server
     }
 
+    /// The logged-in account's limits and filters (the server's defaults
+    /// before a login).
+    pub fn policy(&self) -> &Arc<UserPolicy> {
+        &self.policy
+    }
+
     /// A TLS connection for the control connection, after `AUTH TLS`.
     pub fn control_tls(&self) -> Result<TlsConn, TlsError> {
         self.tls.as_ref().ok_or(TlsError::NotConfigured)?.control()
@@ -663,6 +706,7 @@ impl SessionHost {
                 server: self.server.clone(),
                 user,
                 password,
+                peer: self.peer.ip(),
             },
             Intent::ConfirmAnonymous { .. } => JobKind::ConfirmAnonymous {
                 server: self.server.clone(),
@@ -746,10 +790,15 @@ impl SessionHost {
         }
         match done.result {
             JobResult::Completion(c) => JobAnswer::Completion(id, c),
-            JobResult::LoggedIn { grant, home } => {
+            JobResult::LoggedIn {
+                grant,
+                home,
+                policy,
+            } => {
                 if let Some(home) = home {
                     self.storage = home;
                 }
+                self.policy = policy;
                 JobAnswer::Completion(id, Completion::Auth(Ok(grant)))
             }
             JobResult::Opened(Err(e)) => JobAnswer::Completion(
@@ -927,14 +976,20 @@ mod tests {
                 args.push("-w");
             }
             let (server, _dir) = server(&args);
-            match authenticate(&server, "alice", "hunter2") {
-                (JobResult::LoggedIn { grant, home: None }, LoginResult::Ok) => {
+            let me = IpAddr::from([127, 0, 0, 1]);
+            match authenticate(&server, "alice", "hunter2", me) {
+                (
+                    JobResult::LoggedIn {
+                        grant, home: None, ..
+                    },
+                    LoginResult::Ok,
+                ) => {
                     assert_eq!(grant.write, write)
                 }
                 other => panic!("{other:?}"),
             }
             assert!(matches!(
-                authenticate(&server, "alice", "hunter3"),
+                authenticate(&server, "alice", "hunter3", me),
                 (
                     JobResult::Completion(Completion::Auth(Err(AuthError::Denied))),
                     LoginResult::BadPassword
@@ -942,7 +997,7 @@ mod tests {
             ));
             // Without the engine's hook, "anonymous" is just a name.
             assert!(matches!(
-                authenticate(&server, "anonymous", "x"),
+                authenticate(&server, "anonymous", "x", me),
                 (
                     JobResult::Completion(Completion::Auth(Err(AuthError::Denied))),
                     LoginResult::UnknownUser

@@ -6,6 +6,14 @@
 //! password = "$argon2id$v=19$m=19456,t=2,p=1$...$..."   # from `PROG hash-password`
 //! home = "alice"        # optional: folder under DIR that becomes her `/`
 //! write = true          # optional, default false
+//! # optional limits and filters (see `crate::policy::UserPolicy`):
+//! quota_bytes = 1073741824
+//! quota_files = 10000
+//! max_file_size = 104857600
+//! download_rate = 1048576
+//! upload_rate = 524288
+//! allow_from = ["10.0.0.0/8", "2001:db8::/32"]
+//! deny_from = ["10.9.9.0/24"]
 //! ```
 //!
 //! Passwords are stored only as PHC hash strings; plain text is refused
@@ -18,6 +26,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{Output, PasswordHash, PasswordHasher, SaltString};
@@ -27,6 +36,7 @@ use serde::Deserialize;
 
 use crate::argon::{self, VerifyError};
 use crate::config::{ConfigError, UserProblem, line_of};
+use crate::policy::UserPolicy;
 
 /// Hash checked for names that are not in the database when the database
 /// is empty, so that an unknown name costs as much as a known one. Its
@@ -43,6 +53,8 @@ pub struct UserGrant {
     pub home: Option<PathBuf>,
     /// Whether the user may change the file tree.
     pub write: bool,
+    /// The account's limits and address filters.
+    pub policy: Arc<UserPolicy>,
 }
 
 impl UserGrant {
@@ -59,6 +71,7 @@ struct Account {
     hash: String,
     home: Option<PathBuf>,
     write: bool,
+    policy: Arc<UserPolicy>,
 }
 
 /// The accounts of a users file.
@@ -96,6 +109,15 @@ struct RawUser {
     home: Option<toml::Spanned<String>>,
     #[serde(default)]
     write: bool,
+    // The keys of `UserPolicy`, repeated: serde cannot flatten a struct
+    // into one that refuses unknown keys.
+    quota_bytes: Option<u64>,
+    quota_files: Option<u64>,
+    max_file_size: Option<u64>,
+    download_rate: Option<u64>,
+    upload_rate: Option<u64>,
+    allow_from: Option<toml::Spanned<Vec<String>>>,
+    deny_from: Option<toml::Spanned<Vec<String>>>,
 }
 
 impl UserDb {
@@ -151,6 +173,24 @@ impl UserDb {
                 Some(h) => normalise_home(h.get_ref()).map_err(|p| fail(h.span().start, p))?,
                 None => None,
             };
+            let networks = |list: &Option<toml::Spanned<Vec<String>>>| match list {
+                None => Ok(Vec::new()),
+                Some(l) => l
+                    .get_ref()
+                    .iter()
+                    .map(|n| n.parse())
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| fail(l.span().start, UserProblem::BadNetwork(e))),
+            };
+            let policy = UserPolicy {
+                quota_bytes: user.quota_bytes,
+                quota_files: user.quota_files,
+                max_file_size: user.max_file_size,
+                download_rate: user.download_rate,
+                upload_rate: user.upload_rate,
+                allow_from: networks(&user.allow_from)?,
+                deny_from: networks(&user.deny_from)?,
+            };
             order.push(name.clone());
             accounts.insert(
                 name,
@@ -158,6 +198,7 @@ impl UserDb {
                     hash: user.password.into_inner(),
                     home,
                     write: user.write,
+                    policy: Arc::new(policy),
                 },
             );
         }
@@ -218,6 +259,7 @@ impl UserDb {
                 name: user.to_string(),
                 home: account.home.clone(),
                 write: account.write,
+                policy: account.policy.clone(),
             }),
             Err(VerifyError::Mismatch) => Err(AuthError::Denied),
             Err(e) => {
@@ -337,7 +379,8 @@ mod tests {
             Ok(UserGrant {
                 name: "alice".into(),
                 home: Some(PathBuf::from("alice/in")),
-                write: true
+                write: true,
+                policy: Arc::default(),
             })
         );
         let bob = db.verify("bob", "builder").unwrap();

@@ -32,6 +32,8 @@ struct User {
     password: String,
     home: Option<String>,
     write: bool,
+    /// More TOML lines for its `[[user]]` table.
+    keys: String,
 }
 
 /// How to start a [`TestServer`].
@@ -110,7 +112,25 @@ impl Builder {
             password: password.into(),
             home: home.map(Into::into),
             write,
+            keys: String::new(),
         });
+        self
+    }
+
+    /// Adds an account as [`Builder::user`] does, with more keys of its
+    /// `[[user]]` table (TOML lines such as `quota_files = 3`).
+    pub fn user_with(
+        mut self,
+        name: &str,
+        password: &str,
+        home: Option<&str>,
+        write: bool,
+        keys: &str,
+    ) -> Builder {
+        self = self.user(name, password, home, write);
+        if let Some(user) = self.users.last_mut() {
+            user.keys = keys.to_string();
+        }
         self
     }
 
@@ -224,6 +244,8 @@ impl Builder {
                     served.make_dir(home);
                     text.push_str(&format!("home = \"{home}\"\n"));
                 }
+                text.push_str(&user.keys);
+                text.push('\n');
             }
             let path = etc.path().join("users.toml");
             fs::write(&path, text).expect("write users file");
