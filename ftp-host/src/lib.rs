@@ -15,6 +15,7 @@
 
 pub mod admission;
 pub mod argon;
+pub mod ban;
 pub mod cli;
 pub mod clock;
 pub mod config;

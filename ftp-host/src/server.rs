@@ -17,6 +17,7 @@ use ftp_proto::{
     TlsSwitchError, TransferEvent, TransferOp, VirtualPath,
 };
 
+use crate::ban::{Defender, Verdict};
 use crate::cli::ServerConfig;
 use crate::clock::Clock;
 use crate::config::ConfigError;
@@ -62,6 +63,9 @@ pub struct Server {
     /// The identity a login changed the process to, with
     /// [`ServerConfig::login_identity`]: it cannot be changed again.
     assumed: Mutex<Option<Identity>>,
+    /// Failed logins by address and the bans they earned (`--ban-after`);
+    /// kept across reloads.
+    pub defender: Option<Defender>,
     /// The limits of sessions whose account sets none: anonymous and
     /// system accounts (`--download-rate`, `--upload-rate`).
     pub default_policy: Arc<UserPolicy>,
@@ -102,6 +106,7 @@ impl Server {
             next_session: std::sync::atomic::AtomicU64::new(1),
             assumed: Mutex::new(None),
             default_policy: Arc::new(UserPolicy::default()),
+            defender: config.ban.clone().map(Defender::new),
             config,
         }))
     }
@@ -850,6 +855,18 @@ impl SessionHost {
                         session = id, peer:% = peer, user = user.as_str(), event = "login_failed";
                         "{peer}: failed login as {user}"
                     );
+                    let verdict = self
+                        .server
+                        .defender
+                        .as_ref()
+                        .map(|d| d.failed_login(peer, StdInstant::now()));
+                    if let Some(Verdict::Banned(length)) = verdict {
+                        log::warn!(
+                            session = id, peer:% = peer, event = "banned", seconds = length.as_secs();
+                            "{peer}: banned for {} s after repeated failed logins",
+                            length.as_secs()
+                        );
+                    }
                 }
                 Event::WrongAnswer { expected, got } => {
                     log::error!(
