@@ -32,6 +32,7 @@ pub mod passive;
 pub mod pasv_address;
 pub mod policy;
 pub mod proxy;
+pub mod quota;
 pub mod server;
 mod splice;
 pub mod storage;

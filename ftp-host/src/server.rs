@@ -28,11 +28,12 @@ use crate::metrics::{LoginResult, Metrics};
 use crate::passive::PassivePorts;
 use crate::pasv_address::{EngineConfig, RESOLVE_EVERY, spawn_resolver};
 use crate::policy::UserPolicy;
+use crate::quota::{Quota, Usage, Usages};
 use crate::storage::{LocalFs, OpenRootError, Storage};
 use crate::system::{Refusal, SystemUsers};
 use crate::tls::TlsContext;
 use crate::tls::{ControlStream, SessionTls, TlsConn, TlsError};
-use crate::transfer::{Sink, Source, open_sink, open_source, open_source_cached};
+use crate::transfer::{Sink, Source, open_sink_with_quota, open_source, open_source_cached};
 use crate::users::UserDb;
 use crate::xferlog::{XferLog, XferRecord};
 
@@ -63,6 +64,8 @@ pub struct Server {
     /// The identity a login changed the process to, with
     /// [`ServerConfig::login_identity`]: it cannot be changed again.
     assumed: Mutex<Option<Identity>>,
+    /// What the homes of users with a quota hold, counted on this node.
+    pub usages: Usages,
     /// Failed logins by address and the bans they earned (`--ban-after`);
     /// kept across reloads.
     pub defender: Option<Defender>,
@@ -107,6 +110,7 @@ impl Server {
             assumed: Mutex::new(None),
             default_policy: Arc::new(UserPolicy::default()),
             defender: config.ban.clone().map(Defender::new),
+            usages: Usages::default(),
             config,
         }))
     }
@@ -143,6 +147,7 @@ impl Server {
             tls,
             login_failure: None,
             policy: self.default_policy.clone(),
+            quota: None,
         };
         log::debug!("{peer}: connected");
         (session, host)
@@ -317,6 +322,8 @@ pub struct SessionHost {
     /// The logged-in account's limits (the server's defaults before a
     /// login, and for anonymous and system accounts).
     policy: Arc<UserPolicy>,
+    /// The logged-in account's quota and usage, when it has one.
+    quota: Option<Arc<Quota>>,
 }
 
 impl Drop for SessionHost {
@@ -345,10 +352,13 @@ enum JobKind {
     },
     File {
         storage: Arc<dyn Storage>,
-        intent: Intent,
+        // Boxed: an intent is the largest thing a job would hold otherwise.
+        intent: Box<Intent>,
+        quota: Option<Arc<Quota>>,
     },
     OpenTransfer {
         storage: Arc<dyn Storage>,
+        quota: Option<Arc<Quota>>,
         op: TransferOp,
         ascii: bool,
         now: ftp_proto::UnixTime,
@@ -371,6 +381,7 @@ enum JobResult {
         grant: Grant,
         home: Option<Arc<dyn Storage>>,
         policy: Arc<UserPolicy>,
+        quota: Option<Arc<Quota>>,
     },
     Opened(Result<(TransferEnd, Option<u64>, Option<String>), FsError>),
 }
@@ -507,18 +518,33 @@ impl Job {
                 result
             }
             JobKind::ConfirmAnonymous { server } => confirm_anonymous(&server),
-            JobKind::File { storage, intent } => JobResult::Completion(
-                exec::execute(storage.as_ref(), &intent)
-                    .unwrap_or(Completion::Done(Err(FsError::Other))),
+            JobKind::File {
+                storage,
+                intent,
+                quota,
+            } => JobResult::Completion(
+                match &quota {
+                    Some(quota) => crate::quota::execute(storage.as_ref(), &intent, quota),
+                    None => exec::execute(storage.as_ref(), &intent),
+                }
+                .unwrap_or(Completion::Done(Err(FsError::Other))),
             ),
             JobKind::OpenTransfer {
                 storage,
+                quota,
                 op,
                 ascii,
                 now,
             } => JobResult::Opened(match &op {
-                TransferOp::Store { path, mode } => open_sink(storage.as_ref(), path, *mode, ascii)
-                    .map(|(sink, name)| (TransferEnd::Receive(sink), None, name)),
+                TransferOp::Store { path, mode, size } => open_sink_with_quota(
+                    storage.as_ref(),
+                    path,
+                    *mode,
+                    ascii,
+                    quota.as_deref(),
+                    *size,
+                )
+                .map(|(sink, name)| (TransferEnd::Receive(sink), None, name)),
                 _ => open_source(storage.as_ref(), &op, ascii, now)
                     .map(|(source, size)| (TransferEnd::Send(source), size, None)),
             }),
@@ -574,6 +600,7 @@ fn authenticate(
                         grant,
                         home: None,
                         policy,
+                        quota: None,
                     },
                     LoginResult::Ok,
                 )
@@ -610,12 +637,14 @@ fn authenticate(
                 return denied(AuthError::Denied, LoginResult::Refused);
             }
             let policy = grant.policy.clone();
+            let quota = server.quota_for(user, &policy, home.as_ref());
             let grant = grant.to_grant();
             (
                 JobResult::LoggedIn {
                     grant,
                     home,
                     policy,
+                    quota,
                 },
                 LoginResult::Ok,
             )
@@ -629,6 +658,29 @@ fn authenticate(
 }
 
 impl Server {
+    /// The quota of `user` logging in with `policy` (home: `home`, or the
+    /// root): its usage is counted from the first login on (see
+    /// [`crate::quota`]); `None` without any storage limit. Blocking the
+    /// first time if no thread can be started: call it off the loops.
+    fn quota_for(
+        &self,
+        user: &str,
+        policy: &Arc<UserPolicy>,
+        home: Option<&Arc<dyn Storage>>,
+    ) -> Option<Arc<Quota>> {
+        let usage = if policy.has_quota() {
+            self.usages.of(user, home.unwrap_or(&self.storage))
+        } else if policy.max_file_size.is_some() {
+            Arc::new(Usage::untracked())
+        } else {
+            return None;
+        };
+        Some(Arc::new(Quota {
+            policy: policy.clone(),
+            usage,
+        }))
+    }
+
     /// Changes the whole process to `identity` after a login (see
     /// [`ServerConfig::login_identity`]). Once changed, the process stays
     /// that identity: a later login (after `REIN`) as the same identity is
@@ -722,6 +774,7 @@ impl SessionHost {
                     id,
                     kind: JobKind::OpenTransfer {
                         storage: self.storage.clone(),
+                        quota: self.quota.clone(),
                         op: t.op,
                         ascii: t.ascii,
                         now: self.server.clock.wall(),
@@ -740,9 +793,11 @@ impl SessionHost {
             | Intent::RemoveFile { .. }
             | Intent::Rename { .. }
             | Intent::SetPermissions { .. }
-            | Intent::SetModified { .. }) => JobKind::File {
+            | Intent::SetModified { .. }
+            | Intent::Available { .. }) => JobKind::File {
                 storage: self.storage.clone(),
-                intent,
+                intent: Box::new(intent),
+                quota: self.quota.clone(),
             },
             Intent::OpenPassive { peer } => return Action::OpenPassive { peer },
             Intent::ClosePassive { listener } => return Action::ClosePassive { listener },
@@ -799,11 +854,13 @@ impl SessionHost {
                 grant,
                 home,
                 policy,
+                quota,
             } => {
                 if let Some(home) = home {
                     self.storage = home;
                 }
                 self.policy = policy;
+                self.quota = quota;
                 JobAnswer::Completion(id, Completion::Auth(Ok(grant)))
             }
             JobResult::Opened(Err(e)) => JobAnswer::Completion(

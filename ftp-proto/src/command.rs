@@ -72,8 +72,12 @@ pub enum Command {
     Stou(Option<String>),
     /// `APPE path`
     Appe(String),
-    /// `ALLO n [R m]`: accepted and ignored.
-    Allo,
+    /// `ALLO n [R m]`: the size of the next upload, when `n` is a number
+    /// (used to refuse an upload over a quota before it starts).
+    Allo(Option<u64>),
+    /// `AVBL [path]`: the space available to uploads (draft-peterson
+    /// streamlined FTP command extensions).
+    Avbl(Option<String>),
     /// `REST offset` (RFC 3659 stream mode)
     Rest(u64),
     /// `ABOR`
@@ -211,7 +215,8 @@ impl Command {
             Command::Stor(_) => "STOR",
             Command::Stou(_) => "STOU",
             Command::Appe(_) => "APPE",
-            Command::Allo => "ALLO",
+            Command::Allo(_) => "ALLO",
+            Command::Avbl(_) => "AVBL",
             Command::Rest(_) => "REST",
             Command::Abor => "ABOR",
             Command::List(_) => "LIST",

@@ -1190,6 +1190,7 @@ impl Driver {
                 group: String::from("ftp"),
                 unique: Some((1, 2)),
             })),
+            Intent::Available { .. } => Completion::Available(Ok(1 << 30)),
             Intent::ReadDir { limit, .. } => {
                 let entries = (0..(*limit).min(3))
                     .map(|i| DirEntry {
@@ -1338,12 +1339,13 @@ impl Driver {
             Intent::Transfer(_) => 5,
             Intent::ConfirmAnonymous { .. } => 6,
             Intent::UpgradeTls | Intent::ClearTls => 7,
+            Intent::Available { .. } => 8,
             _ => 4,
         };
         let kind = if sel & 7 != 0 {
             natural
         } else {
-            (sel >> 3) % 8
+            (sel >> 3) % 9
         };
         let limit = match intent {
             Intent::ReadDir { limit, .. } => (*limit).min(6),
@@ -1412,6 +1414,11 @@ impl Driver {
                 Completion::Entries(result, UnixTime(r.any_time()))
             }
             4 => Completion::Done(if v % 2 == 0 { Ok(()) } else { Err(fs_error(r)) }),
+            8 => Completion::Available(if v % 2 == 0 {
+                Ok(r.any_u64())
+            } else {
+                Err(fs_error(r))
+            }),
             _ => Completion::Transfer(match v % 7 {
                 6 => TransferEvent::Progress { bytes: r.any_u64() },
                 0 | 1 => TransferEvent::Ready {
@@ -1762,7 +1769,7 @@ impl Driver {
                         assert_eq!(format.writable, self.model.write);
                     }
                 }
-                if let TransferOp::Store { path, mode } = &t.op {
+                if let TransferOp::Store { path, mode, .. } = &t.op {
                     assert!(!path.is_root() || *mode == StoreMode::Unique);
                 }
                 assert!(
@@ -1788,6 +1795,7 @@ impl Driver {
                 false
             }
             Intent::Stat { .. }
+            | Intent::Available { .. }
             | Intent::MakeDir { .. }
             | Intent::RemoveDir { .. }
             | Intent::RemoveFile { .. }
@@ -1871,6 +1879,7 @@ fn needs_login(intent: &Intent) -> bool {
 fn intent_paths(intent: &Intent) -> Vec<&VirtualPath> {
     match intent {
         Intent::Stat { path }
+        | Intent::Available { path }
         | Intent::ReadDir { path, .. }
         | Intent::MakeDir { path }
         | Intent::RemoveDir { path }

@@ -90,6 +90,14 @@ pub enum Intent {
         /// The new path.
         to: VirtualPath,
     },
+    /// Report the bytes an upload to `path` may still take: what is left
+    /// of the user's quota, or else the free space of the storage.
+    /// Answer: [`Completion::Available`].
+    Available {
+        /// The directory asked about (`AVBL path`; the working directory
+        /// without one).
+        path: VirtualPath,
+    },
     /// Change permission bits. Answer: [`Completion::Done`].
     SetPermissions {
         /// The file to change.
@@ -185,6 +193,10 @@ pub enum TransferOp {
         path: VirtualPath,
         /// How to write it.
         mode: StoreMode,
+        /// The size the client announced with `ALLO`, if it did: an
+        /// upload that cannot fit may be refused before data flows
+        /// ([`FsError::QuotaExceeded`] gives `552`).
+        size: Option<u64>,
     },
     /// Send a directory listing, formatted entry by entry with `format`.
     List {
@@ -232,6 +244,8 @@ pub enum Completion {
     Entries(Result<Vec<DirEntry>, FsError>, UnixTime),
     /// Answer to file operations that only succeed or fail.
     Done(Result<(), FsError>),
+    /// Answer to [`Intent::Available`]: bytes available.
+    Available(Result<u64, FsError>),
     /// Progress of an [`Intent::Transfer`].
     Transfer(TransferEvent),
 }
@@ -247,6 +261,7 @@ impl Completion {
             Completion::Stat(_) => "Stat",
             Completion::Entries(..) => "Entries",
             Completion::Done(_) => "Done",
+            Completion::Available(_) => "Available",
             Completion::Transfer(_) => "Transfer",
         }
     }
@@ -263,6 +278,7 @@ impl Intent {
             Intent::OpenPassive { .. } => "PassiveReady",
             Intent::Stat { .. } => "Stat",
             Intent::ReadDir { .. } => "Entries",
+            Intent::Available { .. } => "Available",
             Intent::MakeDir { .. }
             | Intent::RemoveDir { .. }
             | Intent::RemoveFile { .. }

@@ -151,6 +151,9 @@ impl MemoryFs {
         }
     }
 
+    /// The free space every directory reports (`AVBL`).
+    pub const AVAILABLE: u64 = 1 << 30;
+
     /// Performs a file intent (not transfers) and returns its completion;
     /// `None` for intents that are not file operations.
     pub fn execute(&mut self, intent: &Intent) -> Option<Completion> {
@@ -163,6 +166,11 @@ impl MemoryFs {
                 }),
                 self.now,
             ),
+            Intent::Available { path } => Completion::Available(match self.get(path.as_str()) {
+                Some(Node::Dir) => Ok(MemoryFs::AVAILABLE),
+                Some(Node::File(_)) => Err(FsError::NotADirectory),
+                None => Err(FsError::NotFound),
+            }),
             Intent::MakeDir { path } => Completion::Done(self.make_dir(path)),
             Intent::RemoveDir { path } => Completion::Done(self.remove(path, true)),
             Intent::RemoveFile { path } => Completion::Done(self.remove(path, false)),
@@ -463,7 +471,7 @@ impl MemoryRuntime {
                 Some(Node::Dir) => Err(FsError::IsADirectory),
                 None => Err(FsError::NotFound),
             },
-            TransferOp::Store { path, mode } => match (mode, self.fs.get(path.as_str())) {
+            TransferOp::Store { path, mode, .. } => match (mode, self.fs.get(path.as_str())) {
                 (StoreMode::Unique, Some(Node::Dir)) => {
                     self.unique += 1;
                     Ok((None, Some(alloc::format!("ftp-upload-{}", self.unique))))
@@ -506,10 +514,11 @@ impl MemoryRuntime {
             Completion::Transfer(TransferEvent::Connected),
         );
         let transfer = match (transfer.op, name) {
-            (TransferOp::Store { path, .. }, Some(name)) => Transfer {
+            (TransferOp::Store { path, size, .. }, Some(name)) => Transfer {
                 op: TransferOp::Store {
                     path: path.resolve(&name).unwrap_or(path),
                     mode: StoreMode::Replace,
+                    size,
                 },
                 ..transfer
             },
@@ -550,7 +559,7 @@ impl MemoryRuntime {
                 self.downloaded = out;
                 n
             }
-            TransferOp::Store { path, mode } => {
+            TransferOp::Store { path, mode, .. } => {
                 let sent = core::mem::take(&mut self.upload);
                 let mut data = Vec::new();
                 if transfer.ascii {

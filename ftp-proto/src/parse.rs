@@ -163,7 +163,13 @@ pub fn parse_command(line: &[u8]) -> Result<Command, ParseError> {
         b"STOR" => Command::Stor(arg.required("STOR")?),
         b"STOU" => Command::Stou(arg.optional()?),
         b"APPE" => Command::Appe(arg.required("APPE")?),
-        b"ALLO" => Command::Allo,
+        b"ALLO" => Command::Allo(
+            arg.text()
+                .ok()
+                .and_then(|t| t.split(' ').find(|w| !w.is_empty()))
+                .and_then(decimal_u64),
+        ),
+        b"AVBL" => Command::Avbl(arg.optional()?),
         b"REST" => Command::Rest(decimal_u64(trim_spaces(arg.text()?)).ok_or(bad("REST"))?),
         b"ABOR" => arg.none(Command::Abor)?,
         b"LIST" => Command::List(parse_list_args(arg.text()?)),
@@ -217,7 +223,7 @@ pub fn encode_command(cmd: &Command) -> String {
         | Command::Cdup
         | Command::Pwd
         | Command::Pasv
-        | Command::Allo
+        | Command::Allo(None)
         | Command::Abor
         | Command::Syst
         | Command::Noop
@@ -251,7 +257,14 @@ pub fn encode_command(cmd: &Command) -> String {
                 with_arg(&mut out, s);
             }
         }
-        Command::Stou(p) | Command::Mlst(p) | Command::Mlsd(p) | Command::Help(p) => {
+        Command::Allo(Some(n)) => {
+            let _ = write!(out, " {n}");
+        }
+        Command::Stou(p)
+        | Command::Mlst(p)
+        | Command::Mlsd(p)
+        | Command::Help(p)
+        | Command::Avbl(p) => {
             if let Some(p) = p {
                 with_arg(&mut out, p);
             }
@@ -980,9 +993,13 @@ mod tests {
             (b"STOU f", Ok(Command::Stou(Some(s("f"))))),
             (b"APPE f", Ok(Command::Appe(s("f")))),
             (b"APPE", Err(BadArgument("APPE"))),
-            (b"ALLO", Ok(Command::Allo)),
-            (b"ALLO 1000 R 10", Ok(Command::Allo)),
-            (b"ALLO \xff", Ok(Command::Allo)),
+            (b"ALLO", Ok(Command::Allo(None))),
+            (b"ALLO 1000 R 10", Ok(Command::Allo(Some(1000)))),
+            (b"ALLO  77", Ok(Command::Allo(Some(77)))),
+            (b"ALLO \xff", Ok(Command::Allo(None))),
+            (b"ALLO x", Ok(Command::Allo(None))),
+            (b"AVBL", Ok(Command::Avbl(None))),
+            (b"AVBL dir/sub", Ok(Command::Avbl(Some(s("dir/sub"))))),
             (b"REST 0", Ok(Command::Rest(0))),
             (b"REST  123456789012 ", Ok(Command::Rest(123_456_789_012))),
             (b"REST 18446744073709551615", Ok(Command::Rest(u64::MAX))),
@@ -1328,7 +1345,9 @@ mod tests {
                 Just(Command::Cdup),
                 Just(Command::Pwd),
                 Just(Command::Pasv),
-                Just(Command::Allo),
+                Just(Command::Allo(None)),
+                any::<u64>().prop_map(|n| Command::Allo(Some(n))),
+                proptest::option::of(path()).prop_map(Command::Avbl),
                 Just(Command::Abor),
                 Just(Command::Syst),
                 Just(Command::Noop),

@@ -432,6 +432,45 @@ fn store_append_unique_and_resume() {
     );
 }
 
+/// The sizes the Store intents of `rt` announced, in order.
+fn store_sizes(rt: &MemoryRuntime) -> Vec<Option<u64>> {
+    rt.intents
+        .iter()
+        .filter_map(|i| match i {
+            Intent::Transfer(ftp_proto::Transfer {
+                op: ftp_proto::TransferOp::Store { size, .. },
+                ..
+            }) => Some(*size),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn allo_announces_the_size_of_the_next_upload_only() {
+    let mut rt = alice();
+    rt.command("TYPE I");
+    rt.upload = b"12345".to_vec();
+    // PASV and TYPE may come between ALLO and STOR.
+    rt.command("ALLO 5");
+    rt.command("PASV");
+    rt.command("TYPE I");
+    rt.command("STOR incoming/a");
+    rt.command("PASV");
+    rt.command("STOR incoming/b");
+    rt.command("ALLO 9 R 100");
+    rt.command("REST 2");
+    rt.command("PASV");
+    rt.command("STOR incoming/b");
+    // A download uses it up.
+    rt.command("ALLO 7");
+    rt.command("PASV");
+    rt.command("RETR incoming/a");
+    rt.command("PASV");
+    rt.command("APPE incoming/c");
+    assert_eq!(store_sizes(&rt), [Some(5), None, Some(9), None]);
+}
+
 #[test]
 fn abort_during_transfer() {
     let mut rt = alice();
@@ -602,7 +641,13 @@ fn informational_commands() {
         rt.command("TYPE E"),
         "504 Command not implemented for that parameter.\r\n"
     );
-    assert_eq!(rt.command("ALLO 100"), "202 ALLO command ignored.\r\n");
+    assert_eq!(rt.command("ALLO"), "202 ALLO command ignored.\r\n");
+    assert_eq!(rt.command("ALLO 100"), "200 ALLO command successful.\r\n");
+    assert_eq!(rt.command("AVBL"), "213 1073741824\r\n");
+    assert_eq!(
+        rt.command("AVBL pub/readme.txt"),
+        "550 Could not get available space: Not a directory.\r\n"
+    );
     assert_eq!(rt.command("ACCT x"), "202 ACCT not needed.\r\n");
     assert_eq!(rt.command("SMNT /x"), "502 SMNT not implemented.\r\n");
     assert_eq!(rt.command("CLNT curl"), "200 Noted.\r\n");

@@ -212,6 +212,8 @@ impl Session {
     }
 
     fn start_transfer(&mut self, op: TransferOp, what: Payload) {
+        // A download or listing uses up an `ALLO` too.
+        self.allocated = None;
         if self.transfer_needs_tls() {
             // The data channel stays prepared: PROT P and a retry may follow.
             return self.reply(521, "Data connections must be encrypted.");
@@ -251,6 +253,8 @@ impl Session {
     }
 
     pub(super) fn store_command(&mut self, arg: &str, kind: StoreKind) {
+        // What `ALLO` announced is for this command only, whatever comes of it.
+        let size = self.allocated.take();
         if !self.may_write() {
             return self.reply(550, "Permission denied.");
         }
@@ -279,7 +283,7 @@ impl Session {
             incoming: true,
             ascii: self.transfer_type == TransferType::Ascii,
         };
-        self.start_transfer(TransferOp::Store { path, mode }, what);
+        self.start_transfer(TransferOp::Store { path, mode, size }, what);
     }
 
     pub(super) fn list_command(&mut self, args: ListArgs, kind: ListKind) {

@@ -29,6 +29,8 @@ pub(super) enum FsOp {
     Change(Change),
     /// `ReadDir` for `STAT path`.
     StatList(VirtualPath, ListFormat),
+    /// `Available` for `AVBL`.
+    Avbl,
 }
 
 /// What a `Stat` result is for.
@@ -180,6 +182,14 @@ impl Session {
         self.await_fs(Intent::Stat { path: path.clone() }, FsOp::Stat(path, what));
     }
 
+    /// `AVBL [path]`: the bytes an upload may still take there.
+    pub(super) fn available_command(&mut self, arg: &str) {
+        let Some(path) = self.path_or_reply(arg) else {
+            return;
+        };
+        self.await_fs(Intent::Available { path }, FsOp::Avbl);
+    }
+
     pub(super) fn chmod_command(&mut self, mode: u32, arg: &str) {
         if !self.config.storage.set_permissions {
             return self.reply(502, "SITE CHMOD is not supported by this storage.");
@@ -252,6 +262,11 @@ impl Session {
                 self.stat_list_answer(&path, &format, &entries, now)
             }
             (FsOp::StatList(_, _), Completion::Entries(Err(e), _)) => self.reply(550, fs_reason(e)),
+            (FsOp::Avbl, Completion::Available(Ok(bytes))) => self.reply(213, &format!("{bytes}")),
+            (FsOp::Avbl, Completion::Available(Err(e))) => {
+                let text = format!("Could not get available space: {}", fs_reason(e));
+                self.reply(550, &text)
+            }
             // A completion of the wrong kind: a runtime bug, never a hang.
             _ => self.reply(451, "Requested action aborted: local error in processing."),
         }

@@ -74,6 +74,9 @@ pub struct Session {
     cwd: VirtualPath,
     transfer_type: TransferType,
     rest: Option<u64>,
+    /// The size `ALLO` announced, for the next transfer if it is an
+    /// upload (PASV, TYPE, REST and the like may come between).
+    allocated: Option<u64>,
     rename_from: Option<VirtualPath>,
     data: DataChannel,
     /// What TLS protects: the control connection, data connections.
@@ -163,6 +166,7 @@ impl Session {
             cwd: VirtualPath::root(),
             transfer_type: TransferType::Ascii,
             rest: None,
+            allocated: None,
             rename_from: None,
             data: DataChannel::None,
             protection: Protection::default(),
@@ -432,6 +436,7 @@ impl Session {
 
     fn parse_error(&mut self, error: ParseError) {
         self.rest = None;
+        self.allocated = None;
         self.rename_from = None;
         self.reply(error.reply_code(), error.reply_text());
     }
@@ -496,7 +501,12 @@ impl Session {
             Command::Stou(arg) => {
                 self.store_command(arg.as_deref().unwrap_or(""), data::StoreKind::Stou)
             }
-            Command::Allo => self.reply(202, "ALLO command ignored."),
+            Command::Allo(None) => self.reply(202, "ALLO command ignored."),
+            Command::Allo(Some(size)) => {
+                self.allocated = Some(size);
+                self.reply(200, "ALLO command successful.")
+            }
+            Command::Avbl(path) => self.available_command(path.as_deref().unwrap_or("")),
             Command::Rest(offset) => {
                 self.rest = Some(offset);
                 let text = alloc::format!("Restart position accepted ({offset}).");
@@ -559,6 +569,7 @@ impl Session {
         };
         self.cwd = VirtualPath::root();
         self.transfer_type = TransferType::Ascii;
+        self.allocated = None;
         self.epsv_all = false;
         self.mlst_facts = Facts::DEFAULT;
         self.idle_timeout = self.config.idle_timeout;
