@@ -56,6 +56,10 @@ pub struct Config {
     pub max_stat_entries: usize,
     /// Largest `SITE IDLE` value a client may set, in seconds.
     pub max_idle: Duration,
+    /// Largest range `HASH` and the `X…` digest commands work on (bigger
+    /// gets `552`); `None` turns them off (`502`, and `FEAT` leaves them
+    /// out).
+    pub hash_max_size: Option<u64>,
     /// Default umask for new files and directories (reported by `SITE UMASK`).
     pub umask: u32,
     /// Produce [`crate::Event`]s for logging.
@@ -89,6 +93,7 @@ impl Default for Config {
             max_line: 4096,
             max_stat_entries: 10_000,
             max_idle: Duration::from_secs(7200),
+            hash_max_size: Some(4 << 30),
             umask: 0o022,
             log_events: false,
             tls: TlsPolicy::default(),

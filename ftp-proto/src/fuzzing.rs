@@ -1191,6 +1191,7 @@ impl Driver {
                 unique: Some((1, 2)),
             })),
             Intent::Available { .. } => Completion::Available(Ok(1 << 30)),
+            Intent::Hash { .. } => Completion::Hash(Ok(String::from("0123abcd"))),
             Intent::ReadDir { limit, .. } => {
                 let entries = (0..(*limit).min(3))
                     .map(|i| DirEntry {
@@ -1340,12 +1341,13 @@ impl Driver {
             Intent::ConfirmAnonymous { .. } => 6,
             Intent::UpgradeTls | Intent::ClearTls => 7,
             Intent::Available { .. } => 8,
+            Intent::Hash { .. } => 9,
             _ => 4,
         };
         let kind = if sel & 7 != 0 {
             natural
         } else {
-            (sel >> 3) % 9
+            (sel >> 3) % 10
         };
         let limit = match intent {
             Intent::ReadDir { limit, .. } => (*limit).min(6),
@@ -1414,6 +1416,11 @@ impl Driver {
                 Completion::Entries(result, UnixTime(r.any_time()))
             }
             4 => Completion::Done(if v % 2 == 0 { Ok(()) } else { Err(fs_error(r)) }),
+            9 => Completion::Hash(if v % 2 == 0 {
+                Ok(r.text(16))
+            } else {
+                Err(fs_error(r))
+            }),
             8 => Completion::Available(if v % 2 == 0 {
                 Ok(r.any_u64())
             } else {
@@ -1748,6 +1755,23 @@ impl Driver {
                 assert!(*mode <= 0o7777);
                 true
             }
+            Intent::Hash { start, end, .. } => {
+                let limit = config.hash_max_size.expect("HASH while it is off");
+                assert!(start <= end && end - start <= limit, "{start}..{end}");
+                true
+            }
+            Intent::CancelHash { hash } => {
+                let awaited = self
+                    .awaited
+                    .take()
+                    .unwrap_or_else(|| panic!("CancelHash of {hash:?}, none running"));
+                assert!(
+                    awaited.id == *hash && matches!(awaited.intent, Intent::Hash { .. }),
+                    "CancelHash of {hash:?} while awaiting {awaited:?}"
+                );
+                self.retire(awaited.id);
+                false
+            }
             Intent::Transfer(t) => {
                 match t.data {
                     DataEndpoint::Passive { listener } => {
@@ -1880,6 +1904,7 @@ fn intent_paths(intent: &Intent) -> Vec<&VirtualPath> {
     match intent {
         Intent::Stat { path }
         | Intent::Available { path }
+        | Intent::Hash { path, .. }
         | Intent::ReadDir { path, .. }
         | Intent::MakeDir { path }
         | Intent::RemoveDir { path }

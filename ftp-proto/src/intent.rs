@@ -98,6 +98,27 @@ pub enum Intent {
         /// without one).
         path: VirtualPath,
     },
+    /// Compute the digest of bytes `start..end` of the file `path` (the
+    /// engine checked it is a file of at least `end` bytes, within its
+    /// size limit): slow, so off the event loop, reading through the
+    /// storage. Answer: [`Completion::Hash`], unless
+    /// [`Intent::CancelHash`] came first (then no answer is needed).
+    Hash {
+        /// The file.
+        path: VirtualPath,
+        /// Which digest.
+        algorithm: crate::HashAlgorithm,
+        /// First byte.
+        start: u64,
+        /// One past the last byte.
+        end: u64,
+    },
+    /// Stop computing the digest asked for by this [`Intent::Hash`] (ABOR,
+    /// or the session closing). No answer.
+    CancelHash {
+        /// The id of the [`Intent::Hash`].
+        hash: IntentId,
+    },
     /// Change permission bits. Answer: [`Completion::Done`].
     SetPermissions {
         /// The file to change.
@@ -246,6 +267,8 @@ pub enum Completion {
     Done(Result<(), FsError>),
     /// Answer to [`Intent::Available`]: bytes available.
     Available(Result<u64, FsError>),
+    /// Answer to [`Intent::Hash`]: the digest in lower-case hex.
+    Hash(Result<String, FsError>),
     /// Progress of an [`Intent::Transfer`].
     Transfer(TransferEvent),
 }
@@ -262,6 +285,7 @@ impl Completion {
             Completion::Entries(..) => "Entries",
             Completion::Done(_) => "Done",
             Completion::Available(_) => "Available",
+            Completion::Hash(_) => "Hash",
             Completion::Transfer(_) => "Transfer",
         }
     }
@@ -279,6 +303,7 @@ impl Intent {
             Intent::Stat { .. } => "Stat",
             Intent::ReadDir { .. } => "Entries",
             Intent::Available { .. } => "Available",
+            Intent::Hash { .. } => "Hash",
             Intent::MakeDir { .. }
             | Intent::RemoveDir { .. }
             | Intent::RemoveFile { .. }
@@ -286,7 +311,9 @@ impl Intent {
             | Intent::SetPermissions { .. }
             | Intent::SetModified { .. } => "Done",
             Intent::Transfer(_) => "Transfer",
-            Intent::ClosePassive { .. } | Intent::AbortTransfer { .. } => return None,
+            Intent::ClosePassive { .. }
+            | Intent::AbortTransfer { .. }
+            | Intent::CancelHash { .. } => return None,
         })
     }
 }

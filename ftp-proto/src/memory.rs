@@ -282,6 +282,10 @@ pub struct MemoryRuntime {
     /// transfer consumes its listener once connected, as real runtimes do.
     pub listeners: Vec<IntentId>,
     held: Option<(IntentId, Transfer)>,
+    /// Leave `Hash` intents unanswered (to test `ABOR` during `HASH`).
+    pub hold_hashes: bool,
+    /// The `Hash` left unanswered.
+    pub held_hash: Option<IntentId>,
     next_port: u16,
     unique: u32,
 }
@@ -306,6 +310,8 @@ impl MemoryRuntime {
             intents: Vec::new(),
             listeners: Vec::new(),
             held: None,
+            hold_hashes: false,
+            held_hash: None,
             next_port: 50000,
             unique: 0,
         };
@@ -459,6 +465,25 @@ impl MemoryRuntime {
                 self.listeners.retain(|l| *l != listener);
                 return;
             }
+            Intent::Hash { .. } if self.hold_hashes => {
+                self.held_hash = Some(id);
+                return;
+            }
+            Intent::Hash {
+                path, start, end, ..
+            } => Completion::Hash(match self.fs.get(path.as_str()) {
+                Some(Node::File(bytes)) => {
+                    let range = bytes.get(start as usize..end as usize).unwrap_or(&[]);
+                    Ok(alloc::format!("{:016x}", fnv1a(range)))
+                }
+                _ => Err(FsError::NotFound),
+            }),
+            Intent::CancelHash { hash } => {
+                if self.held_hash == Some(hash) {
+                    self.held_hash = None;
+                }
+                return;
+            }
             _ => return,
         };
         self.session.handle_completion(self.now, id, done);
@@ -585,4 +610,12 @@ impl MemoryRuntime {
         };
         Completion::Transfer(TransferEvent::Finished { bytes })
     }
+}
+
+/// FNV-1a, 64 bits: the stand-in digest of the in-memory runtime (the
+/// engine never computes digests; the host does, with real algorithms).
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }

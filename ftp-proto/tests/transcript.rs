@@ -1086,3 +1086,128 @@ fn default_storage_can_do_everything() {
     assert!(feat.contains(" MFMT\r\n") && feat.contains(" REST STREAM\r\n"));
     assert!(rt.command("SITE HELP").contains("CHMOD HELP IDLE UMASK"));
 }
+
+#[test]
+fn hash_commands_and_reply_shapes() {
+    use ftp_proto::memory::fnv1a;
+    let mut rt = alice();
+    let text = b"hello\nworld\n";
+    let whole = format!("{:016x}", fnv1a(text));
+    assert_eq!(
+        rt.command("HASH pub/readme.txt"),
+        format!("213 SHA-256 0-11 {whole} pub/readme.txt\r\n")
+    );
+    assert_eq!(rt.command("OPTS HASH"), "200 SHA-256\r\n");
+    assert_eq!(rt.command("OPTS HASH md5"), "200 MD5\r\n");
+    assert_eq!(rt.command("OPTS HASH SHA-3"), "504 Unknown algorithm.\r\n");
+    let feat = rt.command("FEAT");
+    assert!(
+        feat.contains(" HASH SHA-256;SHA-512;SHA-1;MD5*;CRC32\r\n"),
+        "{feat}"
+    );
+    assert_eq!(
+        rt.command("RANG 2 5"),
+        "350 Restarting at 2. Ending byte 5.\r\n"
+    );
+    let part = format!("{:016x}", fnv1a(&text[2..6]));
+    assert_eq!(
+        rt.command("HASH pub/readme.txt"),
+        format!("213 MD5 2-5 {part} pub/readme.txt\r\n")
+    );
+    // RANG is used up by one HASH.
+    assert!(
+        rt.command("HASH pub/readme.txt")
+            .starts_with("213 MD5 0-11 ")
+    );
+    assert_eq!(
+        rt.command("RANG 5 2"),
+        "501 The end of the range is before its start.\r\n"
+    );
+    assert_eq!(
+        rt.command("RANG 1 0"),
+        "350 Restarting at 0. Ending byte EOF.\r\n"
+    );
+    assert_eq!(
+        rt.command("XCRC pub/readme.txt"),
+        format!("250 {whole}\r\n")
+    );
+    assert_eq!(
+        rt.command("XSHA256 pub/readme.txt 2 6"),
+        format!("250 {part}\r\n")
+    );
+    assert_eq!(rt.command("HASH pub"), "550 Not a regular file.\r\n");
+    assert_eq!(
+        rt.command("HASH nothing"),
+        "550 No such file or directory.\r\n"
+    );
+    assert_eq!(
+        rt.command("XMD5 pub/readme.txt 20 30"),
+        "501 The range is not within the file.\r\n"
+    );
+}
+
+#[test]
+fn abor_cancels_a_hash_at_once() {
+    let mut rt = alice();
+    rt.hold_hashes = true;
+    assert_eq!(rt.command("HASH pub/readme.txt"), "");
+    let id = rt.held_hash.expect("the Hash intent");
+    // Other commands wait, as during a transfer; STAT answers.
+    assert_eq!(rt.command("NOOP"), "");
+    assert!(rt.command("STAT").starts_with("211-"));
+    assert_eq!(
+        rt.command("ABOR"),
+        "426 Digest computation aborted.\r\n226 Abort successful.\r\n200 NOOP ok.\r\n"
+    );
+    assert_eq!(rt.held_hash, None);
+    assert!(
+        rt.intents
+            .iter()
+            .any(|i| *i == Intent::CancelHash { hash: id })
+    );
+    // A late answer is ignored.
+    rt.session.handle_completion(
+        rt.now,
+        id,
+        ftp_proto::Completion::Hash(Ok(String::from("00"))),
+    );
+    assert_eq!(rt.command("NOOP"), "200 NOOP ok.\r\n");
+}
+
+#[test]
+fn hash_size_limit_and_off() {
+    let mut rt = MemoryRuntime::new(
+        Config {
+            hash_max_size: Some(5),
+            ..config()
+        },
+        tree(),
+    );
+    rt.users.push(("alice".into(), "pw".into(), true));
+    rt.command("USER alice");
+    rt.command("PASS pw");
+    assert_eq!(
+        rt.command("HASH pub/readme.txt"),
+        "552 File too large to hash: at most 5 bytes at once.\r\n"
+    );
+    rt.command("RANG 0 4");
+    assert!(
+        rt.command("HASH pub/readme.txt")
+            .starts_with("213 SHA-256 0-4 ")
+    );
+    let mut off = MemoryRuntime::new(
+        Config {
+            hash_max_size: None,
+            ..config()
+        },
+        tree(),
+    );
+    off.users.push(("alice".into(), "pw".into(), true));
+    off.command("USER alice");
+    off.command("PASS pw");
+    assert_eq!(
+        off.command("HASH pub/readme.txt"),
+        "502 Command not implemented.\r\n"
+    );
+    assert!(!off.command("FEAT").contains("HASH"));
+}

@@ -212,8 +212,10 @@ impl Session {
     }
 
     fn start_transfer(&mut self, op: TransferOp, what: Payload) {
-        // A download or listing uses up an `ALLO` too.
+        // A download or listing uses up an `ALLO` too, and a transfer
+        // ends a `RANG` meant for `HASH`.
         self.allocated = None;
+        self.hash_range = None;
         if self.transfer_needs_tls() {
             // The data channel stays prepared: PROT P and a retry may follow.
             return self.reply(521, "Data connections must be encrypted.");
@@ -331,6 +333,17 @@ impl Session {
             AbortReason::ConnectTimeout
         };
         self.abort_transfer(reason);
+    }
+
+    /// `ABOR` while a transfer runs or a digest is computed.
+    pub(super) fn abort_running(&mut self) {
+        if let State::Hashing(_) = &self.state {
+            if let State::Hashing(h) = core::mem::replace(&mut self.state, State::Ready) {
+                self.cancel_hash(&h, true);
+            }
+            return;
+        }
+        self.abort_transfer(AbortReason::Client);
     }
 
     /// Aborts the running transfer; the answer comes with its last event.

@@ -31,6 +31,8 @@ pub(super) enum FsOp {
     StatList(VirtualPath, ListFormat),
     /// `Available` for `AVBL`.
     Avbl,
+    /// `Stat` of the file a digest is asked for.
+    HashStat(super::hash::HashRequest),
 }
 
 /// What a `Stat` result is for.
@@ -262,6 +264,7 @@ impl Session {
                 self.stat_list_answer(&path, &format, &entries, now)
             }
             (FsOp::StatList(_, _), Completion::Entries(Err(e), _)) => self.reply(550, fs_reason(e)),
+            (FsOp::HashStat(request), Completion::Stat(meta)) => self.hash_stat(request, meta),
             (FsOp::Avbl, Completion::Available(Ok(bytes))) => self.reply(213, &format!("{bytes}")),
             (FsOp::Avbl, Completion::Available(Err(e))) => {
                 let text = format!("Could not get available space: {}", fs_reason(e));
