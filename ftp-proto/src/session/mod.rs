@@ -659,11 +659,9 @@ impl Session {
     fn close_quietly(&mut self) {
         // A transfer already being aborted was asked to stop once.
         match core::mem::replace(&mut self.state, State::Ready) {
-            State::Transfer(t) => {
-                if t.abort.is_none() {
-                    let transfer = t.id;
-                    self.intent(Intent::AbortTransfer { transfer });
-                }
+            State::Transfer(t) if t.abort.is_none() => {
+                let transfer = t.id;
+                self.intent(Intent::AbortTransfer { transfer });
             }
             State::Hashing(h) => self.cancel_hash(&h, false),
             _ => {}
