@@ -1160,11 +1160,7 @@ fn abor_cancels_a_hash_at_once() {
         "426 Digest computation aborted.\r\n226 Abort successful.\r\n200 NOOP ok.\r\n"
     );
     assert_eq!(rt.held_hash, None);
-    assert!(
-        rt.intents
-            .iter()
-            .any(|i| *i == Intent::CancelHash { hash: id })
-    );
+    assert!(rt.intents.contains(&Intent::CancelHash { hash: id }));
     // A late answer is ignored.
     rt.session.handle_completion(
         rt.now,
