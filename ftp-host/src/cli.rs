@@ -400,6 +400,14 @@ struct Args {
     #[arg(long, value_name = "N")]
     max_login_attempts: Option<u32>,
 
+    /// Most bytes HASH and XCRC/XMD5/XSHA* digest at once; bigger gets 552 [default: 4294967296]
+    #[arg(long, value_name = "BYTES")]
+    hash_max_size: Option<u64>,
+
+    /// Turn HASH and XCRC/XMD5/XSHA* off (502)
+    #[arg(long)]
+    no_hash: bool,
+
     /// Seconds running sessions get to finish at shutdown [default: 10]
     #[arg(long, value_name = "SEC")]
     shutdown_grace: Option<u64>,
@@ -902,6 +910,13 @@ fn build(args: Args, file: FileConfig) -> Result<ServerConfig, ConfigError> {
             .or(file.login_fail_delay)
             .map_or(defaults.login_fail_delay, Duration::from_millis),
         max_login_attempts: max_login_attempts.unwrap_or(defaults.max_login_attempts),
+        hash_max_size: if args.no_hash || file.no_hash.unwrap_or(false) {
+            None
+        } else {
+            args.hash_max_size
+                .or(file.hash_max_size)
+                .or(defaults.hash_max_size)
+        },
         idle_timeout: seconds(
             args.idle_timeout
                 .or(file.idle_timeout)

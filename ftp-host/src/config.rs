@@ -37,6 +37,8 @@
 //! allow_foreign_port = false
 //! login_fail_delay = 1000           # milliseconds
 //! max_login_attempts = 3
+//! hash_max_size = 4294967296         # HASH/XCRC/... at most this many bytes
+//! no_hash = false                   # true: HASH and XCRC/... answer 502
 //! shutdown_grace = 10               # seconds
 //!
 //! [tls]                             # FTPS: see ftp_host::tls::TlsFile
@@ -466,6 +468,10 @@ pub struct FileConfig {
     pub login_fail_delay: Option<u64>,
     /// Failed logins before the session is closed (`--max-login-attempts`).
     pub max_login_attempts: Option<u32>,
+    /// Most bytes a digest covers (`--hash-max-size`).
+    pub hash_max_size: Option<u64>,
+    /// Digest commands off (`--no-hash`).
+    pub no_hash: Option<bool>,
     /// Seconds running sessions get to finish at shutdown
     /// (`--shutdown-grace`).
     pub shutdown_grace: Option<u64>,

@@ -38,7 +38,9 @@ pub fn execute(storage: &dyn Storage, intent: &Intent) -> Option<Completion> {
         | Intent::Transfer(_)
         | Intent::AbortTransfer { .. }
         | Intent::UpgradeTls
-        | Intent::ClearTls => return None,
+        | Intent::ClearTls
+        | Intent::Hash { .. }
+        | Intent::CancelHash { .. } => return None,
     };
     Some(completion)
 }

@@ -22,6 +22,7 @@ pub mod config;
 pub mod control;
 pub mod crypt;
 pub mod daemon;
+pub mod digest;
 pub mod exec;
 pub mod http;
 pub mod identity;

@@ -9,6 +9,7 @@
 //! completion for the engine.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Instant as StdInstant, SystemTime};
 
@@ -148,6 +149,7 @@ impl Server {
             login_failure: None,
             policy: self.default_policy.clone(),
             quota: None,
+            hashing: None,
         };
         log::debug!("{peer}: connected");
         (session, host)
@@ -324,10 +326,15 @@ pub struct SessionHost {
     policy: Arc<UserPolicy>,
     /// The logged-in account's quota and usage, when it has one.
     quota: Option<Arc<Quota>>,
+    /// The digest being computed (`HASH`) and the flag that stops it.
+    hashing: Option<(IntentId, Arc<AtomicBool>)>,
 }
 
 impl Drop for SessionHost {
     fn drop(&mut self) {
+        if let Some((_, cancel)) = self.hashing.take() {
+            cancel.store(true, Ordering::Relaxed);
+        }
         self.server.metrics.session_ended();
     }
 }
@@ -355,6 +362,14 @@ enum JobKind {
         // Boxed: an intent is the largest thing a job would hold otherwise.
         intent: Box<Intent>,
         quota: Option<Arc<Quota>>,
+    },
+    Hash {
+        storage: Arc<dyn Storage>,
+        path: VirtualPath,
+        algorithm: ftp_proto::HashAlgorithm,
+        start: u64,
+        end: u64,
+        cancel: Arc<AtomicBool>,
     },
     OpenTransfer {
         storage: Arc<dyn Storage>,
@@ -430,6 +445,9 @@ pub enum Action {
         /// The id of the transfer.
         transfer: IntentId,
     },
+    /// Nothing for the runtime to do (the host did it: a cancelled
+    /// digest stops by itself).
+    Nothing,
     /// Once every reply before it is written (and the socket not read
     /// meanwhile), switch the control connection with
     /// [`SessionHost::switch_tls`] and hand the engine its answer.
@@ -476,6 +494,7 @@ impl Job {
         match &self.kind {
             JobKind::Authenticate { .. } => true,
             JobKind::ConfirmAnonymous { .. }
+            | JobKind::Hash { .. }
             | JobKind::File { .. }
             | JobKind::OpenTransfer { .. } => false,
         }
@@ -518,6 +537,21 @@ impl Job {
                 result
             }
             JobKind::ConfirmAnonymous { server } => confirm_anonymous(&server),
+            JobKind::Hash {
+                storage,
+                path,
+                algorithm,
+                start,
+                end,
+                cancel,
+            } => JobResult::Completion(Completion::Hash(crate::digest::digest(
+                storage.as_ref(),
+                &path,
+                algorithm,
+                start,
+                end,
+                &cancel,
+            ))),
             JobKind::File {
                 storage,
                 intent,
@@ -799,6 +833,32 @@ impl SessionHost {
                 intent: Box::new(intent),
                 quota: self.quota.clone(),
             },
+            Intent::Hash {
+                path,
+                algorithm,
+                start,
+                end,
+            } => {
+                let cancel = Arc::new(AtomicBool::new(false));
+                if let Some((_, previous)) = self.hashing.replace((id, cancel.clone())) {
+                    previous.store(true, Ordering::Relaxed);
+                }
+                JobKind::Hash {
+                    storage: self.storage.clone(),
+                    path,
+                    algorithm,
+                    start,
+                    end,
+                    cancel,
+                }
+            }
+            Intent::CancelHash { hash } => {
+                if let Some((id, cancel)) = self.hashing.take_if(|(id, _)| *id == hash) {
+                    log::debug!("{}: digest {id:?} cancelled", self.peer);
+                    cancel.store(true, Ordering::Relaxed);
+                }
+                return Action::Nothing;
+            }
             Intent::OpenPassive { peer } => return Action::OpenPassive { peer },
             Intent::ClosePassive { listener } => return Action::ClosePassive { listener },
             Intent::AbortTransfer { transfer } => return Action::AbortTransfer { transfer },
@@ -835,6 +895,9 @@ impl SessionHost {
     /// login and turns the result into what the engine needs.
     pub fn finish(&mut self, done: JobDone) -> JobAnswer {
         let id = done.id;
+        if self.hashing.as_ref().is_some_and(|(h, _)| *h == id) {
+            self.hashing = None;
+        }
         if let Some(how) = done.login.filter(|l| *l != LoginResult::Ok) {
             self.login_failure = Some(how);
         }
