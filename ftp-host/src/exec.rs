@@ -196,6 +196,7 @@ mod tests {
                         style: ListStyle::Names,
                         show_hidden: false,
                         writable: false,
+                        glob: None,
                     },
                 },
                 ascii: false,

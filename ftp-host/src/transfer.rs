@@ -99,16 +99,22 @@ pub fn open_source(
             ascii,
         )),
         TransferOp::List { path, format } => {
-            let reader = storage.read_dir(path)?;
+            let mut reader = storage.read_dir(path)?;
+            // A pattern's matches are all found before the listing starts,
+            // so that too many is a refusal, not a cut listing.
+            let matches = match &format.glob {
+                Some(glob) => Some(glob_matches(reader.as_mut(), format, glob.max_matches)?),
+                None => None,
+            };
             let listing = Listing {
                 reader,
                 format: format.clone(),
                 now,
-                queue: VecDeque::new(),
+                reader_done: matches.is_some(),
+                started: matches.is_some(),
+                queue: matches.unwrap_or_default(),
                 pending: Vec::new(),
                 sent: 0,
-                started: false,
-                reader_done: false,
             };
             Ok((
                 Source {
@@ -119,6 +125,28 @@ pub fn open_source(
         }
         TransferOp::Store { .. } => Err(FsError::Other),
     }
+}
+
+/// Every entry `format` lists (with its pattern) from `reader`, sorted by
+/// name; [`FsError::TooManyMatches`] past `max`.
+fn glob_matches(
+    reader: &mut dyn DirReader,
+    format: &ListFormat,
+    max: usize,
+) -> Result<VecDeque<DirEntry>, FsError> {
+    let mut found = Vec::new();
+    loop {
+        let batch = reader.next_batch(LISTING_BATCH)?;
+        if batch.is_empty() {
+            break;
+        }
+        found.extend(batch.into_iter().filter(|e| format.includes(&e.name)));
+        if found.len() > max {
+            return Err(FsError::TooManyMatches);
+        }
+    }
+    found.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(found.into())
 }
 
 /// [`open_source`] for a download, if the storage can open its file
@@ -677,6 +705,7 @@ mod tests {
                 style: ListStyle::Names,
                 show_hidden: false,
                 writable: false,
+                glob: None,
             },
         };
         let (listing, _) = open_source(&fs, &op, false, UnixTime(0)).unwrap();
@@ -728,6 +757,7 @@ mod tests {
             style: ListStyle::Long,
             show_hidden: false,
             writable: false,
+            glob: None,
         };
         let op = TransferOp::List {
             path: vp("/dir"),
@@ -769,6 +799,7 @@ mod tests {
             style: ListStyle::Names,
             show_hidden: false,
             writable: false,
+            glob: None,
         };
         let op = TransferOp::List {
             path: vp("/dir"),
@@ -790,6 +821,7 @@ mod tests {
             style: ListStyle::Names,
             show_hidden: true,
             writable: false,
+            glob: None,
         };
         let op = TransferOp::List {
             path: vp("/digits"),

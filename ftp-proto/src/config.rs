@@ -54,6 +54,8 @@ pub struct Config {
     pub max_line: usize,
     /// Most entries `STAT path` prints over the control connection.
     pub max_stat_entries: usize,
+    /// Most names a pattern (`NLST *.txt`) may match; more gets `550`.
+    pub max_glob_matches: usize,
     /// Largest `SITE IDLE` value a client may set, in seconds.
     pub max_idle: Duration,
     /// Largest range `HASH` and the `X…` digest commands work on (bigger
@@ -92,6 +94,7 @@ impl Default for Config {
             pasv_address: None,
             max_line: 4096,
             max_stat_entries: 10_000,
+            max_glob_matches: 10_000,
             max_idle: Duration::from_secs(7200),
             hash_max_size: Some(4 << 30),
             umask: 0o022,

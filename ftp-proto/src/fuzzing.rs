@@ -450,6 +450,7 @@ pub fn listing(data: &[u8]) {
                     style,
                     show_hidden,
                     writable,
+                    glob: None,
                 };
                 let mut out = Vec::new();
                 format.write_entry(entry, now, &mut out);
@@ -491,6 +492,7 @@ pub fn listing(data: &[u8]) {
             style: ListStyle::Long,
             show_hidden,
             writable: false,
+            glob: None,
         };
         let included = format.includes(&entry.name);
         let expected = !matches!(entry.name.as_str(), "" | "." | "..")
@@ -1364,6 +1366,7 @@ impl Driver {
                 FsError::NoSpace,
                 FsError::QuotaExceeded,
                 FsError::InvalidName,
+                FsError::TooManyMatches,
                 FsError::Other,
             ])
         };

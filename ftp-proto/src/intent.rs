@@ -374,6 +374,8 @@ pub enum FsError {
     QuotaExceeded,
     /// The name is not acceptable to the file system.
     InvalidName,
+    /// More names match a listing's pattern than it may return.
+    TooManyMatches,
     /// Anything else (an I/O error).
     Other,
 }

@@ -88,6 +88,7 @@ mod event;
 #[cfg(feature = "_fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod glob;
 mod hash;
 mod intent;
 pub mod line;

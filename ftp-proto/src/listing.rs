@@ -24,6 +24,8 @@ pub struct ListFormat {
     pub show_hidden: bool,
     /// Whether the session may write (MLSD `perm` facts).
     pub writable: bool,
+    /// Only names matching this pattern (`NLST *.txt`).
+    pub glob: Option<crate::glob::Glob>,
 }
 
 /// The line format of a listing.
@@ -175,7 +177,10 @@ impl ListFormat {
     pub fn includes(&self, name: &str) -> bool {
         match name {
             "" | "." | ".." => false,
-            _ => self.show_hidden || !name.starts_with('.'),
+            _ => {
+                (self.show_hidden || !name.starts_with('.'))
+                    && self.glob.as_ref().is_none_or(|g| g.matches(name))
+            }
         }
     }
 
@@ -199,6 +204,9 @@ impl ListFormat {
         match self.style {
             ListStyle::Long => write_long(entry, now, out),
             ListStyle::Names => {
+                if let Some(glob) = &self.glob {
+                    put_clean(out, &glob.prefix);
+                }
                 put_clean(out, &entry.name);
                 out.put("\r\n");
             }
@@ -581,6 +589,7 @@ mod tests {
             style,
             show_hidden: false,
             writable: false,
+            glob: None,
         }
     }
 

@@ -5,6 +5,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ftp_host::daemon::Runtime;
+use ftp_tests::clients::{CLIENT_TIMEOUT, command, require, run};
 use ftp_tests::{TestServer, daemon_tests};
 use md5::Digest as _;
 
@@ -13,6 +14,9 @@ daemon_tests! {
     ranges_algorithms_and_legacy_commands,
     abor_during_a_hash_answers_at_once,
     hash_limits_and_off,
+    patterns_filter_listings,
+    too_many_matches_are_refused,
+    nlst_patterns_with_curl_and_lftp,
 }
 
 /// 100 MiB that are not all alike.
@@ -145,4 +149,101 @@ fn hash_limits_and_off<R: Runtime>() {
     assert_eq!(c.cmd("XCRC f").code, 502);
     assert!(!c.cmd("FEAT").inner().iter().any(|l| l.contains("HASH")));
     c.quit();
+}
+
+fn glob_server<R: Runtime>() -> TestServer {
+    TestServer::builder()
+        .file("a.txt", "a")
+        .file("b.txt", "b")
+        .file("c.csv", "c")
+        .file(".hidden.txt", "h")
+        .file("dir/d.txt", "d")
+        .file("dir/e1.log", "e")
+        .file("dir/e2.log", "e")
+        .file("dir/f.log", "f")
+        .start::<R>()
+}
+
+/// The lines of a listing.
+fn lines(listing: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(listing)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn patterns_filter_listings<R: Runtime>() {
+    let srv = glob_server::<R>();
+    let mut c = srv.client();
+    c.login_anonymous();
+    let nlst =
+        |c: &mut ftp_tests::Client, arg: &str| lines(&c.download(&format!("NLST {arg}")).unwrap());
+    assert_eq!(nlst(&mut c, "*.txt"), ["a.txt", "b.txt"]);
+    assert_eq!(nlst(&mut c, "-a *.txt"), [".hidden.txt", "a.txt", "b.txt"]);
+    assert_eq!(nlst(&mut c, "dir/e?.log"), ["dir/e1.log", "dir/e2.log"]);
+    assert_eq!(nlst(&mut c, "dir/[!e]*"), ["dir/d.txt", "dir/f.log"]);
+    assert_eq!(nlst(&mut c, "*.none"), Vec::<String>::new());
+    let list = lines(&c.download("LIST *.csv").unwrap());
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert!(list[0].ends_with(" c.csv"), "{list:?}");
+    let mlsd = lines(&c.download("MLSD dir/*.log").unwrap());
+    assert_eq!(mlsd.len(), 3, "{mlsd:?}");
+    assert!(mlsd.iter().all(|l| l.ends_with(".log")), "{mlsd:?}");
+    // Never across a slash: a pattern in a folder's name is a name.
+    let r = c.download("NLST */d.txt").expect_err("no folder named *");
+    assert_eq!(r.code, 550, "{r}");
+    // The names NLST returns can be fetched as they are (mget).
+    for name in nlst(&mut c, "dir/*.log") {
+        assert_eq!(c.retr(&name).len(), 1);
+    }
+    c.quit();
+}
+
+fn too_many_matches_are_refused<R: Runtime>() {
+    let mut b = TestServer::builder();
+    for i in 0..10_001 {
+        b = b.file(&format!("many/f{i:05}"), "");
+    }
+    let srv = b.start::<R>();
+    let mut c = srv.client();
+    c.login_anonymous();
+    let r = c.download("NLST many/f*").expect_err("over the bound");
+    assert_eq!(r.code, 550, "{r}");
+    assert!(r.text().contains("Too many names match"), "{r}");
+    assert_eq!(lines(&c.download("NLST many/f0000?").unwrap()).len(), 10);
+    c.quit();
+}
+
+fn nlst_patterns_with_curl_and_lftp<R: Runtime>() {
+    let srv = glob_server::<R>();
+    let work = tempfile::tempdir().expect("temp dir");
+    if let Some(curl) = require("nlst_patterns_with_curl", "curl") {
+        let url = format!("ftp://127.0.0.1:{}/dir/", srv.addr().port());
+        let out = run(
+            command(&curl, work.path(), work.path()).args(["-sS", "-X", "NLST *.log", &url]),
+            CLIENT_TIMEOUT,
+        )
+        .success("curl NLST *.log");
+        let mut names: Vec<&str> = out.stdout.lines().collect();
+        names.sort_unstable();
+        assert_eq!(names, ["e1.log", "e2.log", "f.log"], "{out}");
+    }
+    if let Some(lftp) = require("nlst_patterns_with_lftp", "lftp") {
+        let script = "set cmd:fail-exit yes; set net:max-retries 1; set ftp:ssl-allow no; \
+                      nlist dir/e*.log; bye";
+        let url = format!("ftp://127.0.0.1:{}", srv.addr().port());
+        let out = run(
+            command(&lftp, work.path(), work.path()).args([
+                "-u",
+                "anonymous,x",
+                "-e",
+                script,
+                &url,
+            ]),
+            CLIENT_TIMEOUT,
+        )
+        .success("lftp nlist");
+        let names: Vec<&str> = out.stdout.lines().collect();
+        assert_eq!(names, ["dir/e1.log", "dir/e2.log"], "{out}");
+    }
 }

@@ -571,7 +571,7 @@ pub fn io_error_from_fs(err: FsError) -> io::Error {
         FsError::NotEmpty => io::ErrorKind::DirectoryNotEmpty,
         FsError::NoSpace | FsError::QuotaExceeded => io::ErrorKind::StorageFull,
         FsError::InvalidName => io::ErrorKind::InvalidInput,
-        FsError::Other => io::ErrorKind::Other,
+        FsError::TooManyMatches | FsError::Other => io::ErrorKind::Other,
     };
     io::Error::new(kind, FsErrorInIo(err))
 }

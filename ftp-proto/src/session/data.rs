@@ -289,7 +289,20 @@ impl Session {
     }
 
     pub(super) fn list_command(&mut self, args: ListArgs, kind: ListKind) {
-        let Some(path) = self.resolve(args.path.as_deref().unwrap_or("")) else {
+        let arg = args.path.as_deref().unwrap_or("");
+        // `NLST dir/*.txt`: list `dir`, keeping the names that match.
+        let (dir, glob) = match crate::glob::split_pattern(arg) {
+            Some((dir, pattern)) => (
+                dir,
+                Some(crate::glob::Glob {
+                    pattern: String::from(pattern),
+                    prefix: String::from(dir),
+                    max_matches: self.config.max_glob_matches,
+                }),
+            ),
+            None => (arg, None),
+        };
+        let Some(path) = self.resolve(dir) else {
             return self.reply(553, "File name not allowed.");
         };
         let style = match kind {
@@ -302,6 +315,7 @@ impl Session {
             style,
             show_hidden: args.all || matches!(kind, ListKind::Mlsd),
             writable: self.may_write(),
+            glob,
         };
         self.start_transfer(TransferOp::List { path, format }, Payload::Listing);
     }
@@ -465,6 +479,13 @@ impl Session {
             }
             (None, TransferError::Fs(FsError::QuotaExceeded)) => {
                 self.reply(552, "Exceeded storage allocation.")
+            }
+            (None, TransferError::Fs(FsError::TooManyMatches)) => {
+                let text = format!(
+                    "Too many names match the pattern (more than {}); narrow it.",
+                    self.config.max_glob_matches
+                );
+                self.reply(550, &text)
             }
             (None, TransferError::Fs(e)) if !t.ready => {
                 let incoming = matches!(t.what, Payload::File { incoming: true, .. });

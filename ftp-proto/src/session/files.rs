@@ -90,6 +90,7 @@ pub(super) fn fs_reason(error: FsError) -> &'static str {
         FsError::NoSpace => "No space left on device.",
         FsError::QuotaExceeded => "Disk quota exceeded.",
         FsError::InvalidName => "Invalid file name.",
+        FsError::TooManyMatches => "Too many names match the pattern.",
         FsError::Other => "Local error.",
     }
 }
@@ -208,6 +209,7 @@ impl Session {
             style: ListStyle::Long,
             show_hidden: args.all,
             writable: self.may_write(),
+            glob: None,
         };
         let limit = self.config.max_stat_entries;
         self.await_fs(
