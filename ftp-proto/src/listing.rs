@@ -24,8 +24,9 @@ pub struct ListFormat {
     pub show_hidden: bool,
     /// Whether the session may write (MLSD `perm` facts).
     pub writable: bool,
-    /// Only names matching this pattern (`NLST *.txt`).
-    pub glob: Option<crate::glob::Glob>,
+    /// Only names matching this pattern (`NLST *.txt`); boxed, as it is
+    /// rare and listings travel in every transfer intent.
+    pub glob: Option<alloc::boxed::Box<crate::glob::Glob>>,
 }
 
 /// The line format of a listing.
@@ -939,7 +940,12 @@ mod tests {
                 link_target: target,
             };
             for style in [ListStyle::Long, ListStyle::Names, ListStyle::Machine(Facts(facts))] {
-                let f = ListFormat { style, show_hidden: true, writable };
+                let f = ListFormat {
+                    style,
+                    show_hidden: true,
+                    writable,
+                    glob: None,
+                };
                 let mut out = Vec::new();
                 f.write_entry(&e, UnixTime(now), &mut out);
                 prop_assert!(out.ends_with(b"\r\n"));

@@ -294,11 +294,11 @@ impl Session {
         let (dir, glob) = match crate::glob::split_pattern(arg) {
             Some((dir, pattern)) => (
                 dir,
-                Some(crate::glob::Glob {
+                Some(alloc::boxed::Box::new(crate::glob::Glob {
                     pattern: String::from(pattern),
                     prefix: String::from(dir),
                     max_matches: self.config.max_glob_matches,
-                }),
+                })),
             ),
             None => (arg, None),
         };
