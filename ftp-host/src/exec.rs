@@ -22,7 +22,7 @@ pub fn execute(storage: &dyn Storage, intent: &Intent) -> Option<Completion> {
             read_entries(storage, path, *limit),
             crate::clock::wall_now(),
         ),
-        Intent::MakeDir { path } => Completion::Done(storage.make_dir(path)),
+        Intent::MakeDir { path, umask } => Completion::Done(storage.make_dir(path, Some(*umask))),
         Intent::RemoveDir { path } => Completion::Done(storage.remove_dir(path)),
         Intent::RemoveFile { path } => Completion::Done(storage.remove_file(path)),
         Intent::Rename { from, to } => Completion::Done(storage.rename(from, to)),
@@ -134,9 +134,18 @@ mod tests {
             Some(Completion::Done(r)) => r,
             other => panic!("unexpected {other:?}"),
         };
-        assert_eq!(done(Intent::MakeDir { path: vp("/n") }), Ok(()));
         assert_eq!(
-            done(Intent::MakeDir { path: vp("/n") }),
+            done(Intent::MakeDir {
+                path: vp("/n"),
+                umask: 0o022,
+            }),
+            Ok(())
+        );
+        assert_eq!(
+            done(Intent::MakeDir {
+                path: vp("/n"),
+                umask: 0o022,
+            }),
             Err(FsError::AlreadyExists)
         );
         assert_eq!(
@@ -210,6 +219,7 @@ mod tests {
                     path: vp("/x"),
                     mode: StoreMode::Replace,
                     size: None,
+                    umask: 0o022,
                 },
                 ascii: false,
                 tls: false,

@@ -570,11 +570,17 @@ impl Job {
                 ascii,
                 now,
             } => JobResult::Opened(match &op {
-                TransferOp::Store { path, mode, size } => open_sink_with_quota(
+                TransferOp::Store {
+                    path,
+                    mode,
+                    size,
+                    umask,
+                } => open_sink_with_quota(
                     storage.as_ref(),
                     path,
                     *mode,
                     ascii,
+                    Some(*umask),
                     quota.as_deref(),
                     *size,
                 )

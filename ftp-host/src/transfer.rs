@@ -340,8 +340,9 @@ pub fn open_sink(
     path: &VirtualPath,
     mode: StoreMode,
     ascii: bool,
+    umask: Option<u32>,
 ) -> Result<(Sink, Option<String>), FsError> {
-    let upload = storage.open_write(path, mode)?;
+    let upload = storage.open_write(path, mode, umask)?;
     let name = matches!(mode, StoreMode::Unique).then(|| upload.name().to_owned());
     Ok((
         Sink {
@@ -366,11 +367,12 @@ pub fn open_sink_with_quota(
     path: &VirtualPath,
     mode: StoreMode,
     ascii: bool,
+    umask: Option<u32>,
     quota: Option<&Quota>,
     announced: Option<u64>,
 ) -> Result<(Sink, Option<String>), FsError> {
     let Some(quota) = quota else {
-        return open_sink(storage, path, mode, ascii);
+        return open_sink(storage, path, mode, ascii, umask);
     };
     let existing = match mode {
         StoreMode::Unique => None,
@@ -381,7 +383,7 @@ pub fn open_sink_with_quota(
             .map(|m| m.size),
     };
     let charge = quota.begin_upload(mode, existing, announced)?;
-    let (mut sink, name) = open_sink(storage, path, mode, ascii)?;
+    let (mut sink, name) = open_sink(storage, path, mode, ascii, umask)?;
     sink.charge = Some(charge);
     Ok((sink, name))
 }
@@ -666,6 +668,7 @@ mod tests {
             path: vp("/x"),
             mode: StoreMode::Replace,
             size: None,
+            umask: 0o022,
         };
         assert_eq!(
             open_source(&fs, &op, false, UnixTime(0)).unwrap_err(),
@@ -710,7 +713,7 @@ mod tests {
         };
         let (listing, _) = open_source(&fs, &op, false, UnixTime(0)).unwrap();
         assert_eq!(listing.blocking(), Blocking::Bounded);
-        let (sink, _) = open_sink(&fs, &vp("/up"), StoreMode::Replace, false).unwrap();
+        let (sink, _) = open_sink(&fs, &vp("/up"), StoreMode::Replace, false, None).unwrap();
         assert_eq!(sink.blocking(), Blocking::Bounded);
         sink.abort();
         // A store that does not say is kept off the loop.
@@ -919,7 +922,7 @@ mod tests {
         ascii: bool,
         parts: &[&[u8]],
     ) -> (u64, Option<String>) {
-        let (mut sink, name) = open_sink(fs, &vp(path), mode, ascii).unwrap();
+        let (mut sink, name) = open_sink(fs, &vp(path), mode, ascii, None).unwrap();
         for part in parts {
             sink.write(part).unwrap();
         }
@@ -962,7 +965,8 @@ mod tests {
     #[test]
     fn sink_room_takes_reads_in_place_mixed_with_writes() {
         let (tmp, fs) = setup();
-        let (mut sink, _) = open_sink(&fs, &vp("/direct"), StoreMode::Replace, false).unwrap();
+        let (mut sink, _) =
+            open_sink(&fs, &vp("/direct"), StoreMode::Replace, false, None).unwrap();
         let mut expected = Vec::new();
         let mut next = 0u8;
         // Reads of odd sizes that cross the buffer's end several times,
@@ -986,7 +990,7 @@ mod tests {
         assert_eq!(sink.finish().unwrap(), expected.len() as u64);
         assert_eq!(std::fs::read(tmp.path().join("direct")).unwrap(), expected);
         // ASCII mode has no room: its bytes go through the decoder.
-        let (mut ascii, _) = open_sink(&fs, &vp("/a"), StoreMode::Replace, true).unwrap();
+        let (mut ascii, _) = open_sink(&fs, &vp("/a"), StoreMode::Replace, true, None).unwrap();
         assert!(ascii.room().unwrap().is_none());
         ascii.abort();
     }
@@ -1003,14 +1007,16 @@ mod tests {
         );
         assert_eq!(std::fs::read(tmp.path().join("t")).unwrap(), b"a\nb\nc\r");
         assert_eq!(n, 6);
-        let (mut sink, _) = open_sink(&fs, &vp("/digits"), StoreMode::Replace, false).unwrap();
+        let (mut sink, _) =
+            open_sink(&fs, &vp("/digits"), StoreMode::Replace, false, None).unwrap();
         sink.write(b"partial").unwrap();
         sink.abort();
         assert_eq!(
             std::fs::read(tmp.path().join("digits")).unwrap(),
             b"0123456789"
         );
-        let (mut sink, _) = open_sink(&fs, &vp("/digits"), StoreMode::Replace, false).unwrap();
+        let (mut sink, _) =
+            open_sink(&fs, &vp("/digits"), StoreMode::Replace, false, None).unwrap();
         sink.write(&vec![1u8; SINK_BUFFER + 1]).unwrap();
         assert_eq!(sink.written(), SINK_BUFFER as u64 + 1);
         drop(sink);
@@ -1024,7 +1030,7 @@ mod tests {
             .collect();
         assert!(names.iter().all(|n| !n.contains(".part-")), "{names:?}");
         assert_eq!(
-            open_sink(&fs, &vp("/dir"), StoreMode::Replace, false).unwrap_err(),
+            open_sink(&fs, &vp("/dir"), StoreMode::Replace, false, None).unwrap_err(),
             FsError::IsADirectory
         );
     }

@@ -1909,7 +1909,7 @@ fn intent_paths(intent: &Intent) -> Vec<&VirtualPath> {
         | Intent::Available { path }
         | Intent::Hash { path, .. }
         | Intent::ReadDir { path, .. }
-        | Intent::MakeDir { path }
+        | Intent::MakeDir { path, .. }
         | Intent::RemoveDir { path }
         | Intent::RemoveFile { path }
         | Intent::SetPermissions { path, .. }

@@ -72,6 +72,9 @@ pub enum Intent {
     MakeDir {
         /// The directory to create.
         path: VirtualPath,
+        /// The session's umask (`SITE UMASK`): the mode is
+        /// `0o777 & !umask` where the storage has modes.
+        umask: u32,
     },
     /// Remove an empty directory. Answer: [`Completion::Done`].
     RemoveDir {
@@ -218,6 +221,9 @@ pub enum TransferOp {
         /// upload that cannot fit may be refused before data flows
         /// ([`FsError::QuotaExceeded`] gives `552`).
         size: Option<u64>,
+        /// The session's umask (`SITE UMASK`): a new file's mode is
+        /// `0o666 & !umask` where the storage has modes.
+        umask: u32,
     },
     /// Send a directory listing, formatted entry by entry with `format`.
     List {

@@ -171,7 +171,7 @@ impl MemoryFs {
                 Some(Node::File(_)) => Err(FsError::NotADirectory),
                 None => Err(FsError::NotFound),
             }),
-            Intent::MakeDir { path } => Completion::Done(self.make_dir(path)),
+            Intent::MakeDir { path, .. } => Completion::Done(self.make_dir(path)),
             Intent::RemoveDir { path } => Completion::Done(self.remove(path, true)),
             Intent::RemoveFile { path } => Completion::Done(self.remove(path, false)),
             Intent::Rename { from, to } => Completion::Done(self.rename(from, to)),
@@ -539,11 +539,17 @@ impl MemoryRuntime {
             Completion::Transfer(TransferEvent::Connected),
         );
         let transfer = match (transfer.op, name) {
-            (TransferOp::Store { path, size, .. }, Some(name)) => Transfer {
+            (
+                TransferOp::Store {
+                    path, size, umask, ..
+                },
+                Some(name),
+            ) => Transfer {
                 op: TransferOp::Store {
                     path: path.resolve(&name).unwrap_or(path),
                     mode: StoreMode::Replace,
                     size,
+                    umask,
                 },
                 ..transfer
             },

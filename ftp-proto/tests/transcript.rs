@@ -1207,3 +1207,44 @@ fn hash_size_limit_and_off() {
     );
     assert!(!off.command("FEAT").contains("HASH"));
 }
+
+#[test]
+fn site_umask_reaches_every_creating_intent() {
+    let mut rt = alice();
+    assert_eq!(rt.command("SITE UMASK 077"), "200 UMASK set to 077\r\n");
+    assert_eq!(
+        rt.command("SITE UMASK"),
+        "200 Your current UMASK is 077\r\n"
+    );
+    rt.command("MKD incoming/private");
+    rt.command("TYPE I");
+    rt.command("PASV");
+    rt.upload = b"x".to_vec();
+    rt.command("STOR incoming/private/f");
+    let masks: Vec<u32> = rt
+        .intents
+        .iter()
+        .filter_map(|i| match i {
+            Intent::MakeDir { umask, .. } => Some(*umask),
+            Intent::Transfer(ftp_proto::Transfer {
+                op: ftp_proto::TransferOp::Store { umask, .. },
+                ..
+            }) => Some(*umask),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(masks, [0o077, 0o077]);
+    // REIN goes back to the configured mask.
+    rt.command("REIN");
+    rt.command("USER alice");
+    rt.command("PASS secret");
+    assert_eq!(
+        rt.command("SITE UMASK"),
+        "200 Your current UMASK is 022\r\n"
+    );
+    let mut objects = alice_on_object_store();
+    assert_eq!(
+        objects.command("SITE UMASK 077"),
+        "550 SITE UMASK is not supported by this storage.\r\n"
+    );
+}

@@ -17,6 +17,7 @@ daemon_tests! {
     patterns_filter_listings,
     too_many_matches_are_refused,
     nlst_patterns_with_curl_and_lftp,
+    site_umask_sets_the_mode_of_new_files,
 }
 
 /// 100 MiB that are not all alike.
@@ -246,4 +247,34 @@ fn nlst_patterns_with_curl_and_lftp<R: Runtime>() {
         let names: Vec<&str> = out.stdout.lines().collect();
         assert_eq!(names, ["dir/e1.log", "dir/e2.log"], "{out}");
     }
+}
+
+fn site_umask_sets_the_mode_of_new_files<R: Runtime>() {
+    use std::os::unix::fs::PermissionsExt;
+    if std::env::var("FTP_TEST_STORAGE").is_ok_and(|v| v == "s3") {
+        return;
+    }
+    let srv = TestServer::builder()
+        .user("alice", "secret", None, true)
+        .start::<R>();
+    let mut c = srv.client();
+    c.login("alice", "secret");
+    c.expect("TYPE I", 200);
+    c.upload("STOR before", b"x").expect("STOR");
+    c.check("SITE UMASK 077", "200 UMASK set to 077");
+    c.upload("STOR after", b"x").expect("STOR");
+    c.expect("MKD dir", 257);
+    c.upload("APPE dir/appended", b"x").expect("APPE");
+    c.quit();
+    let mode = |rel: &str| {
+        std::fs::metadata(srv.path(rel))
+            .expect("created")
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode("before"), 0o644);
+    assert_eq!(mode("after"), 0o600);
+    assert_eq!(mode("dir"), 0o700);
+    assert_eq!(mode("dir/appended"), 0o600);
 }

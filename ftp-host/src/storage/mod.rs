@@ -232,11 +232,19 @@ pub trait Storage: Send + Sync + fmt::Debug {
     }
 
     /// Opens an upload to `path` (for [`StoreMode::Unique`], `path` is the
-    /// directory to create a new file in).
-    fn open_write(&self, path: &VirtualPath, mode: StoreMode) -> Result<Upload, FsError>;
+    /// directory to create a new file in). A new file gets the mode
+    /// `0o666 & !umask` where the storage has modes (`None`: the
+    /// storage's default umask).
+    fn open_write(
+        &self,
+        path: &VirtualPath,
+        mode: StoreMode,
+        umask: Option<u32>,
+    ) -> Result<Upload, FsError>;
 
-    /// Creates the directory `path`.
-    fn make_dir(&self, path: &VirtualPath) -> Result<(), FsError>;
+    /// Creates the directory `path`, with the mode `0o777 & !umask` where
+    /// the storage has modes (`None`: the storage's default umask).
+    fn make_dir(&self, path: &VirtualPath, umask: Option<u32>) -> Result<(), FsError>;
 
     /// Removes the empty directory `path`.
     fn remove_dir(&self, path: &VirtualPath) -> Result<(), FsError>;

@@ -285,7 +285,16 @@ impl Session {
             incoming: true,
             ascii: self.transfer_type == TransferType::Ascii,
         };
-        self.start_transfer(TransferOp::Store { path, mode, size }, what);
+        let umask = self.umask;
+        self.start_transfer(
+            TransferOp::Store {
+                path,
+                mode,
+                size,
+                umask,
+            },
+            what,
+        );
     }
 
     pub(super) fn list_command(&mut self, args: ListArgs, kind: ListKind) {

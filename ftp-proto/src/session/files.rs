@@ -132,7 +132,14 @@ impl Session {
         let Some(path) = self.path_or_reply(arg) else {
             return;
         };
-        self.await_fs(Intent::MakeDir { path: path.clone() }, FsOp::Mkd(path));
+        let umask = self.umask;
+        self.await_fs(
+            Intent::MakeDir {
+                path: path.clone(),
+                umask,
+            },
+            FsOp::Mkd(path),
+        );
     }
 
     pub(super) fn simple_write(&mut self, arg: &str, op: Change) {

@@ -147,10 +147,17 @@ impl Session {
             }
             Site::Chmod { mode, path } => self.chmod_command(mode, &path),
             Site::Umask(None) => {
-                let text = format!("Your current UMASK is {:03o}", self.config.umask);
+                let text = format!("Your current UMASK is {:03o}", self.umask);
                 self.reply(200, &text);
             }
-            Site::Umask(Some(_)) => self.reply(550, "SITE UMASK cannot be changed on this server."),
+            Site::Umask(Some(_)) if !self.config.storage.set_permissions => {
+                self.reply(550, "SITE UMASK is not supported by this storage.")
+            }
+            Site::Umask(Some(mask)) => {
+                self.umask = mask & 0o777;
+                let text = format!("UMASK set to {:03o}", self.umask);
+                self.reply(200, &text);
+            }
             Site::Idle(None) => {
                 let text = match self.idle_timeout {
                     Some(idle) => format!(

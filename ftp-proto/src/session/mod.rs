@@ -75,6 +75,8 @@ pub struct Session {
     cwd: VirtualPath,
     transfer_type: TransferType,
     rest: Option<u64>,
+    /// The mask of new files and folders (`SITE UMASK`).
+    umask: u32,
     /// The digest `HASH` computes (`OPTS HASH`).
     hash_algorithm: crate::HashAlgorithm,
     /// The byte range of the next `HASH` (`RANG`): first and last byte.
@@ -177,6 +179,7 @@ impl Session {
             allocated: None,
             hash_algorithm: crate::HashAlgorithm::Sha256,
             hash_range: None,
+            umask: 0,
             rename_from: None,
             data: DataChannel::None,
             protection: Protection::default(),
@@ -187,6 +190,7 @@ impl Session {
         };
         let greeting = session.config.greeting.clone();
         session.reply(220, &greeting);
+        session.umask = session.config.umask;
         session
     }
 
@@ -593,6 +597,7 @@ impl Session {
         self.allocated = None;
         self.hash_range = None;
         self.hash_algorithm = crate::HashAlgorithm::Sha256;
+        self.umask = self.config.umask;
         self.epsv_all = false;
         self.mlst_facts = Facts::DEFAULT;
         self.idle_timeout = self.config.idle_timeout;
