@@ -249,14 +249,22 @@ fn check_parse(line: &[u8]) {
     let encoded = encode_command(&cmd);
     assert!(encoded.starts_with(cmd.verb()), "{encoded:?} for {cmd:?}");
     assert_eq!(
-        parse_command(encoded.as_bytes()),
+        parse_command(&crate::name::encode(&encoded)),
         Ok(cmd.clone()),
         "round trip of {line:?} through {encoded:?}"
     );
     // What a client writes crosses the line framing first.
     if !encoded.contains('\n') {
         let mut framing = LineBuffer::new(usize::MAX);
-        framing.push(encoded.as_bytes());
+        // A client doubles 0xFF, Telnet's IAC, in what it sends.
+        let mut wire = Vec::new();
+        for b in crate::name::encode(&encoded) {
+            wire.push(b);
+            if b == 0xFF {
+                wire.push(0xFF);
+            }
+        }
+        framing.push(&wire);
         framing.push(b"\r\n");
         match framing.next_line() {
             Some(Line::Complete(l)) => {

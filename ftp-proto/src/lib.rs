@@ -95,6 +95,7 @@ pub mod line;
 mod listing;
 pub mod memory;
 mod meta;
+pub mod name;
 pub mod parse;
 mod path;
 pub mod reply;

@@ -252,6 +252,9 @@ trait Sink {
     fn put(&mut self, s: &str);
     /// Appends one byte; callers only pass ASCII.
     fn put_byte(&mut self, b: u8);
+    /// Appends a byte a name's escape stands for ([`crate::name`]): raw
+    /// on the wire; text sinks keep the escape.
+    fn put_raw(&mut self, c: char, b: u8);
 }
 
 impl Sink for Vec<u8> {
@@ -259,6 +262,9 @@ impl Sink for Vec<u8> {
         self.extend_from_slice(s.as_bytes());
     }
     fn put_byte(&mut self, b: u8) {
+        self.push(b);
+    }
+    fn put_raw(&mut self, _: char, b: u8) {
         self.push(b);
     }
 }
@@ -270,11 +276,27 @@ impl Sink for String {
     fn put_byte(&mut self, b: u8) {
         self.push(char::from(b));
     }
+    fn put_raw(&mut self, c: char, _: u8) {
+        // A reply line: written out by the reply writer, which turns the
+        // escape into its byte.
+        self.push(c);
+    }
 }
 
 /// Appends `s` with every byte for which `bad` holds (all ASCII) replaced
 /// by `?`.
 fn put_replacing<S: Sink>(out: &mut S, s: &str, bad: impl Fn(u8) -> bool) {
+    if crate::name::has_escapes(s) {
+        let mut buf = [0u8; 4];
+        for c in s.chars() {
+            match crate::name::escaped_byte(c) {
+                Some(b) => out.put_raw(c, b),
+                None if c.is_ascii() && bad(c as u8) => out.put_byte(b'?'),
+                None => out.put(c.encode_utf8(&mut buf)),
+            }
+        }
+        return;
+    }
     let mut rest = s;
     while let Some(i) = rest.bytes().position(&bad) {
         // `bad` bytes are ASCII, hence char boundaries on both sides.

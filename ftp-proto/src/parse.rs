@@ -19,7 +19,7 @@
 //! * An argument that is not UTF-8 is a [`ParseError::NotUtf8`].
 //!
 //! [`encode_command`] is the inverse: for every line `l` with
-//! `parse_command(l) == Ok(c)`, `parse_command(encode_command(&c))` is
+//! `parse_command(l) == Ok(c)`, `parse_command` of the bytes of `encode_command(&c)` ([`crate::name::encode`]) is
 //! `Ok(c)` again.
 
 use alloc::string::String;
@@ -191,14 +191,14 @@ pub fn parse_command(line: &[u8]) -> Result<Command, ParseError> {
         b"XSHA512" => parse_xhash(HashAlgorithm::Sha512, "XSHA512", arg)?,
         b"REST" => Command::Rest(decimal_u64(trim_spaces(arg.text()?)).ok_or(bad("REST"))?),
         b"ABOR" => arg.none(Command::Abor)?,
-        b"LIST" => Command::List(parse_list_args(arg.text()?)),
-        b"NLST" => Command::Nlst(parse_list_args(arg.text()?)),
+        b"LIST" => Command::List(parse_list_args(&arg.verbatim()?)),
+        b"NLST" => Command::Nlst(parse_list_args(&arg.verbatim()?)),
         b"MLST" => Command::Mlst(arg.optional()?),
         b"MLSD" => Command::Mlsd(arg.optional()?),
         b"STAT" => Command::Stat(if arg.is_blank() {
             None
         } else {
-            Some(parse_list_args(arg.text()?))
+            Some(parse_list_args(&arg.verbatim()?))
         }),
         b"SYST" => arg.none(Command::Syst)?,
         b"HELP" => Command::Help(match trim_spaces(arg.text()?) {
@@ -413,9 +413,10 @@ impl<'a> Arg<'a> {
         }
     }
 
-    /// The whole argument verbatim (may be empty).
+    /// The whole argument verbatim (may be empty): a name or free text,
+    /// its bytes that are not UTF-8 escaped without loss ([`crate::name`]).
     fn verbatim(self) -> Result<String, ParseError> {
-        self.text().map(String::from)
+        Ok(crate::name::decode(self.0))
     }
 
     /// A required verbatim argument that is not blank.
@@ -862,11 +863,13 @@ mod tests {
             (b"USER", Err(BadArgument("USER"))),
             (b"USER ", Err(BadArgument("USER"))),
             (b"USER   ", Err(BadArgument("USER"))),
-            (b"USER \xc3\x28", Err(NotUtf8)),
+            (
+                b"USER \xc3\x28",
+                Ok(Command::User(crate::name::decode(b"\xc3\x28"))),
+            ),
             (b"PASS", Ok(Command::Pass("".into()))),
             (b"PASS ", Ok(Command::Pass("".into()))),
             (b"PASS  sec ret ", Ok(Command::Pass(" sec ret ".into()))),
-            (b"PASS \xff", Err(NotUtf8)),
             (b"ACCT x", Ok(Command::Acct(s("x")))),
             (b"ACCT", Err(BadArgument("ACCT"))),
             (b"REIN", Ok(Command::Rein)),
@@ -1057,7 +1060,10 @@ mod tests {
                 "RETR données/日本.txt".as_bytes(),
                 Ok(Command::Retr(s("données/日本.txt"))),
             ),
-            (b"RETR \xff.txt", Err(NotUtf8)),
+            (
+                b"RETR \xff.txt",
+                Ok(Command::Retr(crate::name::decode(b"\xff.txt"))),
+            ),
             (b"RETR", Err(BadArgument("RETR"))),
             (b"STOR f", Ok(Command::Stor(s("f")))),
             (b"STOR", Err(BadArgument("STOR"))),
@@ -1151,7 +1157,6 @@ mod tests {
                 b"LIST dir -l",
                 Ok(Command::List(list(false, false, false, Some("dir -l")))),
             ),
-            (b"LIST \xff", Err(NotUtf8)),
             (b"NLST", Ok(Command::Nlst(ListArgs::default()))),
             (
                 b"NLST -l *.txt",
@@ -1263,7 +1268,7 @@ mod tests {
             let got = parse_command(line);
             assert_eq!(got, expected, "line {:?}", String::from_utf8_lossy(line));
             if let Ok(cmd) = got {
-                let again = parse_command(encode_command(&cmd).as_bytes());
+                let again = parse_command(&crate::name::encode(&encode_command(&cmd)));
                 assert_eq!(
                     again,
                     Ok(cmd),
@@ -1570,7 +1575,7 @@ mod tests {
         fn check_stable(line: &[u8]) -> Result<(), TestCaseError> {
             if let Ok(cmd) = parse_command(line) {
                 let encoded = encode_command(&cmd);
-                prop_assert_eq!(parse_command(encoded.as_bytes()), Ok(cmd));
+                prop_assert_eq!(parse_command(&crate::name::encode(&encoded)), Ok(cmd));
             }
             Ok(())
         }
@@ -1591,7 +1596,7 @@ mod tests {
             #[test]
             fn valid_commands_round_trip(cmd in command()) {
                 let encoded = encode_command(&cmd);
-                prop_assert_eq!(parse_command(encoded.as_bytes()), Ok(cmd));
+                prop_assert_eq!(parse_command(&crate::name::encode(&encoded)), Ok(cmd));
             }
         }
     }

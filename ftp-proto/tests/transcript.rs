@@ -732,7 +732,15 @@ fn line_framing_errors() {
     );
     assert_eq!(rt.command("NOOP"), "200 NOOP ok.\r\n");
     let before = rt.received.len();
+    // A name that is not UTF-8 is a name like any other (here, one that
+    // does not exist); an argument that must be text is refused.
     rt.send(b"CWD \xc3\x28\r\n");
+    assert_eq!(
+        &rt.received[before..],
+        b"550 Failed to change directory.\r\n"
+    );
+    let before = rt.received.len();
+    rt.send(b"TYPE \xc3\x28\r\n");
     assert_eq!(
         &rt.received[before..],
         b"501 Argument is not valid UTF-8.\r\n"
@@ -1247,4 +1255,35 @@ fn site_umask_reaches_every_creating_intent() {
         objects.command("SITE UMASK 077"),
         "550 SITE UMASK is not supported by this storage.\r\n"
     );
+}
+
+#[test]
+fn names_that_are_not_utf8_keep_their_bytes() {
+    use ftp_proto::name::decode;
+    let mut fs = tree();
+    fs.add_dir(&decode(b"/d\xe9j\xe0"));
+    fs.add_file(&decode(b"/d\xe9j\xe0/caf\xe9.txt"), b"latin-1\n");
+    let mut rt = MemoryRuntime::new(config(), fs);
+    rt.command("USER alice");
+    rt.command("PASS secret");
+    rt.command("OPTS UTF8 ON");
+    let before = rt.received.len();
+    rt.send(b"CWD d\xe9j\xe0\r\n");
+    assert_eq!(
+        &rt.received[before..],
+        b"250 Directory successfully changed.\r\n"
+    );
+    let before = rt.received.len();
+    rt.send(b"PWD\r\n");
+    assert_eq!(
+        &rt.received[before..],
+        b"257 \"/d\xe9j\xe0\" is the current directory\r\n"
+    );
+    rt.command("PASV");
+    rt.command("NLST");
+    assert_eq!(rt.downloaded, b"caf\xe9.txt\r\n");
+    rt.command("TYPE I");
+    rt.command("PASV");
+    rt.send(b"RETR caf\xe9.txt\r\n");
+    assert_eq!(rt.downloaded, b"latin-1\n");
 }
