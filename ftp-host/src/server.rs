@@ -17,7 +17,7 @@ use ftp_proto::{
     TlsSwitchError, TransferEvent, TransferOp, VirtualPath,
 };
 
-use crate::cli::ServerConfig;
+use crate::cli::{PamSettings, ServerConfig};
 use crate::clock::Clock;
 use crate::config::ConfigError;
 use crate::exec;
@@ -28,7 +28,7 @@ use crate::passive::PassivePorts;
 use crate::pasv_address::{EngineConfig, RESOLVE_EVERY, spawn_resolver};
 use crate::policy::UserPolicy;
 use crate::storage::{LocalFs, OpenRootError, Storage};
-use crate::system::{Refusal, SystemUsers};
+use crate::system::{Account, Refusal, SystemUsers};
 use crate::tls::TlsContext;
 use crate::tls::{ControlStream, SessionTls, TlsConn, TlsError};
 use crate::transfer::{Sink, Source, open_sink, open_source, open_source_cached};
@@ -152,6 +152,8 @@ pub struct Accounts {
     pub users: Option<Arc<UserDb>>,
     /// System accounts (`--system-users`, `--ftpusers`).
     pub system_users: Option<Arc<SystemUsers>>,
+    /// PAM logins (`--pam`, with the `--ftpusers` names).
+    pub pam: Option<Arc<PamSettings>>,
     /// The certificate and key (`--tls-cert`, `--tls-key`).
     pub tls: Option<Arc<TlsContext>>,
 }
@@ -161,6 +163,7 @@ impl Accounts {
         Accounts {
             users: config.users.clone(),
             system_users: config.system_users.clone(),
+            pam: config.pam.clone(),
             tls: config.tls.as_ref().map(|t| t.context.clone()),
         }
     }
@@ -201,9 +204,11 @@ impl Server {
         }
         if fresh.users.is_some() != self.config.users.is_some()
             || fresh.system_users.is_some() != self.config.system_users.is_some()
+            || fresh.pam.as_ref().map(|p| &p.service)
+                != self.config.pam.as_ref().map(|p| &p.service)
         {
             return Err(ConfigError::Conflict(
-                "a reload cannot change where accounts come from (--users, --system-users): restart",
+                "a reload cannot change where accounts come from (--users, --system-users, --pam): restart",
             ));
         }
         if fresh.tls.is_some() != self.config.tls.is_some() {
@@ -547,32 +552,14 @@ fn authenticate(
     password: &str,
     peer: IpAddr,
 ) -> (JobResult, LoginResult) {
-    let config = &server.config;
     let denied = |e, how| (JobResult::Completion(Completion::Auth(Err(e))), how);
     let accounts = server.accounts();
+    if let Some(pam) = &accounts.pam {
+        return pam_login(server, pam, user, password, peer);
+    }
     if let Some(system) = &accounts.system_users {
         return match system.check(user, password) {
-            Ok(account) => {
-                if config.login_identity {
-                    if let Err(e) = server.take_identity(&Identity::of(&account), user) {
-                        return denied(e, LoginResult::Refused);
-                    }
-                }
-                // As BusyBox: -w lets every user write, the kernel decides
-                // where; the served folder is everyone's /.
-                let grant = Grant {
-                    write: config.engine.anonymous_write,
-                };
-                let policy = server.default_policy.clone();
-                (
-                    JobResult::LoggedIn {
-                        grant,
-                        home: None,
-                        policy,
-                    },
-                    LoginResult::Ok,
-                )
-            }
+            Ok(account) => system_login(server, &account, user),
             Err(Ok(refusal)) => {
                 log::info!("system login as {user:?} refused: {refusal}");
                 let how = match refusal {
@@ -623,6 +610,97 @@ fn authenticate(
     }
 }
 
+/// A system account's login (`--system-users`, `--pam`), its password
+/// checked: the session acts as the account where logins change the
+/// process's identity.
+fn system_login(server: &Server, account: &Account, user: &str) -> (JobResult, LoginResult) {
+    if server.config.login_identity {
+        if let Err(e) = server.take_identity(&Identity::of(account), user) {
+            return (
+                JobResult::Completion(Completion::Auth(Err(e))),
+                LoginResult::Refused,
+            );
+        }
+    }
+    // As BusyBox: -w lets every user write, the kernel decides where; the
+    // served folder is everyone's /.
+    let grant = Grant {
+        write: server.config.engine.anonymous_write,
+    };
+    let policy = server.default_policy.clone();
+    (
+        JobResult::LoggedIn {
+            grant,
+            home: None,
+            policy,
+        },
+        LoginResult::Ok,
+    )
+}
+
+/// A login checked by PAM (`--pam`): the ftpusers file's names first, then
+/// the PAM stack; the account then logs in as a system account does.
+#[cfg(feature = "pam")]
+fn pam_login(
+    server: &Server,
+    pam: &PamSettings,
+    user: &str,
+    password: &str,
+    peer: IpAddr,
+) -> (JobResult, LoginResult) {
+    let denied = |e, how| (JobResult::Completion(Completion::Auth(Err(e))), how);
+    if pam.refused.contains(user) {
+        log::info!("PAM login as {user:?} refused: listed in the ftpusers file");
+        return denied(AuthError::Denied, LoginResult::Refused);
+    }
+    match crate::pam::check(&pam.service, user, password, peer) {
+        Ok(account) => {
+            if account.name != user && pam.refused.contains(&account.name) {
+                log::info!(
+                    "PAM login as {user:?} refused: PAM mapped it to {:?}, listed in the ftpusers file",
+                    account.name
+                );
+                return denied(AuthError::Denied, LoginResult::Refused);
+            }
+            system_login(server, &account, user)
+        }
+        Err(e) if e.is_failure() => {
+            log::error!("PAM login as {user:?}: {e}");
+            denied(AuthError::Unavailable, LoginResult::Refused)
+        }
+        Err(e) => {
+            log::info!("PAM login as {user:?} refused: {e}");
+            let how = if e.is_unknown_user() {
+                LoginResult::UnknownUser
+            } else if e.is_wrong_password() {
+                LoginResult::BadPassword
+            } else {
+                LoginResult::Refused
+            };
+            denied(AuthError::Denied, how)
+        }
+    }
+}
+
+/// Without the `pam` feature the command line already refused `--pam`.
+#[cfg(not(feature = "pam"))]
+fn pam_login(
+    _server: &Server,
+    pam: &PamSettings,
+    user: &str,
+    _password: &str,
+    _peer: IpAddr,
+) -> (JobResult, LoginResult) {
+    log::error!(
+        "login as {user:?}: PAM service {:?} asked for, but PAM is not compiled into this build",
+        pam.service
+    );
+    (
+        JobResult::Completion(Completion::Auth(Err(AuthError::Unavailable))),
+        LoginResult::Refused,
+    )
+}
+
 impl Server {
     /// Changes the whole process to `identity` after a login (see
     /// [`ServerConfig::login_identity`]). Once changed, the process stays
@@ -639,7 +717,7 @@ impl Server {
                 );
                 Err(AuthError::Unavailable)
             }
-            None => match identity.assume() {
+            None => match self.chroot_at_login().and_then(|()| identity.assume()) {
                 Ok(()) => {
                     log::debug!(
                         "acting as uid {} gid {} groups {:?} for {user}",
@@ -656,6 +734,19 @@ impl Server {
                 }
             },
         }
+    }
+}
+
+impl Server {
+    /// The `--inetd` chroot that waited for the first login
+    /// ([`ServerConfig::chroot_at_login`]), done now, while still root.
+    fn chroot_at_login(&self) -> Result<(), crate::identity::IdentityError> {
+        if !self.config.chroot_at_login {
+            return Ok(());
+        }
+        crate::identity::chroot(&self.config.root)?;
+        log::debug!("chrooted to {}", self.config.root.display());
+        Ok(())
     }
 }
 
