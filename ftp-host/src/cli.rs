@@ -1554,7 +1554,7 @@ mod tests {
         assert_eq!(c.pam.unwrap().service, "vsftpd");
         assert_eq!(c.anonymous_account.map(|a| a.uid), Some(50));
         assert!(c.engine.anonymous);
-        let c = serve(&[&format!("--pam=ftp-x.1"), dir.s()]).unwrap();
+        let c = serve(&["--pam=ftp-x.1", dir.s()]).unwrap();
         assert_eq!(c.pam.unwrap().service, "ftp-x.1");
         // The configuration file's key.
         let cf = dir.path().join("c.toml");
