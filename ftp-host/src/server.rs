@@ -649,6 +649,12 @@ fn pam_login(
     peer: IpAddr,
 ) -> (JobResult, LoginResult) {
     let denied = |e, how| (JobResult::Completion(Completion::Auth(Err(e))), how);
+    if server.config.chroot_at_login && server.has_assumed_identity() {
+        // After the chroot, PAM would read its configuration and modules
+        // from the served folder: never.
+        log::warn!("login as {user:?} after a login: PAM cannot run after the chroot; reconnect");
+        return denied(AuthError::Unavailable, LoginResult::Refused);
+    }
     if pam.refused.contains(user) {
         log::info!("PAM login as {user:?} refused: listed in the ftpusers file");
         return denied(AuthError::Denied, LoginResult::Refused);
@@ -738,6 +744,15 @@ impl Server {
 }
 
 impl Server {
+    /// Whether a login changed the process's identity already.
+    #[cfg_attr(not(feature = "pam"), allow(dead_code))]
+    fn has_assumed_identity(&self) -> bool {
+        self.assumed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some()
+    }
+
     /// The `--inetd` chroot that waited for the first login
     /// ([`ServerConfig::chroot_at_login`]), done now, while still root.
     fn chroot_at_login(&self) -> Result<(), crate::identity::IdentityError> {

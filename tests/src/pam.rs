@@ -241,7 +241,8 @@ fn standalone_logins(bin: &Path, fixture: &Fixture) {
 
 /// `--inetd --pam SERVICE` started as root: the login changes the
 /// process to the user (after PAM, which needs the real `/etc`, the
-/// process chroots into the served folder), so an upload is the user's.
+/// process chroots into the served folder), so an upload is the user's;
+/// after `REIN`, another login is refused with `421`.
 fn inetd_login_takes_the_identity(bin: &Path, fixture: &Fixture) {
     let dir = served();
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -261,7 +262,12 @@ fn inetd_login_takes_the_identity(bin: &Path, fixture: &Fixture) {
     let listing = c.list("");
     assert!(listing.contains("hello.txt"), "{listing}");
     c.stor("mine.txt", b"uploaded through PAM\n");
-    c.quit();
+    // PAM never runs after the chroot (it would read its configuration
+    // from the served folder): a second login needs a new connection.
+    c.expect("REIN", 220);
+    c.expect(&format!("USER {}", fixture.user), 331);
+    c.expect(&format!("PASS {PASSWORD}"), 421);
+    c.expect_closed();
     let out = wait_output(child, TIMEOUT);
     assert!(
         out.status.success(),
