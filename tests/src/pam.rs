@@ -180,6 +180,7 @@ pub fn check_pam(test: &str, bin: &Path) {
     let fixture = Fixture::new();
     standalone_logins(bin, &fixture);
     inetd_login_takes_the_identity(bin, &fixture);
+    inetd_anonymous_takes_the_a_users_identity(bin, &fixture);
 }
 
 /// A standalone daemon with `--pam SERVICE`: the right password logs in
@@ -239,25 +240,61 @@ fn standalone_logins(bin: &Path, fixture: &Fixture) {
     drop(daemon);
 }
 
+/// Starts `bin` on one end of a loopback connection, as inetd does, and
+/// returns the other end, greeted.
+fn inetd(bin: &Path, args: &[&str], dir: &Path) -> (Client, Child) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let client = TcpStream::connect(listener.local_addr().expect("address")).expect("connect");
+    let (accepted, _) = listener.accept().expect("accept");
+    let child = Command::new(bin)
+        .args(args)
+        .arg(dir)
+        .stdin(Stdio::from(OwnedFd::from(accepted)))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the daemon");
+    let c = Client::from_stream(client).expect("greeting");
+    assert_eq!(c.greeting.code, 220, "{}", c.greeting);
+    (c, child)
+}
+
+/// `--inetd --pam SERVICE -a USER` started as root: an anonymous login
+/// (no PAM) also takes the deferred chroot and USER's identity.
+fn inetd_anonymous_takes_the_a_users_identity(bin: &Path, fixture: &Fixture) {
+    let dir = served();
+    let args = [
+        "--inetd",
+        "-w",
+        "--pam",
+        &fixture.service,
+        "-a",
+        &fixture.user,
+    ];
+    let (mut c, child) = inetd(bin, &args, dir.path());
+    c.login_anonymous();
+    let listing = c.list("");
+    assert!(listing.contains("hello.txt"), "{listing}");
+    c.stor("anon.txt", b"anonymous upload\n");
+    c.quit();
+    let out = wait_output(child, TIMEOUT);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta = std::fs::metadata(dir.path().join("anon.txt")).expect("the upload");
+    assert_eq!(meta.uid(), fixture.uid, "the upload belongs to -a USER");
+}
+
 /// `--inetd --pam SERVICE` started as root: the login changes the
 /// process to the user (after PAM, which needs the real `/etc`, the
 /// process chroots into the served folder), so an upload is the user's;
 /// after `REIN`, another login is refused with `421`.
 fn inetd_login_takes_the_identity(bin: &Path, fixture: &Fixture) {
     let dir = served();
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let client = TcpStream::connect(listener.local_addr().expect("address")).expect("connect");
-    let (accepted, _) = listener.accept().expect("accept");
-    let child = Command::new(bin)
-        .args(["--inetd", "-w", "--pam", &fixture.service])
-        .arg(dir.path())
-        .stdin(Stdio::from(OwnedFd::from(accepted)))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the daemon");
-    let mut c = Client::from_stream(client).expect("greeting");
-    assert_eq!(c.greeting.code, 220, "{}", c.greeting);
+    let args = ["--inetd", "-w", "--pam", &fixture.service];
+    let (mut c, child) = inetd(bin, &args, dir.path());
     c.login(&fixture.user, PASSWORD);
     let listing = c.list("");
     assert!(listing.contains("hello.txt"), "{listing}");
