@@ -21,6 +21,10 @@
 //! - otherwise without a users file: anonymous login (`anonymous` /
 //!   `ftp`, any password), read-only unless `-w`.
 //! - a users file: its accounts, plus anonymous login only with `-a USER`.
+//! - `--pam [SERVICE]` (cargo feature `pam`): the system's accounts as the
+//!   PAM stack decides (see `crate::pam`), minus the ftpusers file's
+//!   names; writable with `-w`; anonymous login only with `-a USER`. In
+//!   place of `--system-users` and the users file, not beside them.
 //!
 //! A folder literally named `hash-password` is served with
 //! `PROG ./hash-password`.
@@ -149,6 +153,15 @@ pub struct ServerConfig {
     /// `--system-users`. Read at parse time; a standalone daemon rereads
     /// them when they change, an `--inetd` session never does.
     pub system_users: Option<Arc<SystemUsers>>,
+    /// `--pam [SERVICE]`: logins checked by the system's PAM stack
+    /// (cargo feature `pam`; without it `--pam` is refused at parse time).
+    pub pam: Option<Arc<PamSettings>>,
+    /// Whether the `--inetd` chroot waits for the login that changes the
+    /// process's identity, instead of coming before the first command:
+    /// set by the daemon for a session started as root with `--pam`, whose
+    /// modules need the real `/etc` and `/lib` to check the password.
+    /// Nothing is served before a login either way.
+    pub chroot_at_login: bool,
     /// The account `-a USER` names, looked up in the system's files when it
     /// can matter: with system accounts, or in `--inetd` mode (where a
     /// session started as root takes its identity for anonymous logins).
@@ -200,6 +213,24 @@ impl ServerConfig {
         if let Some(system) = &self.system_users {
             out.extend(system.warnings());
         }
+        if let Some(pam) = &self.pam {
+            let known = ["/etc/pam.d", "/usr/lib/pam.d", "/lib/pam.d"]
+                .iter()
+                .any(|dir| Path::new(dir).join(&pam.service).is_file());
+            if !known && !Path::new("/etc/pam.conf").is_file() {
+                out.push(format!(
+                    "--pam: no file for PAM service '{}' in /etc/pam.d: PAM uses its \"other\" service",
+                    pam.service
+                ));
+            }
+            if self.run_as.is_some() {
+                out.push(
+                    "--pam with --run-as: PAM modules run as that user, and pam_unix cannot read \
+                     /etc/shadow to check other users' passwords"
+                        .into(),
+                );
+            }
+        }
         if let Some(ports) = &self.pasv_ports {
             if *ports.start() < 1024 {
                 out.push(format!(
@@ -218,6 +249,21 @@ impl ServerConfig {
         out
     }
 }
+
+/// `--pam [SERVICE]`, checked: who logs in is the PAM stack's decision.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PamSettings {
+    /// The PAM service (`/etc/pam.d/SERVICE`), [`DEFAULT_PAM_SERVICE`]
+    /// when `--pam` names none.
+    pub service: String,
+    /// Names refused before PAM is asked: the ftpusers file's
+    /// (`--ftpusers FILE`, else `/etc/ftpusers` if it exists), as for
+    /// system accounts. Read at parse time and by a reload.
+    pub refused: std::collections::HashSet<String>,
+}
+
+/// The PAM service `--pam` uses when it names none (vsftpd's).
+pub const DEFAULT_PAM_SERVICE: &str = "ftp";
 
 /// `--max-per-ip N[:MSG]` as given.
 #[derive(Clone, Debug)]
@@ -274,6 +320,10 @@ struct Args {
     /// Log in with the system's accounts (/etc/passwd, /etc/shadow); the default with --inetd
     #[arg(long)]
     system_users: bool,
+
+    /// Check logins with the system's PAM stack, service SERVICE (/etc/pam.d/SERVICE) [default: ftp]; needs the `pam` build feature
+    #[arg(long, value_name = "SERVICE", num_args = 0..=1, default_missing_value = DEFAULT_PAM_SERVICE)]
+    pam: Option<String>,
 
     /// System accounts listed in FILE may not log in [default: /etc/ftpusers, if it exists]
     #[arg(long, value_name = "FILE")]
@@ -598,6 +648,28 @@ fn check_message(setting: &'static str, text: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// A PAM service name: a file name of `/etc/pam.d`, and PAM compiled in.
+fn check_pam_service(service: &str) -> Result<(), ConfigError> {
+    let invalid = |reason| ConfigError::Invalid {
+        setting: "--pam",
+        value: service.to_string(),
+        reason,
+    };
+    if !cfg!(feature = "pam") {
+        return Err(invalid(
+            "PAM is not compiled into this build; build with --features pam",
+        ));
+    }
+    let ok = |c: char| c.is_ascii_alphanumeric() || "._-+@".contains(c);
+    if service.is_empty() || service.starts_with('.') || !service.chars().all(ok) {
+        return Err(invalid(
+            "must be a PAM service name (a file name in /etc/pam.d); to serve a folder, put it \
+             before --pam or write --pam=SERVICE",
+        ));
+    }
+    Ok(())
+}
+
 fn seconds(secs: u64) -> Option<Duration> {
     (secs != 0).then(|| Duration::from_secs(secs))
 }
@@ -729,6 +801,20 @@ fn build(args: Args, file: FileConfig) -> Result<ServerConfig, ConfigError> {
             "-A (no login required) cannot be combined with --system-users: nobody would log in",
         ));
     }
+    let pam_service = args.pam.clone().or(file.pam.clone());
+    if let Some(service) = &pam_service {
+        check_pam_service(service)?;
+        if users_path.is_some() || system_flag {
+            return Err(ConfigError::Conflict(
+                "--pam cannot be combined with --users or --system-users: accounts come from one place",
+            ));
+        }
+        if no_login {
+            return Err(ConfigError::Conflict(
+                "-A (no login required) cannot be combined with --pam: nobody would log in",
+            ));
+        }
+    }
     let run_as = args.run_as.or(file.run_as);
     if inetd && run_as.is_some() {
         return Err(ConfigError::Conflict(
@@ -742,12 +828,14 @@ fn build(args: Args, file: FileConfig) -> Result<ServerConfig, ConfigError> {
     };
     // As BusyBox ftpd: an inetd session without a users file (and without
     // -A) logs in with the system's accounts.
-    let system_logins = system_flag || (inetd && users_path.is_none() && !no_login);
+    // With --pam, PAM checks them instead.
+    let system_logins =
+        pam_service.is_none() && (system_flag || (inetd && users_path.is_none() && !no_login));
     let ftpusers = args.ftpusers.or(file.ftpusers);
-    if ftpusers.is_some() && !system_logins {
+    if ftpusers.is_some() && !system_logins && pam_service.is_none() {
         return Err(ConfigError::Conflict(
-            "--ftpusers applies to system accounts: use it with --system-users or --inetd \
-             (without --users)",
+            "--ftpusers applies to system accounts: use it with --system-users, --pam or \
+             --inetd (without --users)",
         ));
     }
     let defaults = SystemFiles::default();
@@ -763,8 +851,15 @@ fn build(args: Args, file: FileConfig) -> Result<ServerConfig, ConfigError> {
     } else {
         None
     };
+    let pam = match pam_service {
+        Some(service) => Some(Arc::new(PamSettings {
+            service,
+            refused: system::read_ftpusers(&system_files)?,
+        })),
+        None => None,
+    };
     let anonymous_account = match &anonymous_user {
-        Some(name) if (system_logins || inetd) && !no_login => {
+        Some(name) if (system_logins || pam.is_some() || inetd) && !no_login => {
             let found = match &system_users {
                 Some(db) => db.account(name),
                 None => system::lookup(&system_files, name)?,
@@ -809,7 +904,8 @@ fn build(args: Args, file: FileConfig) -> Result<ServerConfig, ConfigError> {
     // Embedded default: without a users file or system accounts (and
     // without -A) anyone may log in anonymously; with them, only if -a
     // names the account to use.
-    let anonymous = anonymous_user.is_some() || (users.is_none() && !system_logins && !no_login);
+    let anonymous = anonymous_user.is_some()
+        || (users.is_none() && !system_logins && pam.is_none() && !no_login);
 
     let per_cpu = || std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads = match args.threads.or(file.threads).unwrap_or(1) {
@@ -980,6 +1076,8 @@ fn build(args: Args, file: FileConfig) -> Result<ServerConfig, ConfigError> {
         ),
         anonymous_user,
         system_users,
+        pam,
+        chroot_at_login: false,
         anonymous_account,
         run_as,
         login_identity: false,
@@ -1544,6 +1642,59 @@ mod tests {
                 assert!(!help.contains("--passwd-file"), "{help}");
             }
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn pam_replaces_system_accounts_or_is_not_compiled_in() {
+        let dir = TempDir::new();
+        let sys = system_files(&dir);
+        let listed = dir.path().join("ftpusers");
+        std::fs::write(&listed, "root\n").unwrap();
+        let l = listed.to_str().unwrap();
+        let result = serve_with(&sys, &["--inetd", "--ftpusers", l, "--pam", "--", dir.s()]);
+        if !cfg!(feature = "pam") {
+            let err = result.unwrap_err().to_string();
+            assert!(
+                err.contains("PAM is not compiled into this build; build with --features pam"),
+                "{err}"
+            );
+            return;
+        }
+        let c = result.unwrap();
+        let pam = c.pam.clone().expect("PAM logins");
+        assert_eq!(pam.service, DEFAULT_PAM_SERVICE);
+        assert!(pam.refused.contains("root") && pam.refused.len() == 1);
+        // PAM, not the built-in check, in --inetd mode; no anonymous login.
+        assert!(c.system_users.is_none() && !c.engine.anonymous && !c.chroot_at_login);
+        let c = serve_with(&sys, &["--pam", "vsftpd", "-a", "ftp", dir.s()]).unwrap();
+        assert_eq!(c.pam.unwrap().service, "vsftpd");
+        assert_eq!(c.anonymous_account.map(|a| a.uid), Some(50));
+        assert!(c.engine.anonymous);
+        let c = serve(&["--pam=ftp-x.1", dir.s()]).unwrap();
+        assert_eq!(c.pam.unwrap().service, "ftp-x.1");
+        // The configuration file's key.
+        let cf = dir.path().join("c.toml");
+        std::fs::write(&cf, "pam = \"login\"\n").unwrap();
+        let c = serve(&["--config", cf.to_str().unwrap(), dir.s()]).unwrap();
+        assert_eq!(c.pam.unwrap().service, "login");
+        // A folder where the service goes is not taken for a service.
+        let err = serve(&["--pam", dir.s()]).unwrap_err().to_string();
+        assert!(err.contains("--pam=SERVICE"), "{err}");
+        let users_file = dir.path().join("users.toml");
+        std::fs::write(&users_file, "").unwrap();
+        let u = users_file.to_str().unwrap();
+        for args in [
+            &["--pam", "ftp", "--users", u][..],
+            &["--pam", "ftp", "--system-users"],
+            &["--pam", "ftp", "-A"],
+        ] {
+            let mut all = args.to_vec();
+            all.push(dir.s());
+            assert!(
+                matches!(serve_with(&sys, &all), Err(ConfigError::Conflict(_))),
+                "{args:?}"
+            );
         }
     }
 

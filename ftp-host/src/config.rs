@@ -16,6 +16,7 @@
 //! users = "/etc/ftpd/users.toml"
 //! system_users = false              # --system-users
 //! ftpusers = "/etc/ftpusers"        # --ftpusers FILE
+//! pam = "ftp"                       # --pam SERVICE (feature `pam`)
 //! run_as = "ftp:ftp"                # --run-as USER[:GROUP]
 //! pasv_ports = "50000-50100"
 //! pasv_address = "203.0.113.7"     # or a host name, resolved every minute
@@ -416,6 +417,8 @@ pub struct FileConfig {
     pub system_users: Option<bool>,
     /// Names refused a login with a system account (`--ftpusers`).
     pub ftpusers: Option<PathBuf>,
+    /// Check logins with the system's PAM stack, this service (`--pam`).
+    pub pam: Option<String>,
     /// `USER[:GROUP]` a standalone daemon becomes after binding
     /// (`--run-as`).
     pub run_as: Option<String>,

@@ -8,7 +8,9 @@
 //!   process chroots into it before the first command, and a login changes
 //!   the whole process to the user's uid, gid and groups (anonymous
 //!   logins to `-a USER`'s); `-A` sessions and users-file accounts keep
-//!   the process's identity.
+//!   the process's identity. With `--pam` the chroot waits for the login
+//!   (PAM's modules need the real `/etc`), and comes just before the
+//!   change of identity.
 //! - standalone with `--run-as USER[:GROUP]`: root is dropped once the
 //!   listening sockets are bound, before anything is served. Sessions act
 //!   with the daemon's identity, whoever logs in.
@@ -200,11 +202,14 @@ fn run_inetd<R: Runtime>(
     let root = identity::is_root();
     if root {
         config.enable_login_identity();
+        // PAM's modules read the real /etc (and load from /lib) at login:
+        // the chroot waits for it.
+        config.chroot_at_login = config.pam.is_some();
     }
     // Opens the folder (and the transfer log, and reads the names for
     // listings) while the real / is still there.
     let server = Server::new(config)?;
-    if root {
+    if root && !server.config.chroot_at_login {
         identity::chroot(&server.config.root).map_err(ConfigError::Identity)?;
         log::debug!("chrooted to {}", server.config.root.display());
     }
@@ -238,10 +243,19 @@ fn run_standalone<R: Runtime>(
             run_as.identity.assume().map_err(ConfigError::Identity)?;
             log::info!("running as {}", run_as.spec);
         }
-        None if server.config.system_users.is_some() && identity::is_root() => log::warn!(
-            "--system-users as root without --run-as: every session acts as root; \
-             use --inetd under tcpsvd for per-user identities"
-        ),
+        None if (server.config.system_users.is_some() || server.config.pam.is_some())
+            && identity::is_root() =>
+        {
+            log::warn!(
+                "{} as root without --run-as: every session acts as root; \
+                 use --inetd under tcpsvd for per-user identities",
+                if server.config.pam.is_some() {
+                    "--pam"
+                } else {
+                    "--system-users"
+                }
+            )
+        }
         None => {}
     }
     let status = announce(&server, &listeners, prog);

@@ -194,6 +194,32 @@ impl Identity {
     }
 }
 
+/// The account named `name` in the system's user and group databases
+/// (through the C library, so NSS sources such as LDAP count as PAM's
+/// do): uid, primary gid, every group `initgroups` would set, and home.
+/// `Ok(None)` when there is no such account.
+pub fn account_named(name: &str) -> Result<Option<Account>, IdentityError> {
+    let lookup = |e| IdentityError::Lookup(os(e));
+    let Some(found) = User::from_name(name).map_err(lookup)? else {
+        return Ok(None);
+    };
+    let Ok(cname) = CString::new(found.name.as_str()) else {
+        return Ok(None);
+    };
+    let groups = nix::unistd::getgrouplist(&cname, found.gid)
+        .map_err(lookup)?
+        .into_iter()
+        .map(Gid::as_raw)
+        .collect();
+    Ok(Some(Account {
+        name: found.name,
+        uid: found.uid.as_raw(),
+        gid: found.gid.as_raw(),
+        groups,
+        home: found.dir,
+    }))
+}
+
 /// `--run-as USER[:GROUP]`, resolved: who a standalone daemon becomes
 /// once its listening sockets are bound.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -271,6 +297,14 @@ mod tests {
             RunAs::resolve("root:no-such-group-here"),
             Err(IdentityError::UnknownGroup(_))
         ));
+    }
+
+    #[test]
+    fn looks_accounts_up() {
+        let root = account_named("root").unwrap().expect("root exists");
+        assert_eq!((root.uid, root.gid), (0, 0));
+        assert_eq!(root.groups.first(), Some(&0));
+        assert_eq!(account_named("no-such-user-here").unwrap(), None);
     }
 
     #[test]

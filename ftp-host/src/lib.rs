@@ -9,8 +9,9 @@
 //! [`crypt`], the mapping of argon2's working memory in [`argon`], and in
 //! [`systemd`] the adoption of the sockets the service manager passes and
 //! the removal of its variables from the environment at start, and the
-//! allocator's tuning in [`limits`]; every other module is checked to have
-//! none.
+//! allocator's tuning in [`limits`], and (with the `pam` feature) the
+//! calls into the system's PAM library in `pam`; every other module is
+//! checked to have none.
 #![deny(missing_debug_implementations, missing_docs, unsafe_code)]
 
 pub mod admission;
@@ -29,6 +30,8 @@ pub mod identity;
 pub mod limits;
 pub mod log;
 pub mod metrics;
+#[cfg(feature = "pam")]
+pub mod pam;
 pub mod passive;
 pub mod pasv_address;
 pub mod policy;

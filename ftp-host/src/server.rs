@@ -19,7 +19,7 @@ use ftp_proto::{
 };
 
 use crate::ban::{Defender, Verdict};
-use crate::cli::ServerConfig;
+use crate::cli::{PamSettings, ServerConfig};
 use crate::clock::Clock;
 use crate::config::ConfigError;
 use crate::exec;
@@ -31,7 +31,7 @@ use crate::pasv_address::{EngineConfig, RESOLVE_EVERY, spawn_resolver};
 use crate::policy::UserPolicy;
 use crate::quota::{Quota, Usage, Usages};
 use crate::storage::{LocalFs, OpenRootError, Storage};
-use crate::system::{Refusal, SystemUsers};
+use crate::system::{Account, Refusal, SystemUsers};
 use crate::tls::TlsContext;
 use crate::tls::{ControlStream, SessionTls, TlsConn, TlsError};
 use crate::transfer::{Sink, Source, open_sink_with_quota, open_source, open_source_cached};
@@ -164,6 +164,8 @@ pub struct Accounts {
     pub users: Option<Arc<UserDb>>,
     /// System accounts (`--system-users`, `--ftpusers`).
     pub system_users: Option<Arc<SystemUsers>>,
+    /// PAM logins (`--pam`, with the `--ftpusers` names).
+    pub pam: Option<Arc<PamSettings>>,
     /// The certificate and key (`--tls-cert`, `--tls-key`).
     pub tls: Option<Arc<TlsContext>>,
 }
@@ -173,6 +175,7 @@ impl Accounts {
         Accounts {
             users: config.users.clone(),
             system_users: config.system_users.clone(),
+            pam: config.pam.clone(),
             tls: config.tls.as_ref().map(|t| t.context.clone()),
         }
     }
@@ -213,9 +216,11 @@ impl Server {
         }
         if fresh.users.is_some() != self.config.users.is_some()
             || fresh.system_users.is_some() != self.config.system_users.is_some()
+            || fresh.pam.as_ref().map(|p| &p.service)
+                != self.config.pam.as_ref().map(|p| &p.service)
         {
             return Err(ConfigError::Conflict(
-                "a reload cannot change where accounts come from (--users, --system-users): restart",
+                "a reload cannot change where accounts come from (--users, --system-users, --pam): restart",
             ));
         }
         if fresh.tls.is_some() != self.config.tls.is_some() {
@@ -618,33 +623,14 @@ fn authenticate(
     password: &str,
     peer: IpAddr,
 ) -> (JobResult, LoginResult) {
-    let config = &server.config;
     let denied = |e, how| (JobResult::Completion(Completion::Auth(Err(e))), how);
     let accounts = server.accounts();
+    if let Some(pam) = &accounts.pam {
+        return pam_login(server, pam, user, password, peer);
+    }
     if let Some(system) = &accounts.system_users {
         return match system.check(user, password) {
-            Ok(account) => {
-                if config.login_identity {
-                    if let Err(e) = server.take_identity(&Identity::of(&account), user) {
-                        return denied(e, LoginResult::Refused);
-                    }
-                }
-                // As BusyBox: -w lets every user write, the kernel decides
-                // where; the served folder is everyone's /.
-                let grant = Grant {
-                    write: config.engine.anonymous_write,
-                };
-                let policy = server.default_policy.clone();
-                (
-                    JobResult::LoggedIn {
-                        grant,
-                        home: None,
-                        policy,
-                        quota: None,
-                    },
-                    LoginResult::Ok,
-                )
-            }
+            Ok(account) => system_login(server, &account, user),
             Err(Ok(refusal)) => {
                 log::info!("system login as {user:?} refused: {refusal}");
                 let how = match refusal {
@@ -697,6 +683,104 @@ fn authenticate(
     }
 }
 
+/// A system account's login (`--system-users`, `--pam`), its password
+/// checked: the session acts as the account where logins change the
+/// process's identity.
+fn system_login(server: &Server, account: &Account, user: &str) -> (JobResult, LoginResult) {
+    if server.config.login_identity {
+        if let Err(e) = server.take_identity(&Identity::of(account), user) {
+            return (
+                JobResult::Completion(Completion::Auth(Err(e))),
+                LoginResult::Refused,
+            );
+        }
+    }
+    // As BusyBox: -w lets every user write, the kernel decides where; the
+    // served folder is everyone's /.
+    let grant = Grant {
+        write: server.config.engine.anonymous_write,
+    };
+    let policy = server.default_policy.clone();
+    (
+        JobResult::LoggedIn {
+            grant,
+            home: None,
+            policy,
+            quota: None,
+        },
+        LoginResult::Ok,
+    )
+}
+
+/// A login checked by PAM (`--pam`): the ftpusers file's names first, then
+/// the PAM stack; the account then logs in as a system account does.
+#[cfg(feature = "pam")]
+fn pam_login(
+    server: &Server,
+    pam: &PamSettings,
+    user: &str,
+    password: &str,
+    peer: IpAddr,
+) -> (JobResult, LoginResult) {
+    let denied = |e, how| (JobResult::Completion(Completion::Auth(Err(e))), how);
+    if server.config.chroot_at_login && server.has_assumed_identity() {
+        // After the chroot, PAM would read its configuration and modules
+        // from the served folder: never.
+        log::warn!("login as {user:?} after a login: PAM cannot run after the chroot; reconnect");
+        return denied(AuthError::Unavailable, LoginResult::Refused);
+    }
+    if pam.refused.contains(user) {
+        log::info!("PAM login as {user:?} refused: listed in the ftpusers file");
+        return denied(AuthError::Denied, LoginResult::Refused);
+    }
+    match crate::pam::check(&pam.service, user, password, peer) {
+        Ok(account) => {
+            if account.name != user && pam.refused.contains(&account.name) {
+                log::info!(
+                    "PAM login as {user:?} refused: PAM mapped it to {:?}, listed in the ftpusers file",
+                    account.name
+                );
+                return denied(AuthError::Denied, LoginResult::Refused);
+            }
+            system_login(server, &account, user)
+        }
+        Err(e) if e.is_failure() => {
+            log::error!("PAM login as {user:?}: {e}");
+            denied(AuthError::Unavailable, LoginResult::Refused)
+        }
+        Err(e) => {
+            log::info!("PAM login as {user:?} refused: {e}");
+            let how = if e.is_unknown_user() {
+                LoginResult::UnknownUser
+            } else if e.is_wrong_password() {
+                LoginResult::BadPassword
+            } else {
+                LoginResult::Refused
+            };
+            denied(AuthError::Denied, how)
+        }
+    }
+}
+
+/// Without the `pam` feature the command line already refused `--pam`.
+#[cfg(not(feature = "pam"))]
+fn pam_login(
+    _server: &Server,
+    pam: &PamSettings,
+    user: &str,
+    _password: &str,
+    _peer: IpAddr,
+) -> (JobResult, LoginResult) {
+    log::error!(
+        "login as {user:?}: PAM service {:?} asked for, but PAM is not compiled into this build",
+        pam.service
+    );
+    (
+        JobResult::Completion(Completion::Auth(Err(AuthError::Unavailable))),
+        LoginResult::Refused,
+    )
+}
+
 impl Server {
     /// The quota of `user` logging in with `policy` (home: `home`, or the
     /// root): its usage is counted from the first login on (see
@@ -736,7 +820,7 @@ impl Server {
                 );
                 Err(AuthError::Unavailable)
             }
-            None => match identity.assume() {
+            None => match self.chroot_at_login().and_then(|()| identity.assume()) {
                 Ok(()) => {
                     log::debug!(
                         "acting as uid {} gid {} groups {:?} for {user}",
@@ -753,6 +837,28 @@ impl Server {
                 }
             },
         }
+    }
+}
+
+impl Server {
+    /// Whether a login changed the process's identity already.
+    #[cfg_attr(not(feature = "pam"), allow(dead_code))]
+    fn has_assumed_identity(&self) -> bool {
+        self.assumed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some()
+    }
+
+    /// The `--inetd` chroot that waited for the first login
+    /// ([`ServerConfig::chroot_at_login`]), done now, while still root.
+    fn chroot_at_login(&self) -> Result<(), crate::identity::IdentityError> {
+        if !self.config.chroot_at_login {
+            return Ok(());
+        }
+        crate::identity::chroot(&self.config.root)?;
+        log::debug!("chrooted to {}", self.config.root.display());
+        Ok(())
     }
 }
 

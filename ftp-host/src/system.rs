@@ -247,6 +247,21 @@ fn parse_ftpusers(text: &str) -> HashSet<String> {
         .collect()
 }
 
+/// The names the ftpusers file refuses: none if the file is missing and
+/// was not named by the operator ([`SystemFiles::ftpusers_required`]).
+pub fn read_ftpusers(files: &SystemFiles) -> Result<HashSet<String>, ConfigError> {
+    match read_optional(&files.ftpusers) {
+        Ok(Some(text)) => Ok(parse_ftpusers(&text)),
+        Ok(None) if !files.ftpusers_required => Ok(HashSet::new()),
+        Ok(None) => Err(read_error(&files.ftpusers)(io::Error::from(
+            io::ErrorKind::NotFound,
+        ))),
+        // Refusing nobody because the list cannot be read would let root
+        // in: fail instead.
+        Err(e) => Err(read_error(&files.ftpusers)(e)),
+    }
+}
+
 /// The accounts of `passwd` with their groups from `group`.
 fn accounts(passwd: &str, group: &str) -> Vec<(Account, String)> {
     let groups = parse_group(group);
@@ -298,18 +313,7 @@ impl Snapshot {
             Err(e) if e.kind() == io::ErrorKind::PermissionDenied => (HashMap::new(), true),
             Err(e) => return Err(read_error(&files.shadow)(e)),
         };
-        let refused = match read_optional(&files.ftpusers) {
-            Ok(Some(text)) => parse_ftpusers(&text),
-            Ok(None) if !files.ftpusers_required => HashSet::new(),
-            Ok(None) => {
-                return Err(read_error(&files.ftpusers)(io::Error::from(
-                    io::ErrorKind::NotFound,
-                )));
-            }
-            // Refusing nobody because the list cannot be read would let
-            // root in: fail instead.
-            Err(e) => return Err(read_error(&files.ftpusers)(e)),
-        };
+        let refused = read_ftpusers(files)?;
         let mut entries = HashMap::new();
         for (account, field) in accounts(&passwd, &group) {
             let (password, expires) = if field == "x" {

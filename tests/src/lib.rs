@@ -7,7 +7,7 @@
 //! PROXY protocol headers made by hand ([`proxy_header`]), several daemon
 //! processes behind a real haproxy ([`balancer`]), and the daemons'
 //! binaries under systemd's socket activation and notifications
-//! ([`systemd`]).
+//! ([`systemd`]), and under the machine's PAM stack ([`pam`]).
 //!
 //! Every test is written once as a generic `fn name<R: Runtime>()` and
 //! instantiated for both daemons with [`daemon_tests!`]. The tests of the
@@ -32,6 +32,7 @@ pub mod clients;
 pub mod data;
 pub mod http;
 pub mod objects;
+pub mod pam;
 pub mod proxy_header;
 pub mod seaweed;
 mod served;
