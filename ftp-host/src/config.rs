@@ -34,6 +34,13 @@
 //! login_fail_delay = 1000           # milliseconds
 //! max_login_attempts = 3
 //! shutdown_grace = 10               # seconds
+//! hook_timeout = 30                 # seconds a hook may run
+//! auth_program = "/usr/local/libexec/ftp-auth"   # --auth-program
+//! auth_timeout = 10                 # seconds it may run
+//!
+//! [hooks]                           # --hook EVENT=PROGRAM
+//! upload = "/usr/local/libexec/ftp-scan --quiet"
+//! pre-delete = "/usr/local/libexec/ftp-may-delete"
 //!
 //! [tls]                             # FTPS: see ftp_host::tls::TlsFile
 //! cert = "/etc/ftpd/cert.pem"
@@ -459,6 +466,15 @@ pub struct FileConfig {
     pub shutdown_grace: Option<u64>,
     /// FTPS settings, the `[tls]` table (see [`crate::tls::TlsFile`]).
     pub tls: Option<crate::tls::TlsFile>,
+    /// Event hooks, the `[hooks]` table: event name to `PROGRAM [ARG...]`
+    /// (`--hook EVENT=PROGRAM`).
+    pub hooks: Option<std::collections::BTreeMap<String, String>>,
+    /// Seconds a hook may run (`--hook-timeout`).
+    pub hook_timeout: Option<u64>,
+    /// The external authentication program (`--auth-program`).
+    pub auth_program: Option<String>,
+    /// Seconds the authentication program may run (`--auth-timeout`).
+    pub auth_timeout: Option<u64>,
     /// Where the files are, the `[storage]` table.
     pub storage: Option<StorageFile>,
 }

@@ -15,6 +15,7 @@
 
 pub mod admission;
 pub mod argon;
+pub mod auth_program;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -22,6 +23,7 @@ pub mod control;
 pub mod crypt;
 pub mod daemon;
 pub mod exec;
+pub mod hooks;
 pub mod http;
 pub mod identity;
 pub mod limits;
@@ -30,6 +32,7 @@ pub mod metrics;
 pub mod passive;
 pub mod pasv_address;
 pub mod policy;
+pub mod program;
 pub mod proxy;
 pub mod server;
 mod splice;
