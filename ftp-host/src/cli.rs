@@ -709,7 +709,8 @@ fn build(args: Args, file: FileConfig) -> Result<ServerConfig, ConfigError> {
     };
     // As BusyBox ftpd: an inetd session without a users file (and without
     // -A) logs in with the system's accounts.
-    let system_logins = system_flag || (inetd && users_path.is_none() && !no_login);
+    let system_logins =
+        system_flag || (inetd && users_path.is_none() && auth_program.is_none() && !no_login);
     let ftpusers = args.ftpusers.or(file.ftpusers);
     if ftpusers.is_some() && !system_logins {
         return Err(ConfigError::Conflict(
@@ -1171,6 +1172,9 @@ mod tests {
         assert_eq!(c.auth_timeout, crate::auth_program::DEFAULT_TIMEOUT);
         // With an auth program and no -a, nobody logs in anonymously.
         assert!(!c.engine.anonymous);
+        // Under inetd, the program answers instead of the system's accounts.
+        let c = serve(&["--inetd", "--auth-program", "/bin/auth", dir.s()]).unwrap();
+        assert!(c.system_users.is_none() && c.auth_program.is_some());
         let c = serve(&[dir.s()]).unwrap();
         assert!(c.hooks.is_empty() && c.auth_program.is_none());
         assert_eq!(c.hooks.timeout, crate::hooks::DEFAULT_TIMEOUT);

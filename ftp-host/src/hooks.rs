@@ -277,6 +277,8 @@ struct QueueState {
     threads: usize,
     /// Threads waiting for a call.
     idle: usize,
+    /// Calls running now.
+    running: usize,
     /// The [`Hooks`] is gone: threads end once the queue is empty.
     closed: bool,
 }
@@ -347,6 +349,30 @@ impl Hooks {
         }
     }
 
+    /// Waits, at most `within`, for the after-the-fact calls queued and
+    /// running to end: a daemon about to exit calls it so that the last
+    /// session's `logout` hook runs. Says how many were left.
+    pub fn finish(&self, within: Duration) -> usize {
+        let deadline = std::time::Instant::now() + within;
+        let mut state = self.queue.lock();
+        loop {
+            let left = state.calls.len() + state.running;
+            let now = std::time::Instant::now();
+            if left == 0 || now >= deadline {
+                if left > 0 {
+                    log::warn!("{left} hook calls still queued or running at exit");
+                }
+                return left;
+            }
+            state = self
+                .queue
+                .ready
+                .wait_timeout(state, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
     /// Runs the hook of a `pre-` event now, on this thread, and says
     /// whether the operation may go on: yes without a hook, no when the
     /// program exits with a non-zero status, cannot be started or runs
@@ -374,9 +400,15 @@ fn serve(queue: &Queue, timeout: Duration) {
     let mut state = queue.lock();
     loop {
         if let Some((program, facts)) = state.calls.pop_front() {
+            state.running += 1;
             drop(state);
             run(&program, &facts, timeout);
             state = queue.lock();
+            state.running -= 1;
+            if state.calls.is_empty() && state.running == 0 {
+                // Whoever waits in `Hooks::finish`.
+                queue.ready.notify_all();
+            }
             continue;
         }
         if state.closed {
@@ -559,8 +591,10 @@ mod tests {
         std::thread::sleep(Duration::from_millis(200));
         assert_eq!(lines(), MAX_RUNNING, "more than the limit ran at once");
         assert_eq!(hooks.queue.lock().calls.len(), 4);
+        assert_eq!(hooks.finish(Duration::from_millis(100)), MAX_RUNNING + 4);
         std::fs::write(&gate, "").unwrap();
-        wait_for("every call", || lines() == MAX_RUNNING + 4);
+        assert_eq!(hooks.finish(Duration::from_secs(10)), 0);
+        assert_eq!(lines(), MAX_RUNNING + 4);
         let queue = Arc::downgrade(&hooks.queue);
         drop(hooks);
         wait_for("the threads to end", || queue.strong_count() == 0);
