@@ -278,6 +278,11 @@ fn watch(child: &mut Child, run: &Run<'_>) -> Result<Captured, RunError> {
     let mut input = run.stdin.unwrap_or_default();
     let mut out = Capture::new(child.stdout.take(), run.stdout_limit).map_err(RunError::Wait)?;
     let mut err = Capture::new(child.stderr.take(), run.stderr_limit).map_err(RunError::Wait)?;
+    // Readable once the program ends: no polling for its exit.
+    let pidfd =
+        rustix::process::pidfd_open(Pid::from_child(child), rustix::process::PidfdFlags::empty())
+            .ok();
+    let mut ended = false;
     let mut nap = Duration::from_millis(1);
     loop {
         if let Some(s) = &mut stdin {
@@ -294,10 +299,13 @@ fn watch(child: &mut Child, run: &Run<'_>) -> Result<Captured, RunError> {
         }
         out.drain();
         err.drain();
-        if out.pipe.is_none() && err.pipe.is_none() {
-            if let Some(_status) = child.try_wait().map_err(RunError::Wait)? {
-                return Ok((out, err));
-            }
+        if !ended {
+            ended = child.try_wait().map_err(RunError::Wait)?.is_some();
+        }
+        // Done once it ended and what it started no longer holds its
+        // output open.
+        if ended && out.pipe.is_none() && err.pipe.is_none() {
+            return Ok((out, err));
         }
         let now = Instant::now();
         if now >= deadline {
@@ -313,6 +321,9 @@ fn watch(child: &mut Child, run: &Run<'_>) -> Result<Captured, RunError> {
         }
         if let Some(s) = &stdin {
             fds.push(PollFd::new(s, PollFlags::OUT));
+        }
+        if let (false, Some(p)) = (ended, &pidfd) {
+            fds.push(PollFd::new(p, PollFlags::IN));
         }
         if fds.is_empty() {
             // Nothing to wait on but the end itself: look again soon.
