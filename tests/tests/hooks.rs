@@ -165,8 +165,7 @@ fn every_event_fires_once_with_its_facts<R: Runtime>() {
     assert_eq!(facts("delete"), f("/d/b.txt", "none", "none", "ok"));
     assert_eq!(facts("rmdir"), f("/d", "none", "none", "ok"));
 
-    // A failed operation fires too, with FTP_STATUS=failed; an
-    // anonymous session is "anonymous".
+    // A failed operation fires too, with FTP_STATUS=failed.
     let mut c = srv.client();
     c.login("alice", "secret");
     assert_eq!(c.cmd("RMD nothere").code, 550);
