@@ -375,6 +375,7 @@ impl Conn {
                 }
             }
             Action::SwitchTls(to) => self.switch = Some((id, to)),
+            Action::Nothing => {}
         }
     }
 

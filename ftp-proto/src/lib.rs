@@ -88,6 +88,8 @@ mod event;
 #[cfg(feature = "_fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod glob;
+mod hash;
 mod intent;
 pub mod line;
 mod listing;
@@ -103,6 +105,7 @@ mod time;
 pub use command::Command;
 pub use config::{Config, StorageCaps};
 pub use event::Event;
+pub use hash::HashAlgorithm;
 pub use intent::{
     AuthError, Completion, DataEndpoint, FsError, Grant, Intent, IntentId, Output, ResourceError,
     StoreMode, TlsSwitchError, Transfer, TransferError, TransferEvent, TransferOp,

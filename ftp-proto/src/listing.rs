@@ -24,6 +24,9 @@ pub struct ListFormat {
     pub show_hidden: bool,
     /// Whether the session may write (MLSD `perm` facts).
     pub writable: bool,
+    /// Only names matching this pattern (`NLST *.txt`); boxed, as it is
+    /// rare and listings travel in every transfer intent.
+    pub glob: Option<alloc::boxed::Box<crate::glob::Glob>>,
 }
 
 /// The line format of a listing.
@@ -175,7 +178,10 @@ impl ListFormat {
     pub fn includes(&self, name: &str) -> bool {
         match name {
             "" | "." | ".." => false,
-            _ => self.show_hidden || !name.starts_with('.'),
+            _ => {
+                (self.show_hidden || !name.starts_with('.'))
+                    && self.glob.as_ref().is_none_or(|g| g.matches(name))
+            }
         }
     }
 
@@ -199,6 +205,9 @@ impl ListFormat {
         match self.style {
             ListStyle::Long => write_long(entry, now, out),
             ListStyle::Names => {
+                if let Some(glob) = &self.glob {
+                    put_clean(out, &glob.prefix);
+                }
                 put_clean(out, &entry.name);
                 out.put("\r\n");
             }
@@ -581,6 +590,7 @@ mod tests {
             style,
             show_hidden: false,
             writable: false,
+            glob: None,
         }
     }
 
@@ -930,7 +940,12 @@ mod tests {
                 link_target: target,
             };
             for style in [ListStyle::Long, ListStyle::Names, ListStyle::Machine(Facts(facts))] {
-                let f = ListFormat { style, show_hidden: true, writable };
+                let f = ListFormat {
+                    style,
+                    show_hidden: true,
+                    writable,
+                    glob: None,
+                };
                 let mut out = Vec::new();
                 f.write_entry(&e, UnixTime(now), &mut out);
                 prop_assert!(out.ends_with(b"\r\n"));

@@ -7,7 +7,7 @@
 //! The hooks are shell scripts run as `/bin/sh SCRIPT` (the daemon itself
 //! uses no shell: `/bin/sh` is the program and the script its argument).
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -378,6 +378,15 @@ fn auth_program_allows_with_home_and_write<R: Runtime>() {
         Some(&b"carol's"[..])
     );
     assert!(!c.list("").contains("top.txt"), "carol sees her home only");
+    // The answer's max_file_size (100) holds.
+    let data = c.data();
+    let mut t = c.start("STOR big.txt", data).expect("STOR opens");
+    let _ = t.stream.write_all(&[0u8; 200]);
+    let _ = t.stream.shutdown(std::net::Shutdown::Write);
+    drop(t);
+    let end = c.read_reply();
+    assert_eq!(end.code, 552, "{end}");
+    assert!(!srv.exists("carol/big.txt"));
     c.quit();
     // Without "write", read-only; without "home", the root.
     let mut r = srv.client();

@@ -636,6 +636,14 @@ impl Storage for LocalFs {
         self.change_attr(path, AttrChange::Modified(time))
     }
 
+    fn available(&self, path: &VirtualPath) -> Result<u64, FsError> {
+        let fd = self
+            .open_beneath(path, OFlags::PATH | OFlags::DIRECTORY, Mode::empty())
+            .map_err(map_errno)?;
+        let vfs = rfs::fstatvfs(&fd).map_err(map_errno)?;
+        Ok(vfs.f_bavail.saturating_mul(vfs.f_frsize))
+    }
+
     fn subtree(&self, path: &VirtualPath) -> Result<Arc<dyn Storage>, FsError> {
         let root = self
             .open_beneath(path, OFlags::PATH | OFlags::DIRECTORY, Mode::empty())

@@ -255,6 +255,14 @@ pub trait Storage: Send + Sync + fmt::Debug {
     /// Sets the modification time of `path`.
     fn set_modified(&self, path: &VirtualPath, time: UnixTime) -> Result<(), FsError>;
 
+    /// The bytes an upload into the directory `path` could take (`AVBL`):
+    /// the file system's space available to unprivileged users. A store
+    /// with no such figure answers [`FsError::Other`].
+    fn available(&self, path: &VirtualPath) -> Result<u64, FsError> {
+        let _ = path;
+        Err(FsError::Other)
+    }
+
     /// A storage rooted at the directory `path` (for per-user homes): its
     /// `/` is `path`, and nothing above it can be reached through it.
     fn subtree(&self, path: &VirtualPath) -> Result<Arc<dyn Storage>, FsError>;
@@ -563,7 +571,7 @@ pub fn io_error_from_fs(err: FsError) -> io::Error {
         FsError::NotEmpty => io::ErrorKind::DirectoryNotEmpty,
         FsError::NoSpace | FsError::QuotaExceeded => io::ErrorKind::StorageFull,
         FsError::InvalidName => io::ErrorKind::InvalidInput,
-        FsError::Other => io::ErrorKind::Other,
+        FsError::TooManyMatches | FsError::Other => io::ErrorKind::Other,
     };
     io::Error::new(kind, FsErrorInIo(err))
 }
