@@ -42,9 +42,11 @@ use clap::{ArgAction, CommandFactory, FromArgMatches, Parser, Subcommand};
 use crate::ban::{BanPolicy, MAX_BAN_AFTER};
 pub use crate::config::ConfigError;
 use crate::config::{FileConfig, StorageFile, parse_listen, parse_port_range};
+use crate::hooks::{HookConfig, HookEvent};
 use crate::identity::RunAs;
 use crate::limits::{self, DEFAULT_MAX_PER_IP, TOO_MANY_FROM_ADDRESS};
 use crate::pasv_address::PasvAddress;
+use crate::program::{Program, ProgramError};
 use crate::proxy::{Network, ProxySources};
 use crate::storage::{S3Config, S3Location};
 use crate::system::{self, Account, SystemFiles, SystemUsers};
@@ -183,6 +185,14 @@ pub struct ServerConfig {
     /// loaded certificate, implicit-TLS listeners and policy; `None`
     /// without a certificate.
     pub tls: Option<crate::tls::TlsSettings>,
+    /// Programs run on session events (`--hook EVENT=PROGRAM`, the
+    /// `[hooks]` table) and their time limit (`--hook-timeout`).
+    pub hooks: crate::hooks::HookConfig,
+    /// The program asked about logins the users file cannot answer
+    /// (`--auth-program`).
+    pub auth_program: Option<crate::program::Program>,
+    /// How long the authentication program may run (`--auth-timeout`).
+    pub auth_timeout: Duration,
     /// The engine's policy, built from the flags: `no_login` (`-A`),
     /// `anonymous`, `anonymous_write` (`-w`), `idle_timeout` (`-t`),
     /// `session_timeout` (`-T`), `login_timeout` (`--login-timeout`),
@@ -461,6 +471,22 @@ struct Args {
     /// Seconds running sessions get to finish at shutdown [default: 10]
     #[arg(long, value_name = "SEC")]
     shutdown_grace: Option<u64>,
+
+    /// Run PROGRAM (an absolute path, then arguments split on whitespace; no shell) on EVENT: login, logout, upload, download, delete, rename, mkdir, rmdir, pre-upload, pre-delete; repeatable
+    #[arg(long = "hook", value_name = "EVENT=PROGRAM")]
+    hooks: Vec<String>,
+
+    /// Seconds a hook may run before it is killed [default: 30]
+    #[arg(long, value_name = "SEC")]
+    hook_timeout: Option<u64>,
+
+    /// Ask PROGRAM (password on stdin, a JSON answer on stdout) about logins the users file does not hold
+    #[arg(long, value_name = "PROGRAM")]
+    auth_program: Option<String>,
+
+    /// Seconds the --auth-program may run before the login is refused [default: 10]
+    #[arg(long, value_name = "SEC")]
+    auth_timeout: Option<u64>,
 
     #[command(flatten)]
     tls: crate::tls::TlsArgs,
@@ -815,6 +841,49 @@ fn build(args: Args, file: FileConfig) -> Result<ServerConfig, ConfigError> {
             ));
         }
     }
+    let hooks = hook_config(
+        &args.hooks,
+        file.hooks.as_ref(),
+        args.hook_timeout.or(file.hook_timeout),
+    )?;
+    let auth_program = match args
+        .auth_program
+        .as_deref()
+        .or(file.auth_program.as_deref())
+    {
+        Some(text) => Some(text.parse::<Program>().map_err(|e| ConfigError::Invalid {
+            setting: "--auth-program",
+            value: text.to_string(),
+            reason: e.reason(),
+        })?),
+        None => None,
+    };
+    if auth_program.is_some() && system_flag {
+        return Err(ConfigError::Conflict(
+            "--auth-program cannot be combined with --system-users: accounts come from one place",
+        ));
+    }
+    if auth_program.is_some() && no_login {
+        return Err(ConfigError::Conflict(
+            "-A (no login required) cannot be combined with --auth-program: nobody would log in",
+        ));
+    }
+    let auth_timeout = match args.auth_timeout.or(file.auth_timeout) {
+        None => crate::auth_program::DEFAULT_TIMEOUT,
+        Some(0) => {
+            return Err(ConfigError::Invalid {
+                setting: "--auth-timeout",
+                value: "0".into(),
+                reason: "must be at least 1",
+            });
+        }
+        Some(secs) => Duration::from_secs(secs),
+    };
+    if pam_service.is_some() && auth_program.is_some() {
+        return Err(ConfigError::Conflict(
+            "--pam cannot be combined with --auth-program: accounts come from one place",
+        ));
+    }
     let run_as = args.run_as.or(file.run_as);
     if inetd && run_as.is_some() {
         return Err(ConfigError::Conflict(
@@ -829,8 +898,8 @@ fn build(args: Args, file: FileConfig) -> Result<ServerConfig, ConfigError> {
     // As BusyBox ftpd: an inetd session without a users file (and without
     // -A) logs in with the system's accounts.
     // With --pam, PAM checks them instead.
-    let system_logins =
-        pam_service.is_none() && (system_flag || (inetd && users_path.is_none() && !no_login));
+    let system_logins = pam_service.is_none()
+        && (system_flag || (inetd && users_path.is_none() && auth_program.is_none() && !no_login));
     let ftpusers = args.ftpusers.or(file.ftpusers);
     if ftpusers.is_some() && !system_logins && pam_service.is_none() {
         return Err(ConfigError::Conflict(
@@ -905,7 +974,11 @@ fn build(args: Args, file: FileConfig) -> Result<ServerConfig, ConfigError> {
     // without -A) anyone may log in anonymously; with them, only if -a
     // names the account to use.
     let anonymous = anonymous_user.is_some()
-        || (users.is_none() && !system_logins && pam.is_none() && !no_login);
+        || (users.is_none()
+            && auth_program.is_none()
+            && !system_logins
+            && pam.is_none()
+            && !no_login);
 
     let per_cpu = || std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads = match args.threads.or(file.threads).unwrap_or(1) {
@@ -1030,7 +1103,11 @@ fn build(args: Args, file: FileConfig) -> Result<ServerConfig, ConfigError> {
         ),
         allow_foreign_active: args.allow_foreign_port || file.allow_foreign_port.unwrap_or(false),
         pasv_address,
-        log_events: verbosity > 0 || xferlog.is_some() || metrics.is_some() || ban.is_some(),
+        log_events: verbosity > 0
+            || xferlog.is_some()
+            || metrics.is_some()
+            || ban.is_some()
+            || !hooks.is_empty(),
         tls: tls.as_ref().map(|t| t.policy.clone()).unwrap_or_default(),
         storage: if s3.is_some() {
             ftp_proto::StorageCaps::OBJECT_STORE
@@ -1084,7 +1161,72 @@ fn build(args: Args, file: FileConfig) -> Result<ServerConfig, ConfigError> {
         tls,
         engine: Arc::new(engine),
         command_line: Vec::new(),
+        hooks,
+        auth_program,
+        auth_timeout,
     })
+}
+
+/// The hooks of the `[hooks]` table with the `--hook EVENT=PROGRAM` flags
+/// over them, and their time limit.
+fn hook_config(
+    flags: &[String],
+    table: Option<&std::collections::BTreeMap<String, String>>,
+    timeout: Option<u64>,
+) -> Result<HookConfig, ConfigError> {
+    let timeout = match timeout {
+        None => crate::hooks::DEFAULT_TIMEOUT,
+        Some(0) => {
+            return Err(ConfigError::Invalid {
+                setting: "--hook-timeout",
+                value: "0".into(),
+                reason: "must be at least 1",
+            });
+        }
+        Some(secs) => Duration::from_secs(secs),
+    };
+    let mut config = HookConfig::new(timeout);
+    let mut add = |setting: &'static str, event: &str, program: &str| {
+        let invalid = |reason| ConfigError::Invalid {
+            setting,
+            value: format!("{event}={program}"),
+            reason,
+        };
+        let event: HookEvent = event.trim().parse().map_err(|_| {
+            invalid(
+                "unknown event (login, logout, upload, download, delete, rename, mkdir, rmdir, \
+                 pre-upload, pre-delete)",
+            )
+        })?;
+        let program: Program = program
+            .parse()
+            .map_err(|e: ProgramError| invalid(e.reason()))?;
+        config.set(event, program);
+        Ok(())
+    };
+    for (event, program) in table.into_iter().flatten() {
+        add("hooks", event, program)?;
+    }
+    let mut given = Vec::new();
+    for flag in flags {
+        let Some((event, program)) = flag.split_once('=') else {
+            return Err(ConfigError::Invalid {
+                setting: "--hook",
+                value: flag.clone(),
+                reason: "expected EVENT=PROGRAM",
+            });
+        };
+        if given.contains(&event.trim()) {
+            return Err(ConfigError::Invalid {
+                setting: "--hook",
+                value: flag.clone(),
+                reason: "this event already has a --hook",
+            });
+        }
+        given.push(event.trim());
+        add("--hook", event, program)?;
+    }
+    Ok(config)
 }
 
 /// Reads one line from `r` and removes its line end.
@@ -1221,6 +1363,63 @@ mod tests {
             )
             .unwrap()
             .to_string()
+    }
+
+    #[test]
+    fn hooks_come_from_the_table_and_the_flags() {
+        let dir = TempDir::new();
+        let conf = dir.path().join("ftpd.toml");
+        std::fs::write(
+            &conf,
+            "hook_timeout = 5\nauth_program = \"/bin/auth -x\"\n[hooks]\nupload = \"/bin/up a\"\npre-delete = \"/bin/pre\"\n",
+        )
+        .unwrap();
+        let c = serve(&[
+            "--config",
+            conf.to_str().unwrap(),
+            "--hook",
+            "upload=/bin/up2",
+            "--hook=login=/bin/in  x  y",
+            dir.s(),
+        ])
+        .unwrap();
+        use crate::hooks::HookEvent;
+        let prog = |e| c.hooks.get(e).map(|p: &Program| p.to_string());
+        assert_eq!(prog(HookEvent::Upload).as_deref(), Some("/bin/up2"));
+        assert_eq!(prog(HookEvent::PreDelete).as_deref(), Some("/bin/pre"));
+        assert_eq!(prog(HookEvent::Login).as_deref(), Some("/bin/in x y"));
+        assert_eq!(prog(HookEvent::Logout), None);
+        assert_eq!(c.hooks.timeout, Duration::from_secs(5));
+        assert!(c.engine.log_events, "hooks need the engine's events");
+        assert_eq!(
+            c.auth_program.as_ref().map(ToString::to_string).as_deref(),
+            Some("/bin/auth -x")
+        );
+        assert_eq!(c.auth_timeout, crate::auth_program::DEFAULT_TIMEOUT);
+        // With an auth program and no -a, nobody logs in anonymously.
+        assert!(!c.engine.anonymous);
+        // Under inetd, the program answers instead of the system's accounts.
+        let c = serve(&["--inetd", "--auth-program", "/bin/auth", dir.s()]).unwrap();
+        assert!(c.system_users.is_none() && c.auth_program.is_some());
+        let c = serve(&[dir.s()]).unwrap();
+        assert!(c.hooks.is_empty() && c.auth_program.is_none());
+        assert_eq!(c.hooks.timeout, crate::hooks::DEFAULT_TIMEOUT);
+        for bad in [
+            &["--hook", "upload"][..],
+            &["--hook", "uploaded=/bin/x"],
+            &["--hook", "upload=bin/x"],
+            &["--hook", "upload="],
+            &["--hook", "upload=/bin/x", "--hook", "upload=/bin/y"],
+            &["--hook-timeout", "0"],
+            &["--auth-program", "auth"],
+            &["--auth-timeout", "0"],
+            &["--auth-program", "/bin/auth", "-A"],
+            &["--auth-program", "/bin/auth", "--system-users"],
+        ] {
+            let mut args = bad.to_vec();
+            args.push(dir.s());
+            assert!(serve(&args).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -41,6 +41,13 @@
 //! hash_max_size = 4294967296         # HASH/XCRC/... at most this many bytes
 //! no_hash = false                   # true: HASH and XCRC/... answer 502
 //! shutdown_grace = 10               # seconds
+//! hook_timeout = 30                 # seconds a hook may run
+//! auth_program = "/usr/local/libexec/ftp-auth"   # --auth-program
+//! auth_timeout = 10                 # seconds it may run
+//!
+//! [hooks]                           # --hook EVENT=PROGRAM
+//! upload = "/usr/local/libexec/ftp-scan --quiet"
+//! pre-delete = "/usr/local/libexec/ftp-may-delete"
 //!
 //! [tls]                             # FTPS: see ftp_host::tls::TlsFile
 //! cert = "/etc/ftpd/cert.pem"
@@ -480,6 +487,15 @@ pub struct FileConfig {
     pub shutdown_grace: Option<u64>,
     /// FTPS settings, the `[tls]` table (see [`crate::tls::TlsFile`]).
     pub tls: Option<crate::tls::TlsFile>,
+    /// Event hooks, the `[hooks]` table: event name to `PROGRAM [ARG...]`
+    /// (`--hook EVENT=PROGRAM`).
+    pub hooks: Option<std::collections::BTreeMap<String, String>>,
+    /// Seconds a hook may run (`--hook-timeout`).
+    pub hook_timeout: Option<u64>,
+    /// The external authentication program (`--auth-program`).
+    pub auth_program: Option<String>,
+    /// Seconds the authentication program may run (`--auth-timeout`).
+    pub auth_timeout: Option<u64>,
     /// Where the files are, the `[storage]` table.
     pub storage: Option<StorageFile>,
 }

@@ -217,7 +217,17 @@ fn run_inetd<R: Runtime>(
         .peer_addr()
         .map_or_else(|_| "?".to_owned(), |a| a.to_string());
     serving(&format!("serving one session for {peer}"), watchdog);
-    R::serve_one(server, stream).map_err(ConfigError::Stdin)
+    let served = R::serve_one(server.clone(), stream).map_err(ConfigError::Stdin);
+    finish_hooks(&server);
+    served
+}
+
+/// Lets the hooks the last sessions fired (their `logout`) run before the
+/// process exits, for at most `--hook-timeout`.
+fn finish_hooks(server: &Server) {
+    if let Some(hooks) = &server.hooks {
+        hooks.finish(server.config.hooks.timeout);
+    }
 }
 
 fn run_standalone<R: Runtime>(
@@ -271,10 +281,13 @@ fn run_standalone<R: Runtime>(
     };
     watch_signals(shutdown.clone(), server.clone());
     serving(&status, watchdog);
-    R::serve(server, listeners, shutdown).map_err(|source| ConfigError::Bind {
-        addr: ([0, 0, 0, 0], 0).into(),
-        source,
-    })
+    let served =
+        R::serve(server.clone(), listeners, shutdown).map_err(|source| ConfigError::Bind {
+            addr: ([0, 0, 0, 0], 0).into(),
+            source,
+        });
+    finish_hooks(&server);
+    served
 }
 
 /// Binds the `--listen` and `--implicit-tls` addresses.

@@ -16,6 +16,7 @@
 
 pub mod admission;
 pub mod argon;
+pub mod auth_program;
 pub mod ban;
 pub mod cli;
 pub mod clock;
@@ -25,6 +26,7 @@ pub mod crypt;
 pub mod daemon;
 pub mod digest;
 pub mod exec;
+pub mod hooks;
 pub mod http;
 pub mod identity;
 pub mod limits;
@@ -35,6 +37,7 @@ pub mod pam;
 pub mod passive;
 pub mod pasv_address;
 pub mod policy;
+pub mod program;
 pub mod proxy;
 pub mod quota;
 pub mod server;

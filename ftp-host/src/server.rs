@@ -18,11 +18,13 @@ use ftp_proto::{
     TlsSwitchError, TransferEvent, TransferOp, VirtualPath,
 };
 
+use crate::auth_program;
 use crate::ban::{Defender, Verdict};
 use crate::cli::{PamSettings, ServerConfig};
 use crate::clock::Clock;
 use crate::config::ConfigError;
 use crate::exec;
+use crate::hooks::{Facts, HookEvent, Hooks, Status};
 use crate::identity::Identity;
 use crate::limits::ConnectionLimiter;
 use crate::metrics::{LoginResult, Metrics};
@@ -73,6 +75,8 @@ pub struct Server {
     /// The limits of sessions whose account sets none: anonymous and
     /// system accounts (`--download-rate`, `--upload-rate`).
     pub default_policy: Arc<UserPolicy>,
+    /// The event hooks' runner, when any hook is configured.
+    pub hooks: Option<Arc<Hooks>>,
 }
 
 impl Server {
@@ -110,6 +114,7 @@ impl Server {
             next_session: std::sync::atomic::AtomicU64::new(1),
             assumed: Mutex::new(None),
             default_policy: Arc::new(UserPolicy::default()),
+            hooks: (!config.hooks.is_empty()).then(|| Arc::new(Hooks::new(config.hooks.clone()))),
             defender: config.ban.clone().map(Defender::new),
             usages: Usages::default(),
             config,
@@ -148,6 +153,8 @@ impl Server {
             tls,
             login_failure: None,
             policy: self.default_policy.clone(),
+            user: session.user().map(str::to_owned),
+            logged_in: false,
             quota: None,
             hashing: None,
         };
@@ -329,6 +336,10 @@ pub struct SessionHost {
     /// The logged-in account's limits (the server's defaults before a
     /// login, and for anonymous and system accounts).
     policy: Arc<UserPolicy>,
+    /// The logged-in name, for the hooks.
+    user: Option<String>,
+    /// Whether a login was reported (and its logout is still due).
+    logged_in: bool,
     /// The logged-in account's quota and usage, when it has one.
     quota: Option<Arc<Quota>>,
     /// The digest being computed (`HASH`) and the flag that stops it.
@@ -341,6 +352,7 @@ impl Drop for SessionHost {
             cancel.store(true, Ordering::Relaxed);
         }
         self.server.metrics.session_ended();
+        self.fire_logout();
     }
 }
 
@@ -349,6 +361,29 @@ impl Drop for SessionHost {
 pub struct Job {
     id: IntentId,
     kind: JobKind,
+    /// A `pre-` hook to ask before the work.
+    pre: Option<Box<PreHook>>,
+    /// The facts of the hook to fire once the work is done.
+    post: Option<Box<Facts>>,
+}
+
+/// A `pre-upload` or `pre-delete` hook to run before a job's work.
+#[derive(Debug)]
+struct PreHook {
+    hooks: Arc<Hooks>,
+    facts: Facts,
+}
+
+/// Which lane of the worker pool a job waits in ([`crate::workers`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lane {
+    /// File operations: any worker.
+    Plain,
+    /// Password checks (and `--auth-program`): a bounded number at once.
+    Check,
+    /// Work behind a `pre-` hook, which may take up to `--hook-timeout`:
+    /// never every worker.
+    Hook,
 }
 
 #[derive(Debug)]
@@ -379,7 +414,8 @@ enum JobKind {
     OpenTransfer {
         storage: Arc<dyn Storage>,
         quota: Option<Arc<Quota>>,
-        op: TransferOp,
+        // Boxed, as `File`'s intent is.
+        op: Box<TransferOp>,
         ascii: bool,
         now: ftp_proto::UnixTime,
     },
@@ -392,6 +428,8 @@ pub struct JobDone {
     result: JobResult,
     /// How a password check ended.
     login: Option<LoginResult>,
+    /// The facts of the hook to fire, with the status still to fill in.
+    post: Option<Box<Facts>>,
 }
 
 #[derive(Debug)]
@@ -505,6 +543,18 @@ impl Job {
         }
     }
 
+    /// The worker pool's lane for this job: password checks and work
+    /// behind a `pre-` hook have bounded lanes of their own.
+    pub fn lane(&self) -> Lane {
+        if self.is_password_check() {
+            Lane::Check
+        } else if self.pre.is_some() {
+            Lane::Hook
+        } else {
+            Lane::Plain
+        }
+    }
+
     /// Does the work now if it cannot block (a download whose file the
     /// kernel can open from its caches); otherwise gives the job back, for
     /// the worker pool.
@@ -515,6 +565,9 @@ impl Job {
         else {
             return Err(self);
         };
+        if self.pre.is_some() {
+            return Err(self);
+        }
         match open_source_cached(storage.as_ref(), op, *ascii) {
             Some(opened) => Ok(JobDone {
                 id: self.id,
@@ -522,13 +575,30 @@ impl Job {
                     opened.map(|(source, size)| (TransferEnd::Send(source), size, None)),
                 ),
                 login: None,
+                post: None,
             }),
             None => Err(self),
         }
     }
 
-    /// Does the blocking work.
+    /// Does the blocking work (after asking its `pre-` hook, if any).
     pub fn run(self) -> JobDone {
+        if let Some(pre) = &self.pre {
+            if !pre.hooks.allows(&pre.facts) {
+                // Refused: nothing is done; 550.
+                let refused = FsError::PermissionDenied;
+                let result = match self.kind {
+                    JobKind::OpenTransfer { .. } => JobResult::Opened(Err(refused)),
+                    _ => JobResult::Completion(Completion::Done(Err(refused))),
+                };
+                return JobDone {
+                    id: self.id,
+                    result,
+                    login: None,
+                    post: self.post,
+                };
+            }
+        }
         let mut login = None;
         let result = match self.kind {
             JobKind::Authenticate {
@@ -574,7 +644,7 @@ impl Job {
                 op,
                 ascii,
                 now,
-            } => JobResult::Opened(match &op {
+            } => JobResult::Opened(match op.as_ref() {
                 TransferOp::Store {
                     path,
                     mode,
@@ -598,6 +668,7 @@ impl Job {
             id: self.id,
             result,
             login,
+            post: self.post,
         }
     }
 }
@@ -643,8 +714,15 @@ fn authenticate(
             Err(Err(e)) => denied(e, LoginResult::Refused),
         };
     }
-    let Some(users) = &accounts.users else {
-        return denied(AuthError::Denied, LoginResult::Refused);
+    let users = accounts.users.as_ref().filter(|u| u.contains(user));
+    let users = match (users, &server.config.auth_program) {
+        (Some(users), _) => users,
+        (None, Some(program)) => return ask_program(server, program, user, password, peer),
+        (None, None) => match &accounts.users {
+            // An unknown name: checked against a dummy hash all the same.
+            Some(users) => users,
+            None => return denied(AuthError::Denied, LoginResult::Refused),
+        },
     };
     match users.verify(user, password) {
         Ok(grant) => {
@@ -707,6 +785,68 @@ fn system_login(server: &Server, account: &Account, user: &str) -> (JobResult, L
             home: None,
             policy,
             quota: None,
+        },
+        LoginResult::Ok,
+    )
+}
+
+/// Asks the `--auth-program` about a login; a program that fails in any
+/// way refuses it (and the log says why).
+fn ask_program(
+    server: &Server,
+    program: &crate::program::Program,
+    user: &str,
+    password: &str,
+    peer: IpAddr,
+) -> (JobResult, LoginResult) {
+    let denied = |how| {
+        (
+            JobResult::Completion(Completion::Auth(Err(AuthError::Denied))),
+            how,
+        )
+    };
+    let timeout = server.config.auth_timeout;
+    let allowed = match auth_program::ask(program, timeout, user, password, peer) {
+        Ok(auth_program::Verdict::Allowed(allowed)) => allowed,
+        Ok(auth_program::Verdict::Refused) => {
+            log::info!("login as {user:?} refused by the auth program");
+            return denied(LoginResult::BadPassword);
+        }
+        Err(e) => {
+            log::warn!("login as {user:?} refused: auth program ({program}): {e}");
+            return denied(LoginResult::Refused);
+        }
+    };
+    let home = match &allowed.home {
+        None => None,
+        Some(home) => {
+            let virtual_home = VirtualPath::root().resolve(&home.to_string_lossy());
+            match virtual_home.map(|h| server.storage.subtree(&h)) {
+                Some(Ok(storage)) => Some(storage),
+                _ => {
+                    log::warn!(
+                        "login as {user:?} refused: the auth program's home {} is not a folder of the served root",
+                        home.display()
+                    );
+                    return denied(LoginResult::Refused);
+                }
+            }
+        }
+    };
+    if !allowed.policy.admits(peer) {
+        log::info!("login as {user:?} refused: not allowed from {peer}");
+        return denied(LoginResult::Refused);
+    }
+    let policy = Arc::new(allowed.policy);
+    let quota = server.quota_for(user, &policy, home.as_ref());
+    (
+        JobResult::LoggedIn {
+            grant: Grant {
+                write: allowed.write,
+            },
+            home,
+            policy,
+            quota,
         },
         LoginResult::Ok,
     )
@@ -916,15 +1056,21 @@ impl SessionHost {
             },
             Intent::Transfer(t) => {
                 self.transfer = Some(StdInstant::now());
+                let pre = match &t.op {
+                    TransferOp::Store { path, .. } => self.pre_hook(HookEvent::PreUpload, path),
+                    _ => None,
+                };
                 let job = Job {
                     id,
                     kind: JobKind::OpenTransfer {
                         storage: self.storage.clone(),
                         quota: self.quota.clone(),
-                        op: t.op,
+                        op: Box::new(t.op),
                         ascii: t.ascii,
                         now: self.server.clock.wall(),
                     },
+                    pre,
+                    post: None,
                 };
                 return Action::Transfer {
                     job,
@@ -940,11 +1086,20 @@ impl SessionHost {
             | Intent::Rename { .. }
             | Intent::SetPermissions { .. }
             | Intent::SetModified { .. }
-            | Intent::Available { .. }) => JobKind::File {
-                storage: self.storage.clone(),
-                intent: Box::new(intent),
-                quota: self.quota.clone(),
-            },
+            | Intent::Available { .. }) => {
+                let (pre, post) = self.file_hooks(&intent);
+                let kind = JobKind::File {
+                    storage: self.storage.clone(),
+                    intent: Box::new(intent),
+                    quota: self.quota.clone(),
+                };
+                return Action::Job(Job {
+                    id,
+                    kind,
+                    pre,
+                    post,
+                });
+            }
             Intent::Hash {
                 path,
                 algorithm,
@@ -977,7 +1132,71 @@ impl SessionHost {
             Intent::UpgradeTls => return Action::SwitchTls(TlsSwitch::Protect),
             Intent::ClearTls => return Action::SwitchTls(TlsSwitch::Clear),
         };
-        Action::Job(Job { id, kind })
+        Action::Job(Job {
+            id,
+            kind,
+            pre: None,
+            post: None,
+        })
+    }
+
+    /// The facts of a hook on `event` in this session, if it has one.
+    fn facts(&self, event: HookEvent) -> Option<Facts> {
+        let hooks = self.server.hooks.as_ref()?;
+        hooks.has(event).then(|| {
+            Facts::new(
+                event,
+                self.id,
+                self.user.as_deref().unwrap_or(""),
+                self.peer.ip(),
+            )
+        })
+    }
+
+    /// The `pre-` hook on `event` for `path`, if there is one.
+    fn pre_hook(&self, event: HookEvent, path: &VirtualPath) -> Option<Box<PreHook>> {
+        let mut facts = self.facts(event)?;
+        facts.path = Some(path.to_string());
+        Some(Box::new(PreHook {
+            hooks: self.server.hooks.clone()?,
+            facts,
+        }))
+    }
+
+    /// The hooks of a file operation: the one asked before it, the one
+    /// fired after it.
+    fn file_hooks(&self, intent: &Intent) -> (Option<Box<PreHook>>, Option<Box<Facts>>) {
+        let (event, path, target) = match intent {
+            Intent::RemoveFile { path } => (HookEvent::Delete, path, None),
+            Intent::RemoveDir { path } => (HookEvent::Rmdir, path, None),
+            Intent::MakeDir { path, .. } => (HookEvent::Mkdir, path, None),
+            Intent::Rename { from, to } => (HookEvent::Rename, from, Some(to)),
+            _ => return (None, None),
+        };
+        let pre = match intent {
+            Intent::RemoveFile { path } => self.pre_hook(HookEvent::PreDelete, path),
+            _ => None,
+        };
+        let post = self.facts(event).map(|mut f| {
+            f.path = Some(path.to_string());
+            f.target = target.map(VirtualPath::to_string);
+            Box::new(f)
+        });
+        (pre, post)
+    }
+
+    /// Fires the hook of an after-the-fact event, if it has one.
+    fn fire(&self, facts: Option<Facts>) {
+        if let (Some(hooks), Some(facts)) = (&self.server.hooks, facts) {
+            hooks.fire(facts);
+        }
+    }
+
+    /// Fires the `logout` hook for the login reported last, once.
+    fn fire_logout(&mut self) {
+        if std::mem::take(&mut self.logged_in) {
+            self.fire(self.facts(HookEvent::Logout));
+        }
     }
 
     /// Switches the control connection's `stream` to TLS or back to clear
@@ -1022,6 +1241,11 @@ impl SessionHost {
                 | Completion::Entries(Err(e), _),
             ) => metrics.storage_error(*e),
             _ => {}
+        }
+        if let Some(mut facts) = done.post {
+            let ok = matches!(done.result, JobResult::Completion(Completion::Done(Ok(()))));
+            facts.status = Some(Status::of(ok));
+            self.fire(Some(*facts));
         }
         match done.result {
             JobResult::Completion(c) => JobAnswer::Completion(id, c),
@@ -1074,6 +1298,14 @@ impl SessionHost {
                 Event::Login { user, anonymous } => {
                     self.server.metrics.login(LoginResult::Ok);
                     self.login_failure = None;
+                    // A new login after REIN ends the one before.
+                    self.fire_logout();
+                    self.user = Some(user.clone());
+                    self.logged_in = true;
+                    if let Some(mut facts) = self.facts(HookEvent::Login) {
+                        facts.status = Some(Status::Ok);
+                        self.fire(Some(facts));
+                    }
                     let kind = if anonymous { "anonymous" } else { "user" };
                     log::info!(
                         session = id, peer:% = peer, user = user.as_str(), event = "login";
@@ -1131,6 +1363,17 @@ impl SessionHost {
                     self.server
                         .metrics
                         .transfer(incoming, complete, bytes, took);
+                    let event = if incoming {
+                        HookEvent::Upload
+                    } else {
+                        HookEvent::Download
+                    };
+                    if let Some(mut facts) = self.facts(event) {
+                        facts.path = Some(path.to_string());
+                        facts.bytes = Some(bytes);
+                        facts.status = Some(Status::of(complete));
+                        self.fire(Some(facts));
+                    }
                     let dir = if incoming { "stored" } else { "sent" };
                     let how = if complete { "" } else { " (incomplete)" };
                     log::info!(
@@ -1197,6 +1440,43 @@ mod tests {
             Err(AuthError::Unavailable)
         );
         assert_eq!(Identity::current().unwrap(), me);
+    }
+
+    #[test]
+    fn the_auth_program_answers_for_names_the_users_file_lacks() {
+        let etc = tempfile::tempdir().unwrap();
+        let users = etc.path().join("users.toml");
+        let hash = crate::users::hash_password("pw").unwrap();
+        std::fs::write(
+            &users,
+            format!("[[user]]\nname = \"alice\"\npassword = \"{hash}\"\n"),
+        )
+        .unwrap();
+        // Allows anyone whose password is "pw", with write.
+        let auth = etc.path().join("auth");
+        std::fs::write(
+            &auth,
+            "read p\n[ \"$p\" = pw ] && echo '{\"ok\": true, \"write\": true}' || echo '{\"ok\": false}'\n",
+        )
+        .unwrap();
+        let program = format!("/bin/sh {}", auth.to_str().unwrap());
+        let (server, _dir) = server(&[
+            "--users",
+            users.to_str().unwrap(),
+            "--auth-program",
+            &program,
+        ]);
+        let me = IpAddr::from([127, 0, 0, 1]);
+        let grant = |user, pw| match authenticate(&server, user, pw, me) {
+            (JobResult::LoggedIn { grant, .. }, LoginResult::Ok) => Some(grant.write),
+            (JobResult::Completion(Completion::Auth(Err(AuthError::Denied))), _) => None,
+            other => panic!("{other:?}"),
+        };
+        // The users file's own accounts never reach the program.
+        assert_eq!(grant("alice", "pw"), Some(false));
+        assert_eq!(grant("alice", "nope"), None);
+        assert_eq!(grant("bob", "pw"), Some(true));
+        assert_eq!(grant("bob", "nope"), None);
     }
 
     #[test]

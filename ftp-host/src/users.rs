@@ -298,7 +298,7 @@ fn dummy_like(model: &str) -> Option<String> {
 
 /// Turns a `home` value into a normalised relative path (`None` for the
 /// root itself).
-fn normalise_home(s: &str) -> Result<Option<PathBuf>, UserProblem> {
+pub(crate) fn normalise_home(s: &str) -> Result<Option<PathBuf>, UserProblem> {
     let mut out = PathBuf::new();
     for c in Path::new(s).components() {
         match c {

@@ -15,6 +15,11 @@
 //! [`crate::argon`] gives each check's memory back when it ends (a worker
 //! that goes straight on to the next waiting check reuses it).
 //!
+//! Work behind a `pre-upload` or `pre-delete` hook ([`crate::hooks`]),
+//! which may take up to `--hook-timeout`, has a lane of its own too. The
+//! two slow lanes together never take every worker (with two workers or
+//! more): one is always left for file operations.
+//!
 //! A job travels with its way home, a closure the daemon gives: it sends
 //! the [`JobDone`] to the session and wakes whoever waits. Workers end when
 //! every [`Workers`] handle is dropped; nobody waits for a job stuck in a
@@ -25,7 +30,7 @@ use std::io;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use crate::argon;
-use crate::server::{Job, JobDone};
+use crate::server::{Job, JobDone, Lane};
 
 /// Where a finished job's result goes.
 pub type Reply = Box<dyn FnOnce(JobDone) + Send>;
@@ -48,6 +53,9 @@ impl std::fmt::Debug for Workers {
             .field("checks_queued", &state.checks.len())
             .field("checking", &state.checking)
             .field("check_limit", &self.handle.queue.check_limit)
+            .field("hooks_queued", &state.hooks.len())
+            .field("hooking", &state.hooking)
+            .field("slow_limit", &self.handle.queue.slow_limit)
             .finish()
     }
 }
@@ -72,6 +80,8 @@ struct Queue {
     ready: Condvar,
     /// Most password checks running at once.
     check_limit: usize,
+    /// Most password checks and hook jobs running at once, together.
+    slow_limit: usize,
 }
 
 #[derive(Default)]
@@ -84,36 +94,69 @@ struct State {
     next: u64,
     /// Password checks running now.
     checking: usize,
+    /// Jobs behind a `pre-` hook, with their order of submission.
+    hooks: VecDeque<(u64, Task)>,
+    /// Jobs behind a `pre-` hook running now.
+    hooking: usize,
     closed: bool,
 }
 
 impl State {
-    /// The oldest task a worker may start now, and whether it is a
-    /// password check: checks wait while `limit` of them run.
-    fn take(&mut self, limit: usize) -> Option<(Task, bool)> {
-        let check_allowed = self.checking < limit;
-        let check_first = match (self.tasks.front(), self.checks.front()) {
-            (_, None) => false,
-            (None, Some(_)) => check_allowed,
-            (Some((task, _)), Some((check, _))) => check_allowed && check < task,
-        };
-        if check_first {
-            let (_, task) = self.checks.pop_front()?;
-            self.checking += 1;
-            Some((task, true))
-        } else {
-            self.tasks.pop_front().map(|(_, task)| (task, false))
+    /// Whether a task of `lane` may start now: password checks wait while
+    /// `check_limit` of them run, and both slow lanes while `slow_limit`
+    /// of their tasks run.
+    fn may_start(&self, lane: Lane, check_limit: usize, slow_limit: usize) -> bool {
+        let slow = self.checking + self.hooking < slow_limit;
+        match lane {
+            Lane::Plain => true,
+            Lane::Check => slow && self.checking < check_limit,
+            Lane::Hook => slow,
         }
     }
 
-    fn push(&mut self, task: Task, check: bool) {
+    /// The oldest task a worker may start now, and its lane.
+    fn take(&mut self, check_limit: usize, slow_limit: usize) -> Option<(Task, Lane)> {
+        let mut first: Option<(u64, Lane)> = None;
+        for (lane, queue) in [
+            (Lane::Plain, &self.tasks),
+            (Lane::Check, &self.checks),
+            (Lane::Hook, &self.hooks),
+        ] {
+            if let Some((n, _)) = queue.front() {
+                if first.is_none_or(|(m, _)| *n < m)
+                    && self.may_start(lane, check_limit, slow_limit)
+                {
+                    first = Some((*n, lane));
+                }
+            }
+        }
+        let (_, lane) = first?;
+        let (_, task) = match lane {
+            Lane::Plain => self.tasks.pop_front()?,
+            Lane::Check => {
+                self.checking += 1;
+                self.checks.pop_front()?
+            }
+            Lane::Hook => {
+                self.hooking += 1;
+                self.hooks.pop_front()?
+            }
+        };
+        Some((task, lane))
+    }
+
+    fn push(&mut self, task: Task, lane: Lane) {
         let n = self.next;
         self.next += 1;
-        if check {
-            self.checks.push_back((n, task));
-        } else {
-            self.tasks.push_back((n, task));
+        match lane {
+            Lane::Plain => self.tasks.push_back((n, task)),
+            Lane::Check => self.checks.push_back((n, task)),
+            Lane::Hook => self.hooks.push_back((n, task)),
         }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.tasks.is_empty() && self.checks.is_empty() && self.hooks.is_empty()
     }
 }
 
@@ -144,10 +187,12 @@ impl Workers {
     pub fn spawn(name: &str, count: usize, checks: usize) -> io::Result<Workers> {
         let count = count.max(1);
         let mut started = 0;
+        let slow_limit = (count - 1).max(1);
         let queue = Arc::new(Queue {
             state: Mutex::default(),
             ready: Condvar::new(),
-            check_limit: checks.clamp(1, (count - 1).max(1)),
+            check_limit: checks.clamp(1, slow_limit),
+            slow_limit,
         });
         for n in 0..count {
             let queue = Arc::clone(&queue);
@@ -174,40 +219,44 @@ impl Workers {
     }
 
     /// Queues `job`; `reply` gets its result, on a worker thread. Password
-    /// checks ([`Job::is_password_check`]) go to their own, bounded lane.
+    /// checks and work behind a `pre-` hook ([`Job::lane`]) go to their
+    /// own, bounded lanes.
     pub fn submit(&self, job: Job, reply: Reply) {
-        let check = job.is_password_check();
-        self.execute(Box::new(move || reply(job.run())), check);
+        let lane = job.lane();
+        self.execute(Box::new(move || reply(job.run())), lane);
     }
 
-    /// Queues `task` to run on a worker thread; `check` puts it in the
-    /// password-check lane.
-    fn execute(&self, task: Task, check: bool) {
+    /// Queues `task` to run on a worker thread, in `lane`.
+    fn execute(&self, task: Task, lane: Lane) {
         let queue = &self.handle.queue;
         let mut state = queue.lock();
-        state.push(task, check);
-        let startable = !check || state.checking < queue.check_limit;
+        state.push(task, lane);
+        let startable = state.may_start(lane, queue.check_limit, queue.slow_limit);
         drop(state);
-        // A check that must wait for another to end needs no worker now:
-        // the worker ending that check takes it.
+        // A slow task that must wait for another to end needs no worker
+        // now: the end of that one wakes a worker.
         if startable {
             queue.ready.notify_one();
         }
     }
 }
 
-/// Counts a running password check; ends it even if its task panics.
-struct Checking<'a>(&'a Queue);
+/// Counts a running task of a slow lane; ends it even if the task panics.
+struct Slow<'a>(&'a Queue, Lane);
 
-impl Drop for Checking<'_> {
+impl Drop for Slow<'_> {
     fn drop(&mut self) {
         let mut state = self.0.lock();
-        state.checking -= 1;
-        let waiting = !state.checks.is_empty();
+        match self.1 {
+            Lane::Check => state.checking -= 1,
+            Lane::Hook => state.hooking -= 1,
+            Lane::Plain => {}
+        }
+        let waiting = !state.checks.is_empty() || !state.hooks.is_empty();
         drop(state);
-        // The worker takes the next check itself, unless its task panicked
-        // and it is ending: then another must.
-        if waiting && std::thread::panicking() {
+        // This worker takes the oldest task it may; a waiting slow task
+        // of the other lane, free to start now, may need another.
+        if waiting {
             self.0.ready.notify_one();
         }
     }
@@ -223,16 +272,16 @@ fn work(queue: &Queue) {
     argon::keep_memory();
     let mut state = queue.lock();
     loop {
-        if let Some((task, check)) = state.take(queue.check_limit) {
+        if let Some((task, lane)) = state.take(queue.check_limit, queue.slow_limit) {
             drop(state);
-            if !check {
+            if lane != Lane::Check {
                 argon::release_memory();
             }
-            let checking = check.then(|| Checking(queue));
+            let slow = (lane != Lane::Plain).then(|| Slow(queue, lane));
             task();
-            drop(checking);
+            drop(slow);
             state = queue.lock();
-        } else if state.closed && state.tasks.is_empty() && state.checks.is_empty() {
+        } else if state.closed && state.is_empty() {
             // Workers that waited for a check slot learn that all is done.
             queue.ready.notify_all();
             drop(state);
@@ -255,6 +304,11 @@ mod tests {
     use std::sync::mpsc;
     use std::time::Duration;
 
+    /// The password-check lane when `check`, else the plain one.
+    fn lane(check: bool) -> Lane {
+        if check { Lane::Check } else { Lane::Plain }
+    }
+
     #[test]
     fn every_task_runs_once_and_workers_end_with_the_last_handle() {
         let pool = Workers::spawn("test", 3, 1).unwrap();
@@ -262,7 +316,7 @@ mod tests {
         for i in 0..100 {
             let tx = tx.clone();
             pool.clone()
-                .execute(Box::new(move || tx.send(i).unwrap()), i % 3 == 0);
+                .execute(Box::new(move || tx.send(i).unwrap()), lane(i % 3 == 0));
         }
         let mut seen: Vec<i32> = (0..100)
             .map(|_| rx.recv_timeout(Duration::from_secs(10)).unwrap())
@@ -272,7 +326,7 @@ mod tests {
         // A queued task still runs after the last handle is gone; then the
         // workers end and drop their clone of the queue.
         let queue = Arc::downgrade(&pool.handle.queue);
-        pool.execute(Box::new(move || tx.send(100).unwrap()), true);
+        pool.execute(Box::new(move || tx.send(100).unwrap()), Lane::Check);
         drop(pool);
         assert_eq!(rx.recv_timeout(Duration::from_secs(10)), Ok(100));
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -308,14 +362,14 @@ mod tests {
                     running.fetch_sub(1, Ordering::SeqCst);
                     tx.send(("check", i)).unwrap();
                 }),
-                true,
+                Lane::Check,
             );
         }
         // Two checks hold two workers; the other two still run file jobs,
         // submitted after the 18 waiting checks.
         for i in 0..10 {
             let tx = tx.clone();
-            pool.execute(Box::new(move || tx.send(("file", i)).unwrap()), false);
+            pool.execute(Box::new(move || tx.send(("file", i)).unwrap()), Lane::Plain);
         }
         for _ in 0..10 {
             let (kind, _) = rx.recv_timeout(Duration::from_secs(10)).unwrap();
@@ -359,6 +413,70 @@ mod tests {
     }
 
     #[test]
+    fn hook_jobs_and_checks_together_leave_a_worker_for_files() {
+        let pool = Workers::spawn("test", 3, 2).unwrap();
+        let gate = Arc::new((Mutex::new(false), Condvar::new()));
+        let (tx, rx) = mpsc::channel();
+        let blocked = |lane: Lane, i: i32| {
+            let (gate, tx) = (gate.clone(), tx.clone());
+            pool.execute(
+                Box::new(move || {
+                    let (open, cv) = &*gate;
+                    let mut open = open.lock().unwrap();
+                    while !*open {
+                        open = cv.wait(open).unwrap();
+                    }
+                    drop(open);
+                    tx.send((lane, i)).unwrap();
+                }),
+                lane,
+            );
+        };
+        for i in 0..4 {
+            blocked(Lane::Hook, i);
+        }
+        blocked(Lane::Check, 0);
+        // Two hook jobs hold two of the three workers; the third still
+        // runs file jobs, and neither the other hooks nor the check start.
+        for i in 0..5 {
+            let tx = tx.clone();
+            pool.execute(
+                Box::new(move || tx.send((Lane::Plain, i)).unwrap()),
+                Lane::Plain,
+            );
+        }
+        for _ in 0..5 {
+            let (lane, _) = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+            assert_eq!(
+                lane,
+                Lane::Plain,
+                "a slow job ended while the gate was shut"
+            );
+        }
+        {
+            let state = pool.handle.queue.lock();
+            assert_eq!((state.hooking, state.hooks.len()), (2, 2));
+            assert_eq!((state.checking, state.checks.len()), (0, 1));
+        }
+        *gate.0.lock().unwrap() = true;
+        gate.1.notify_all();
+        let mut ended: Vec<(Lane, i32)> = (0..5)
+            .map(|_| rx.recv_timeout(Duration::from_secs(10)).unwrap())
+            .collect();
+        ended.sort_by_key(|(lane, i)| (*lane == Lane::Check, *i));
+        assert_eq!(
+            ended,
+            [
+                (Lane::Hook, 0),
+                (Lane::Hook, 1),
+                (Lane::Hook, 2),
+                (Lane::Hook, 3),
+                (Lane::Check, 0)
+            ]
+        );
+    }
+
+    #[test]
     fn the_check_limit_is_at_least_one_and_leaves_a_worker_for_files() {
         let limit = |count, checks| {
             Workers::spawn("test", count, checks)
@@ -377,7 +495,7 @@ mod tests {
         let (tx, rx) = mpsc::channel();
         for i in 0..10 {
             let tx = tx.clone();
-            pool.execute(Box::new(move || tx.send(i).unwrap()), i % 2 == 0);
+            pool.execute(Box::new(move || tx.send(i).unwrap()), lane(i % 2 == 0));
         }
         let order: Vec<i32> = (0..10)
             .map(|_| rx.recv_timeout(Duration::from_secs(10)).unwrap())

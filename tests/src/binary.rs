@@ -536,6 +536,64 @@ pub fn check_json_logs(bin: &Path) {
     assert_eq!(sent["session"], retr["session"]);
 }
 
+/// A daemon that exits (here at SIGTERM) first lets the hooks its
+/// sessions fired run: the last session's `logout` hook, slow on purpose,
+/// has written its line by the time the process is gone. The login is
+/// answered by an `--auth-program`.
+pub fn check_hooks_run_before_exit(bin: &Path) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let etc = tempfile::tempdir().expect("temp dir");
+    let log = etc.path().join("log");
+    let auth = etc.path().join("auth");
+    std::fs::write(&auth, "read p\necho '{\"ok\": true}'\n").expect("write");
+    let logout = etc.path().join("logout");
+    std::fs::write(
+        &logout,
+        format!(
+            "sleep 0.5\necho \"$FTP_EVENT $FTP_USER\" >> {}\n",
+            log.display()
+        ),
+    )
+    .expect("write");
+    let mut child = Command::new(bin)
+        .args(["-l", "127.0.0.1:0", "--hook-timeout", "5"])
+        .arg("--auth-program")
+        .arg(format!("/bin/sh {}", auth.display()))
+        .arg("--hook")
+        .arg(format!("logout=/bin/sh {}", logout.display()))
+        .arg(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the daemon");
+    let stdout = child.stdout.take().expect("stdout");
+    let announced = line(&mut BufReader::new(stdout));
+    let addr = announced_addr(&announced).and_then(|a| a.parse().ok());
+    let result = std::panic::catch_unwind(|| {
+        let addr = addr.expect("the announcement names ftp://ADDR/");
+        let mut c = crate::client::Client::connect(addr);
+        c.login("dora", "anything");
+        c.quit();
+    });
+    let pid = rustix::process::Pid::from_child(&child);
+    let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+    let out = wait_output(child, TIMEOUT);
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(
+        text, "logout dora\n",
+        "the logout hook did not run before the exit"
+    );
+}
+
 /// The tests of a daemon's built binary, for its `tests/binary.rs`:
 /// `ftp_tests::binary_tests!(env!("CARGO_BIN_EXE_ftp-mio"));`.
 #[macro_export]
@@ -563,6 +621,11 @@ macro_rules! binary_tests {
         #[test]
         fn json_logs() {
             $crate::binary::check_json_logs(bin());
+        }
+
+        #[test]
+        fn hooks_run_before_exit() {
+            $crate::binary::check_hooks_run_before_exit(bin());
         }
 
         /// The built binary under systemd's protocols (`ftp_tests::systemd`).

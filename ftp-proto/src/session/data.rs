@@ -500,6 +500,9 @@ impl Session {
                 let incoming = matches!(t.what, Payload::File { incoming: true, .. });
                 match (incoming, e) {
                     (true, FsError::InvalidName) => self.reply(553, "File name not allowed."),
+                    // No access (the kernel's, or a pre-upload hook's
+                    // refusal): 550, as RFC 959 has it for STOR.
+                    (true, FsError::PermissionDenied) => self.reply(550, "Permission denied."),
                     (true, _) => {
                         self.reply(553, &format!("Could not create file: {}", fs_reason(e)))
                     }
