@@ -31,6 +31,7 @@ pub mod passive;
 pub mod pasv_address;
 pub mod policy;
 pub mod proxy;
+pub mod rate;
 pub mod server;
 mod splice;
 pub mod storage;
