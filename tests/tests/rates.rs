@@ -122,11 +122,15 @@ fn the_download_rate_flag_limits_anonymous_sessions<R: Runtime>() {
     let len = 3 * MIB;
     let rate = MIB;
     let data = pattern(23, len);
+    // 16,384 lines of 64 bytes: 1 MiB, and 16 KiB more as CRLF.
+    let line = format!("{}\n", "x".repeat(63));
+    let text = line.repeat(16 * 1024);
     let srv = TestServer::builder()
         .args(&["--download-rate", &rate.to_string(), "-a", "ftp"])
         // An account's own rate wins over the flag: 0 is unlimited.
         .user_with("free", "pw", None, false, "download_rate = 0\n")
         .file("big.bin", &data)
+        .file("text.txt", &text)
         .start::<R>();
     let mut anonymous = srv.client();
     anonymous.login_anonymous();
@@ -143,6 +147,12 @@ fn the_download_rate_flag_limits_anonymous_sessions<R: Runtime>() {
         assert_bytes(&got, &data, "anonymous download");
         assert_rate("--download-rate", took, len, rate);
     });
+    // ASCII mode goes through a buffer, not sendfile: limited all the
+    // same, counting the bytes on the wire.
+    anonymous.expect("TYPE A", 200);
+    let (got, took) = timed(|| anonymous.retr("text.txt"));
+    assert_eq!(got, text.replace('\n', "\r\n").as_bytes(), "ASCII download");
+    assert_rate("--download-rate, TYPE A", took, got.len(), rate);
     anonymous.quit();
     free.quit();
 }
