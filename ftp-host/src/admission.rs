@@ -303,6 +303,17 @@ impl Server {
     /// The limits, for a client whose address is known.
     fn admit_client(self: &Arc<Self>, local: SocketAddr, peer: SocketAddr) -> Admission {
         let peer = canonical(peer);
+        if let Some(left) = self
+            .defender
+            .as_ref()
+            .and_then(|d| d.banned(peer.ip(), Instant::now()))
+        {
+            log::info!("{peer}: refused: banned for {} s more", left.as_secs());
+            self.metrics.refused(RefusedReason::Banned);
+            return Admission::Refused {
+                reply: reply_421("Too many failed logins from your address; try again later."),
+            };
+        }
         match self.limiter.try_acquire(peer.ip()) {
             Ok(slot) => Admission::Admitted(Admitted { local, peer, slot }),
             Err(limit) => self.refuse_over(peer, limit),

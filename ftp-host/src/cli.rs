@@ -35,12 +35,13 @@ use std::time::Duration;
 
 use clap::{ArgAction, CommandFactory, FromArgMatches, Parser, Subcommand};
 
+use crate::ban::{BanPolicy, MAX_BAN_AFTER};
 pub use crate::config::ConfigError;
 use crate::config::{FileConfig, StorageFile, parse_listen, parse_port_range};
 use crate::identity::RunAs;
 use crate::limits::{self, DEFAULT_MAX_PER_IP, TOO_MANY_FROM_ADDRESS};
 use crate::pasv_address::PasvAddress;
-use crate::proxy::ProxySources;
+use crate::proxy::{Network, ProxySources};
 use crate::storage::{S3Config, S3Location};
 use crate::system::{self, Account, SystemFiles, SystemUsers};
 use crate::users::UserDb;
@@ -113,6 +114,9 @@ pub struct ServerConfig {
     /// (`--max-per-ip N[:MSG]`, default [`DEFAULT_MAX_PER_IP`]); `None` =
     /// no limit (`0`).
     pub max_per_ip: Option<(usize, String)>,
+    /// Auto-ban (`--ban-after N`, `--ban-window`, `--ban-time`,
+    /// `--ban-exempt`); `None` when off.
+    pub ban: Option<BanPolicy>,
     /// Networks whose connections must begin with a PROXY header
     /// (`--proxy-from CIDR[,CIDR...]`); its address is then the client's.
     pub proxy_from: Option<Arc<ProxySources>>,
@@ -355,6 +359,22 @@ struct Args {
     #[arg(long, value_name = "N[:MSG]", value_parser = cli_per_ip)]
     max_per_ip: Option<PerIp>,
 
+    /// Ban an address (IPv6: a /64) after N failed logins within --ban-window, 0 = off [default: 0]
+    #[arg(long, value_name = "N")]
+    ban_after: Option<u32>,
+
+    /// Seconds in which --ban-after failures must fall [default: 600]
+    #[arg(long, value_name = "SEC")]
+    ban_window: Option<u64>,
+
+    /// Seconds a first ban lasts; each repeat offence doubles it, up to a day [default: 900]
+    #[arg(long, value_name = "SEC")]
+    ban_time: Option<u64>,
+
+    /// Networks never banned (trusted)
+    #[arg(long, value_name = "CIDR[,CIDR...]", value_parser = cli_networks)]
+    ban_exempt: Option<NetworkList>,
+
     /// Worker threads, 0 = one per CPU [default: 1]
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
@@ -387,6 +407,14 @@ struct Args {
     /// Failed logins before the session is closed [default: 3]
     #[arg(long, value_name = "N")]
     max_login_attempts: Option<u32>,
+
+    /// Most bytes HASH and XCRC/XMD5/XSHA* digest at once; bigger gets 552 [default: 4294967296]
+    #[arg(long, value_name = "BYTES")]
+    hash_max_size: Option<u64>,
+
+    /// Turn HASH and XCRC/XMD5/XSHA* off (502)
+    #[arg(long)]
+    no_hash: bool,
 
     /// Seconds running sessions get to finish at shutdown [default: 10]
     #[arg(long, value_name = "SEC")]
@@ -424,6 +452,75 @@ fn cli_pasv_address(s: &str) -> Result<PasvAddress, String> {
 
 fn cli_proxy_from(s: &str) -> Result<ProxySources, String> {
     ProxySources::parse(s).map_err(|e| e.to_string())
+}
+
+/// The auto-ban settings, or `None` when `--ban-after` is 0 or unset.
+fn ban_policy(
+    after: Option<u32>,
+    window: Option<u64>,
+    time: Option<u64>,
+    exempt_flag: Option<Vec<Network>>,
+    exempt_file: Option<Vec<String>>,
+) -> Result<Option<BanPolicy>, ConfigError> {
+    let after = after.unwrap_or(0);
+    if after == 0 {
+        return Ok(None);
+    }
+    if after > MAX_BAN_AFTER {
+        return Err(ConfigError::Invalid {
+            setting: "ban_after",
+            value: after.to_string(),
+            reason: "at most 1000",
+        });
+    }
+    let exempt = match (exempt_flag, exempt_file) {
+        (Some(list), _) => list,
+        (None, Some(list)) => list
+            .iter()
+            .map(|e| e.parse())
+            .collect::<Result<Vec<Network>, _>>()
+            .map_err(|e| ConfigError::Invalid {
+                setting: "ban_exempt",
+                value: e.to_string(),
+                reason: "not a network (ADDR or ADDR/LEN)",
+            })?,
+        (None, None) => Vec::new(),
+    };
+    let window = window.unwrap_or(600);
+    let time = time.unwrap_or(900);
+    if window == 0 || time == 0 {
+        return Err(ConfigError::Invalid {
+            setting: if window == 0 {
+                "ban_window"
+            } else {
+                "ban_time"
+            },
+            value: "0".into(),
+            reason: "must be at least 1 second",
+        });
+    }
+    Ok(Some(BanPolicy {
+        after,
+        window: Duration::from_secs(window),
+        time: Duration::from_secs(time),
+        exempt,
+    }))
+}
+
+/// A comma-separated list of networks on the command line (clap would
+/// take a bare `Vec` for a repeated flag).
+#[derive(Clone, Debug)]
+struct NetworkList(Vec<Network>);
+
+fn cli_networks(s: &str) -> Result<NetworkList, String> {
+    s.split(',')
+        .filter(|e| !e.trim().is_empty())
+        .map(|e| {
+            e.parse()
+                .map_err(|e: crate::proxy::SourcesError| e.to_string())
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(NetworkList)
 }
 
 fn cli_per_ip(s: &str) -> Result<PerIp, String> {
@@ -784,6 +881,18 @@ fn build(args: Args, file: FileConfig) -> Result<ServerConfig, ConfigError> {
         ));
     }
 
+    let ban = ban_policy(
+        args.ban_after.or(file.ban_after),
+        args.ban_window.or(file.ban_window),
+        args.ban_time.or(file.ban_time),
+        args.ban_exempt.map(|l| l.0),
+        file.ban_exempt,
+    )?;
+    if inetd && ban.is_some() {
+        return Err(ConfigError::Conflict(
+            "--ban-after needs the daemon's memory of failed logins: it cannot be combined with --inetd",
+        ));
+    }
     let tls = crate::tls::build(args.tls, file.tls, inetd)?;
 
     let proxy_from = args.proxy_from.or(file.proxy_from).map(Arc::new);
@@ -817,6 +926,13 @@ fn build(args: Args, file: FileConfig) -> Result<ServerConfig, ConfigError> {
             .or(file.login_fail_delay)
             .map_or(defaults.login_fail_delay, Duration::from_millis),
         max_login_attempts: max_login_attempts.unwrap_or(defaults.max_login_attempts),
+        hash_max_size: if args.no_hash || file.no_hash.unwrap_or(false) {
+            None
+        } else {
+            args.hash_max_size
+                .or(file.hash_max_size)
+                .or(defaults.hash_max_size)
+        },
         idle_timeout: seconds(
             args.idle_timeout
                 .or(file.idle_timeout)
@@ -834,7 +950,7 @@ fn build(args: Args, file: FileConfig) -> Result<ServerConfig, ConfigError> {
         ),
         allow_foreign_active: args.allow_foreign_port || file.allow_foreign_port.unwrap_or(false),
         pasv_address,
-        log_events: verbosity > 0 || xferlog.is_some() || metrics.is_some(),
+        log_events: verbosity > 0 || xferlog.is_some() || metrics.is_some() || ban.is_some(),
         tls: tls.as_ref().map(|t| t.policy.clone()).unwrap_or_default(),
         storage: if s3.is_some() {
             ftp_proto::StorageCaps::OBJECT_STORE
@@ -855,6 +971,7 @@ fn build(args: Args, file: FileConfig) -> Result<ServerConfig, ConfigError> {
         pasv_ports: args.pasv_ports.or(file.pasv_ports),
         max_clients,
         max_per_ip,
+        ban,
         proxy_from,
         pasv_host,
         verbosity,

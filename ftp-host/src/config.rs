@@ -25,6 +25,10 @@
 //!                                   # with a low descriptor limit
 //! max_per_ip = 50                   # 0 = no limit; IPv6 counts per /64
 //! max_per_ip_message = "Too many connections from your address."
+//! ban_after = 5                     # failed logins that ban an address; 0 = off
+//! ban_window = 600                  # seconds those failures fall in
+//! ban_time = 900                    # first ban; doubles per repeat, up to a day
+//! ban_exempt = ["10.0.0.0/8"]       # never banned
 //! threads = 1                       # 0 = one per CPU
 //! password_checks = 0               # at once; 0 = one per CPU
 //! xferlog = "/var/log/xferlog"
@@ -33,6 +37,8 @@
 //! allow_foreign_port = false
 //! login_fail_delay = 1000           # milliseconds
 //! max_login_attempts = 3
+//! hash_max_size = 4294967296         # HASH/XCRC/... at most this many bytes
+//! no_hash = false                   # true: HASH and XCRC/... answer 502
 //! shutdown_grace = 10               # seconds
 //! download_rate = 0                 # bytes/s per download, 0 = unlimited
 //! upload_rate = 0                   # bytes/s per upload, 0 = unlimited
@@ -433,6 +439,14 @@ pub struct FileConfig {
     pub max_per_ip: Option<usize>,
     /// Text of the `421` reply beyond `max_per_ip` (`--max-per-ip N:MSG`).
     pub max_per_ip_message: Option<String>,
+    /// Failed logins that ban an address, 0 = off (`--ban-after`).
+    pub ban_after: Option<u32>,
+    /// Seconds in which those failures fall (`--ban-window`).
+    pub ban_window: Option<u64>,
+    /// Seconds of a first ban (`--ban-time`).
+    pub ban_time: Option<u64>,
+    /// Networks never banned (`--ban-exempt`).
+    pub ban_exempt: Option<Vec<String>>,
     /// Worker threads, 0 = one per CPU (`--threads`).
     pub threads: Option<usize>,
     /// Most password checks at once, 0 = one per CPU
@@ -456,6 +470,10 @@ pub struct FileConfig {
     pub login_fail_delay: Option<u64>,
     /// Failed logins before the session is closed (`--max-login-attempts`).
     pub max_login_attempts: Option<u32>,
+    /// Most bytes a digest covers (`--hash-max-size`).
+    pub hash_max_size: Option<u64>,
+    /// Digest commands off (`--no-hash`).
+    pub no_hash: Option<bool>,
     /// Seconds running sessions get to finish at shutdown
     /// (`--shutdown-grace`).
     pub shutdown_grace: Option<u64>,

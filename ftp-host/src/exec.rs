@@ -12,7 +12,7 @@ use crate::storage::Storage;
 /// Handles [`Intent::Stat`], [`Intent::ReadDir`] (at most `limit` entries,
 /// sorted by name), [`Intent::MakeDir`], [`Intent::RemoveDir`],
 /// [`Intent::RemoveFile`], [`Intent::Rename`], [`Intent::SetPermissions`]
-/// and [`Intent::SetModified`]. Returns `None` for the intents that are not
+/// [`Intent::SetModified`] and [`Intent::Available`]. Returns `None` for the intents that are not
 /// file operations (authentication, passive listeners, transfers, TLS),
 /// which the runtime carries out itself.
 pub fn execute(storage: &dyn Storage, intent: &Intent) -> Option<Completion> {
@@ -22,7 +22,7 @@ pub fn execute(storage: &dyn Storage, intent: &Intent) -> Option<Completion> {
             read_entries(storage, path, *limit),
             crate::clock::wall_now(),
         ),
-        Intent::MakeDir { path } => Completion::Done(storage.make_dir(path)),
+        Intent::MakeDir { path, umask } => Completion::Done(storage.make_dir(path, Some(*umask))),
         Intent::RemoveDir { path } => Completion::Done(storage.remove_dir(path)),
         Intent::RemoveFile { path } => Completion::Done(storage.remove_file(path)),
         Intent::Rename { from, to } => Completion::Done(storage.rename(from, to)),
@@ -30,6 +30,7 @@ pub fn execute(storage: &dyn Storage, intent: &Intent) -> Option<Completion> {
             Completion::Done(storage.set_permissions(path, *mode))
         }
         Intent::SetModified { path, time } => Completion::Done(storage.set_modified(path, *time)),
+        Intent::Available { path } => Completion::Available(storage.available(path)),
         Intent::Authenticate { .. }
         | Intent::ConfirmAnonymous { .. }
         | Intent::OpenPassive { .. }
@@ -37,7 +38,9 @@ pub fn execute(storage: &dyn Storage, intent: &Intent) -> Option<Completion> {
         | Intent::Transfer(_)
         | Intent::AbortTransfer { .. }
         | Intent::UpgradeTls
-        | Intent::ClearTls => return None,
+        | Intent::ClearTls
+        | Intent::Hash { .. }
+        | Intent::CancelHash { .. } => return None,
     };
     Some(completion)
 }
@@ -131,9 +134,18 @@ mod tests {
             Some(Completion::Done(r)) => r,
             other => panic!("unexpected {other:?}"),
         };
-        assert_eq!(done(Intent::MakeDir { path: vp("/n") }), Ok(()));
         assert_eq!(
-            done(Intent::MakeDir { path: vp("/n") }),
+            done(Intent::MakeDir {
+                path: vp("/n"),
+                umask: 0o022,
+            }),
+            Ok(())
+        );
+        assert_eq!(
+            done(Intent::MakeDir {
+                path: vp("/n"),
+                umask: 0o022,
+            }),
             Err(FsError::AlreadyExists)
         );
         assert_eq!(
@@ -193,6 +205,7 @@ mod tests {
                         style: ListStyle::Names,
                         show_hidden: false,
                         writable: false,
+                        glob: None,
                     },
                 },
                 ascii: false,
@@ -205,6 +218,8 @@ mod tests {
                 op: TransferOp::Store {
                     path: vp("/x"),
                     mode: StoreMode::Replace,
+                    size: None,
+                    umask: 0o022,
                 },
                 ascii: false,
                 tls: false,

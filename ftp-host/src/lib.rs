@@ -15,12 +15,14 @@
 
 pub mod admission;
 pub mod argon;
+pub mod ban;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod control;
 pub mod crypt;
 pub mod daemon;
+pub mod digest;
 pub mod exec;
 pub mod http;
 pub mod identity;
@@ -31,6 +33,7 @@ pub mod passive;
 pub mod pasv_address;
 pub mod policy;
 pub mod proxy;
+pub mod quota;
 pub mod rate;
 pub mod server;
 mod splice;

@@ -94,7 +94,7 @@ impl RefusedReason {
 }
 
 /// The storage error kinds, as labels.
-const FS_ERRORS: [(FsError, &str); 10] = [
+const FS_ERRORS: [(FsError, &str); 11] = [
     (FsError::NotFound, "not_found"),
     (FsError::PermissionDenied, "permission_denied"),
     (FsError::AlreadyExists, "already_exists"),
@@ -104,6 +104,7 @@ const FS_ERRORS: [(FsError, &str); 10] = [
     (FsError::NoSpace, "no_space"),
     (FsError::QuotaExceeded, "quota_exceeded"),
     (FsError::InvalidName, "invalid_name"),
+    (FsError::TooManyMatches, "too_many_matches"),
     (FsError::Other, "other"),
 ];
 
@@ -127,7 +128,7 @@ pub struct Metrics {
     bytes: [Counter; 2],
     transfer_seconds: Histogram,
     refused: [Counter; 4],
-    storage_errors: [Counter; 10],
+    storage_errors: [Counter; 11],
     /// `[ok, failed]`.
     tls_handshakes: [Counter; 2],
 }

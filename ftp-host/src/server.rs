@@ -9,6 +9,7 @@
 //! completion for the engine.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Instant as StdInstant, SystemTime};
 
@@ -17,6 +18,7 @@ use ftp_proto::{
     TlsSwitchError, TransferEvent, TransferOp, VirtualPath,
 };
 
+use crate::ban::{Defender, Verdict};
 use crate::cli::ServerConfig;
 use crate::clock::Clock;
 use crate::config::ConfigError;
@@ -27,12 +29,13 @@ use crate::metrics::{LoginResult, Metrics};
 use crate::passive::PassivePorts;
 use crate::pasv_address::{EngineConfig, RESOLVE_EVERY, spawn_resolver};
 use crate::policy::UserPolicy;
+use crate::quota::{Quota, Usage, Usages};
 use crate::rate::RateLimit;
 use crate::storage::{LocalFs, OpenRootError, Storage};
 use crate::system::{Refusal, SystemUsers};
 use crate::tls::TlsContext;
 use crate::tls::{ControlStream, SessionTls, TlsConn, TlsError};
-use crate::transfer::{Sink, Source, open_sink, open_source, open_source_cached};
+use crate::transfer::{Sink, Source, open_sink_with_quota, open_source, open_source_cached};
 use crate::users::UserDb;
 use crate::xferlog::{XferLog, XferRecord};
 
@@ -63,6 +66,11 @@ pub struct Server {
     /// The identity a login changed the process to, with
     /// [`ServerConfig::login_identity`]: it cannot be changed again.
     assumed: Mutex<Option<Identity>>,
+    /// What the homes of users with a quota hold, counted on this node.
+    pub usages: Usages,
+    /// Failed logins by address and the bans they earned (`--ban-after`);
+    /// kept across reloads.
+    pub defender: Option<Defender>,
     /// The limits of sessions whose account sets none: anonymous and
     /// system accounts (`--download-rate`, `--upload-rate`).
     pub default_policy: Arc<UserPolicy>,
@@ -107,6 +115,8 @@ impl Server {
                 upload_rate: Some(config.upload_rate),
                 ..UserPolicy::default()
             }),
+            defender: config.ban.clone().map(Defender::new),
+            usages: Usages::default(),
             config,
         }))
     }
@@ -143,6 +153,8 @@ impl Server {
             tls,
             login_failure: None,
             policy: self.default_policy.clone(),
+            quota: None,
+            hashing: None,
         };
         log::debug!("{peer}: connected");
         (session, host)
@@ -317,10 +329,17 @@ pub struct SessionHost {
     /// The logged-in account's limits (the server's defaults before a
     /// login, and for anonymous and system accounts).
     policy: Arc<UserPolicy>,
+    /// The logged-in account's quota and usage, when it has one.
+    quota: Option<Arc<Quota>>,
+    /// The digest being computed (`HASH`) and the flag that stops it.
+    hashing: Option<(IntentId, Arc<AtomicBool>)>,
 }
 
 impl Drop for SessionHost {
     fn drop(&mut self) {
+        if let Some((_, cancel)) = self.hashing.take() {
+            cancel.store(true, Ordering::Relaxed);
+        }
         self.server.metrics.session_ended();
     }
 }
@@ -345,10 +364,21 @@ enum JobKind {
     },
     File {
         storage: Arc<dyn Storage>,
-        intent: Intent,
+        // Boxed: an intent is the largest thing a job would hold otherwise.
+        intent: Box<Intent>,
+        quota: Option<Arc<Quota>>,
+    },
+    Hash {
+        storage: Arc<dyn Storage>,
+        path: VirtualPath,
+        algorithm: ftp_proto::HashAlgorithm,
+        start: u64,
+        end: u64,
+        cancel: Arc<AtomicBool>,
     },
     OpenTransfer {
         storage: Arc<dyn Storage>,
+        quota: Option<Arc<Quota>>,
         op: TransferOp,
         ascii: bool,
         now: ftp_proto::UnixTime,
@@ -371,6 +401,7 @@ enum JobResult {
         grant: Grant,
         home: Option<Arc<dyn Storage>>,
         policy: Arc<UserPolicy>,
+        quota: Option<Arc<Quota>>,
     },
     Opened(Result<(TransferEnd, Option<u64>, Option<String>), FsError>),
 }
@@ -423,6 +454,9 @@ pub enum Action {
         /// The id of the transfer.
         transfer: IntentId,
     },
+    /// Nothing for the runtime to do (the host did it: a cancelled
+    /// digest stops by itself).
+    Nothing,
     /// Once every reply before it is written (and the socket not read
     /// meanwhile), switch the control connection with
     /// [`SessionHost::switch_tls`] and hand the engine its answer.
@@ -469,6 +503,7 @@ impl Job {
         match &self.kind {
             JobKind::Authenticate { .. } => true,
             JobKind::ConfirmAnonymous { .. }
+            | JobKind::Hash { .. }
             | JobKind::File { .. }
             | JobKind::OpenTransfer { .. } => false,
         }
@@ -511,18 +546,54 @@ impl Job {
                 result
             }
             JobKind::ConfirmAnonymous { server } => confirm_anonymous(&server),
-            JobKind::File { storage, intent } => JobResult::Completion(
-                exec::execute(storage.as_ref(), &intent)
-                    .unwrap_or(Completion::Done(Err(FsError::Other))),
+            JobKind::Hash {
+                storage,
+                path,
+                algorithm,
+                start,
+                end,
+                cancel,
+            } => JobResult::Completion(Completion::Hash(crate::digest::digest(
+                storage.as_ref(),
+                &path,
+                algorithm,
+                start,
+                end,
+                &cancel,
+            ))),
+            JobKind::File {
+                storage,
+                intent,
+                quota,
+            } => JobResult::Completion(
+                match &quota {
+                    Some(quota) => crate::quota::execute(storage.as_ref(), &intent, quota),
+                    None => exec::execute(storage.as_ref(), &intent),
+                }
+                .unwrap_or(Completion::Done(Err(FsError::Other))),
             ),
             JobKind::OpenTransfer {
                 storage,
+                quota,
                 op,
                 ascii,
                 now,
             } => JobResult::Opened(match &op {
-                TransferOp::Store { path, mode } => open_sink(storage.as_ref(), path, *mode, ascii)
-                    .map(|(sink, name)| (TransferEnd::Receive(sink), None, name)),
+                TransferOp::Store {
+                    path,
+                    mode,
+                    size,
+                    umask,
+                } => open_sink_with_quota(
+                    storage.as_ref(),
+                    path,
+                    *mode,
+                    ascii,
+                    Some(*umask),
+                    quota.as_deref(),
+                    *size,
+                )
+                .map(|(sink, name)| (TransferEnd::Receive(sink), None, name)),
                 _ => open_source(storage.as_ref(), &op, ascii, now)
                     .map(|(source, size)| (TransferEnd::Send(source), size, None)),
             }),
@@ -578,6 +649,7 @@ fn authenticate(
                         grant,
                         home: None,
                         policy,
+                        quota: None,
                     },
                     LoginResult::Ok,
                 )
@@ -614,12 +686,14 @@ fn authenticate(
                 return denied(AuthError::Denied, LoginResult::Refused);
             }
             let policy = grant.policy.clone();
+            let quota = server.quota_for(user, &policy, home.as_ref());
             let grant = grant.to_grant();
             (
                 JobResult::LoggedIn {
                     grant,
                     home,
                     policy,
+                    quota,
                 },
                 LoginResult::Ok,
             )
@@ -633,6 +707,29 @@ fn authenticate(
 }
 
 impl Server {
+    /// The quota of `user` logging in with `policy` (home: `home`, or the
+    /// root): its usage is counted from the first login on (see
+    /// [`crate::quota`]); `None` without any storage limit. Blocking the
+    /// first time if no thread can be started: call it off the loops.
+    fn quota_for(
+        &self,
+        user: &str,
+        policy: &Arc<UserPolicy>,
+        home: Option<&Arc<dyn Storage>>,
+    ) -> Option<Arc<Quota>> {
+        let usage = if policy.has_quota() {
+            self.usages.of(user, home.unwrap_or(&self.storage))
+        } else if policy.max_file_size.is_some() {
+            Arc::new(Usage::untracked())
+        } else {
+            return None;
+        };
+        Some(Arc::new(Quota {
+            policy: policy.clone(),
+            usage,
+        }))
+    }
+
     /// Changes the whole process to `identity` after a login (see
     /// [`ServerConfig::login_identity`]). Once changed, the process stays
     /// that identity: a later login (after `REIN`) as the same identity is
@@ -745,6 +842,7 @@ impl SessionHost {
                     id,
                     kind: JobKind::OpenTransfer {
                         storage: self.storage.clone(),
+                        quota: self.quota.clone(),
                         op: t.op,
                         ascii: t.ascii,
                         now: self.server.clock.wall(),
@@ -764,10 +862,38 @@ impl SessionHost {
             | Intent::RemoveFile { .. }
             | Intent::Rename { .. }
             | Intent::SetPermissions { .. }
-            | Intent::SetModified { .. }) => JobKind::File {
+            | Intent::SetModified { .. }
+            | Intent::Available { .. }) => JobKind::File {
                 storage: self.storage.clone(),
-                intent,
+                intent: Box::new(intent),
+                quota: self.quota.clone(),
             },
+            Intent::Hash {
+                path,
+                algorithm,
+                start,
+                end,
+            } => {
+                let cancel = Arc::new(AtomicBool::new(false));
+                if let Some((_, previous)) = self.hashing.replace((id, cancel.clone())) {
+                    previous.store(true, Ordering::Relaxed);
+                }
+                JobKind::Hash {
+                    storage: self.storage.clone(),
+                    path,
+                    algorithm,
+                    start,
+                    end,
+                    cancel,
+                }
+            }
+            Intent::CancelHash { hash } => {
+                if let Some((id, cancel)) = self.hashing.take_if(|(id, _)| *id == hash) {
+                    log::debug!("{}: digest {id:?} cancelled", self.peer);
+                    cancel.store(true, Ordering::Relaxed);
+                }
+                return Action::Nothing;
+            }
             Intent::OpenPassive { peer } => return Action::OpenPassive { peer },
             Intent::ClosePassive { listener } => return Action::ClosePassive { listener },
             Intent::AbortTransfer { transfer } => return Action::AbortTransfer { transfer },
@@ -804,6 +930,9 @@ impl SessionHost {
     /// login and turns the result into what the engine needs.
     pub fn finish(&mut self, done: JobDone) -> JobAnswer {
         let id = done.id;
+        if self.hashing.as_ref().is_some_and(|(h, _)| *h == id) {
+            self.hashing = None;
+        }
         if let Some(how) = done.login.filter(|l| *l != LoginResult::Ok) {
             self.login_failure = Some(how);
         }
@@ -823,11 +952,13 @@ impl SessionHost {
                 grant,
                 home,
                 policy,
+                quota,
             } => {
                 if let Some(home) = home {
                     self.storage = home;
                 }
                 self.policy = policy;
+                self.quota = quota;
                 JobAnswer::Completion(id, Completion::Auth(Ok(grant)))
             }
             JobResult::Opened(Err(e)) => JobAnswer::Completion(
@@ -879,6 +1010,18 @@ impl SessionHost {
                         session = id, peer:% = peer, user = user.as_str(), event = "login_failed";
                         "{peer}: failed login as {user}"
                     );
+                    let verdict = self
+                        .server
+                        .defender
+                        .as_ref()
+                        .map(|d| d.failed_login(peer, StdInstant::now()));
+                    if let Some(Verdict::Banned(length)) = verdict {
+                        log::warn!(
+                            session = id, peer:% = peer, event = "banned", seconds = length.as_secs();
+                            "{peer}: banned for {} s after repeated failed logins",
+                            length.as_secs()
+                        );
+                    }
                 }
                 Event::WrongAnswer { expected, got } => {
                     log::error!(

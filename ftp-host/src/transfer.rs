@@ -25,6 +25,7 @@ use std::os::fd::BorrowedFd;
 use ftp_proto::ascii::{AsciiDecoder, AsciiEncoder};
 use ftp_proto::{DirEntry, FsError, ListFormat, StoreMode, TransferOp, UnixTime, VirtualPath};
 
+use crate::quota::{Quota, UploadCharge};
 use crate::splice::{SpliceError, SplicePipe};
 use crate::storage::{
     Blocking, DirReader, ReadFile, Storage, Upload, fs_error_from_io, io_error_from_fs,
@@ -98,16 +99,22 @@ pub fn open_source(
             ascii,
         )),
         TransferOp::List { path, format } => {
-            let reader = storage.read_dir(path)?;
+            let mut reader = storage.read_dir(path)?;
+            // A pattern's matches are all found before the listing starts,
+            // so that too many is a refusal, not a cut listing.
+            let matches = match &format.glob {
+                Some(glob) => Some(glob_matches(reader.as_mut(), format, glob.max_matches)?),
+                None => None,
+            };
             let listing = Listing {
                 reader,
                 format: format.clone(),
                 now,
-                queue: VecDeque::new(),
+                reader_done: matches.is_some(),
+                started: matches.is_some(),
+                queue: matches.unwrap_or_default(),
                 pending: Vec::new(),
                 sent: 0,
-                started: false,
-                reader_done: false,
             };
             Ok((
                 Source {
@@ -118,6 +125,28 @@ pub fn open_source(
         }
         TransferOp::Store { .. } => Err(FsError::Other),
     }
+}
+
+/// Every entry `format` lists (with its pattern) from `reader`, sorted by
+/// name; [`FsError::TooManyMatches`] past `max`.
+fn glob_matches(
+    reader: &mut dyn DirReader,
+    format: &ListFormat,
+    max: usize,
+) -> Result<VecDeque<DirEntry>, FsError> {
+    let mut found = Vec::new();
+    loop {
+        let batch = reader.next_batch(LISTING_BATCH)?;
+        if batch.is_empty() {
+            break;
+        }
+        found.extend(batch.into_iter().filter(|e| format.includes(&e.name)));
+        if found.len() > max {
+            return Err(FsError::TooManyMatches);
+        }
+    }
+    found.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(found.into())
 }
 
 /// [`open_source`] for a download, if the storage can open its file
@@ -298,6 +327,9 @@ pub struct Sink {
     /// until it does not apply; the pipe is made on first use.
     splice: bool,
     pipe: Option<SplicePipe>,
+    /// The upload's place in its user's quota, when there is one: every
+    /// byte is counted before it is written.
+    charge: Option<UploadCharge>,
 }
 
 /// Opens the sink of an upload to `path` (for [`StoreMode::Unique`], the
@@ -308,8 +340,9 @@ pub fn open_sink(
     path: &VirtualPath,
     mode: StoreMode,
     ascii: bool,
+    umask: Option<u32>,
 ) -> Result<(Sink, Option<String>), FsError> {
-    let upload = storage.open_write(path, mode)?;
+    let upload = storage.open_write(path, mode, umask)?;
     let name = matches!(mode, StoreMode::Unique).then(|| upload.name().to_owned());
     Ok((
         Sink {
@@ -320,9 +353,39 @@ pub fn open_sink(
             written: 0,
             splice: !ascii,
             pipe: None,
+            charge: None,
         },
         name,
     ))
+}
+
+/// Opens the sink of an upload as [`open_sink`] does, first checking it
+/// against the user's quota (`announced`: the size `ALLO` gave), which
+/// then counts every byte it writes.
+pub fn open_sink_with_quota(
+    storage: &dyn Storage,
+    path: &VirtualPath,
+    mode: StoreMode,
+    ascii: bool,
+    umask: Option<u32>,
+    quota: Option<&Quota>,
+    announced: Option<u64>,
+) -> Result<(Sink, Option<String>), FsError> {
+    let Some(quota) = quota else {
+        return open_sink(storage, path, mode, ascii, umask);
+    };
+    let existing = match mode {
+        StoreMode::Unique => None,
+        _ => storage
+            .stat(path)
+            .ok()
+            .filter(|m| m.kind == ftp_proto::FileKind::File)
+            .map(|m| m.size),
+    };
+    let charge = quota.begin_upload(mode, existing, announced)?;
+    let (mut sink, name) = open_sink(storage, path, mode, ascii, umask)?;
+    sink.charge = Some(charge);
+    Ok((sink, name))
 }
 
 impl Sink {
@@ -335,6 +398,7 @@ impl Sink {
                 self.flush_binary()?;
             }
             if data.len() >= SINK_BUFFER {
+                charge(&mut self.charge, data.len())?;
                 self.upload.write_all(data)?;
                 self.written += data.len() as u64;
             } else {
@@ -349,6 +413,7 @@ impl Sink {
             decoder: Some(decoder),
             buf,
             written,
+            charge: quota,
             ..
         } = self
         else {
@@ -357,6 +422,7 @@ impl Sink {
         for chunk in data.chunks(SINK_BUFFER / 2) {
             decoder.decode(chunk, buf);
             if buf.len() >= SINK_BUFFER / 2 {
+                charge(quota, buf.len())?;
                 flush(upload, buf, written)?;
             }
         }
@@ -400,12 +466,24 @@ impl Sink {
         if self.pipe.is_none() && self.upload.local_file().is_some() {
             self.pipe = SplicePipe::new().ok();
         }
-        let (Some(file), Some(pipe)) = (self.upload.local_file(), &mut self.pipe) else {
+        let max = match &self.charge {
+            Some(charge) => usize::try_from(charge.room())
+                .unwrap_or(usize::MAX)
+                .min(max),
+            None => max,
+        };
+        let (Some(file), Some(pipe), true) = (self.upload.local_file(), &mut self.pipe, max > 0)
+        else {
+            // Without room left, the buffered path finds out whether more
+            // data comes (and refuses it).
             self.splice = false;
             return Ok(None);
         };
         match pipe.receive(socket, file, max) {
             Ok(n) => {
+                if let Some(charge) = &mut self.charge {
+                    charge.charge_written(n as u64);
+                }
                 self.written += n as u64;
                 Ok(Some(Ok(n)))
             }
@@ -446,6 +524,7 @@ impl Sink {
     /// Writes the binary buffer's data to the file.
     fn flush_binary(&mut self) -> Result<(), FsError> {
         if self.filled > 0 {
+            charge(&mut self.charge, self.filled)?;
             self.upload.write_all(&self.buf[..self.filled])?;
             self.written += self.filled as u64;
             self.filled = 0;
@@ -464,17 +543,33 @@ impl Sink {
     pub fn finish(mut self) -> Result<u64, FsError> {
         if let Some(decoder) = &mut self.decoder {
             decoder.finish(&mut self.buf);
+            charge(&mut self.charge, self.buf.len())?;
             flush(&mut self.upload, &mut self.buf, &mut self.written)?;
         } else {
             self.flush_binary()?;
         }
+        let charge = self.charge.take();
         self.upload.commit()?;
+        if let Some(charge) = charge {
+            charge.settle(true);
+        }
         Ok(self.written)
     }
 
     /// Gives the upload up (see [`Upload::abort`]).
-    pub fn abort(self) {
+    pub fn abort(mut self) {
+        if let Some(charge) = self.charge.take() {
+            charge.settle(false);
+        }
         self.upload.abort();
+    }
+}
+
+/// Counts `n` bytes about to be written against the quota, if any.
+fn charge(quota: &mut Option<UploadCharge>, n: usize) -> Result<(), FsError> {
+    match quota {
+        Some(q) => q.charge(n as u64),
+        None => Ok(()),
     }
 }
 
@@ -572,6 +667,8 @@ mod tests {
         let op = TransferOp::Store {
             path: vp("/x"),
             mode: StoreMode::Replace,
+            size: None,
+            umask: 0o022,
         };
         assert_eq!(
             open_source(&fs, &op, false, UnixTime(0)).unwrap_err(),
@@ -611,11 +708,12 @@ mod tests {
                 style: ListStyle::Names,
                 show_hidden: false,
                 writable: false,
+                glob: None,
             },
         };
         let (listing, _) = open_source(&fs, &op, false, UnixTime(0)).unwrap();
         assert_eq!(listing.blocking(), Blocking::Bounded);
-        let (sink, _) = open_sink(&fs, &vp("/up"), StoreMode::Replace, false).unwrap();
+        let (sink, _) = open_sink(&fs, &vp("/up"), StoreMode::Replace, false, None).unwrap();
         assert_eq!(sink.blocking(), Blocking::Bounded);
         sink.abort();
         // A store that does not say is kept off the loop.
@@ -662,6 +760,7 @@ mod tests {
             style: ListStyle::Long,
             show_hidden: false,
             writable: false,
+            glob: None,
         };
         let op = TransferOp::List {
             path: vp("/dir"),
@@ -703,6 +802,7 @@ mod tests {
             style: ListStyle::Names,
             show_hidden: false,
             writable: false,
+            glob: None,
         };
         let op = TransferOp::List {
             path: vp("/dir"),
@@ -724,6 +824,7 @@ mod tests {
             style: ListStyle::Names,
             show_hidden: true,
             writable: false,
+            glob: None,
         };
         let op = TransferOp::List {
             path: vp("/digits"),
@@ -821,7 +922,7 @@ mod tests {
         ascii: bool,
         parts: &[&[u8]],
     ) -> (u64, Option<String>) {
-        let (mut sink, name) = open_sink(fs, &vp(path), mode, ascii).unwrap();
+        let (mut sink, name) = open_sink(fs, &vp(path), mode, ascii, None).unwrap();
         for part in parts {
             sink.write(part).unwrap();
         }
@@ -864,7 +965,8 @@ mod tests {
     #[test]
     fn sink_room_takes_reads_in_place_mixed_with_writes() {
         let (tmp, fs) = setup();
-        let (mut sink, _) = open_sink(&fs, &vp("/direct"), StoreMode::Replace, false).unwrap();
+        let (mut sink, _) =
+            open_sink(&fs, &vp("/direct"), StoreMode::Replace, false, None).unwrap();
         let mut expected = Vec::new();
         let mut next = 0u8;
         // Reads of odd sizes that cross the buffer's end several times,
@@ -888,7 +990,7 @@ mod tests {
         assert_eq!(sink.finish().unwrap(), expected.len() as u64);
         assert_eq!(std::fs::read(tmp.path().join("direct")).unwrap(), expected);
         // ASCII mode has no room: its bytes go through the decoder.
-        let (mut ascii, _) = open_sink(&fs, &vp("/a"), StoreMode::Replace, true).unwrap();
+        let (mut ascii, _) = open_sink(&fs, &vp("/a"), StoreMode::Replace, true, None).unwrap();
         assert!(ascii.room().unwrap().is_none());
         ascii.abort();
     }
@@ -905,14 +1007,16 @@ mod tests {
         );
         assert_eq!(std::fs::read(tmp.path().join("t")).unwrap(), b"a\nb\nc\r");
         assert_eq!(n, 6);
-        let (mut sink, _) = open_sink(&fs, &vp("/digits"), StoreMode::Replace, false).unwrap();
+        let (mut sink, _) =
+            open_sink(&fs, &vp("/digits"), StoreMode::Replace, false, None).unwrap();
         sink.write(b"partial").unwrap();
         sink.abort();
         assert_eq!(
             std::fs::read(tmp.path().join("digits")).unwrap(),
             b"0123456789"
         );
-        let (mut sink, _) = open_sink(&fs, &vp("/digits"), StoreMode::Replace, false).unwrap();
+        let (mut sink, _) =
+            open_sink(&fs, &vp("/digits"), StoreMode::Replace, false, None).unwrap();
         sink.write(&vec![1u8; SINK_BUFFER + 1]).unwrap();
         assert_eq!(sink.written(), SINK_BUFFER as u64 + 1);
         drop(sink);
@@ -926,7 +1030,7 @@ mod tests {
             .collect();
         assert!(names.iter().all(|n| !n.contains(".part-")), "{names:?}");
         assert_eq!(
-            open_sink(&fs, &vp("/dir"), StoreMode::Replace, false).unwrap_err(),
+            open_sink(&fs, &vp("/dir"), StoreMode::Replace, false, None).unwrap_err(),
             FsError::IsADirectory
         );
     }

@@ -380,6 +380,7 @@ impl Conn {
                 }
             }
             Action::SwitchTls(to) => self.switch = Some((id, to)),
+            Action::Nothing => {}
         }
     }
 

@@ -72,8 +72,28 @@ pub enum Command {
     Stou(Option<String>),
     /// `APPE path`
     Appe(String),
-    /// `ALLO n [R m]`: accepted and ignored.
-    Allo,
+    /// `ALLO n [R m]`: the size of the next upload, when `n` is a number
+    /// (used to refuse an upload over a quota before it starts).
+    Allo(Option<u64>),
+    /// `HASH path` (draft-bryan-ftpext-hash): the digest of a file with
+    /// the session's algorithm (`OPTS HASH`), over the `RANG` range.
+    Hash(String),
+    /// `RANG start end`: the byte range (`end` inclusive) of the next
+    /// `HASH`; `RANG 1 0` resets it.
+    Rang(u64, u64),
+    /// `XCRC`, `XMD5`, `XSHA1`, `XSHA256`, `XSHA512 path [start end]`:
+    /// the older digest commands (ProFTPD's mod_digest), `end` exclusive.
+    XHash {
+        /// Which digest the verb names.
+        algorithm: crate::HashAlgorithm,
+        /// The file.
+        path: String,
+        /// Bytes `start..end` only.
+        range: Option<(u64, u64)>,
+    },
+    /// `AVBL [path]`: the space available to uploads (draft-peterson
+    /// streamlined FTP command extensions).
+    Avbl(Option<String>),
     /// `REST offset` (RFC 3659 stream mode)
     Rest(u64),
     /// `ABOR`
@@ -156,6 +176,8 @@ pub enum Opts {
     Utf8(bool),
     /// `OPTS MLST fact;fact;`: the facts MLST/MLSD print (lower-cased names).
     Mlst(alloc::vec::Vec<String>),
+    /// `OPTS HASH [name]`: show or choose the algorithm of `HASH`.
+    Hash(Option<String>),
     /// Any other option, by name (upper-cased).
     Other(String),
 }
@@ -211,7 +233,17 @@ impl Command {
             Command::Stor(_) => "STOR",
             Command::Stou(_) => "STOU",
             Command::Appe(_) => "APPE",
-            Command::Allo => "ALLO",
+            Command::Allo(_) => "ALLO",
+            Command::Avbl(_) => "AVBL",
+            Command::Hash(_) => "HASH",
+            Command::Rang(..) => "RANG",
+            Command::XHash { algorithm, .. } => match algorithm {
+                crate::HashAlgorithm::Crc32 => "XCRC",
+                crate::HashAlgorithm::Md5 => "XMD5",
+                crate::HashAlgorithm::Sha1 => "XSHA1",
+                crate::HashAlgorithm::Sha256 => "XSHA256",
+                crate::HashAlgorithm::Sha512 => "XSHA512",
+            },
             Command::Rest(_) => "REST",
             Command::Abor => "ABOR",
             Command::List(_) => "LIST",

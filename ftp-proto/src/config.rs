@@ -54,8 +54,14 @@ pub struct Config {
     pub max_line: usize,
     /// Most entries `STAT path` prints over the control connection.
     pub max_stat_entries: usize,
+    /// Most names a pattern (`NLST *.txt`) may match; more gets `550`.
+    pub max_glob_matches: usize,
     /// Largest `SITE IDLE` value a client may set, in seconds.
     pub max_idle: Duration,
+    /// Largest range `HASH` and the `X…` digest commands work on (bigger
+    /// gets `552`); `None` turns them off (`502`, and `FEAT` leaves them
+    /// out).
+    pub hash_max_size: Option<u64>,
     /// Default umask for new files and directories (reported by `SITE UMASK`).
     pub umask: u32,
     /// Produce [`crate::Event`]s for logging.
@@ -88,7 +94,9 @@ impl Default for Config {
             pasv_address: None,
             max_line: 4096,
             max_stat_entries: 10_000,
+            max_glob_matches: 10_000,
             max_idle: Duration::from_secs(7200),
+            hash_max_size: Some(4 << 30),
             umask: 0o022,
             log_events: false,
             tls: TlsPolicy::default(),

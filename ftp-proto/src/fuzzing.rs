@@ -249,14 +249,22 @@ fn check_parse(line: &[u8]) {
     let encoded = encode_command(&cmd);
     assert!(encoded.starts_with(cmd.verb()), "{encoded:?} for {cmd:?}");
     assert_eq!(
-        parse_command(encoded.as_bytes()),
+        parse_command(&crate::name::encode(&encoded)),
         Ok(cmd.clone()),
         "round trip of {line:?} through {encoded:?}"
     );
     // What a client writes crosses the line framing first.
     if !encoded.contains('\n') {
         let mut framing = LineBuffer::new(usize::MAX);
-        framing.push(encoded.as_bytes());
+        // A client doubles 0xFF, Telnet's IAC, in what it sends.
+        let mut wire = Vec::new();
+        for b in crate::name::encode(&encoded) {
+            wire.push(b);
+            if b == 0xFF {
+                wire.push(0xFF);
+            }
+        }
+        framing.push(&wire);
         framing.push(b"\r\n");
         match framing.next_line() {
             Some(Line::Complete(l)) => {
@@ -450,6 +458,7 @@ pub fn listing(data: &[u8]) {
                     style,
                     show_hidden,
                     writable,
+                    glob: None,
                 };
                 let mut out = Vec::new();
                 format.write_entry(entry, now, &mut out);
@@ -491,6 +500,7 @@ pub fn listing(data: &[u8]) {
             style: ListStyle::Long,
             show_hidden,
             writable: false,
+            glob: None,
         };
         let included = format.includes(&entry.name);
         let expected = !matches!(entry.name.as_str(), "" | "." | "..")
@@ -1190,6 +1200,8 @@ impl Driver {
                 group: String::from("ftp"),
                 unique: Some((1, 2)),
             })),
+            Intent::Available { .. } => Completion::Available(Ok(1 << 30)),
+            Intent::Hash { .. } => Completion::Hash(Ok(String::from("0123abcd"))),
             Intent::ReadDir { limit, .. } => {
                 let entries = (0..(*limit).min(3))
                     .map(|i| DirEntry {
@@ -1338,12 +1350,14 @@ impl Driver {
             Intent::Transfer(_) => 5,
             Intent::ConfirmAnonymous { .. } => 6,
             Intent::UpgradeTls | Intent::ClearTls => 7,
+            Intent::Available { .. } => 8,
+            Intent::Hash { .. } => 9,
             _ => 4,
         };
         let kind = if sel & 7 != 0 {
             natural
         } else {
-            (sel >> 3) % 8
+            (sel >> 3) % 10
         };
         let limit = match intent {
             Intent::ReadDir { limit, .. } => (*limit).min(6),
@@ -1360,6 +1374,7 @@ impl Driver {
                 FsError::NoSpace,
                 FsError::QuotaExceeded,
                 FsError::InvalidName,
+                FsError::TooManyMatches,
                 FsError::Other,
             ])
         };
@@ -1412,6 +1427,16 @@ impl Driver {
                 Completion::Entries(result, UnixTime(r.any_time()))
             }
             4 => Completion::Done(if v % 2 == 0 { Ok(()) } else { Err(fs_error(r)) }),
+            9 => Completion::Hash(if v % 2 == 0 {
+                Ok(r.text(16))
+            } else {
+                Err(fs_error(r))
+            }),
+            8 => Completion::Available(if v % 2 == 0 {
+                Ok(r.any_u64())
+            } else {
+                Err(fs_error(r))
+            }),
             _ => Completion::Transfer(match v % 7 {
                 6 => TransferEvent::Progress { bytes: r.any_u64() },
                 0 | 1 => TransferEvent::Ready {
@@ -1741,6 +1766,23 @@ impl Driver {
                 assert!(*mode <= 0o7777);
                 true
             }
+            Intent::Hash { start, end, .. } => {
+                let limit = config.hash_max_size.expect("HASH while it is off");
+                assert!(start <= end && end - start <= limit, "{start}..{end}");
+                true
+            }
+            Intent::CancelHash { hash } => {
+                let awaited = self
+                    .awaited
+                    .take()
+                    .unwrap_or_else(|| panic!("CancelHash of {hash:?}, none running"));
+                assert!(
+                    awaited.id == *hash && matches!(awaited.intent, Intent::Hash { .. }),
+                    "CancelHash of {hash:?} while awaiting {awaited:?}"
+                );
+                self.retire(awaited.id);
+                false
+            }
             Intent::Transfer(t) => {
                 match t.data {
                     DataEndpoint::Passive { listener } => {
@@ -1762,7 +1804,7 @@ impl Driver {
                         assert_eq!(format.writable, self.model.write);
                     }
                 }
-                if let TransferOp::Store { path, mode } = &t.op {
+                if let TransferOp::Store { path, mode, .. } = &t.op {
                     assert!(!path.is_root() || *mode == StoreMode::Unique);
                 }
                 assert!(
@@ -1788,6 +1830,7 @@ impl Driver {
                 false
             }
             Intent::Stat { .. }
+            | Intent::Available { .. }
             | Intent::MakeDir { .. }
             | Intent::RemoveDir { .. }
             | Intent::RemoveFile { .. }
@@ -1871,8 +1914,10 @@ fn needs_login(intent: &Intent) -> bool {
 fn intent_paths(intent: &Intent) -> Vec<&VirtualPath> {
     match intent {
         Intent::Stat { path }
+        | Intent::Available { path }
+        | Intent::Hash { path, .. }
         | Intent::ReadDir { path, .. }
-        | Intent::MakeDir { path }
+        | Intent::MakeDir { path, .. }
         | Intent::RemoveDir { path }
         | Intent::RemoveFile { path }
         | Intent::SetPermissions { path, .. }

@@ -72,6 +72,9 @@ pub enum Intent {
     MakeDir {
         /// The directory to create.
         path: VirtualPath,
+        /// The session's umask (`SITE UMASK`): the mode is
+        /// `0o777 & !umask` where the storage has modes.
+        umask: u32,
     },
     /// Remove an empty directory. Answer: [`Completion::Done`].
     RemoveDir {
@@ -89,6 +92,35 @@ pub enum Intent {
         from: VirtualPath,
         /// The new path.
         to: VirtualPath,
+    },
+    /// Report the bytes an upload to `path` may still take: what is left
+    /// of the user's quota, or else the free space of the storage.
+    /// Answer: [`Completion::Available`].
+    Available {
+        /// The directory asked about (`AVBL path`; the working directory
+        /// without one).
+        path: VirtualPath,
+    },
+    /// Compute the digest of bytes `start..end` of the file `path` (the
+    /// engine checked it is a file of at least `end` bytes, within its
+    /// size limit): slow, so off the event loop, reading through the
+    /// storage. Answer: [`Completion::Hash`], unless
+    /// [`Intent::CancelHash`] came first (then no answer is needed).
+    Hash {
+        /// The file.
+        path: VirtualPath,
+        /// Which digest.
+        algorithm: crate::HashAlgorithm,
+        /// First byte.
+        start: u64,
+        /// One past the last byte.
+        end: u64,
+    },
+    /// Stop computing the digest asked for by this [`Intent::Hash`] (ABOR,
+    /// or the session closing). No answer.
+    CancelHash {
+        /// The id of the [`Intent::Hash`].
+        hash: IntentId,
     },
     /// Change permission bits. Answer: [`Completion::Done`].
     SetPermissions {
@@ -185,6 +217,13 @@ pub enum TransferOp {
         path: VirtualPath,
         /// How to write it.
         mode: StoreMode,
+        /// The size the client announced with `ALLO`, if it did: an
+        /// upload that cannot fit may be refused before data flows
+        /// ([`FsError::QuotaExceeded`] gives `552`).
+        size: Option<u64>,
+        /// The session's umask (`SITE UMASK`): a new file's mode is
+        /// `0o666 & !umask` where the storage has modes.
+        umask: u32,
     },
     /// Send a directory listing, formatted entry by entry with `format`.
     List {
@@ -232,6 +271,10 @@ pub enum Completion {
     Entries(Result<Vec<DirEntry>, FsError>, UnixTime),
     /// Answer to file operations that only succeed or fail.
     Done(Result<(), FsError>),
+    /// Answer to [`Intent::Available`]: bytes available.
+    Available(Result<u64, FsError>),
+    /// Answer to [`Intent::Hash`]: the digest in lower-case hex.
+    Hash(Result<String, FsError>),
     /// Progress of an [`Intent::Transfer`].
     Transfer(TransferEvent),
 }
@@ -247,6 +290,8 @@ impl Completion {
             Completion::Stat(_) => "Stat",
             Completion::Entries(..) => "Entries",
             Completion::Done(_) => "Done",
+            Completion::Available(_) => "Available",
+            Completion::Hash(_) => "Hash",
             Completion::Transfer(_) => "Transfer",
         }
     }
@@ -263,6 +308,8 @@ impl Intent {
             Intent::OpenPassive { .. } => "PassiveReady",
             Intent::Stat { .. } => "Stat",
             Intent::ReadDir { .. } => "Entries",
+            Intent::Available { .. } => "Available",
+            Intent::Hash { .. } => "Hash",
             Intent::MakeDir { .. }
             | Intent::RemoveDir { .. }
             | Intent::RemoveFile { .. }
@@ -270,7 +317,9 @@ impl Intent {
             | Intent::SetPermissions { .. }
             | Intent::SetModified { .. } => "Done",
             Intent::Transfer(_) => "Transfer",
-            Intent::ClosePassive { .. } | Intent::AbortTransfer { .. } => return None,
+            Intent::ClosePassive { .. }
+            | Intent::AbortTransfer { .. }
+            | Intent::CancelHash { .. } => return None,
         })
     }
 }
@@ -331,6 +380,8 @@ pub enum FsError {
     QuotaExceeded,
     /// The name is not acceptable to the file system.
     InvalidName,
+    /// More names match a listing's pattern than it may return.
+    TooManyMatches,
     /// Anything else (an I/O error).
     Other,
 }

@@ -88,11 +88,14 @@ mod event;
 #[cfg(feature = "_fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod glob;
+mod hash;
 mod intent;
 pub mod line;
 mod listing;
 pub mod memory;
 mod meta;
+pub mod name;
 pub mod parse;
 mod path;
 pub mod reply;
@@ -103,6 +106,7 @@ mod time;
 pub use command::Command;
 pub use config::{Config, StorageCaps};
 pub use event::Event;
+pub use hash::HashAlgorithm;
 pub use intent::{
     AuthError, Completion, DataEndpoint, FsError, Grant, Intent, IntentId, Output, ResourceError,
     StoreMode, TlsSwitchError, Transfer, TransferError, TransferEvent, TransferOp,

@@ -24,6 +24,9 @@ pub struct ListFormat {
     pub show_hidden: bool,
     /// Whether the session may write (MLSD `perm` facts).
     pub writable: bool,
+    /// Only names matching this pattern (`NLST *.txt`); boxed, as it is
+    /// rare and listings travel in every transfer intent.
+    pub glob: Option<alloc::boxed::Box<crate::glob::Glob>>,
 }
 
 /// The line format of a listing.
@@ -175,7 +178,10 @@ impl ListFormat {
     pub fn includes(&self, name: &str) -> bool {
         match name {
             "" | "." | ".." => false,
-            _ => self.show_hidden || !name.starts_with('.'),
+            _ => {
+                (self.show_hidden || !name.starts_with('.'))
+                    && self.glob.as_ref().is_none_or(|g| g.matches(name))
+            }
         }
     }
 
@@ -199,6 +205,9 @@ impl ListFormat {
         match self.style {
             ListStyle::Long => write_long(entry, now, out),
             ListStyle::Names => {
+                if let Some(glob) = &self.glob {
+                    put_clean(out, &glob.prefix);
+                }
                 put_clean(out, &entry.name);
                 out.put("\r\n");
             }
@@ -243,6 +252,9 @@ trait Sink {
     fn put(&mut self, s: &str);
     /// Appends one byte; callers only pass ASCII.
     fn put_byte(&mut self, b: u8);
+    /// Appends a byte a name's escape stands for ([`crate::name`]): raw
+    /// on the wire; text sinks keep the escape.
+    fn put_raw(&mut self, c: char, b: u8);
 }
 
 impl Sink for Vec<u8> {
@@ -250,6 +262,9 @@ impl Sink for Vec<u8> {
         self.extend_from_slice(s.as_bytes());
     }
     fn put_byte(&mut self, b: u8) {
+        self.push(b);
+    }
+    fn put_raw(&mut self, _: char, b: u8) {
         self.push(b);
     }
 }
@@ -261,11 +276,27 @@ impl Sink for String {
     fn put_byte(&mut self, b: u8) {
         self.push(char::from(b));
     }
+    fn put_raw(&mut self, c: char, _: u8) {
+        // A reply line: written out by the reply writer, which turns the
+        // escape into its byte.
+        self.push(c);
+    }
 }
 
 /// Appends `s` with every byte for which `bad` holds (all ASCII) replaced
 /// by `?`.
 fn put_replacing<S: Sink>(out: &mut S, s: &str, bad: impl Fn(u8) -> bool) {
+    if crate::name::has_escapes(s) {
+        let mut buf = [0u8; 4];
+        for c in s.chars() {
+            match crate::name::escaped_byte(c) {
+                Some(b) => out.put_raw(c, b),
+                None if c.is_ascii() && bad(c as u8) => out.put_byte(b'?'),
+                None => out.put(c.encode_utf8(&mut buf)),
+            }
+        }
+        return;
+    }
     let mut rest = s;
     while let Some(i) = rest.bytes().position(&bad) {
         // `bad` bytes are ASCII, hence char boundaries on both sides.
@@ -581,6 +612,7 @@ mod tests {
             style,
             show_hidden: false,
             writable: false,
+            glob: None,
         }
     }
 
@@ -930,7 +962,12 @@ mod tests {
                 link_target: target,
             };
             for style in [ListStyle::Long, ListStyle::Names, ListStyle::Machine(Facts(facts))] {
-                let f = ListFormat { style, show_hidden: true, writable };
+                let f = ListFormat {
+                    style,
+                    show_hidden: true,
+                    writable,
+                    glob: None,
+                };
                 let mut out = Vec::new();
                 f.write_entry(&e, UnixTime(now), &mut out);
                 prop_assert!(out.ends_with(b"\r\n"));

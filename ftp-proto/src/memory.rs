@@ -151,6 +151,9 @@ impl MemoryFs {
         }
     }
 
+    /// The free space every directory reports (`AVBL`).
+    pub const AVAILABLE: u64 = 1 << 30;
+
     /// Performs a file intent (not transfers) and returns its completion;
     /// `None` for intents that are not file operations.
     pub fn execute(&mut self, intent: &Intent) -> Option<Completion> {
@@ -163,7 +166,12 @@ impl MemoryFs {
                 }),
                 self.now,
             ),
-            Intent::MakeDir { path } => Completion::Done(self.make_dir(path)),
+            Intent::Available { path } => Completion::Available(match self.get(path.as_str()) {
+                Some(Node::Dir) => Ok(MemoryFs::AVAILABLE),
+                Some(Node::File(_)) => Err(FsError::NotADirectory),
+                None => Err(FsError::NotFound),
+            }),
+            Intent::MakeDir { path, .. } => Completion::Done(self.make_dir(path)),
             Intent::RemoveDir { path } => Completion::Done(self.remove(path, true)),
             Intent::RemoveFile { path } => Completion::Done(self.remove(path, false)),
             Intent::Rename { from, to } => Completion::Done(self.rename(from, to)),
@@ -274,6 +282,10 @@ pub struct MemoryRuntime {
     /// transfer consumes its listener once connected, as real runtimes do.
     pub listeners: Vec<IntentId>,
     held: Option<(IntentId, Transfer)>,
+    /// Leave `Hash` intents unanswered (to test `ABOR` during `HASH`).
+    pub hold_hashes: bool,
+    /// The `Hash` left unanswered.
+    pub held_hash: Option<IntentId>,
     next_port: u16,
     unique: u32,
 }
@@ -298,6 +310,8 @@ impl MemoryRuntime {
             intents: Vec::new(),
             listeners: Vec::new(),
             held: None,
+            hold_hashes: false,
+            held_hash: None,
             next_port: 50000,
             unique: 0,
         };
@@ -451,6 +465,25 @@ impl MemoryRuntime {
                 self.listeners.retain(|l| *l != listener);
                 return;
             }
+            Intent::Hash { .. } if self.hold_hashes => {
+                self.held_hash = Some(id);
+                return;
+            }
+            Intent::Hash {
+                path, start, end, ..
+            } => Completion::Hash(match self.fs.get(path.as_str()) {
+                Some(Node::File(bytes)) => {
+                    let range = bytes.get(start as usize..end as usize).unwrap_or(&[]);
+                    Ok(alloc::format!("{:016x}", fnv1a(range)))
+                }
+                _ => Err(FsError::NotFound),
+            }),
+            Intent::CancelHash { hash } => {
+                if self.held_hash == Some(hash) {
+                    self.held_hash = None;
+                }
+                return;
+            }
             _ => return,
         };
         self.session.handle_completion(self.now, id, done);
@@ -463,7 +496,7 @@ impl MemoryRuntime {
                 Some(Node::Dir) => Err(FsError::IsADirectory),
                 None => Err(FsError::NotFound),
             },
-            TransferOp::Store { path, mode } => match (mode, self.fs.get(path.as_str())) {
+            TransferOp::Store { path, mode, .. } => match (mode, self.fs.get(path.as_str())) {
                 (StoreMode::Unique, Some(Node::Dir)) => {
                     self.unique += 1;
                     Ok((None, Some(alloc::format!("ftp-upload-{}", self.unique))))
@@ -506,10 +539,17 @@ impl MemoryRuntime {
             Completion::Transfer(TransferEvent::Connected),
         );
         let transfer = match (transfer.op, name) {
-            (TransferOp::Store { path, .. }, Some(name)) => Transfer {
+            (
+                TransferOp::Store {
+                    path, size, umask, ..
+                },
+                Some(name),
+            ) => Transfer {
                 op: TransferOp::Store {
                     path: path.resolve(&name).unwrap_or(path),
                     mode: StoreMode::Replace,
+                    size,
+                    umask,
                 },
                 ..transfer
             },
@@ -550,7 +590,7 @@ impl MemoryRuntime {
                 self.downloaded = out;
                 n
             }
-            TransferOp::Store { path, mode } => {
+            TransferOp::Store { path, mode, .. } => {
                 let sent = core::mem::take(&mut self.upload);
                 let mut data = Vec::new();
                 if transfer.ascii {
@@ -576,4 +616,12 @@ impl MemoryRuntime {
         };
         Completion::Transfer(TransferEvent::Finished { bytes })
     }
+}
+
+/// FNV-1a, 64 bits: the stand-in digest of the in-memory runtime (the
+/// engine never computes digests; the host does, with real algorithms).
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }

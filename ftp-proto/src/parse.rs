@@ -19,7 +19,7 @@
 //! * An argument that is not UTF-8 is a [`ParseError::NotUtf8`].
 //!
 //! [`encode_command`] is the inverse: for every line `l` with
-//! `parse_command(l) == Ok(c)`, `parse_command(encode_command(&c))` is
+//! `parse_command(l) == Ok(c)`, `parse_command` of the bytes of `encode_command(&c)` ([`crate::name::encode`]) is
 //! `Ok(c)` again.
 
 use alloc::string::String;
@@ -33,6 +33,7 @@ use nom::combinator::{all_consuming, opt};
 use nom::sequence::preceded;
 use nom::{IResult, Parser};
 
+use crate::HashAlgorithm;
 use crate::command::{Command, EpsvArg, ListArgs, Opts, Site, TransferType};
 use crate::secret::Secret;
 use crate::time::{DateTime, UnixTime};
@@ -130,7 +131,7 @@ pub fn parse_command(line: &[u8]) -> Result<Command, ParseError> {
         [b' ', rest @ ..] => Arg(rest),
         _ => return Err(ParseError::UnknownVerb),
     };
-    let mut upper = [0u8; 4];
+    let mut upper = [0u8; 7];
     for (dst, src) in upper.iter_mut().zip(verb) {
         *dst = src.to_ascii_uppercase();
     }
@@ -163,17 +164,41 @@ pub fn parse_command(line: &[u8]) -> Result<Command, ParseError> {
         b"STOR" => Command::Stor(arg.required("STOR")?),
         b"STOU" => Command::Stou(arg.optional()?),
         b"APPE" => Command::Appe(arg.required("APPE")?),
-        b"ALLO" => Command::Allo,
+        b"ALLO" => Command::Allo(
+            arg.text()
+                .ok()
+                .and_then(|t| t.split(' ').find(|w| !w.is_empty()))
+                .and_then(decimal_u64),
+        ),
+        b"AVBL" => Command::Avbl(arg.optional()?),
+        b"HASH" => Command::Hash(arg.required("HASH")?),
+        b"RANG" => {
+            let text = arg.text()?;
+            let mut words = text.split(' ').filter(|w| !w.is_empty());
+            match (
+                words.next().and_then(decimal_u64),
+                words.next().and_then(decimal_u64),
+                words.next(),
+            ) {
+                (Some(start), Some(end), None) => Command::Rang(start, end),
+                _ => return Err(bad("RANG")),
+            }
+        }
+        b"XCRC" => parse_xhash(HashAlgorithm::Crc32, "XCRC", arg)?,
+        b"XMD5" => parse_xhash(HashAlgorithm::Md5, "XMD5", arg)?,
+        b"XSHA1" => parse_xhash(HashAlgorithm::Sha1, "XSHA1", arg)?,
+        b"XSHA256" => parse_xhash(HashAlgorithm::Sha256, "XSHA256", arg)?,
+        b"XSHA512" => parse_xhash(HashAlgorithm::Sha512, "XSHA512", arg)?,
         b"REST" => Command::Rest(decimal_u64(trim_spaces(arg.text()?)).ok_or(bad("REST"))?),
         b"ABOR" => arg.none(Command::Abor)?,
-        b"LIST" => Command::List(parse_list_args(arg.text()?)),
-        b"NLST" => Command::Nlst(parse_list_args(arg.text()?)),
+        b"LIST" => Command::List(parse_list_args(&arg.verbatim()?)),
+        b"NLST" => Command::Nlst(parse_list_args(&arg.verbatim()?)),
         b"MLST" => Command::Mlst(arg.optional()?),
         b"MLSD" => Command::Mlsd(arg.optional()?),
         b"STAT" => Command::Stat(if arg.is_blank() {
             None
         } else {
-            Some(parse_list_args(arg.text()?))
+            Some(parse_list_args(&arg.verbatim()?))
         }),
         b"SYST" => arg.none(Command::Syst)?,
         b"HELP" => Command::Help(match trim_spaces(arg.text()?) {
@@ -217,7 +242,7 @@ pub fn encode_command(cmd: &Command) -> String {
         | Command::Cdup
         | Command::Pwd
         | Command::Pasv
-        | Command::Allo
+        | Command::Allo(None)
         | Command::Abor
         | Command::Syst
         | Command::Noop
@@ -251,7 +276,14 @@ pub fn encode_command(cmd: &Command) -> String {
                 with_arg(&mut out, s);
             }
         }
-        Command::Stou(p) | Command::Mlst(p) | Command::Mlsd(p) | Command::Help(p) => {
+        Command::Allo(Some(n)) => {
+            let _ = write!(out, " {n}");
+        }
+        Command::Stou(p)
+        | Command::Mlst(p)
+        | Command::Mlsd(p)
+        | Command::Help(p)
+        | Command::Avbl(p) => {
             if let Some(p) = p {
                 with_arg(&mut out, p);
             }
@@ -304,6 +336,22 @@ pub fn encode_command(cmd: &Command) -> String {
             }
         }
         Command::Opts(Opts::Other(name)) => with_arg(&mut out, name),
+        Command::Opts(Opts::Hash(name)) => {
+            out.push_str(" HASH");
+            if let Some(name) = name {
+                with_arg(&mut out, name);
+            }
+        }
+        Command::Hash(path) => with_arg(&mut out, path),
+        Command::Rang(start, end) => {
+            let _ = write!(out, " {start} {end}");
+        }
+        Command::XHash { path, range, .. } => {
+            with_arg(&mut out, path);
+            if let Some((start, end)) = range {
+                let _ = write!(out, " {start} {end}");
+            }
+        }
         Command::Site(Site::Help) => out.push_str(" HELP"),
         Command::Site(Site::Chmod { mode, path }) => {
             let _ = write!(out, " CHMOD {mode:o} {path}");
@@ -365,9 +413,10 @@ impl<'a> Arg<'a> {
         }
     }
 
-    /// The whole argument verbatim (may be empty).
+    /// The whole argument verbatim (may be empty): a name or free text,
+    /// its bytes that are not UTF-8 escaped without loss ([`crate::name`]).
     fn verbatim(self) -> Result<String, ParseError> {
-        self.text().map(String::from)
+        Ok(crate::name::decode(self.0))
     }
 
     /// A required verbatim argument that is not blank.
@@ -422,7 +471,8 @@ fn trim_spaces(s: &str) -> &str {
 
 /// The verb: three or four ASCII letters.
 fn verb_token(input: &[u8]) -> Res<'_, &[u8]> {
-    take_while_m_n(3, 4, |b: u8| b.is_ascii_alphabetic()).parse(input)
+    // Letters and digits: XSHA256 and XSHA512 are the longest verbs.
+    take_while_m_n(3, 7, |b: u8| b.is_ascii_alphanumeric()).parse(input)
 }
 
 /// Runs `parser` over all of `s`.
@@ -646,6 +696,38 @@ fn split_word(arg: &str) -> (&str, &str) {
 }
 
 /// `OPTS UTF8 ON|OFF`, `OPTS MLST facts`, `OPTS other ...`.
+/// `XCRC path [start end]` and its siblings: two trailing numbers (after
+/// a path) are a byte range, `end` exclusive; anything else is the path.
+fn parse_xhash(
+    algorithm: HashAlgorithm,
+    verb: &'static str,
+    arg: Arg<'_>,
+) -> Result<Command, ParseError> {
+    let whole = arg.required(verb)?;
+    let mut split = whole.rsplitn(3, ' ');
+    let range = match (split.next(), split.next(), split.next()) {
+        (Some(end), Some(start), Some(path)) if !path.trim_matches(' ').is_empty() => {
+            match (decimal_u64(start), decimal_u64(end)) {
+                (Some(start), Some(end)) => Some((String::from(path), start, end)),
+                _ => None,
+            }
+        }
+        _ => None,
+    };
+    Ok(match range {
+        Some((path, start, end)) => Command::XHash {
+            algorithm,
+            path,
+            range: Some((start, end)),
+        },
+        None => Command::XHash {
+            algorithm,
+            path: whole,
+            range: None,
+        },
+    })
+}
+
 fn parse_opts(arg: &str) -> Result<Opts, ParseError> {
     let (name, rest) = split_word(arg);
     if name.is_empty() {
@@ -660,6 +742,11 @@ fn parse_opts(arg: &str) -> Result<Opts, ParseError> {
         } else {
             Err(bad("OPTS"))
         }
+    } else if name.eq_ignore_ascii_case("HASH") {
+        if value.contains(' ') {
+            return Err(bad("OPTS"));
+        }
+        Ok(Opts::Hash((!value.is_empty()).then(|| String::from(value))))
     } else if name.eq_ignore_ascii_case("MLST") {
         if value.contains(' ') {
             return Err(bad("OPTS"));
@@ -776,11 +863,13 @@ mod tests {
             (b"USER", Err(BadArgument("USER"))),
             (b"USER ", Err(BadArgument("USER"))),
             (b"USER   ", Err(BadArgument("USER"))),
-            (b"USER \xc3\x28", Err(NotUtf8)),
+            (
+                b"USER \xc3\x28",
+                Ok(Command::User(crate::name::decode(b"\xc3\x28"))),
+            ),
             (b"PASS", Ok(Command::Pass("".into()))),
             (b"PASS ", Ok(Command::Pass("".into()))),
             (b"PASS  sec ret ", Ok(Command::Pass(" sec ret ".into()))),
-            (b"PASS \xff", Err(NotUtf8)),
             (b"ACCT x", Ok(Command::Acct(s("x")))),
             (b"ACCT", Err(BadArgument("ACCT"))),
             (b"REIN", Ok(Command::Rein)),
@@ -971,7 +1060,10 @@ mod tests {
                 "RETR données/日本.txt".as_bytes(),
                 Ok(Command::Retr(s("données/日本.txt"))),
             ),
-            (b"RETR \xff.txt", Err(NotUtf8)),
+            (
+                b"RETR \xff.txt",
+                Ok(Command::Retr(crate::name::decode(b"\xff.txt"))),
+            ),
             (b"RETR", Err(BadArgument("RETR"))),
             (b"STOR f", Ok(Command::Stor(s("f")))),
             (b"STOR", Err(BadArgument("STOR"))),
@@ -980,9 +1072,50 @@ mod tests {
             (b"STOU f", Ok(Command::Stou(Some(s("f"))))),
             (b"APPE f", Ok(Command::Appe(s("f")))),
             (b"APPE", Err(BadArgument("APPE"))),
-            (b"ALLO", Ok(Command::Allo)),
-            (b"ALLO 1000 R 10", Ok(Command::Allo)),
-            (b"ALLO \xff", Ok(Command::Allo)),
+            (b"ALLO", Ok(Command::Allo(None))),
+            (b"ALLO 1000 R 10", Ok(Command::Allo(Some(1000)))),
+            (b"ALLO  77", Ok(Command::Allo(Some(77)))),
+            (b"ALLO \xff", Ok(Command::Allo(None))),
+            (b"ALLO x", Ok(Command::Allo(None))),
+            (b"AVBL", Ok(Command::Avbl(None))),
+            (b"HASH a b", Ok(Command::Hash(s("a b")))),
+            (b"HASH", Err(BadArgument("HASH"))),
+            (b"RANG 1 0", Ok(Command::Rang(1, 0))),
+            (b"RANG 10  20 ", Ok(Command::Rang(10, 20))),
+            (b"RANG 10", Err(BadArgument("RANG"))),
+            (b"RANG 1 2 3", Err(BadArgument("RANG"))),
+            (
+                b"XCRC my file.bin",
+                Ok(Command::XHash {
+                    algorithm: HashAlgorithm::Crc32,
+                    path: s("my file.bin"),
+                    range: None,
+                }),
+            ),
+            (
+                b"xsha256 f 10 20",
+                Ok(Command::XHash {
+                    algorithm: HashAlgorithm::Sha256,
+                    path: s("f"),
+                    range: Some((10, 20)),
+                }),
+            ),
+            (
+                b"XSHA512 10 20",
+                Ok(Command::XHash {
+                    algorithm: HashAlgorithm::Sha512,
+                    path: s("10 20"),
+                    range: None,
+                }),
+            ),
+            (b"XSHA1", Err(BadArgument("XSHA1"))),
+            (b"XSHA2 f", Err(ParseError::UnknownVerb)),
+            (b"OPTS HASH", Ok(Command::Opts(Opts::Hash(None)))),
+            (
+                b"OPTS hash md5",
+                Ok(Command::Opts(Opts::Hash(Some(s("md5"))))),
+            ),
+            (b"AVBL dir/sub", Ok(Command::Avbl(Some(s("dir/sub"))))),
             (b"REST 0", Ok(Command::Rest(0))),
             (b"REST  123456789012 ", Ok(Command::Rest(123_456_789_012))),
             (b"REST 18446744073709551615", Ok(Command::Rest(u64::MAX))),
@@ -1024,7 +1157,6 @@ mod tests {
                 b"LIST dir -l",
                 Ok(Command::List(list(false, false, false, Some("dir -l")))),
             ),
-            (b"LIST \xff", Err(NotUtf8)),
             (b"NLST", Ok(Command::Nlst(ListArgs::default()))),
             (
                 b"NLST -l *.txt",
@@ -1136,7 +1268,7 @@ mod tests {
             let got = parse_command(line);
             assert_eq!(got, expected, "line {:?}", String::from_utf8_lossy(line));
             if let Ok(cmd) = got {
-                let again = parse_command(encode_command(&cmd).as_bytes());
+                let again = parse_command(&crate::name::encode(&encode_command(&cmd)));
                 assert_eq!(
                     again,
                     Ok(cmd),
@@ -1303,9 +1435,10 @@ mod tests {
                 proptest::collection::vec("[a-z.]{1,8}", 0..4).prop_map(Opts::Mlst),
                 token()
                     .prop_map(|t| t.to_ascii_uppercase())
-                    .prop_filter("known", |t| !["UTF8", "UTF-8", "MLST"]
+                    .prop_filter("known", |t| !["UTF8", "UTF-8", "MLST", "HASH"]
                         .contains(&t.as_str()))
                     .prop_map(Opts::Other),
+                proptest::option::of("[A-Za-z0-9-]{1,8}").prop_map(Opts::Hash),
             ]
         }
 
@@ -1328,7 +1461,21 @@ mod tests {
                 Just(Command::Cdup),
                 Just(Command::Pwd),
                 Just(Command::Pasv),
-                Just(Command::Allo),
+                Just(Command::Allo(None)),
+                any::<u64>().prop_map(|n| Command::Allo(Some(n))),
+                proptest::option::of(path()).prop_map(Command::Avbl),
+                path().prop_map(Command::Hash),
+                (any::<u64>(), any::<u64>()).prop_map(|(a, b)| Command::Rang(a, b)),
+                (
+                    proptest::sample::select(&crate::HashAlgorithm::ALL[..]),
+                    "[a-z._-]{1,12}",
+                    proptest::option::of((any::<u64>(), any::<u64>())),
+                )
+                    .prop_map(|(algorithm, path, range)| Command::XHash {
+                        algorithm,
+                        path,
+                        range,
+                    }),
                 Just(Command::Abor),
                 Just(Command::Syst),
                 Just(Command::Noop),
@@ -1428,7 +1575,7 @@ mod tests {
         fn check_stable(line: &[u8]) -> Result<(), TestCaseError> {
             if let Ok(cmd) = parse_command(line) {
                 let encoded = encode_command(&cmd);
-                prop_assert_eq!(parse_command(encoded.as_bytes()), Ok(cmd));
+                prop_assert_eq!(parse_command(&crate::name::encode(&encoded)), Ok(cmd));
             }
             Ok(())
         }
@@ -1449,7 +1596,7 @@ mod tests {
             #[test]
             fn valid_commands_round_trip(cmd in command()) {
                 let encoded = encode_command(&cmd);
-                prop_assert_eq!(parse_command(encoded.as_bytes()), Ok(cmd));
+                prop_assert_eq!(parse_command(&crate::name::encode(&encoded)), Ok(cmd));
             }
         }
     }

@@ -78,8 +78,19 @@ pub fn write_line(out: &mut Vec<u8>, code: u16, sep: u8, text: &str) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// Appends `text` with CR, LF and NUL replaced by `?`.
+/// Appends `text` with CR, LF and NUL replaced by `?`, and escaped bytes
+/// of names ([`crate::name`]) as the bytes they stand for.
 fn push_clean(out: &mut Vec<u8>, text: &str) {
+    if crate::name::has_escapes(text) {
+        let start = out.len();
+        crate::name::encode_into(text, out);
+        for b in &mut out[start..] {
+            if matches!(*b, b'\r' | b'\n' | 0) {
+                *b = b'?';
+            }
+        }
+        return;
+    }
     let bytes = text.as_bytes();
     if !bytes.iter().any(|&b| matches!(b, b'\r' | b'\n' | 0)) {
         out.extend_from_slice(bytes);

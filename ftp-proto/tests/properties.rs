@@ -498,7 +498,12 @@ proptest! {
         if let Ok(cmd) = parse_command(&line) {
             let encoded = encode_command(&cmd);
             let mut framing = LineBuffer::new(4096);
-            framing.push(encoded.as_bytes());
+            // A client doubles 0xFF, Telnet's IAC, in what it sends.
+            let wire: Vec<u8> = ftp_proto::name::encode(&encoded)
+                .into_iter()
+                .flat_map(|b| if b == 0xFF { vec![b, b] } else { vec![b] })
+                .collect();
+            framing.push(&wire);
             framing.push(b"\r\n");
             match framing.next_line() {
                 Some(Line::Complete(l)) => prop_assert_eq!(parse_command(l), Ok(cmd)),

@@ -432,6 +432,45 @@ fn store_append_unique_and_resume() {
     );
 }
 
+/// The sizes the Store intents of `rt` announced, in order.
+fn store_sizes(rt: &MemoryRuntime) -> Vec<Option<u64>> {
+    rt.intents
+        .iter()
+        .filter_map(|i| match i {
+            Intent::Transfer(ftp_proto::Transfer {
+                op: ftp_proto::TransferOp::Store { size, .. },
+                ..
+            }) => Some(*size),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn allo_announces_the_size_of_the_next_upload_only() {
+    let mut rt = alice();
+    rt.command("TYPE I");
+    rt.upload = b"12345".to_vec();
+    // PASV and TYPE may come between ALLO and STOR.
+    rt.command("ALLO 5");
+    rt.command("PASV");
+    rt.command("TYPE I");
+    rt.command("STOR incoming/a");
+    rt.command("PASV");
+    rt.command("STOR incoming/b");
+    rt.command("ALLO 9 R 100");
+    rt.command("REST 2");
+    rt.command("PASV");
+    rt.command("STOR incoming/b");
+    // A download uses it up.
+    rt.command("ALLO 7");
+    rt.command("PASV");
+    rt.command("RETR incoming/a");
+    rt.command("PASV");
+    rt.command("APPE incoming/c");
+    assert_eq!(store_sizes(&rt), [Some(5), None, Some(9), None]);
+}
+
 #[test]
 fn abort_during_transfer() {
     let mut rt = alice();
@@ -602,7 +641,13 @@ fn informational_commands() {
         rt.command("TYPE E"),
         "504 Command not implemented for that parameter.\r\n"
     );
-    assert_eq!(rt.command("ALLO 100"), "202 ALLO command ignored.\r\n");
+    assert_eq!(rt.command("ALLO"), "202 ALLO command ignored.\r\n");
+    assert_eq!(rt.command("ALLO 100"), "200 ALLO command successful.\r\n");
+    assert_eq!(rt.command("AVBL"), "213 1073741824\r\n");
+    assert_eq!(
+        rt.command("AVBL pub/readme.txt"),
+        "550 Could not get available space: Not a directory.\r\n"
+    );
     assert_eq!(rt.command("ACCT x"), "202 ACCT not needed.\r\n");
     assert_eq!(rt.command("SMNT /x"), "502 SMNT not implemented.\r\n");
     assert_eq!(rt.command("CLNT curl"), "200 Noted.\r\n");
@@ -687,7 +732,15 @@ fn line_framing_errors() {
     );
     assert_eq!(rt.command("NOOP"), "200 NOOP ok.\r\n");
     let before = rt.received.len();
+    // A name that is not UTF-8 is a name like any other (here, one that
+    // does not exist); an argument that must be text is refused.
     rt.send(b"CWD \xc3\x28\r\n");
+    assert_eq!(
+        &rt.received[before..],
+        b"550 Failed to change directory.\r\n"
+    );
+    let before = rt.received.len();
+    rt.send(b"TYPE \xc3\x28\r\n");
     assert_eq!(
         &rt.received[before..],
         b"501 Argument is not valid UTF-8.\r\n"
@@ -1040,4 +1093,197 @@ fn default_storage_can_do_everything() {
     let feat = rt.command("FEAT");
     assert!(feat.contains(" MFMT\r\n") && feat.contains(" REST STREAM\r\n"));
     assert!(rt.command("SITE HELP").contains("CHMOD HELP IDLE UMASK"));
+}
+
+#[test]
+fn hash_commands_and_reply_shapes() {
+    use ftp_proto::memory::fnv1a;
+    let mut rt = alice();
+    let text = b"hello\nworld\n";
+    let whole = format!("{:016x}", fnv1a(text));
+    assert_eq!(
+        rt.command("HASH pub/readme.txt"),
+        format!("213 SHA-256 0-11 {whole} pub/readme.txt\r\n")
+    );
+    assert_eq!(rt.command("OPTS HASH"), "200 SHA-256\r\n");
+    assert_eq!(rt.command("OPTS HASH md5"), "200 MD5\r\n");
+    assert_eq!(rt.command("OPTS HASH SHA-3"), "504 Unknown algorithm.\r\n");
+    let feat = rt.command("FEAT");
+    assert!(
+        feat.contains(" HASH SHA-256;SHA-512;SHA-1;MD5*;CRC32\r\n"),
+        "{feat}"
+    );
+    assert_eq!(
+        rt.command("RANG 2 5"),
+        "350 Restarting at 2. Ending byte 5.\r\n"
+    );
+    let part = format!("{:016x}", fnv1a(&text[2..6]));
+    assert_eq!(
+        rt.command("HASH pub/readme.txt"),
+        format!("213 MD5 2-5 {part} pub/readme.txt\r\n")
+    );
+    // RANG is used up by one HASH.
+    assert!(
+        rt.command("HASH pub/readme.txt")
+            .starts_with("213 MD5 0-11 ")
+    );
+    assert_eq!(
+        rt.command("RANG 5 2"),
+        "501 The end of the range is before its start.\r\n"
+    );
+    assert_eq!(
+        rt.command("RANG 1 0"),
+        "350 Restarting at 0. Ending byte EOF.\r\n"
+    );
+    assert_eq!(
+        rt.command("XCRC pub/readme.txt"),
+        format!("250 {whole}\r\n")
+    );
+    assert_eq!(
+        rt.command("XSHA256 pub/readme.txt 2 6"),
+        format!("250 {part}\r\n")
+    );
+    assert_eq!(rt.command("HASH pub"), "550 Not a regular file.\r\n");
+    assert_eq!(
+        rt.command("HASH nothing"),
+        "550 No such file or directory.\r\n"
+    );
+    assert_eq!(
+        rt.command("XMD5 pub/readme.txt 20 30"),
+        "501 The range is not within the file.\r\n"
+    );
+}
+
+#[test]
+fn abor_cancels_a_hash_at_once() {
+    let mut rt = alice();
+    rt.hold_hashes = true;
+    assert_eq!(rt.command("HASH pub/readme.txt"), "");
+    let id = rt.held_hash.expect("the Hash intent");
+    // Other commands wait, as during a transfer; STAT answers.
+    assert_eq!(rt.command("NOOP"), "");
+    assert!(rt.command("STAT").starts_with("211-"));
+    assert_eq!(
+        rt.command("ABOR"),
+        "426 Digest computation aborted.\r\n226 Abort successful.\r\n200 NOOP ok.\r\n"
+    );
+    assert_eq!(rt.held_hash, None);
+    assert!(rt.intents.contains(&Intent::CancelHash { hash: id }));
+    // A late answer is ignored.
+    rt.session.handle_completion(
+        rt.now,
+        id,
+        ftp_proto::Completion::Hash(Ok(String::from("00"))),
+    );
+    assert_eq!(rt.command("NOOP"), "200 NOOP ok.\r\n");
+}
+
+#[test]
+fn hash_size_limit_and_off() {
+    let mut rt = MemoryRuntime::new(
+        Config {
+            hash_max_size: Some(5),
+            ..config()
+        },
+        tree(),
+    );
+    rt.users.push(("alice".into(), "pw".into(), true));
+    rt.command("USER alice");
+    rt.command("PASS pw");
+    assert_eq!(
+        rt.command("HASH pub/readme.txt"),
+        "552 File too large to hash: at most 5 bytes at once.\r\n"
+    );
+    rt.command("RANG 0 4");
+    assert!(
+        rt.command("HASH pub/readme.txt")
+            .starts_with("213 SHA-256 0-4 ")
+    );
+    let mut off = MemoryRuntime::new(
+        Config {
+            hash_max_size: None,
+            ..config()
+        },
+        tree(),
+    );
+    off.users.push(("alice".into(), "pw".into(), true));
+    off.command("USER alice");
+    off.command("PASS pw");
+    assert_eq!(
+        off.command("HASH pub/readme.txt"),
+        "502 Command not implemented.\r\n"
+    );
+    assert!(!off.command("FEAT").contains("HASH"));
+}
+
+#[test]
+fn site_umask_reaches_every_creating_intent() {
+    let mut rt = alice();
+    assert_eq!(rt.command("SITE UMASK 077"), "200 UMASK set to 077\r\n");
+    assert_eq!(
+        rt.command("SITE UMASK"),
+        "200 Your current UMASK is 077\r\n"
+    );
+    rt.command("MKD incoming/private");
+    rt.command("TYPE I");
+    rt.command("PASV");
+    rt.upload = b"x".to_vec();
+    rt.command("STOR incoming/private/f");
+    let masks: Vec<u32> = rt
+        .intents
+        .iter()
+        .filter_map(|i| match i {
+            Intent::MakeDir { umask, .. } => Some(*umask),
+            Intent::Transfer(ftp_proto::Transfer {
+                op: ftp_proto::TransferOp::Store { umask, .. },
+                ..
+            }) => Some(*umask),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(masks, [0o077, 0o077]);
+    // REIN goes back to the configured mask.
+    rt.command("REIN");
+    rt.command("USER alice");
+    rt.command("PASS secret");
+    assert_eq!(
+        rt.command("SITE UMASK"),
+        "200 Your current UMASK is 022\r\n"
+    );
+    let mut objects = alice_on_object_store();
+    assert_eq!(
+        objects.command("SITE UMASK 077"),
+        "550 SITE UMASK is not supported by this storage.\r\n"
+    );
+}
+
+#[test]
+fn names_that_are_not_utf8_keep_their_bytes() {
+    use ftp_proto::name::decode;
+    let mut fs = tree();
+    fs.add_dir(&decode(b"/d\xe9j\xe0"));
+    fs.add_file(&decode(b"/d\xe9j\xe0/caf\xe9.txt"), b"latin-1\n");
+    let mut rt = MemoryRuntime::new(config(), fs);
+    rt.command("USER alice");
+    rt.command("PASS secret");
+    rt.command("OPTS UTF8 ON");
+    let before = rt.received.len();
+    rt.send(b"CWD d\xe9j\xe0\r\n");
+    assert_eq!(
+        &rt.received[before..],
+        b"250 Directory successfully changed.\r\n"
+    );
+    let before = rt.received.len();
+    rt.send(b"PWD\r\n");
+    assert_eq!(
+        &rt.received[before..],
+        b"257 \"/d\xe9j\xe0\" is the current directory\r\n"
+    );
+    rt.command("PASV");
+    rt.command("NLST");
+    assert_eq!(rt.downloaded, b"caf\xe9.txt\r\n");
+    rt.command("TYPE I");
+    rt.command("PASV");
+    rt.send(b"RETR caf\xe9.txt\r\n");
+    assert_eq!(rt.downloaded, b"latin-1\n");
 }

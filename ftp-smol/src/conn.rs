@@ -393,6 +393,7 @@ impl Conn {
             }
             Action::AbortTransfer { transfer } => return Some(transfer),
             Action::SwitchTls(to) => self.switch = Some((id, to)),
+            Action::Nothing => {}
         }
         None
     }

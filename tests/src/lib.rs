@@ -30,6 +30,7 @@ pub mod certs;
 pub mod client;
 pub mod clients;
 pub mod data;
+pub mod http;
 pub mod objects;
 pub mod proxy_header;
 pub mod seaweed;

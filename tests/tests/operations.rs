@@ -2,10 +2,11 @@
 //! `/readyz`) over real HTTP, next to real FTP sessions.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use ftp_host::daemon::Runtime;
+use ftp_tests::http::get;
 use ftp_tests::{TIMEOUT, TestServer, daemon_tests};
 
 daemon_tests! {
@@ -14,32 +15,6 @@ daemon_tests! {
     bad_http_requests_are_cut_off,
     refusals_at_admission_are_counted,
     tls_handshakes_are_counted,
-}
-
-/// An HTTP answer: status and body.
-struct Answer {
-    status: u16,
-    body: String,
-}
-
-/// `GET path` on the endpoint.
-fn get(addr: SocketAddr, path: &str) -> Answer {
-    let mut s = TcpStream::connect_timeout(&addr, TIMEOUT).expect("connect to the endpoint");
-    s.set_read_timeout(Some(TIMEOUT)).expect("timeout");
-    write!(s, "GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").expect("send");
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).expect("read the answer");
-    let text = String::from_utf8(raw).expect("UTF-8 answer");
-    let (head, body) = text.split_once("\r\n\r\n").expect("a head and a body");
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("a status");
-    Answer {
-        status,
-        body: body.to_string(),
-    }
 }
 
 /// The value of the sample whose name and labels are `series`.

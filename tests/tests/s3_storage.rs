@@ -15,7 +15,7 @@ fn p(s: &str) -> VirtualPath {
 }
 
 fn put(fs: &dyn Storage, path: &str, data: &[u8]) {
-    let mut up = fs.open_write(&p(path), StoreMode::Replace).unwrap();
+    let mut up = fs.open_write(&p(path), StoreMode::Replace, None).unwrap();
     assert_eq!(up.blocking(), Blocking::MayStall);
     up.write_all(data).unwrap();
     up.commit().unwrap();
@@ -49,7 +49,7 @@ fn names(fs: &dyn Storage, path: &str) -> Vec<(String, bool)> {
 /// daemon killed mid-upload leaves (the handle is leaked, so that its drop
 /// does not abort it).
 fn leave_upload(fs: &dyn Storage, path: &str) {
-    let mut up = fs.open_write(&p(path), StoreMode::Replace).unwrap();
+    let mut up = fs.open_write(&p(path), StoreMode::Replace, None).unwrap();
     // The first part is kept until a second one is needed.
     for _ in 0..2 {
         up.write_all(&vec![1u8; PART_SIZE + 4096]).unwrap();
@@ -79,7 +79,7 @@ fn uploads_left_behind_are_aborted() {
     let served = connect(&weed, "ftp-stale", "served");
     let other = connect(&weed, "ftp-stale", "servedx");
     leave_upload(&served, "/a.bin");
-    served.make_dir(&p("/d")).unwrap();
+    served.make_dir(&p("/d"), None).unwrap();
     leave_upload(&served, "/d/b c.bin");
     leave_upload(&other, "/x.bin");
     let mut uploads = wait_uploads(&weed, "ftp-stale", 3);
@@ -135,9 +135,9 @@ fn s3_storage_against_seaweedfs() {
 
     // Folders and files, stat, SIZE/MDTM metadata.
     assert_eq!(names(fs, "/"), vec![]);
-    fs.make_dir(&p("/a")).unwrap();
-    assert_eq!(fs.make_dir(&p("/a")), Err(FsError::AlreadyExists));
-    assert_eq!(fs.make_dir(&p("/x/y")), Err(FsError::NotFound));
+    fs.make_dir(&p("/a"), None).unwrap();
+    assert_eq!(fs.make_dir(&p("/a"), None), Err(FsError::AlreadyExists));
+    assert_eq!(fs.make_dir(&p("/x/y"), None), Err(FsError::NotFound));
     put(fs, "/a/f.txt", b"hello world");
     let meta = fs.stat(&p("/a/f.txt")).unwrap();
     assert!(meta.is_file() && meta.size == 11 && meta.modified.is_some());
@@ -156,16 +156,20 @@ fn s3_storage_against_seaweedfs() {
 
     // An aborted or dropped upload leaves the previous object whole and
     // no object under a new name.
-    let mut up = fs.open_write(&p("/a/f.txt"), StoreMode::Replace).unwrap();
+    let mut up = fs
+        .open_write(&p("/a/f.txt"), StoreMode::Replace, None)
+        .unwrap();
     up.write_all(b"replacement").unwrap();
     up.abort();
-    let mut up = fs.open_write(&p("/a/new.txt"), StoreMode::Replace).unwrap();
+    let mut up = fs
+        .open_write(&p("/a/new.txt"), StoreMode::Replace, None)
+        .unwrap();
     up.write_all(&vec![7u8; PART_SIZE + 1000]).unwrap();
     drop(up);
     assert_eq!(get(fs, "/a/f.txt", 0).unwrap(), b"hello world");
     assert_eq!(fs.stat(&p("/a/new.txt")), Err(FsError::NotFound));
     assert_eq!(
-        fs.open_write(&p("/a/f.txt"), StoreMode::Append).err(),
+        fs.open_write(&p("/a/f.txt"), StoreMode::Append, None).err(),
         Some(FsError::PermissionDenied)
     );
 
@@ -173,7 +177,9 @@ fn s3_storage_against_seaweedfs() {
     let big: Vec<u8> = (0..PART_SIZE * 2 + 12345)
         .map(|i| (i % 251) as u8)
         .collect();
-    let mut up = fs.open_write(&p("/a/big.bin"), StoreMode::Replace).unwrap();
+    let mut up = fs
+        .open_write(&p("/a/big.bin"), StoreMode::Replace, None)
+        .unwrap();
     for chunk in big.chunks(64 * 1024) {
         up.write_all(chunk).unwrap();
     }
@@ -183,7 +189,7 @@ fn s3_storage_against_seaweedfs() {
     fs.remove_file(&p("/a/big.bin")).unwrap();
 
     // Unique names.
-    let up = fs.open_write(&p("/a"), StoreMode::Unique).unwrap();
+    let up = fs.open_write(&p("/a"), StoreMode::Unique, None).unwrap();
     let name = up.name().to_owned();
     up.commit().unwrap();
     fs.remove_file(&p(&format!("/a/{name}"))).unwrap();
@@ -195,7 +201,7 @@ fn s3_storage_against_seaweedfs() {
     assert_eq!(fs.stat(&p("/a/f.txt")), Err(FsError::NotFound));
     assert_eq!(get(fs, "/a/g.txt", 0).unwrap(), b"hello world");
     assert_eq!(fs.rename(&p("/a"), &p("/b")), Err(FsError::NotEmpty));
-    fs.make_dir(&p("/e")).unwrap();
+    fs.make_dir(&p("/e"), None).unwrap();
     fs.rename(&p("/e"), &p("/e2")).unwrap();
     assert!(fs.stat(&p("/e2")).unwrap().is_dir());
     assert_eq!(fs.stat(&p("/e")), Err(FsError::NotFound));
@@ -225,11 +231,11 @@ fn s3_storage_against_seaweedfs() {
     let whole = connect(&weed, "ftp-storage", "");
     assert_eq!(names(&whole, "/"), vec![("served".into(), true)]);
     assert_eq!(get(&whole, "/served/a/h.txt", 0).unwrap(), b"home");
-    whole.make_dir(&p("/other")).unwrap();
+    whole.make_dir(&p("/other"), None).unwrap();
     assert_eq!(names(fs, "/"), vec![("a".into(), true)]);
 
     // Listings page: more keys than one ListObjectsV2 page (1000).
-    fs.make_dir(&p("/many")).unwrap();
+    fs.make_dir(&p("/many"), None).unwrap();
     std::thread::scope(|scope| {
         for t in 0..4 {
             scope.spawn(move || {

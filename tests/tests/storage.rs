@@ -99,14 +99,19 @@ impl Storage for Remote {
         Ok(ReadFile::from_object(Box::new(RemoteRead { file, gate })))
     }
 
-    fn open_write(&self, path: &VirtualPath, mode: StoreMode) -> Result<Upload, FsError> {
-        let upload = self.inner.open_write(path, mode)?;
+    fn open_write(
+        &self,
+        path: &VirtualPath,
+        mode: StoreMode,
+        umask: Option<u32>,
+    ) -> Result<Upload, FsError> {
+        let upload = self.inner.open_write(path, mode, umask)?;
         let gate = self.gate.clone();
         Ok(Upload::new(Box::new(RemoteWrite { upload, gate })))
     }
 
-    fn make_dir(&self, path: &VirtualPath) -> Result<(), FsError> {
-        self.inner.make_dir(path)
+    fn make_dir(&self, path: &VirtualPath, umask: Option<u32>) -> Result<(), FsError> {
+        self.inner.make_dir(path, umask)
     }
 
     fn remove_dir(&self, path: &VirtualPath) -> Result<(), FsError> {

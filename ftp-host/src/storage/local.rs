@@ -221,13 +221,18 @@ impl LocalFs {
         }
     }
 
-    fn file_mode(&self) -> u32 {
-        0o666 & !self.umask
+    fn file_mode(&self, umask: Option<u32>) -> u32 {
+        0o666 & !(umask.unwrap_or(self.umask) & 0o777)
     }
 
     /// Opens `path` for writing in place (following symlinks beneath the
     /// root), creating it (without following a final symlink) if missing.
-    fn open_in_place(&self, path: &VirtualPath, append: bool) -> Result<(File, String), FsError> {
+    fn open_in_place(
+        &self,
+        path: &VirtualPath,
+        append: bool,
+        file_mode: u32,
+    ) -> Result<(File, String), FsError> {
         let Some(name) = path.file_name() else {
             return Err(FsError::IsADirectory);
         };
@@ -248,7 +253,7 @@ impl LocalFs {
                     let Some((dir, name)) = self.open_parent(path)? else {
                         return Err(FsError::IsADirectory);
                     };
-                    match create_new(&dir, name, self.file_mode(), flags) {
+                    match create_new(&dir, name, file_mode, flags) {
                         Ok(fd) => return Ok((File::from(fd), name.to_owned())),
                         // Appeared meanwhile, or a dangling symlink that
                         // `O_EXCL` refuses to create through: try again.
@@ -262,11 +267,11 @@ impl LocalFs {
         Err(FsError::PermissionDenied)
     }
 
-    fn open_replace(&self, path: &VirtualPath) -> Result<LocalUpload, FsError> {
+    fn open_replace(&self, path: &VirtualPath, file_mode: u32) -> Result<LocalUpload, FsError> {
         let Some((dir, name)) = self.open_parent(path)? else {
             return Err(FsError::IsADirectory);
         };
-        let mut mode = self.file_mode();
+        let mut mode = file_mode;
         match rfs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => match FileType::from_raw_mode(st.st_mode) {
                 FileType::Directory => return Err(FsError::IsADirectory),
@@ -306,13 +311,13 @@ impl LocalFs {
         Err(FsError::AlreadyExists)
     }
 
-    fn open_unique(&self, path: &VirtualPath) -> Result<LocalUpload, FsError> {
+    fn open_unique(&self, path: &VirtualPath, file_mode: u32) -> Result<LocalUpload, FsError> {
         let dir = self
             .open_beneath(path, OFlags::PATH | OFlags::DIRECTORY, Mode::empty())
             .map_err(map_errno)?;
         for _ in 0..64 {
             let name = format!("ftp-upload-{}", token() % 1_000_000_000);
-            match create_new(&dir, &name, self.file_mode(), OFlags::WRONLY) {
+            match create_new(&dir, &name, file_mode, OFlags::WRONLY) {
                 Ok(fd) => {
                     return Ok(LocalUpload {
                         file: File::from(fd),
@@ -553,12 +558,18 @@ impl Storage for LocalFs {
         }
     }
 
-    fn open_write(&self, path: &VirtualPath, mode: StoreMode) -> Result<Upload, FsError> {
+    fn open_write(
+        &self,
+        path: &VirtualPath,
+        mode: StoreMode,
+        umask: Option<u32>,
+    ) -> Result<Upload, FsError> {
+        let file_mode = self.file_mode(umask);
         let upload = match mode {
-            StoreMode::Replace => self.open_replace(path)?,
-            StoreMode::Unique => self.open_unique(path)?,
+            StoreMode::Replace => self.open_replace(path, file_mode)?,
+            StoreMode::Unique => self.open_unique(path, file_mode)?,
             StoreMode::Append => {
-                let (file, name) = self.open_in_place(path, true)?;
+                let (file, name) = self.open_in_place(path, true, file_mode)?;
                 LocalUpload {
                     file,
                     name,
@@ -566,7 +577,7 @@ impl Storage for LocalFs {
                 }
             }
             StoreMode::Resume(offset) => {
-                let (mut file, name) = self.open_in_place(path, false)?;
+                let (mut file, name) = self.open_in_place(path, false, file_mode)?;
                 file.set_len(offset).map_err(|e| fs_error_from_io(&e))?;
                 file.seek(SeekFrom::Start(offset))
                     .map_err(|e| fs_error_from_io(&e))?;
@@ -580,11 +591,11 @@ impl Storage for LocalFs {
         Ok(Upload::new(Box::new(upload)))
     }
 
-    fn make_dir(&self, path: &VirtualPath) -> Result<(), FsError> {
+    fn make_dir(&self, path: &VirtualPath, umask: Option<u32>) -> Result<(), FsError> {
         let Some((dir, name)) = self.open_parent(path)? else {
             return Err(FsError::AlreadyExists);
         };
-        let mode = 0o777 & !self.umask;
+        let mode = 0o777 & !(umask.unwrap_or(self.umask) & 0o777);
         rfs::mkdirat(&dir, name, Mode::from_raw_mode(mode)).map_err(map_errno)?;
         // Make the configured umask exact (the process umask also applied),
         // keeping a setgid bit inherited from the parent.
@@ -634,6 +645,14 @@ impl Storage for LocalFs {
 
     fn set_modified(&self, path: &VirtualPath, time: UnixTime) -> Result<(), FsError> {
         self.change_attr(path, AttrChange::Modified(time))
+    }
+
+    fn available(&self, path: &VirtualPath) -> Result<u64, FsError> {
+        let fd = self
+            .open_beneath(path, OFlags::PATH | OFlags::DIRECTORY, Mode::empty())
+            .map_err(map_errno)?;
+        let vfs = rfs::fstatvfs(&fd).map_err(map_errno)?;
+        Ok(vfs.f_bavail.saturating_mul(vfs.f_frsize))
     }
 
     fn subtree(&self, path: &VirtualPath) -> Result<Arc<dyn Storage>, FsError> {
@@ -994,7 +1013,7 @@ mod tests {
         mode: StoreMode,
         data: &[u8],
     ) -> Result<String, FsError> {
-        let mut up = fs.open_write(&vp(path), mode)?;
+        let mut up = fs.open_write(&vp(path), mode, None)?;
         up.write_all(data)?;
         let name = up.name().to_owned();
         up.commit()?;
@@ -1183,7 +1202,7 @@ mod tests {
             }
         }
         assert!(upload(&f.fs, "/esc_dir", StoreMode::Unique, b"pwned").is_err());
-        assert!(f.fs.make_dir(&vp("/esc_dir/new")).is_err());
+        assert!(f.fs.make_dir(&vp("/esc_dir/new"), None).is_err());
         assert!(f.fs.remove_file(&vp("/esc_dir/inner.txt")).is_err());
         assert!(
             f.fs.rename(&vp("/esc_dir/inner.txt"), &vp("/stolen"))
@@ -1252,11 +1271,14 @@ mod tests {
     #[test]
     fn directory_operations() {
         let f = fixture();
-        f.fs.make_dir(&vp("/newdir")).unwrap();
+        f.fs.make_dir(&vp("/newdir"), None).unwrap();
         assert!(f.fs.stat(&vp("/newdir")).unwrap().is_dir());
-        assert_eq!(f.fs.make_dir(&vp("/newdir")), Err(FsError::AlreadyExists));
-        assert_eq!(f.fs.make_dir(&vp("/")), Err(FsError::AlreadyExists));
-        assert_eq!(f.fs.make_dir(&vp("/no/such")), Err(FsError::NotFound));
+        assert_eq!(
+            f.fs.make_dir(&vp("/newdir"), None),
+            Err(FsError::AlreadyExists)
+        );
+        assert_eq!(f.fs.make_dir(&vp("/"), None), Err(FsError::AlreadyExists));
+        assert_eq!(f.fs.make_dir(&vp("/no/such"), None), Err(FsError::NotFound));
         assert_eq!(f.fs.remove_dir(&vp("/sub")), Err(FsError::NotEmpty));
         assert_eq!(
             f.fs.remove_dir(&vp("/file.txt")),
@@ -1278,14 +1300,14 @@ mod tests {
     fn umask_applies_exactly() {
         let f = fixture();
         let fs = LocalFs::open(&f.root).unwrap().with_umask(0o027);
-        fs.make_dir(&vp("/m")).unwrap();
+        fs.make_dir(&vp("/m"), None).unwrap();
         assert_eq!(fs.stat(&vp("/m")).unwrap().mode, 0o750);
         upload(&fs, "/m/f", StoreMode::Replace, b"x").unwrap();
         assert_eq!(fs.stat(&vp("/m/f")).unwrap().mode, 0o640);
         upload(&fs, "/m/g", StoreMode::Append, b"x").unwrap();
         assert_eq!(fs.stat(&vp("/m/g")).unwrap().mode, 0o640);
         let fs = fs.with_umask(0);
-        fs.make_dir(&vp("/open")).unwrap();
+        fs.make_dir(&vp("/open"), None).unwrap();
         assert_eq!(fs.stat(&vp("/open")).unwrap().mode, 0o777);
         // Replacing keeps the old file's permission bits.
         fs.set_permissions(&vp("/m/f"), 0o604).unwrap();
@@ -1365,7 +1387,10 @@ mod tests {
             f.fs.open_read(&vp("/fifo"), 0).unwrap_err(),
             FsError::PermissionDenied
         );
-        assert!(f.fs.open_write(&vp("/fifo"), StoreMode::Append).is_err());
+        assert!(
+            f.fs.open_write(&vp("/fifo"), StoreMode::Append, None)
+                .is_err()
+        );
     }
 
     #[test]
@@ -1389,7 +1414,7 @@ mod tests {
     fn replace_interrupted_keeps_the_old_file() {
         let f = fixture();
         let mut up =
-            f.fs.open_write(&vp("/file.txt"), StoreMode::Replace)
+            f.fs.open_write(&vp("/file.txt"), StoreMode::Replace, None)
                 .unwrap();
         up.write_all(b"partial").unwrap();
         assert_eq!(leftovers(&f.root).len(), 1);
@@ -1398,7 +1423,7 @@ mod tests {
         assert_eq!(read_all(&f.fs, "/file.txt").unwrap(), b"0123456789");
         assert!(leftovers(&f.root).is_empty());
         let mut up =
-            f.fs.open_write(&vp("/file.txt"), StoreMode::Replace)
+            f.fs.open_write(&vp("/file.txt"), StoreMode::Replace, None)
                 .unwrap();
         up.write_all(b"partial").unwrap();
         up.abort();
@@ -1429,7 +1454,9 @@ mod tests {
             .map(|i| {
                 let fs = Arc::clone(&fs);
                 std::thread::spawn(move || {
-                    let mut up = fs.open_write(&vp("/race.bin"), StoreMode::Replace).unwrap();
+                    let mut up = fs
+                        .open_write(&vp("/race.bin"), StoreMode::Replace, None)
+                        .unwrap();
                     for _ in 0..64 {
                         up.write_all(&[i; 1024]).unwrap();
                     }
@@ -1467,7 +1494,9 @@ mod tests {
         assert!(a.starts_with("ftp-upload-"));
         assert_eq!(read_all(&f.fs, &format!("/sub/{a}")).unwrap(), b"one");
         assert_eq!(read_all(&f.fs, &format!("/sub/{b}")).unwrap(), b"two");
-        let mut up = f.fs.open_write(&vp("/sub"), StoreMode::Unique).unwrap();
+        let mut up =
+            f.fs.open_write(&vp("/sub"), StoreMode::Unique, None)
+                .unwrap();
         let name = up.name().to_owned();
         up.write_all(b"x").unwrap();
         drop(up);

@@ -232,11 +232,19 @@ pub trait Storage: Send + Sync + fmt::Debug {
     }
 
     /// Opens an upload to `path` (for [`StoreMode::Unique`], `path` is the
-    /// directory to create a new file in).
-    fn open_write(&self, path: &VirtualPath, mode: StoreMode) -> Result<Upload, FsError>;
+    /// directory to create a new file in). A new file gets the mode
+    /// `0o666 & !umask` where the storage has modes (`None`: the
+    /// storage's default umask).
+    fn open_write(
+        &self,
+        path: &VirtualPath,
+        mode: StoreMode,
+        umask: Option<u32>,
+    ) -> Result<Upload, FsError>;
 
-    /// Creates the directory `path`.
-    fn make_dir(&self, path: &VirtualPath) -> Result<(), FsError>;
+    /// Creates the directory `path`, with the mode `0o777 & !umask` where
+    /// the storage has modes (`None`: the storage's default umask).
+    fn make_dir(&self, path: &VirtualPath, umask: Option<u32>) -> Result<(), FsError>;
 
     /// Removes the empty directory `path`.
     fn remove_dir(&self, path: &VirtualPath) -> Result<(), FsError>;
@@ -254,6 +262,14 @@ pub trait Storage: Send + Sync + fmt::Debug {
 
     /// Sets the modification time of `path`.
     fn set_modified(&self, path: &VirtualPath, time: UnixTime) -> Result<(), FsError>;
+
+    /// The bytes an upload into the directory `path` could take (`AVBL`):
+    /// the file system's space available to unprivileged users. A store
+    /// with no such figure answers [`FsError::Other`].
+    fn available(&self, path: &VirtualPath) -> Result<u64, FsError> {
+        let _ = path;
+        Err(FsError::Other)
+    }
 
     /// A storage rooted at the directory `path` (for per-user homes): its
     /// `/` is `path`, and nothing above it can be reached through it.
@@ -563,7 +579,7 @@ pub fn io_error_from_fs(err: FsError) -> io::Error {
         FsError::NotEmpty => io::ErrorKind::DirectoryNotEmpty,
         FsError::NoSpace | FsError::QuotaExceeded => io::ErrorKind::StorageFull,
         FsError::InvalidName => io::ErrorKind::InvalidInput,
-        FsError::Other => io::ErrorKind::Other,
+        FsError::TooManyMatches | FsError::Other => io::ErrorKind::Other,
     };
     io::Error::new(kind, FsErrorInIo(err))
 }

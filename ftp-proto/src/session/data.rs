@@ -212,6 +212,10 @@ impl Session {
     }
 
     fn start_transfer(&mut self, op: TransferOp, what: Payload) {
+        // A download or listing uses up an `ALLO` too, and a transfer
+        // ends a `RANG` meant for `HASH`.
+        self.allocated = None;
+        self.hash_range = None;
         if self.transfer_needs_tls() {
             // The data channel stays prepared: PROT P and a retry may follow.
             return self.reply(521, "Data connections must be encrypted.");
@@ -251,6 +255,8 @@ impl Session {
     }
 
     pub(super) fn store_command(&mut self, arg: &str, kind: StoreKind) {
+        // What `ALLO` announced is for this command only, whatever comes of it.
+        let size = self.allocated.take();
         if !self.may_write() {
             return self.reply(550, "Permission denied.");
         }
@@ -279,11 +285,33 @@ impl Session {
             incoming: true,
             ascii: self.transfer_type == TransferType::Ascii,
         };
-        self.start_transfer(TransferOp::Store { path, mode }, what);
+        let umask = self.umask;
+        self.start_transfer(
+            TransferOp::Store {
+                path,
+                mode,
+                size,
+                umask,
+            },
+            what,
+        );
     }
 
     pub(super) fn list_command(&mut self, args: ListArgs, kind: ListKind) {
-        let Some(path) = self.resolve(args.path.as_deref().unwrap_or("")) else {
+        let arg = args.path.as_deref().unwrap_or("");
+        // `NLST dir/*.txt`: list `dir`, keeping the names that match.
+        let (dir, glob) = match crate::glob::split_pattern(arg) {
+            Some((dir, pattern)) => (
+                dir,
+                Some(alloc::boxed::Box::new(crate::glob::Glob {
+                    pattern: String::from(pattern),
+                    prefix: String::from(dir),
+                    max_matches: self.config.max_glob_matches,
+                })),
+            ),
+            None => (arg, None),
+        };
+        let Some(path) = self.resolve(dir) else {
             return self.reply(553, "File name not allowed.");
         };
         let style = match kind {
@@ -296,6 +324,7 @@ impl Session {
             style,
             show_hidden: args.all || matches!(kind, ListKind::Mlsd),
             writable: self.may_write(),
+            glob,
         };
         self.start_transfer(TransferOp::List { path, format }, Payload::Listing);
     }
@@ -327,6 +356,17 @@ impl Session {
             AbortReason::ConnectTimeout
         };
         self.abort_transfer(reason);
+    }
+
+    /// `ABOR` while a transfer runs or a digest is computed.
+    pub(super) fn abort_running(&mut self) {
+        if let State::Hashing(_) = &self.state {
+            if let State::Hashing(h) = core::mem::replace(&mut self.state, State::Ready) {
+                self.cancel_hash(&h, true);
+            }
+            return;
+        }
+        self.abort_transfer(AbortReason::Client);
     }
 
     /// Aborts the running transfer; the answer comes with its last event.
@@ -448,6 +488,13 @@ impl Session {
             }
             (None, TransferError::Fs(FsError::QuotaExceeded)) => {
                 self.reply(552, "Exceeded storage allocation.")
+            }
+            (None, TransferError::Fs(FsError::TooManyMatches)) => {
+                let text = format!(
+                    "Too many names match the pattern (more than {}); narrow it.",
+                    self.config.max_glob_matches
+                );
+                self.reply(550, &text)
             }
             (None, TransferError::Fs(e)) if !t.ready => {
                 let incoming = matches!(t.what, Payload::File { incoming: true, .. });

@@ -29,6 +29,10 @@ pub(super) enum FsOp {
     Change(Change),
     /// `ReadDir` for `STAT path`.
     StatList(VirtualPath, ListFormat),
+    /// `Available` for `AVBL`.
+    Avbl,
+    /// `Stat` of the file a digest is asked for.
+    HashStat(super::hash::HashRequest),
 }
 
 /// What a `Stat` result is for.
@@ -86,6 +90,7 @@ pub(super) fn fs_reason(error: FsError) -> &'static str {
         FsError::NoSpace => "No space left on device.",
         FsError::QuotaExceeded => "Disk quota exceeded.",
         FsError::InvalidName => "Invalid file name.",
+        FsError::TooManyMatches => "Too many names match the pattern.",
         FsError::Other => "Local error.",
     }
 }
@@ -127,7 +132,14 @@ impl Session {
         let Some(path) = self.path_or_reply(arg) else {
             return;
         };
-        self.await_fs(Intent::MakeDir { path: path.clone() }, FsOp::Mkd(path));
+        let umask = self.umask;
+        self.await_fs(
+            Intent::MakeDir {
+                path: path.clone(),
+                umask,
+            },
+            FsOp::Mkd(path),
+        );
     }
 
     pub(super) fn simple_write(&mut self, arg: &str, op: Change) {
@@ -180,6 +192,14 @@ impl Session {
         self.await_fs(Intent::Stat { path: path.clone() }, FsOp::Stat(path, what));
     }
 
+    /// `AVBL [path]`: the bytes an upload may still take there.
+    pub(super) fn available_command(&mut self, arg: &str) {
+        let Some(path) = self.path_or_reply(arg) else {
+            return;
+        };
+        self.await_fs(Intent::Available { path }, FsOp::Avbl);
+    }
+
     pub(super) fn chmod_command(&mut self, mode: u32, arg: &str) {
         if !self.config.storage.set_permissions {
             return self.reply(502, "SITE CHMOD is not supported by this storage.");
@@ -196,6 +216,7 @@ impl Session {
             style: ListStyle::Long,
             show_hidden: args.all,
             writable: self.may_write(),
+            glob: None,
         };
         let limit = self.config.max_stat_entries;
         self.await_fs(
@@ -252,6 +273,12 @@ impl Session {
                 self.stat_list_answer(&path, &format, &entries, now)
             }
             (FsOp::StatList(_, _), Completion::Entries(Err(e), _)) => self.reply(550, fs_reason(e)),
+            (FsOp::HashStat(request), Completion::Stat(meta)) => self.hash_stat(request, meta),
+            (FsOp::Avbl, Completion::Available(Ok(bytes))) => self.reply(213, &format!("{bytes}")),
+            (FsOp::Avbl, Completion::Available(Err(e))) => {
+                let text = format!("Could not get available space: {}", fs_reason(e));
+                self.reply(550, &text)
+            }
             // A completion of the wrong kind: a runtime bug, never a hang.
             _ => self.reply(451, "Requested action aborted: local error in processing."),
         }

@@ -13,11 +13,12 @@ use crate::reply::Reply;
 
 /// Every verb the server implements, for HELP.
 const VERBS: &[&str] = &[
-    "ABOR", "ACCT", "ALLO", "APPE", "AUTH", "CCC", "CDUP", "CLNT", "CWD", "DELE", "EPRT", "EPSV",
-    "FEAT", "HELP", "HOST", "LIST", "MDTM", "MFMT", "MKD", "MLSD", "MLST", "MODE", "NLST", "NOOP",
-    "OPTS", "PASS", "PASV", "PBSZ", "PORT", "PROT", "PWD", "QUIT", "REIN", "REST", "RETR", "RMD",
-    "RNFR", "RNTO", "SITE", "SIZE", "STAT", "STOR", "STOU", "STRU", "SYST", "TYPE", "USER", "XCUP",
-    "XCWD", "XMKD", "XPWD", "XRMD",
+    "ABOR", "ACCT", "ALLO", "APPE", "AUTH", "AVBL", "CCC", "CDUP", "CLNT", "CWD", "DELE", "EPRT",
+    "EPSV", "FEAT", "HASH", "HELP", "HOST", "LIST", "MDTM", "MFMT", "MKD", "MLSD", "MLST", "MODE",
+    "NLST", "NOOP", "OPTS", "PASS", "PASV", "PBSZ", "PORT", "PROT", "PWD", "QUIT", "RANG", "REIN",
+    "REST", "RETR", "RMD", "RNFR", "RNTO", "SITE", "SIZE", "STAT", "STOR", "STOU", "STRU", "SYST",
+    "TYPE", "USER", "XCRC", "XCUP", "XCWD", "XMD5", "XMKD", "XPWD", "XRMD", "XSHA1", "XSHA256",
+    "XSHA512",
 ];
 
 impl Session {
@@ -28,6 +29,7 @@ impl Session {
         let tls = self.config.tls.available;
         let caps = self.config.storage;
         let mut lines = vec![
+            String::from("AVBL"),
             String::from("CLNT"),
             String::from("EPRT"),
             String::from("EPSV"),
@@ -43,6 +45,26 @@ impl Session {
         ];
         if !caps.set_modified {
             lines.retain(|l| l != "MFMT");
+        }
+        if self.config.hash_max_size.is_some() {
+            let mut hash = String::from("HASH ");
+            for (i, algorithm) in crate::HashAlgorithm::ALL.into_iter().enumerate() {
+                if i > 0 {
+                    hash.push(';');
+                }
+                hash.push_str(algorithm.name());
+                if algorithm == self.hash_algorithm {
+                    hash.push('*');
+                }
+            }
+            lines.push(hash);
+            lines.push(String::from("RANG STREAM"));
+            lines.push(String::from("XCRC"));
+            lines.push(String::from("XMD5"));
+            lines.push(String::from("XSHA1"));
+            lines.push(String::from("XSHA256"));
+            lines.push(String::from("XSHA512"));
+            lines.sort_unstable();
         }
         if !caps.resume_upload {
             lines.retain(|l| l != "REST STREAM");
@@ -103,6 +125,7 @@ impl Session {
                 self.mlst_facts.write_names(&mut text);
                 self.reply(200, &text);
             }
+            Opts::Hash(name) => self.hash_option(name),
             Opts::Other(_) => self.reply(501, "Option not understood."),
         }
     }
@@ -124,10 +147,17 @@ impl Session {
             }
             Site::Chmod { mode, path } => self.chmod_command(mode, &path),
             Site::Umask(None) => {
-                let text = format!("Your current UMASK is {:03o}", self.config.umask);
+                let text = format!("Your current UMASK is {:03o}", self.umask);
                 self.reply(200, &text);
             }
-            Site::Umask(Some(_)) => self.reply(550, "SITE UMASK cannot be changed on this server."),
+            Site::Umask(Some(_)) if !self.config.storage.set_permissions => {
+                self.reply(550, "SITE UMASK is not supported by this storage.")
+            }
+            Site::Umask(Some(mask)) => {
+                self.umask = mask & 0o777;
+                let text = format!("UMASK set to {:03o}", self.umask);
+                self.reply(200, &text);
+            }
             Site::Idle(None) => {
                 let text = match self.idle_timeout {
                     Some(idle) => format!(

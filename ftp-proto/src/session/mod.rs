@@ -9,6 +9,7 @@
 
 mod data;
 mod files;
+mod hash;
 mod info;
 mod login;
 mod timer;
@@ -74,6 +75,15 @@ pub struct Session {
     cwd: VirtualPath,
     transfer_type: TransferType,
     rest: Option<u64>,
+    /// The mask of new files and folders (`SITE UMASK`).
+    umask: u32,
+    /// The digest `HASH` computes (`OPTS HASH`).
+    hash_algorithm: crate::HashAlgorithm,
+    /// The byte range of the next `HASH` (`RANG`): first and last byte.
+    hash_range: Option<(u64, u64)>,
+    /// The size `ALLO` announced, for the next transfer if it is an
+    /// upload (PASV, TYPE, REST and the like may come between).
+    allocated: Option<u64>,
     rename_from: Option<VirtualPath>,
     data: DataChannel,
     /// What TLS protects: the control connection, data connections.
@@ -119,6 +129,9 @@ enum State {
     Fs { id: IntentId, op: FsOp },
     /// A transfer runs; only ABOR and STAT are handled meanwhile.
     Transfer(TransferState),
+    /// A digest is computed (`HASH`); as for a transfer, only ABOR and
+    /// STAT are handled meanwhile.
+    Hashing(hash::Hashing),
     /// Waiting for the runtime to switch the control connection to TLS
     /// (`protect`, after `AUTH`) or back to clear (after `CCC`).
     SwitchingTls { id: IntentId, protect: bool },
@@ -163,6 +176,10 @@ impl Session {
             cwd: VirtualPath::root(),
             transfer_type: TransferType::Ascii,
             rest: None,
+            allocated: None,
+            hash_algorithm: crate::HashAlgorithm::Sha256,
+            hash_range: None,
+            umask: 0,
             rename_from: None,
             data: DataChannel::None,
             protection: Protection::default(),
@@ -173,6 +190,7 @@ impl Session {
         };
         let greeting = session.config.greeting.clone();
         session.reply(220, &greeting);
+        session.umask = session.config.umask;
         session
     }
 
@@ -244,6 +262,7 @@ impl Session {
             }
             State::Fs { id: want, op } if want == id => self.fs_completed(op, completion),
             State::Transfer(t) if t.id == id => self.transfer_event(t, completion),
+            State::Hashing(h) if h.id == id => self.hash_completed(h, completion),
             State::SwitchingTls { id: want, protect } if want == id => {
                 self.tls_switched(protect, completion)
             }
@@ -353,7 +372,7 @@ impl Session {
     }
 
     fn idle_deadline(&self) -> Option<Instant> {
-        if matches!(self.state, State::Transfer(_)) {
+        if matches!(self.state, State::Transfer(_) | State::Hashing(_)) {
             return None;
         }
         self.idle_timeout.map(|d| self.last_activity + d)
@@ -367,7 +386,7 @@ impl Session {
             }
             let in_transfer = match self.state {
                 State::Ready => false,
-                State::Transfer(_) => true,
+                State::Transfer(_) | State::Hashing(_) => true,
                 _ => return,
             };
             let from_queue = !in_transfer && !self.deferred.is_empty();
@@ -417,7 +436,7 @@ impl Session {
             self.last_activity = self.now;
             if in_transfer {
                 match parsed {
-                    Ok(Command::Abor) => self.abort_transfer(data::AbortReason::Client),
+                    Ok(Command::Abor) => self.abort_running(),
                     Ok(Command::Stat(None)) => self.server_status(),
                     other => self.deferred.push_back(Deferred::Command(other)),
                 }
@@ -432,6 +451,7 @@ impl Session {
 
     fn parse_error(&mut self, error: ParseError) {
         self.rest = None;
+        self.allocated = None;
         self.rename_from = None;
         self.reply(error.reply_code(), error.reply_text());
     }
@@ -496,7 +516,22 @@ impl Session {
             Command::Stou(arg) => {
                 self.store_command(arg.as_deref().unwrap_or(""), data::StoreKind::Stou)
             }
-            Command::Allo => self.reply(202, "ALLO command ignored."),
+            Command::Allo(None) => self.reply(202, "ALLO command ignored."),
+            Command::Allo(Some(size)) => {
+                self.allocated = Some(size);
+                self.reply(200, "ALLO command successful.")
+            }
+            Command::Avbl(path) => self.available_command(path.as_deref().unwrap_or("")),
+            Command::Hash(arg) => {
+                let range = self.hash_range.take();
+                self.hash_command(arg, range)
+            }
+            Command::Rang(start, last) => self.range_command(start, last),
+            Command::XHash {
+                algorithm,
+                path,
+                range,
+            } => self.legacy_hash_command(algorithm, path, range),
             Command::Rest(offset) => {
                 self.rest = Some(offset);
                 let text = alloc::format!("Restart position accepted ({offset}).");
@@ -559,6 +594,10 @@ impl Session {
         };
         self.cwd = VirtualPath::root();
         self.transfer_type = TransferType::Ascii;
+        self.allocated = None;
+        self.hash_range = None;
+        self.hash_algorithm = crate::HashAlgorithm::Sha256;
+        self.umask = self.config.umask;
         self.epsv_all = false;
         self.mlst_facts = Facts::DEFAULT;
         self.idle_timeout = self.config.idle_timeout;
@@ -624,11 +663,13 @@ impl Session {
     /// are still written).
     fn close_quietly(&mut self) {
         // A transfer already being aborted was asked to stop once.
-        if let State::Transfer(t) = &self.state {
-            if t.abort.is_none() {
+        match core::mem::replace(&mut self.state, State::Ready) {
+            State::Transfer(t) if t.abort.is_none() => {
                 let transfer = t.id;
                 self.intent(Intent::AbortTransfer { transfer });
             }
+            State::Hashing(h) => self.cancel_hash(&h, false),
+            _ => {}
         }
         self.drop_data_channel();
         self.state = State::Closed;

@@ -445,7 +445,13 @@ impl Storage for S3Storage {
         Ok(ReadFile::from_object(Box::new(S3Read { size, reader })))
     }
 
-    fn open_write(&self, path: &VirtualPath, mode: StoreMode) -> Result<Upload, FsError> {
+    /// Objects have no modes: `umask` does not apply.
+    fn open_write(
+        &self,
+        path: &VirtualPath,
+        mode: StoreMode,
+        _umask: Option<u32>,
+    ) -> Result<Upload, FsError> {
         match mode {
             StoreMode::Replace => {
                 if path.is_root() || self.is_dir(path)? {
@@ -475,7 +481,7 @@ impl Storage for S3Storage {
         }
     }
 
-    fn make_dir(&self, path: &VirtualPath) -> Result<(), FsError> {
+    fn make_dir(&self, path: &VirtualPath, _umask: Option<u32>) -> Result<(), FsError> {
         if path.is_root() || self.head(&self.key(path))?.is_some() || self.is_dir(path)? {
             return Err(FsError::AlreadyExists);
         }
@@ -536,7 +542,7 @@ impl Storage for S3Storage {
         match self.dir_probe(&from_dir, 1)? {
             None => Err(FsError::NotFound),
             Some(0) => {
-                self.make_dir(to)?;
+                self.make_dir(to, None)?;
                 self.shared.blocking.delete(&from_dir).map_err(map_err)
             }
             Some(_) => Err(FsError::NotEmpty),
