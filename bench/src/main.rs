@@ -47,7 +47,9 @@ macro_rules! run {
 pub struct Args {
     /// Servers to compare: ftp-mio, ftp-smol (each with 1 thread and one
     /// per core; or ftp-mio/N for N threads; a `+metrics` suffix starts it
-    /// with --metrics), vsftpd, pure-ftpd, pyftpdlib.
+    /// with --metrics, a `+rate` suffix with --download-rate and
+    /// --upload-rate at 100 GB/s, configured but never reached), vsftpd,
+    /// pure-ftpd, pyftpdlib.
     #[arg(
         long,
         value_delimiter = ',',
@@ -311,11 +313,22 @@ fn main() -> ExitCode {
     // Server list.
     let mut specs = Vec::new();
     for name in &args.servers {
-        let (name, metrics) = match name.strip_suffix("+metrics") {
-            Some(base) => (base, true),
-            None => (name.as_str(), false),
-        };
-        let plus = if metrics { "+metrics" } else { "" };
+        // Suffixes, in any order: +metrics, +rate.
+        let (mut name, mut metrics, mut rate) = (name.as_str(), false, false);
+        loop {
+            if let Some(base) = name.strip_suffix("+metrics") {
+                (name, metrics) = (base, true);
+            } else if let Some(base) = name.strip_suffix("+rate") {
+                (name, rate) = (base, true);
+            } else {
+                break;
+            }
+        }
+        let plus = format!(
+            "{}{}",
+            if metrics { "+metrics" } else { "" },
+            if rate { "+rate" } else { "" }
+        );
         let (base, threads) = match name.split_once('/') {
             Some((b, t)) => (b, t.parse().ok()),
             None => (name, None),
@@ -345,6 +358,7 @@ fn main() -> ExitCode {
                         threads: t,
                         pasv,
                         metrics,
+                        rate,
                     });
                 }
             }
@@ -356,6 +370,7 @@ fn main() -> ExitCode {
                     threads: 0,
                     pasv,
                     metrics: false,
+                    rate: false,
                 });
             }
         }
@@ -384,6 +399,7 @@ fn main() -> ExitCode {
             threads: 1,
             pasv: Pasv::Range,
             metrics: false,
+            rate: false,
         };
         runnable.push((spec, results.len()));
         results.push(Result1 {

@@ -71,7 +71,16 @@ pub struct Spec {
     /// Started with `--metrics` (ours only; `ftp-mio/1+metrics`): what
     /// counting for `/metrics` costs.
     pub metrics: bool,
+    /// Started with `--download-rate` and `--upload-rate` at
+    /// [`UNREACHED_RATE`] (ours only; `ftp-mio/1+rate`): what a
+    /// bandwidth limit that is configured but never reached costs.
+    pub rate: bool,
 }
+
+/// The rate `+rate` servers get, in bytes per second: 100 GB/s, which
+/// loopback never reaches, so every transfer is throttled but never
+/// waits.
+pub const UNREACHED_RATE: u64 = 100_000_000_000;
 
 /// Programs, found once.
 #[derive(Clone, Debug, Default)]
@@ -241,6 +250,12 @@ impl Server {
                 if spec.metrics {
                     args.push("--metrics".into());
                     args.push("127.0.0.1:0".into());
+                }
+                if spec.rate {
+                    for flag in ["--download-rate", "--upload-rate"] {
+                        args.push(flag.into());
+                        args.push(UNREACHED_RATE.to_string());
+                    }
                 }
                 if crate::proxy_header::enabled() {
                     // Every loopback source: the scale figure connects

@@ -146,6 +146,14 @@ pub struct ServerConfig {
     /// How long running sessions may go on after a shutdown signal
     /// (`--shutdown-grace SEC`, default 10 s).
     pub shutdown_grace: Duration,
+    /// Bytes per second each download may go at (`--download-rate`; 0 =
+    /// unlimited, the default), for every session whose account sets no
+    /// `download_rate` (see [`crate::rate`]).
+    pub download_rate: u64,
+    /// Bytes per second each upload may go at (`--upload-rate`; 0 =
+    /// unlimited, the default), for every session whose account sets no
+    /// `upload_rate`.
+    pub upload_rate: u64,
     /// `-a USER`: the system account anonymous sessions are mapped to. Its
     /// presence also enables anonymous login when a users file or the
     /// system's accounts are used.
@@ -487,6 +495,14 @@ struct Args {
     /// Seconds the --auth-program may run before the login is refused [default: 10]
     #[arg(long, value_name = "SEC")]
     auth_timeout: Option<u64>,
+
+    /// Bytes per second each download may go at, 0 = unlimited; a users-file account's download_rate overrides it [default: 0]
+    #[arg(long, value_name = "BYTES")]
+    download_rate: Option<u64>,
+
+    /// Bytes per second each upload may go at, 0 = unlimited; a users-file account's upload_rate overrides it [default: 0]
+    #[arg(long, value_name = "BYTES")]
+    upload_rate: Option<u64>,
 
     #[command(flatten)]
     tls: crate::tls::TlsArgs,
@@ -1151,6 +1167,8 @@ fn build(args: Args, file: FileConfig) -> Result<ServerConfig, ConfigError> {
                 .or(file.shutdown_grace)
                 .unwrap_or(DEFAULT_SHUTDOWN_GRACE),
         ),
+        download_rate: args.download_rate.or(file.download_rate).unwrap_or(0),
+        upload_rate: args.upload_rate.or(file.upload_rate).unwrap_or(0),
         anonymous_user,
         system_users,
         pam,
@@ -1441,6 +1459,7 @@ mod tests {
         assert_eq!((c.verbosity, c.syslog), (0, false));
         assert_eq!(c.xferlog, None);
         assert_eq!(c.shutdown_grace, Duration::from_secs(10));
+        assert_eq!((c.download_rate, c.upload_rate), (0, 0), "unlimited");
         assert_eq!(c.anonymous_user, None);
         let e = &c.engine;
         assert!(e.anonymous && !e.no_login && !e.anonymous_write);
@@ -1499,6 +1518,10 @@ mod tests {
             "0",
             "--login-timeout",
             "7",
+            "--download-rate",
+            "1000",
+            "--upload-rate",
+            "2000",
             dir.s(),
         ])
         .unwrap();
@@ -1519,6 +1542,7 @@ mod tests {
         assert_eq!(c.engine.login_fail_delay, Duration::from_millis(250));
         assert_eq!(c.engine.max_login_attempts, 7);
         assert_eq!(c.shutdown_grace, Duration::ZERO);
+        assert_eq!((c.download_rate, c.upload_rate), (1000, 2000));
         assert_eq!(c.warnings().len(), 1, "{:?}", c.warnings());
         let c = serve(&["--pasv-ports", "1000-1010", dir.s()]).unwrap();
         assert_eq!(
@@ -1945,7 +1969,8 @@ mod tests {
         std::fs::write(
             &conf,
             "root = \"pub\"\nlisten = [\"127.0.0.1:2100\"]\nwrite = true\nidle_timeout = 30\n\
-             max_per_ip = 3\nmax_per_ip_message = \"Busy.\"\nverbose = 1\nthreads = 2\n",
+             max_per_ip = 3\nmax_per_ip_message = \"Busy.\"\nverbose = 1\nthreads = 2\n\
+             download_rate = 5000\nupload_rate = 6000\n",
         )
         .unwrap();
         let cf = conf.to_str().unwrap();
@@ -1956,9 +1981,12 @@ mod tests {
         assert_eq!(c.engine.idle_timeout, Some(Duration::from_secs(30)));
         assert_eq!(c.max_per_ip, Some((3, "Busy.".into())));
         assert_eq!((c.verbosity, c.threads), (1, 2));
+        assert_eq!((c.download_rate, c.upload_rate), (5000, 6000));
         let c = serve(&[
             "--config",
             cf,
+            "--download-rate",
+            "0",
             "-t",
             "0",
             "-l",
@@ -1974,6 +2002,7 @@ mod tests {
         assert_eq!(c.engine.idle_timeout, None);
         assert_eq!(c.max_per_ip, Some((9, "Busy.".into())), "file message kept");
         assert_eq!(c.verbosity, 2);
+        assert_eq!((c.download_rate, c.upload_rate), (0, 6000), "0 = unlimited");
         // A message without a limit applies to the default limit; the
         // login deadline comes from the file unless a flag replaces it.
         std::fs::write(&conf, "max_per_ip_message = \"Busy.\"\nlogin_timeout = 5\n").unwrap();

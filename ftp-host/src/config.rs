@@ -41,6 +41,8 @@
 //! hash_max_size = 4294967296         # HASH/XCRC/... at most this many bytes
 //! no_hash = false                   # true: HASH and XCRC/... answer 502
 //! shutdown_grace = 10               # seconds
+//! download_rate = 0                 # bytes/s per download, 0 = unlimited
+//! upload_rate = 0                   # bytes/s per upload, 0 = unlimited
 //! hook_timeout = 30                 # seconds a hook may run
 //! auth_program = "/usr/local/libexec/ftp-auth"   # --auth-program
 //! auth_timeout = 10                 # seconds it may run
@@ -485,6 +487,11 @@ pub struct FileConfig {
     /// Seconds running sessions get to finish at shutdown
     /// (`--shutdown-grace`).
     pub shutdown_grace: Option<u64>,
+    /// Bytes per second of each download, 0 = unlimited
+    /// (`--download-rate`).
+    pub download_rate: Option<u64>,
+    /// Bytes per second of each upload, 0 = unlimited (`--upload-rate`).
+    pub upload_rate: Option<u64>,
     /// FTPS settings, the `[tls]` table (see [`crate::tls::TlsFile`]).
     pub tls: Option<crate::tls::TlsFile>,
     /// Event hooks, the `[hooks]` table: event name to `PROGRAM [ARG...]`
@@ -681,6 +688,8 @@ allow_foreign_port = true
 login_fail_delay = 250
 max_login_attempts = 5
 shutdown_grace = 3
+download_rate = 1048576
+upload_rate = 0
 "#;
         let c = FileConfig::parse(text).expect("valid config");
         assert_eq!(c.root, Some(PathBuf::from("srv")));
@@ -715,6 +724,7 @@ shutdown_grace = 3
         assert_eq!(c.login_fail_delay, Some(250));
         assert_eq!(c.max_login_attempts, Some(5));
         assert_eq!(c.shutdown_grace, Some(3));
+        assert_eq!((c.download_rate, c.upload_rate), (Some(1 << 20), Some(0)));
     }
 
     #[test]

@@ -40,6 +40,7 @@ pub mod policy;
 pub mod program;
 pub mod proxy;
 pub mod quota;
+pub mod rate;
 pub mod server;
 mod splice;
 pub mod storage;

@@ -32,6 +32,7 @@ use crate::passive::PassivePorts;
 use crate::pasv_address::{EngineConfig, RESOLVE_EVERY, spawn_resolver};
 use crate::policy::UserPolicy;
 use crate::quota::{Quota, Usage, Usages};
+use crate::rate::RateLimit;
 use crate::storage::{LocalFs, OpenRootError, Storage};
 use crate::system::{Account, Refusal, SystemUsers};
 use crate::tls::TlsContext;
@@ -113,7 +114,11 @@ impl Server {
             accounts: RwLock::new(Arc::new(Accounts::of(&config))),
             next_session: std::sync::atomic::AtomicU64::new(1),
             assumed: Mutex::new(None),
-            default_policy: Arc::new(UserPolicy::default()),
+            default_policy: Arc::new(UserPolicy {
+                download_rate: Some(config.download_rate),
+                upload_rate: Some(config.upload_rate),
+                ..UserPolicy::default()
+            }),
             hooks: (!config.hooks.is_empty()).then(|| Arc::new(Hooks::new(config.hooks.clone()))),
             defender: config.ban.clone().map(Defender::new),
             usages: Usages::default(),
@@ -470,6 +475,10 @@ pub enum Action {
         data: DataEndpoint,
         /// `PROT P`: TLS on the data connection ([`SessionHost::data_tls`]).
         tls: bool,
+        /// The transfer's bandwidth limit ([`SessionHost::transfer_rate`]):
+        /// move at most its allowance, then wait for its `ready_at`.
+        /// `None`: unlimited.
+        rate: Option<RateLimit>,
     },
     /// Bind a passive listener that takes connections from `peer` only;
     /// answer with [`Completion::PassiveReady`].
@@ -1019,6 +1028,22 @@ impl SessionHost {
         &self.policy
     }
 
+    /// The bandwidth limit of a transfer that starts `now` (`incoming`: an
+    /// upload; downloads and listings are outgoing): the account's
+    /// `download_rate` or `upload_rate`, else the server's default
+    /// (`--download-rate`, `--upload-rate`); `None` when unlimited. Each
+    /// transfer has a bucket of its own. The one place a transfer's rate
+    /// is decided, for both runtimes.
+    pub fn transfer_rate(&self, incoming: bool, now: StdInstant) -> Option<RateLimit> {
+        let config = &self.server.config;
+        let rate = if incoming {
+            self.policy.upload_rate_or(config.upload_rate)
+        } else {
+            self.policy.download_rate_or(config.download_rate)
+        };
+        RateLimit::new(rate, now)
+    }
+
     /// A TLS connection for the control connection, after `AUTH TLS`.
     pub fn control_tls(&self) -> Result<TlsConn, TlsError> {
         self.tls.as_ref().ok_or(TlsError::NotConfigured)?.control()
@@ -1055,7 +1080,10 @@ impl SessionHost {
                 server: self.server.clone(),
             },
             Intent::Transfer(t) => {
-                self.transfer = Some(StdInstant::now());
+                let now = StdInstant::now();
+                self.transfer = Some(now);
+                let incoming = matches!(t.op, TransferOp::Store { .. });
+                let rate = self.transfer_rate(incoming, now);
                 let pre = match &t.op {
                     TransferOp::Store { path, .. } => self.pre_hook(HookEvent::PreUpload, path),
                     _ => None,
@@ -1076,6 +1104,7 @@ impl SessionHost {
                     job,
                     data: t.data,
                     tls: t.tls,
+                    rate,
                 };
             }
             intent @ (Intent::Stat { .. }
@@ -1421,6 +1450,38 @@ mod tests {
             panic!("bad arguments {args:?}");
         };
         (Server::new(config).unwrap(), dir)
+    }
+
+    #[test]
+    fn a_transfer_gets_the_accounts_rate_else_the_servers() {
+        let (server, _dir) = server(&["--download-rate", "1000", "--upload-rate", "2000"]);
+        let me = SocketAddr::from(([127, 0, 0, 1], 21));
+        let (_session, mut host) = server.session(me, me);
+        let now = StdInstant::now();
+        let rate = |host: &SessionHost, incoming| {
+            host.transfer_rate(incoming, now).map(|r| r.per_second())
+        };
+        // Before a login, anonymous and system accounts: the defaults.
+        assert_eq!(
+            (rate(&host, false), rate(&host, true)),
+            (Some(1000), Some(2000))
+        );
+        // An account's own rate wins; 0 is unlimited; unset is the default.
+        host.policy = Arc::new(UserPolicy {
+            download_rate: Some(0),
+            upload_rate: None,
+            ..UserPolicy::default()
+        });
+        assert_eq!((rate(&host, false), rate(&host, true)), (None, Some(2000)));
+        host.policy = Arc::new(UserPolicy {
+            download_rate: Some(5),
+            ..UserPolicy::default()
+        });
+        assert_eq!(rate(&host, false), Some(5));
+        // Without the flags, nothing is limited.
+        let (server, _dir) = super::tests::server(&[]);
+        let (_session, host) = server.session(me, me);
+        assert_eq!((rate(&host, false), rate(&host, true)), (None, None));
     }
 
     #[test]

@@ -345,7 +345,12 @@ impl Conn {
         let now = cx.server.clock.now();
         match self.host.route(id, intent) {
             Action::Job(job) => self.submit(cx, job),
-            Action::Transfer { job, data, tls } => {
+            Action::Transfer {
+                job,
+                data,
+                tls,
+                rate,
+            } => {
                 if let Some(old) = self.transfer.take() {
                     log::warn!("{}: a transfer started before the last ended", self.peer);
                     self.release_transfer(cx, old);
@@ -360,7 +365,7 @@ impl Conn {
                         return;
                     }
                 };
-                self.transfer = Some(Box::new(DataTransfer::new(id, data, tls)));
+                self.transfer = Some(Box::new(DataTransfer::new(id, data, tls, rate)));
                 self.submit(cx, job);
             }
             Action::OpenPassive { peer } => {
@@ -535,14 +540,16 @@ impl Conn {
 
     fn arm_timer(&mut self, cx: &mut Ctx) {
         let at = match self.phase {
-            // A data connection's PROXY header may be due before the
-            // engine's deadline; the engine takes an early timeout calmly.
+            // A data connection's PROXY header, or a throttled transfer's
+            // next portion, may be due before the engine's deadline; the
+            // engine takes an early timeout calmly.
             Phase::Open => self
                 .session
                 .poll_timeout()
                 .map(|t| cx.server.clock.to_std(t))
                 .into_iter()
                 .chain(self.passives.iter().filter_map(Passive::header_deadline))
+                .chain(self.transfer.as_ref().and_then(|t| t.wake_at()))
                 .min(),
             Phase::Flushing { until } | Phase::Lingering { until } => Some(until),
             Phase::Closed => None,

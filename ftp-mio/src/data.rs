@@ -27,6 +27,13 @@
 //! the buffered path (`sendfile` cannot encrypt) and end with
 //! `close_notify` before our FIN.
 //!
+//! Bandwidth limits: a transfer with a [`RateLimit`] moves at most its
+//! allowance per step (a `sendfile`, a fill and a write, a read or a
+//! splice, each bounded by it); when the allowance runs out it stops (an
+//! upload stops reading, and TCP slows the client down) and asks for a
+//! wake-up ([`DataTransfer::wake_at`]), which the connection arms as its
+//! timer. An unlimited transfer has no bucket and never looks at the clock.
+//!
 //! Fairness: a transfer moves at most the `budget` its connection's drive
 //! gives it per turn; when the budget runs out before the socket would
 //! block, the event loop drives the connection again on its next turn
@@ -39,6 +46,7 @@ use std::os::fd::AsFd;
 use std::time::{Duration, Instant as StdInstant};
 
 use ftp_host::passive::{HeaderWaits, Taken, take_allowed};
+use ftp_host::rate::RateLimit;
 use ftp_host::server::{Server, TransferEnd};
 use ftp_host::storage::{Blocking, fs_error_from_io};
 use ftp_host::tls::{Handshake, TlsConn};
@@ -266,12 +274,21 @@ pub(crate) struct DataTransfer {
     source_done: bool,
     /// TLS on the data connection (`PROT P`).
     tls: Option<TlsConn>,
+    /// The bandwidth limit; `None`: unlimited.
+    rate: Option<RateLimit>,
+    /// When the limit lets the transfer go on, while it waits for that.
+    throttled: Option<StdInstant>,
 }
 
 impl DataTransfer {
     /// A transfer whose file is being opened; its data connection will be
-    /// TLS if `tls` is given.
-    pub(crate) fn new(id: IntentId, endpoint: DataEndpoint, tls: Option<TlsConn>) -> DataTransfer {
+    /// TLS if `tls` is given, and it goes no faster than `rate` allows.
+    pub(crate) fn new(
+        id: IntentId,
+        endpoint: DataEndpoint,
+        tls: Option<TlsConn>,
+        rate: Option<RateLimit>,
+    ) -> DataTransfer {
         DataTransfer {
             id,
             endpoint,
@@ -288,7 +305,15 @@ impl DataTransfer {
             sendfile: tls.is_none(),
             source_done: false,
             tls,
+            rate,
+            throttled: None,
         }
+    }
+
+    /// When to step the transfer again though no socket is ready: it
+    /// waits for its bandwidth limit.
+    pub(crate) fn wake_at(&self) -> Option<StdInstant> {
+        self.throttled
     }
 
     /// The bytes moved so far, when they should be reported to the engine
@@ -468,14 +493,50 @@ impl DataTransfer {
                     }
                 }
             }
-            Link::Open(_) => match (&self.end, &self.offload) {
-                (Some(TransferEnd::Send(_)), _) | (None, Some(Offload::Send(_))) => {
-                    self.pump_send(budget)
+            Link::Open(_) if self.rate.is_some() => self.pump_limited(budget),
+            Link::Open(_) => self.pump(budget),
+        }
+    }
+
+    /// Moves data on the open connection.
+    fn pump(&mut self, budget: &mut usize) -> Step {
+        match (&self.end, &self.offload) {
+            (Some(TransferEnd::Send(_)), _) | (None, Some(Offload::Send(_))) => {
+                self.pump_send(budget)
+            }
+            (Some(TransferEnd::Receive(_)), _) => self.pump_receive(budget),
+            (None, Some(Offload::Receive(_))) => self.pump_offloaded_receive(budget),
+            (None, None) => Step::Idle,
+        }
+    }
+
+    /// [`pump`](Self::pump) within the rate's allowance as well as the
+    /// turn's budget. When the allowance is spent first, the transfer
+    /// waits (idle) until [`wake_at`](Self::wake_at).
+    fn pump_limited(&mut self, budget: &mut usize) -> Step {
+        let now = StdInstant::now();
+        let allowed = self.rate.as_mut().map_or(0, |r| r.allowance(now));
+        // Called even with nothing allowed: an offloaded upload's commit
+        // may be waiting to be collected.
+        let mut within = allowed.min(*budget);
+        let before = self.bytes;
+        let step = self.pump(&mut within);
+        let moved = usize::try_from(self.bytes - before).unwrap_or(usize::MAX);
+        *budget = budget.saturating_sub(moved);
+        let Some(rate) = &mut self.rate else {
+            return step;
+        };
+        rate.consume(moved);
+        self.throttled = None;
+        match step {
+            Step::More if *budget > 0 => match rate.ready_at(now) {
+                Some(at) => {
+                    self.throttled = Some(at);
+                    Step::Idle
                 }
-                (Some(TransferEnd::Receive(_)), _) => self.pump_receive(budget),
-                (None, Some(Offload::Receive(_))) => self.pump_offloaded_receive(budget),
-                (None, None) => Step::Idle,
+                None => Step::More,
             },
+            other => other,
         }
     }
 
@@ -506,7 +567,8 @@ impl DataTransfer {
                 if !*writable {
                     return Step::Idle;
                 }
-                match write_to(stream, tls, &buf[*sent..]) {
+                let end = buf.len().min(*sent + *budget);
+                match write_to(stream, tls, &buf[*sent..end]) {
                     Ok(0) => return lost(io::ErrorKind::WriteZero.into()),
                     Ok(n) => {
                         *sent += n;
@@ -561,7 +623,7 @@ impl DataTransfer {
                 continue;
             }
             let filled = match (end.as_mut(), offload.as_mut()) {
-                (Some(TransferEnd::Send(source)), _) => source.fill(buf, CHUNK),
+                (Some(TransferEnd::Send(source)), _) => source.fill(buf, CHUNK.min(*budget)),
                 (None, Some(Offload::Send(filler))) => match filler.next(buf) {
                     Some(filled) => filled,
                     // The file thread's answer wakes the loop.

@@ -51,6 +51,7 @@ use ftp_host::control::ReadOutcome;
 use ftp_host::daemon::prepare_control_socket;
 use ftp_host::limits::ConnectionSlot;
 use ftp_host::passive::resource_error;
+use ftp_host::rate::RateLimit;
 use ftp_host::server::{
     Action, Job, JobAnswer, JobDone, Server, SessionHost, TlsSwitch, TransferEnd,
 };
@@ -152,7 +153,12 @@ enum TransferStage {
     /// TLS if `tls`). A passive listener stays in the session's table
     /// until the file is open: if it cannot be, the engine keeps the
     /// listener for the next transfer.
-    Opening { data: DataEndpoint, tls: bool },
+    Opening {
+        data: DataEndpoint,
+        tls: bool,
+        /// The transfer's bandwidth limit.
+        rate: Option<RateLimit>,
+    },
     /// Data moves in this task.
     Moving(Task<()>),
 }
@@ -368,8 +374,13 @@ impl Conn {
         let now = self.server.clock.now();
         match action {
             Action::Job(job) => self.submit(job),
-            Action::Transfer { job, data, tls } => {
-                self.transfer = Some((id, TransferStage::Opening { data, tls }));
+            Action::Transfer {
+                job,
+                data,
+                tls,
+                rate,
+            } => {
+                self.transfer = Some((id, TransferStage::Opening { data, tls, rate }));
                 self.submit(job);
             }
             Action::OpenPassive { peer } => {
@@ -510,7 +521,7 @@ impl Conn {
     fn start_transfer(&mut self, id: IntentId, ready: Completion, end: TransferEnd) {
         let ex = self.ex.upgrade();
         let endpoint = match (self.transfer.take(), ex) {
-            (Some((t, TransferStage::Opening { data, tls })), Some(ex)) if t == id => {
+            (Some((t, TransferStage::Opening { data, tls, rate })), Some(ex)) if t == id => {
                 // The transfer takes its listener now that its file is open.
                 let endpoint = match data {
                     DataEndpoint::Passive { listener } => {
@@ -518,7 +529,7 @@ impl Conn {
                     }
                     DataEndpoint::Active { addr } => Endpoint::Active(addr),
                 };
-                (endpoint, tls, ex)
+                (endpoint, tls, rate, ex)
             }
             (other, _) => {
                 self.transfer = other;
@@ -526,7 +537,8 @@ impl Conn {
                 return;
             }
         };
-        let (endpoint, tls, ex) = endpoint;
+        let (endpoint, tls, rate, ex) = endpoint;
+        let mut limit = data::Limit::new(rate);
         let now = self.server.clock.now();
         let tls = match tls.then(|| self.host.data_tls()).transpose() {
             Ok(tls) => tls,
@@ -541,7 +553,7 @@ impl Conn {
         };
         self.session.handle_completion(now, id, ready);
         let connected = Completion::Transfer(TransferEvent::Connected);
-        let task = match data::start_now(endpoint, tls.is_some(), end) {
+        let task = match data::start_now(endpoint, tls.is_some(), end, &mut limit) {
             Start::Done(event) => {
                 self.session.handle_completion(now, id, connected);
                 let event = Completion::Transfer(event);
@@ -553,10 +565,10 @@ impl Conn {
                 sent,
             } => {
                 self.session.handle_completion(now, id, connected);
-                ex.spawn(data::resume(id, socket, source, sent, self.sender()))
+                ex.spawn(data::resume(id, socket, source, sent, limit, self.sender()))
             }
             Start::Wait(endpoint, end) => {
-                ex.spawn(data::transfer(id, endpoint, tls, end, self.sender()))
+                ex.spawn(data::transfer(id, endpoint, tls, end, limit, self.sender()))
             }
         };
         self.transfer = Some((id, TransferStage::Moving(task)));

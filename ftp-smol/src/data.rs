@@ -59,6 +59,14 @@
 //! through the buffered path (`sendfile` cannot encrypt), and the end of
 //! the data is `close_notify` followed by our FIN.
 //!
+//! # Bandwidth limits
+//!
+//! A transfer with a [`RateLimit`] ([`Limit`]) waits on a timer until its
+//! bucket allows a portion, then moves at most that: one `sendfile` call,
+//! one write, one read, or one splice batch bounded by it. An upload that
+//! waits reads nothing, so TCP slows the client down. An unlimited
+//! transfer has no bucket and never looks at the clock.
+//!
 //! # Fairness
 //!
 //! A fast peer keeps a socket ready, so a transfer loop may never have to
@@ -74,6 +82,7 @@ use std::time::{Duration, Instant};
 
 use ftp_host::passive::{HeaderWaits, Taken, take_allowed};
 use ftp_host::proxy::{PARTIAL_RETRY, ProxySources};
+use ftp_host::rate::RateLimit;
 use ftp_host::server::TransferEnd;
 use ftp_host::storage::{Blocking, fs_error_from_io};
 use ftp_host::tls::{Handshake, TlsConn};
@@ -232,7 +241,9 @@ const SEND_NOW_CALLS: u32 = 4;
 /// sent with no task, no readiness registration and no message (the
 /// common case of a client fetching many small files). Anything else, or
 /// whatever is left when the socket is full, goes to a transfer task.
-pub fn start_now(endpoint: Endpoint, tls: bool, end: TransferEnd) -> Start {
+///
+/// A throttled download sends only what `limit` allows now.
+pub fn start_now(endpoint: Endpoint, tls: bool, end: TransferEnd, limit: &mut Limit) -> Start {
     let (mut passive, mut source) = match (endpoint, tls, end) {
         (Endpoint::Passive(Some(passive)), false, TransferEnd::Send(source))
             if source.blocking() == Blocking::Bounded =>
@@ -251,12 +262,19 @@ pub fn start_now(endpoint: Endpoint, tls: bool, end: TransferEnd) -> Start {
     }
     let mut sent = 0u64;
     for _ in 0..SEND_NOW_CALLS {
-        match source.sendfile_to(socket.as_fd(), SENDFILE_CHUNK) {
+        let max = limit.allowance_now(SENDFILE_CHUNK);
+        if max == 0 {
+            break;
+        }
+        match source.sendfile_to(socket.as_fd(), max) {
             Ok(Some(0)) => {
                 let _ = socket.shutdown(Shutdown::Write);
                 return Start::Done(TransferEvent::Finished { bytes: sent });
             }
-            Ok(Some(n)) => sent += n as u64,
+            Ok(Some(n)) => {
+                limit.consume(n);
+                sent += n as u64;
+            }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Ok(None) => break,
@@ -341,6 +359,7 @@ pub async fn transfer(
     endpoint: Endpoint,
     tls: Option<TlsConn>,
     end: TransferEnd,
+    limit: Limit,
     tx: Sender<Msg>,
 ) {
     let connected = match endpoint.connect().await {
@@ -366,8 +385,8 @@ pub async fn transfer(
             let _ = tx.send(Msg::Transfer(id, TransferEvent::Connected)).await;
             let progress = Progress::new(id, tx.clone());
             match end {
-                TransferEnd::Send(source) => send(stream, source, progress, 0).await,
-                TransferEnd::Receive(sink) => receive(stream, sink, progress).await,
+                TransferEnd::Send(source) => send(stream, source, progress, 0, limit).await,
+                TransferEnd::Receive(sink) => receive(stream, sink, progress, limit).await,
             }
         }
     };
@@ -377,12 +396,19 @@ pub async fn transfer(
 
 /// Runs the rest of download `id`, which [`start_now`] connected and
 /// began (without TLS), and reports its final event to the session.
-pub async fn resume(id: IntentId, socket: TcpStream, source: Source, sent: u64, tx: Sender<Msg>) {
+pub async fn resume(
+    id: IntentId,
+    socket: TcpStream,
+    source: Source,
+    sent: u64,
+    limit: Limit,
+    tx: Sender<Msg>,
+) {
     let event = match Async::new(socket) {
         Err(e) => lost(&e),
         Ok(socket) => {
             let stream = DataStream { socket, tls: None };
-            send(stream, source, Progress::new(id, tx.clone()), sent).await
+            send(stream, source, Progress::new(id, tx.clone()), sent, limit).await
         }
     };
     // The last step, as in `transfer`.
@@ -396,6 +422,7 @@ async fn send(
     source: Source,
     mut progress: Progress,
     sent: u64,
+    mut limit: Limit,
 ) -> TransferEvent {
     let mut bytes = sent;
     let may_stall = source.blocking().may_stall();
@@ -416,13 +443,15 @@ async fn send(
             let Some(source) = held.get_mut() else {
                 return TransferEvent::Failed(TransferError::Fs(FsError::Other));
             };
+            let max = limit.allowance(SENDFILE_CHUNK).await;
             let sent = stream
                 .socket
-                .write_with(|s| source.sendfile_to(s.as_fd(), SENDFILE_CHUNK))
+                .write_with(|s| source.sendfile_to(s.as_fd(), max))
                 .await;
             match sent {
                 Ok(Some(0)) => break,
                 Ok(Some(n)) => {
+                    limit.consume(n);
                     bytes += n as u64;
                     progress.report(bytes);
                     continue;
@@ -465,11 +494,18 @@ async fn send(
             Ok(_) => {}
             Err(e) => return TransferEvent::Failed(TransferError::Fs(fs_error_from_io(&e))),
         }
-        if let Err(e) = stream.write_all(&buf).await {
-            return lost(&e);
+        // Unlimited: all at once; throttled: a portion at a time.
+        let mut at = 0;
+        while at < buf.len() {
+            let n = limit.allowance(buf.len() - at).await;
+            if let Err(e) = stream.write_all(&buf[at..at + n]).await {
+                return lost(&e);
+            }
+            limit.consume(n);
+            at += n;
+            bytes += n as u64;
+            progress.report(bytes);
         }
-        bytes += buf.len() as u64;
-        progress.report(bytes);
     }
     // Closing the write side first sends everything queued, then FIN.
     if let Err(e) = stream.finish().await {
@@ -526,14 +562,20 @@ impl Drop for AbandonOnDrop {
 }
 
 /// Receives into `sink` until the peer closes, then commits the upload.
-async fn receive(mut stream: DataStream, sink: Sink, mut progress: Progress) -> TransferEvent {
+async fn receive(
+    mut stream: DataStream,
+    sink: Sink,
+    mut progress: Progress,
+    mut limit: Limit,
+) -> TransferEvent {
     let abandoned = Abandoned::default();
     let _armed = AbandonOnDrop(abandoned.clone());
     let may_stall = sink.blocking().may_stall();
     let (sink, mut bytes) = match stream.tls {
         // Splicing needs a local file.
         None if !may_stall => {
-            match splice_receive(&stream.socket, sink, &mut progress, &abandoned).await {
+            match splice_receive(&stream.socket, sink, &mut progress, &abandoned, &mut limit).await
+            {
                 Spliced::Ended(event) => return event,
                 Spliced::Unsupported(sink, bytes) => (sink, bytes),
             }
@@ -546,7 +588,8 @@ async fn receive(mut stream: DataStream, sink: Sink, mut progress: Progress) -> 
     let mut fair = Fairness::default();
     loop {
         fair.tick().await;
-        let n = match stream.read(&mut buf[filled..]).await {
+        let max = limit.allowance(buf.len() - filled).await;
+        let n = match stream.read(&mut buf[filled..filled + max]).await {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => {
@@ -556,6 +599,7 @@ async fn receive(mut stream: DataStream, sink: Sink, mut progress: Progress) -> 
                 return lost(&e);
             }
         };
+        limit.consume(n);
         filled += n;
         bytes += n as u64;
         progress.report(bytes);
@@ -689,6 +733,7 @@ async fn splice_receive(
     sink: Sink,
     progress: &mut Progress,
     abandoned: &Abandoned,
+    limit: &mut Limit,
 ) -> Spliced {
     // The blocking pool needs a descriptor of its own (the same socket).
     let Ok(mut clone) = socket.get_ref().try_clone() else {
@@ -697,17 +742,19 @@ async fn splice_receive(
     let mut sink = sink;
     let mut bytes = 0u64;
     loop {
+        let most = limit.allowance(SPLICE_BATCH.0).await;
         if let Err(e) = socket.readable().await {
             sink.abort();
             return Spliced::Ended(lost(&e));
         }
         let abandoned = abandoned.clone();
         let (back, moved, batch) = smol::unblock(move || {
-            let (moved, batch) = splice_batch(&clone, sink, &abandoned);
+            let (moved, batch) = splice_batch(&clone, sink, &abandoned, most);
             (clone, moved, batch)
         })
         .await;
         clone = back;
+        limit.consume(moved);
         bytes += moved as u64;
         progress.report(bytes);
         sink = match batch {
@@ -744,12 +791,18 @@ const SPLICE_LINGER: rustix::event::Timespec = rustix::event::Timespec {
     tv_nsec: 2_000_000,
 };
 
-/// Splices what `socket` holds into `sink`, for up to [`SPLICE_BATCH`]
-/// bytes or time, waiting up to [`SPLICE_LINGER`] each time the socket
-/// runs dry; commits the upload if the peer closed (unless the task that
-/// started the batch is gone). Returns the bytes moved.
-fn splice_batch(socket: &TcpStream, mut sink: Sink, abandoned: &Abandoned) -> (usize, Batch) {
-    let (most, longest) = SPLICE_BATCH;
+/// Splices what `socket` holds into `sink`, for up to `most` bytes (at
+/// most [`SPLICE_BATCH`]'s) or [`SPLICE_BATCH`]'s time, waiting up to
+/// [`SPLICE_LINGER`] each time the socket runs dry; commits the upload if
+/// the peer closed (unless the task that started the batch is gone).
+/// Returns the bytes moved.
+fn splice_batch(
+    socket: &TcpStream,
+    mut sink: Sink,
+    abandoned: &Abandoned,
+    most: usize,
+) -> (usize, Batch) {
+    let longest = SPLICE_BATCH.1;
     let start = Instant::now();
     let mut moved = 0;
     loop {
@@ -806,6 +859,51 @@ impl Progress {
             let _ = self
                 .tx
                 .try_send(Msg::Transfer(self.id, TransferEvent::Progress { bytes }));
+        }
+    }
+}
+
+/// A transfer's bandwidth limit, as its task applies it; `None`:
+/// unlimited, which costs nothing.
+#[derive(Debug, Default)]
+pub struct Limit(Option<RateLimit>);
+
+impl Limit {
+    /// The limit `rate` sets (none for `None`).
+    pub fn new(rate: Option<RateLimit>) -> Limit {
+        Limit(rate)
+    }
+
+    /// Waits (on a timer) until some bytes may go, and returns how many,
+    /// at most `max`; unlimited, `max` at once.
+    async fn allowance(&mut self, max: usize) -> usize {
+        let Some(rate) = &mut self.0 else {
+            return max;
+        };
+        loop {
+            let now = Instant::now();
+            let n = rate.allowance(now);
+            if n > 0 {
+                return n.min(max);
+            }
+            if let Some(at) = rate.ready_at(now) {
+                Timer::at(at).await;
+            }
+        }
+    }
+
+    /// How many bytes (at most `max`) may go now, without waiting.
+    fn allowance_now(&mut self, max: usize) -> usize {
+        match &mut self.0 {
+            None => max,
+            Some(rate) => rate.allowance(Instant::now()).min(max),
+        }
+    }
+
+    /// Counts `n` bytes that moved.
+    fn consume(&mut self, n: usize) {
+        if let Some(rate) = &mut self.0 {
+            rate.consume(n);
         }
     }
 }

@@ -133,6 +133,7 @@ pub fn run(inp: &Inputs) -> Results {
         threads: 0,
         pasv: Pasv::Range,
         metrics: false,
+        rate: false,
     });
     let rclone = servers::find_program("rclone");
     for spec in &specs {
