@@ -18,6 +18,7 @@ daemon_tests! {
     too_many_matches_are_refused,
     nlst_patterns_with_curl_and_lftp,
     site_umask_sets_the_mode_of_new_files,
+    latin1_names_with_python_ftplib,
 }
 
 /// 100 MiB that are not all alike.
@@ -277,4 +278,64 @@ fn site_umask_sets_the_mode_of_new_files<R: Runtime>() {
     assert_eq!(mode("after"), 0o600);
     assert_eq!(mode("dir"), 0o700);
     assert_eq!(mode("dir/appended"), 0o600);
+}
+
+fn latin1_names_with_python_ftplib<R: Runtime>() {
+    use std::os::unix::ffi::OsStrExt;
+    if std::env::var("FTP_TEST_STORAGE").is_ok_and(|v| v == "s3") {
+        return;
+    }
+    let Some(python) = require("latin1_names_with_python_ftplib", "python3") else {
+        return;
+    };
+    let srv = TestServer::builder()
+        .user("alice", "secret", None, true)
+        .start::<R>();
+    let on_disk = |name: &[u8]| srv.root().join(std::ffi::OsStr::from_bytes(name));
+    std::fs::write(on_disk(b"caf\xe9.txt"), b"latin-1 content").expect("write");
+    std::fs::create_dir(on_disk(b"d\xe9j\xe0")).expect("mkdir");
+    let script = format!(
+        r#"
+import ftplib
+f = ftplib.FTP(encoding='latin-1', timeout=20)
+f.connect('127.0.0.1', {port})
+f.login('alice', 'secret')
+names = f.nlst()
+assert 'caf\xe9.txt' in names and 'd\xe9j\xe0' in names, names
+f.sendcmd('OPTS UTF8 ON')
+assert 'caf\xe9.txt' in f.nlst()
+data = []
+f.retrbinary('RETR caf\xe9.txt', data.append)
+assert b''.join(data) == b'latin-1 content', data
+assert f.size('caf\xe9.txt') == 15
+assert f.sendcmd('MDTM caf\xe9.txt').startswith('213 ')
+f.cwd('d\xe9j\xe0')
+assert f.pwd() == '/d\xe9j\xe0', f.pwd()
+f.cwd('/')
+f.rename('caf\xe9.txt', 'd\xe9j\xe0/\xfcber.txt')
+lines = []
+f.retrlines('LIST d\xe9j\xe0', lines.append)
+assert any(l.endswith(' \xfcber.txt') for l in lines), lines
+facts = []
+f.retrlines('MLSD d\xe9j\xe0', facts.append)
+assert any(l.endswith(' \xfcber.txt') for l in facts), facts
+f.delete('d\xe9j\xe0/\xfcber.txt')
+f.rmd('d\xe9j\xe0')
+assert f.nlst() == [], f.nlst()
+f.quit()
+"#,
+        port = srv.addr().port()
+    );
+    let work = tempfile::tempdir().expect("temp dir");
+    run(
+        command(&python, work.path(), work.path()).args(["-c", &script]),
+        CLIENT_TIMEOUT,
+    )
+    .success("ftplib with latin-1 names");
+    assert!(
+        std::fs::read_dir(srv.root())
+            .expect("root")
+            .next()
+            .is_none()
+    );
 }

@@ -51,12 +51,14 @@
 //!   descriptor's `/proc/self/fd` link when the file is unreadable), never
 //!   on a path that could be swapped for an escaping symlink.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
-use std::ffi::CStr;
+use std::ffi::{CStr, OsStr, OsString};
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Seek, SeekFrom, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStringExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -175,7 +177,13 @@ impl LocalFs {
         };
         let mut tries = 0;
         loop {
-            match rfs::openat2(&self.root, rel, flags | OFlags::CLOEXEC, mode, resolve()) {
+            match rfs::openat2(
+                &self.root,
+                &*os(rel),
+                flags | OFlags::CLOEXEC,
+                mode,
+                resolve(),
+            ) {
                 // EAGAIN: a concurrent rename made the kernel unsure a `..`
                 // in a symlink stayed beneath; retrying is the documented
                 // answer.
@@ -272,7 +280,7 @@ impl LocalFs {
             return Err(FsError::IsADirectory);
         };
         let mut mode = file_mode;
-        match rfs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        match rfs::statat(&dir, &*os(name), AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => match FileType::from_raw_mode(st.st_mode) {
                 FileType::Directory => return Err(FsError::IsADirectory),
                 FileType::RegularFile => mode = st.st_mode & 0o777,
@@ -394,6 +402,17 @@ fn resolve() -> ResolveFlags {
     ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS
 }
 
+/// A name or path of the engine as the system calls want it: its bytes,
+/// with the escapes of names that are not UTF-8 turned back into their
+/// bytes ([`ftp_proto::name`]); borrowed when there are none.
+fn os(name: &str) -> Cow<'_, OsStr> {
+    if ftp_proto::name::has_escapes(name) {
+        Cow::Owned(OsString::from_vec(ftp_proto::name::encode(name)))
+    } else {
+        Cow::Borrowed(OsStr::new(name))
+    }
+}
+
 /// Creates a new file `name` in `dir` (never through a symlink) and sets
 /// its permission bits to exactly `mode`.
 fn create_new(dir: &OwnedFd, name: &str, mode: u32, access: OFlags) -> Result<OwnedFd, Errno> {
@@ -403,7 +422,7 @@ fn create_new(dir: &OwnedFd, name: &str, mode: u32, access: OFlags) -> Result<Ow
         | OFlags::NOFOLLOW
         | OFlags::NOCTTY
         | OFlags::CLOEXEC;
-    let fd = rfs::openat(dir, name, flags, Mode::from_raw_mode(mode))?;
+    let fd = rfs::openat(dir, &*os(name), flags, Mode::from_raw_mode(mode))?;
     // The process umask also applied; make the configured mode exact. A
     // file system without permission bits may refuse; that is fine.
     let _ = rfs::fchmod(&fd, Mode::from_raw_mode(mode));
@@ -470,12 +489,18 @@ impl AttrChange {
 
     fn apply_path(self, path: &str) -> Result<(), Errno> {
         match self {
-            AttrChange::Mode(mode) => {
-                rfs::chmodat(rfs::CWD, path, Mode::from_raw_mode(mode), AtFlags::empty())
-            }
-            AttrChange::Modified(time) => {
-                rfs::utimensat(rfs::CWD, path, &Self::timestamps(time), AtFlags::empty())
-            }
+            AttrChange::Mode(mode) => rfs::chmodat(
+                rfs::CWD,
+                &*os(path),
+                Mode::from_raw_mode(mode),
+                AtFlags::empty(),
+            ),
+            AttrChange::Modified(time) => rfs::utimensat(
+                rfs::CWD,
+                &*os(path),
+                &Self::timestamps(time),
+                AtFlags::empty(),
+            ),
         }
     }
 }
@@ -506,11 +531,12 @@ impl Storage for LocalFs {
                 let Some((dir, name)) = self.open_parent(path)? else {
                     return Err(FsError::NotADirectory);
                 };
-                let st = rfs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW).map_err(map_errno)?;
+                let st =
+                    rfs::statat(&dir, &*os(name), AtFlags::SYMLINK_NOFOLLOW).map_err(map_errno)?;
                 let link_target = if FileType::from_raw_mode(st.st_mode) == FileType::Symlink {
-                    rfs::readlinkat(&dir, name, Vec::new())
+                    rfs::readlinkat(&dir, &*os(name), Vec::new())
                         .ok()
-                        .map(|t| String::from_utf8_lossy(t.as_bytes()).into_owned())
+                        .map(|t| ftp_proto::name::decode(t.as_bytes()))
                 } else {
                     None
                 };
@@ -546,7 +572,7 @@ impl Storage for LocalFs {
         let resolve = resolve() | ResolveFlags::CACHED;
         match rfs::openat2(
             &self.root,
-            rel,
+            &*os(rel),
             READ_FLAGS | OFlags::CLOEXEC,
             Mode::empty(),
             resolve,
@@ -596,11 +622,11 @@ impl Storage for LocalFs {
             return Err(FsError::AlreadyExists);
         };
         let mode = 0o777 & !(umask.unwrap_or(self.umask) & 0o777);
-        rfs::mkdirat(&dir, name, Mode::from_raw_mode(mode)).map_err(map_errno)?;
+        rfs::mkdirat(&dir, &*os(name), Mode::from_raw_mode(mode)).map_err(map_errno)?;
         // Make the configured umask exact (the process umask also applied),
         // keeping a setgid bit inherited from the parent.
         let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let fixed = rfs::openat(&dir, name, flags, Mode::empty()).and_then(|fd| {
+        let fixed = rfs::openat(&dir, &*os(name), flags, Mode::empty()).and_then(|fd| {
             let st = rfs::fstat(&fd)?;
             if st.st_mode & 0o777 == mode {
                 Ok(())
@@ -618,14 +644,14 @@ impl Storage for LocalFs {
         let Some((dir, name)) = self.open_parent(path)? else {
             return Err(FsError::PermissionDenied);
         };
-        rfs::unlinkat(&dir, name, AtFlags::REMOVEDIR).map_err(map_errno)
+        rfs::unlinkat(&dir, &*os(name), AtFlags::REMOVEDIR).map_err(map_errno)
     }
 
     fn remove_file(&self, path: &VirtualPath) -> Result<(), FsError> {
         let Some((dir, name)) = self.open_parent(path)? else {
             return Err(FsError::IsADirectory);
         };
-        rfs::unlinkat(&dir, name, AtFlags::empty()).map_err(map_errno)
+        rfs::unlinkat(&dir, &*os(name), AtFlags::empty()).map_err(map_errno)
     }
 
     fn rename(&self, from: &VirtualPath, to: &VirtualPath) -> Result<(), FsError> {
@@ -634,7 +660,7 @@ impl Storage for LocalFs {
         else {
             return Err(FsError::PermissionDenied);
         };
-        rfs::renameat(&from_dir, from_name, &to_dir, to_name).map_err(map_errno)
+        rfs::renameat(&from_dir, &*os(from_name), &to_dir, &*os(to_name)).map_err(map_errno)
     }
 
     /// Sets the permission bits `mode & 0o1777`: like vsftpd, the setuid
@@ -718,7 +744,7 @@ struct LocalDirReader {
 impl LocalDirReader {
     fn entry(&self, name: &CStr, d_type: FileType) -> Option<DirEntry> {
         let fd = self.dir.fd().ok()?;
-        let display = String::from_utf8_lossy(name.to_bytes()).into_owned();
+        let display = ftp_proto::name::decode(name.to_bytes());
         match rfs::statat(fd, name, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => {
                 let raw = RawStat::from(&st);
@@ -726,7 +752,7 @@ impl LocalDirReader {
                 let link_target = if kind == FileKind::Symlink {
                     rfs::readlinkat(fd, name, Vec::new())
                         .ok()
-                        .map(|t| String::from_utf8_lossy(t.as_bytes()).into_owned())
+                        .map(|t| ftp_proto::name::decode(t.as_bytes()))
                 } else {
                     None
                 };
@@ -851,8 +877,8 @@ impl WriteObject for LocalUpload {
         let Some((dir, temp)) = self.temp.take() else {
             return Ok(());
         };
-        rfs::renameat(&dir, temp.as_str(), &dir, self.name.as_str()).map_err(|e| {
-            let _ = rfs::unlinkat(&dir, temp.as_str(), AtFlags::empty());
+        rfs::renameat(&dir, &*os(&temp), &dir, &*os(&self.name)).map_err(|e| {
+            let _ = rfs::unlinkat(&dir, &*os(&temp), AtFlags::empty());
             map_errno(e)
         })
     }
@@ -865,7 +891,7 @@ impl WriteObject for LocalUpload {
 impl Drop for LocalUpload {
     fn drop(&mut self) {
         if let Some((dir, temp)) = self.temp.take() {
-            let _ = rfs::unlinkat(&dir, temp.as_str(), AtFlags::empty());
+            let _ = rfs::unlinkat(&dir, &*os(&temp), AtFlags::empty());
         }
     }
 }
