@@ -1144,11 +1144,29 @@ mod tests {
     }
 
     #[test]
-    fn non_utf8_names_are_lossy() {
+    fn non_utf8_names_keep_their_bytes() {
         let f = fixture();
-        let name = std::ffi::OsStr::from_bytes(b"bad\xffname");
-        std::fs::write(f.root.join("sub").join(name), b"").unwrap();
-        assert!(names(&f.fs, "/sub").contains(&"bad\u{fffd}name".to_owned()));
+        let raw = b"bad\xffname";
+        let name = std::ffi::OsStr::from_bytes(raw);
+        std::fs::write(f.root.join("sub").join(name), b"bytes").unwrap();
+        let listed = ftp_proto::name::decode(raw);
+        assert!(names(&f.fs, "/sub").contains(&listed));
+        let path = vp("/sub").resolve(&listed).unwrap();
+        assert_eq!(f.fs.stat(&path).unwrap().size, 5);
+        let renamed = vp("/sub")
+            .resolve(&ftp_proto::name::decode(b"\xe9t\xe9"))
+            .unwrap();
+        f.fs.rename(&path, &renamed).unwrap();
+        assert_eq!(
+            std::fs::read(
+                f.root
+                    .join("sub")
+                    .join(std::ffi::OsStr::from_bytes(b"\xe9t\xe9"))
+            )
+            .unwrap(),
+            b"bytes"
+        );
+        f.fs.remove_file(&renamed).unwrap();
     }
 
     #[test]
