@@ -12,6 +12,7 @@ use std::ffi::OsString;
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::os::fd::AsFd;
+use std::os::unix::ffi::OsStringExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -216,7 +217,12 @@ impl Program {
                 "PATH",
                 std::env::var_os("PATH").unwrap_or_else(|| DEFAULT_PATH.into()),
             )
-            .envs(run.env.iter().map(|(k, v)| (k, v)))
+            // A name that is not UTF-8 reaches the program as its bytes.
+            .envs(
+                run.env
+                    .iter()
+                    .map(|(k, v)| (k, std::ffi::OsString::from_vec(ftp_proto::name::encode(v)))),
+            )
             .current_dir("/")
             .process_group(0)
             .stdin(if run.stdin.is_some() {
