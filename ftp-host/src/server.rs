@@ -386,9 +386,9 @@ pub enum Lane {
     Plain,
     /// Password checks (and `--auth-program`): a bounded number at once.
     Check,
-    /// Work behind a `pre-` hook, which may take up to `--hook-timeout`:
-    /// never every worker.
-    Hook,
+    /// Work that may take long: behind a `pre-` hook (up to
+    /// `--hook-timeout`), or a digest (`HASH`): never every worker.
+    Slow,
 }
 
 #[derive(Debug)]
@@ -552,13 +552,13 @@ impl Job {
         }
     }
 
-    /// The worker pool's lane for this job: password checks and work
-    /// behind a `pre-` hook have bounded lanes of their own.
+    /// The worker pool's lane for this job: password checks, and work
+    /// behind a `pre-` hook or a digest, have bounded lanes of their own.
     pub fn lane(&self) -> Lane {
         if self.is_password_check() {
             Lane::Check
-        } else if self.pre.is_some() {
-            Lane::Hook
+        } else if self.pre.is_some() || matches!(self.kind, JobKind::Hash { .. }) {
+            Lane::Slow
         } else {
             Lane::Plain
         }

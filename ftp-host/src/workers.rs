@@ -15,8 +15,9 @@
 //! [`crate::argon`] gives each check's memory back when it ends (a worker
 //! that goes straight on to the next waiting check reuses it).
 //!
-//! Work behind a `pre-upload` or `pre-delete` hook ([`crate::hooks`]),
-//! which may take up to `--hook-timeout`, has a lane of its own too. The
+//! Slow work, behind a `pre-upload` or `pre-delete` hook
+//! ([`crate::hooks`], up to `--hook-timeout`) or a digest (`HASH`), has a
+//! lane of its own too. The
 //! two slow lanes together never take every worker (with two workers or
 //! more): one is always left for file operations.
 //!
@@ -94,9 +95,10 @@ struct State {
     next: u64,
     /// Password checks running now.
     checking: usize,
-    /// Jobs behind a `pre-` hook, with their order of submission.
+    /// Slow jobs (behind a `pre-` hook, digests), with their order of
+    /// submission.
     hooks: VecDeque<(u64, Task)>,
-    /// Jobs behind a `pre-` hook running now.
+    /// Slow jobs running now.
     hooking: usize,
     closed: bool,
 }
@@ -110,7 +112,7 @@ impl State {
         match lane {
             Lane::Plain => true,
             Lane::Check => slow && self.checking < check_limit,
-            Lane::Hook => slow,
+            Lane::Slow => slow,
         }
     }
 
@@ -120,7 +122,7 @@ impl State {
         for (lane, queue) in [
             (Lane::Plain, &self.tasks),
             (Lane::Check, &self.checks),
-            (Lane::Hook, &self.hooks),
+            (Lane::Slow, &self.hooks),
         ] {
             if let Some((n, _)) = queue.front() {
                 if first.is_none_or(|(m, _)| *n < m)
@@ -137,7 +139,7 @@ impl State {
                 self.checking += 1;
                 self.checks.pop_front()?
             }
-            Lane::Hook => {
+            Lane::Slow => {
                 self.hooking += 1;
                 self.hooks.pop_front()?
             }
@@ -151,7 +153,7 @@ impl State {
         match lane {
             Lane::Plain => self.tasks.push_back((n, task)),
             Lane::Check => self.checks.push_back((n, task)),
-            Lane::Hook => self.hooks.push_back((n, task)),
+            Lane::Slow => self.hooks.push_back((n, task)),
         }
     }
 
@@ -249,7 +251,7 @@ impl Drop for Slow<'_> {
         let mut state = self.0.lock();
         match self.1 {
             Lane::Check => state.checking -= 1,
-            Lane::Hook => state.hooking -= 1,
+            Lane::Slow => state.hooking -= 1,
             Lane::Plain => {}
         }
         let waiting = !state.checks.is_empty() || !state.hooks.is_empty();
@@ -433,7 +435,7 @@ mod tests {
             );
         };
         for i in 0..4 {
-            blocked(Lane::Hook, i);
+            blocked(Lane::Slow, i);
         }
         blocked(Lane::Check, 0);
         // Two hook jobs hold two of the three workers; the third still
@@ -467,10 +469,10 @@ mod tests {
         assert_eq!(
             ended,
             [
-                (Lane::Hook, 0),
-                (Lane::Hook, 1),
-                (Lane::Hook, 2),
-                (Lane::Hook, 3),
+                (Lane::Slow, 0),
+                (Lane::Slow, 1),
+                (Lane::Slow, 2),
+                (Lane::Slow, 3),
                 (Lane::Check, 0)
             ]
         );
