@@ -13,6 +13,7 @@
 //! none.
 #![deny(missing_debug_implementations, missing_docs, unsafe_code)]
 
+pub mod active;
 pub mod admission;
 pub mod argon;
 pub mod ban;
