@@ -584,6 +584,7 @@ pub fn check_active_port_20_after_run_as(bin: &Path) {
         assert_eq!(field("CapPrm:"), "0000000000000400", "{status}");
         let mut c = crate::Client::connect(addr);
         c.login_anonymous();
+        c.expect("TYPE I", 200);
         c.mode = crate::DataMode::Port;
         let data = c.data();
         let mut t = c.start("RETR f.txt", data).expect("RETR");
