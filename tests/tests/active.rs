@@ -21,7 +21,7 @@ const CONTENTS: &[u8] = b"active mode\r\n";
 /// Downloads `f.txt` in `mode` over a control connection to `addr`:
 /// returns where the data connection came from (after checking the bytes
 /// and the 226).
-fn download_from<R: Runtime>(srv: &TestServer, addr: SocketAddr, mode: DataMode) -> SocketAddr {
+fn download_from(srv: &TestServer, addr: SocketAddr, mode: DataMode) -> SocketAddr {
     let mut c = srv.client_at(addr);
     c.login_anonymous();
     c.mode = mode;
@@ -60,7 +60,7 @@ fn active_from_the_control_connections_address<R: Runtime>() {
     );
     probe.quit();
     for mode in [DataMode::Port, DataMode::Eprt] {
-        let from = download_from::<R>(&srv, addr, mode);
+        let from = download_from(&srv, addr, mode);
         assert_eq!(from.ip(), IpAddr::V4(listen), "{mode:?} from {from}");
         assert_ne!(from.port(), 20, "{mode:?}: port 20 is not the default");
     }
@@ -80,10 +80,10 @@ fn active_from_port_20_as_root<R: Runtime>() {
         .start::<R>();
     let addr = srv.extra_addr(0).expect("the 127.0.0.7 listener");
     for mode in [DataMode::Port, DataMode::Eprt, DataMode::Port] {
-        let from = download_from::<R>(&srv, addr, mode);
+        let from = download_from(&srv, addr, mode);
         assert_eq!(from, SocketAddr::new(IpAddr::V4(listen), 20), "{mode:?}");
     }
     // The default listener on 127.0.0.1: port 20 of that address.
-    let from = download_from::<R>(&srv, srv.addr(), DataMode::Eprt);
+    let from = download_from(&srv, srv.addr(), DataMode::Eprt);
     assert_eq!(from, SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 20));
 }
