@@ -180,6 +180,10 @@ pub struct ServerConfig {
     /// `--run-as USER[:GROUP]`, resolved: the identity a standalone daemon
     /// takes once its sockets are bound.
     pub run_as: Option<RunAs>,
+    /// `--active-port-20`: active data connections leave from port 20 of
+    /// the control connection's local address (and `--run-as` keeps
+    /// `CAP_NET_BIND_SERVICE` for it).
+    pub active_port_20: bool,
     /// Whether a login changes the process's identity: to the system
     /// account's, or `-a USER`'s for anonymous logins (users-file accounts
     /// and `-A` sessions keep the process's). Off from [`parse_args`]; the
@@ -459,6 +463,10 @@ struct Args {
     /// Allow PORT/EPRT to other hosts than the client (FXP; unsafe)
     #[arg(long)]
     allow_foreign_port: bool,
+
+    /// Active data connections leave from port 20 (needs root or CAP_NET_BIND_SERVICE, kept across --run-as)
+    #[arg(long)]
+    active_port_20: bool,
 
     /// Delay before answering a failed login, in ms [default: 1000]
     #[arg(long, value_name = "MS")]
@@ -1175,6 +1183,7 @@ fn build(args: Args, file: FileConfig) -> Result<ServerConfig, ConfigError> {
         chroot_at_login: false,
         anonymous_account,
         run_as,
+        active_port_20: args.active_port_20 || file.active_port_20.unwrap_or(false),
         login_identity: false,
         tls,
         engine: Arc::new(engine),
@@ -1461,6 +1470,7 @@ mod tests {
         assert_eq!(c.shutdown_grace, Duration::from_secs(10));
         assert_eq!((c.download_rate, c.upload_rate), (0, 0), "unlimited");
         assert_eq!(c.anonymous_user, None);
+        assert!(!c.active_port_20);
         let e = &c.engine;
         assert!(e.anonymous && !e.no_login && !e.anonymous_write);
         assert_eq!(e.idle_timeout, Some(Duration::from_secs(120)));
@@ -1510,6 +1520,7 @@ mod tests {
             "--xferlog",
             "xfer.log",
             "--allow-foreign-port",
+            "--active-port-20",
             "--login-fail-delay",
             "250",
             "--max-login-attempts",
@@ -1539,6 +1550,7 @@ mod tests {
         assert!(xferlog.is_absolute() && xferlog.ends_with("xfer.log"));
         assert!(c.engine.log_events, "xferlog needs events");
         assert!(c.engine.allow_foreign_active);
+        assert!(c.active_port_20);
         assert_eq!(c.engine.login_fail_delay, Duration::from_millis(250));
         assert_eq!(c.engine.max_login_attempts, 7);
         assert_eq!(c.shutdown_grace, Duration::ZERO);

@@ -36,6 +36,7 @@
 //! verbose = 1                       # like -v (2 = -vv)
 //! syslog = false                    # -S
 //! allow_foreign_port = false
+//! active_port_20 = false            # active data from port 20 (--active-port-20)
 //! login_fail_delay = 1000           # milliseconds
 //! max_login_attempts = 3
 //! hash_max_size = 4294967296         # HASH/XCRC/... at most this many bytes
@@ -475,6 +476,8 @@ pub struct FileConfig {
     /// Allow `PORT`/`EPRT` to other hosts than the client (FXP)
     /// (`--allow-foreign-port`).
     pub allow_foreign_port: Option<bool>,
+    /// Active data connections from port 20 (`--active-port-20`).
+    pub active_port_20: Option<bool>,
     /// Delay before answering a failed login, in milliseconds
     /// (`--login-fail-delay`).
     pub login_fail_delay: Option<u64>,
@@ -685,6 +688,7 @@ xferlog = "xfer.log"
 verbose = 2
 syslog = true
 allow_foreign_port = true
+active_port_20 = true
 login_fail_delay = 250
 max_login_attempts = 5
 shutdown_grace = 3
@@ -708,6 +712,7 @@ upload_rate = 0
         assert_eq!(c.system_users, Some(true));
         assert_eq!(c.ftpusers, Some(PathBuf::from("/etc/ftpusers")));
         assert_eq!(c.run_as.as_deref(), Some("ftp:nogroup"));
+        assert_eq!(c.active_port_20, Some(true));
         assert_eq!(c.pasv_ports, Some(50000..=50010));
         assert_eq!(
             c.pasv_address,

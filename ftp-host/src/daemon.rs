@@ -250,8 +250,14 @@ fn run_standalone<R: Runtime>(
     let server = Server::new(config)?;
     match &server.config.run_as {
         Some(run_as) => {
-            run_as.identity.assume().map_err(ConfigError::Identity)?;
-            log::info!("running as {}", run_as.spec);
+            if server.config.active_port_20 {
+                let kept = run_as.identity.assume_keeping_port_binding();
+                kept.map_err(ConfigError::Identity)?;
+                log::info!("running as {}, keeping CAP_NET_BIND_SERVICE", run_as.spec);
+            } else {
+                run_as.identity.assume().map_err(ConfigError::Identity)?;
+                log::info!("running as {}", run_as.spec);
+            }
         }
         None if (server.config.system_users.is_some() || server.config.pam.is_some())
             && identity::is_root() =>

@@ -63,6 +63,8 @@ pub enum IdentityError {
     UnknownGroup(String),
     /// Looking a user or group up failed.
     Lookup(io::Error),
+    /// Keeping `CAP_NET_BIND_SERVICE` across the change failed.
+    Capabilities(io::Error),
 }
 
 impl fmt::Display for IdentityError {
@@ -84,6 +86,9 @@ impl fmt::Display for IdentityError {
             IdentityError::UnknownUser(u) => write!(f, "no such user '{}'", u.escape_debug()),
             IdentityError::UnknownGroup(g) => write!(f, "no such group '{}'", g.escape_debug()),
             IdentityError::Lookup(e) => write!(f, "cannot look up users and groups: {e}"),
+            IdentityError::Capabilities(e) => {
+                write!(f, "cannot keep CAP_NET_BIND_SERVICE: {e}")
+            }
         }
     }
 }
@@ -95,7 +100,8 @@ impl std::error::Error for IdentityError {
             | IdentityError::SetGid { source, .. }
             | IdentityError::SetUid { source, .. }
             | IdentityError::SetGroups(source)
-            | IdentityError::Lookup(source) => Some(source),
+            | IdentityError::Lookup(source)
+            | IdentityError::Capabilities(source) => Some(source),
             _ => None,
         }
     }
@@ -191,6 +197,35 @@ impl Identity {
             return Err(IdentityError::NotApplied);
         }
         Ok(())
+    }
+
+    /// [`Identity::assume`], keeping one capability, `CAP_NET_BIND_SERVICE`
+    /// (for `--active-port-20`), in the calling thread and the threads it
+    /// starts later: `PR_SET_KEEPCAPS` keeps the permitted set across the
+    /// change of uid, then the permitted and effective sets are cut down to
+    /// that one capability (every other one, `CAP_SETUID` first, is gone
+    /// for good). Threads started before keep none, which is what the
+    /// C library's change of every thread's uid leaves them. Changing to
+    /// root keeps everything, as [`Identity::assume`] does.
+    pub fn assume_keeping_port_binding(&self) -> Result<(), IdentityError> {
+        use rustix::thread::{CapabilitySet, CapabilitySets};
+        if self.uid == 0 {
+            return self.assume();
+        }
+        let keep = rustix::thread::set_keep_capabilities(true);
+        let assumed = self.assume();
+        // Off again whatever happened; it only matters during a change.
+        let _ = rustix::thread::set_keep_capabilities(false);
+        assumed?;
+        keep.map_err(|e| IdentityError::Capabilities(e.into()))?;
+        let only = CapabilitySet::NET_BIND_SERVICE;
+        let sets = CapabilitySets {
+            effective: only,
+            permitted: only,
+            inheritable: CapabilitySet::empty(),
+        };
+        rustix::thread::set_capabilities(None, sets)
+            .map_err(|e| IdentityError::Capabilities(e.into()))
     }
 }
 

@@ -14,6 +14,7 @@
 //! checked to have none.
 #![deny(missing_debug_implementations, missing_docs, unsafe_code)]
 
+pub mod active;
 pub mod admission;
 pub mod argon;
 pub mod auth_program;

@@ -18,6 +18,7 @@ use ftp_proto::{
     TlsSwitchError, TransferEvent, TransferOp, VirtualPath,
 };
 
+use crate::active::ActiveFrom;
 use crate::auth_program;
 use crate::ban::{Defender, Verdict};
 use crate::cli::{PamSettings, ServerConfig};
@@ -154,6 +155,7 @@ impl Server {
             server: self.clone(),
             storage: self.storage.clone(),
             peer,
+            local,
             transfer: None,
             tls,
             login_failure: None,
@@ -332,6 +334,9 @@ pub struct SessionHost {
     server: Arc<Server>,
     storage: Arc<dyn Storage>,
     peer: SocketAddr,
+    /// The control connection's local address (active connections leave
+    /// from it).
+    local: SocketAddr,
     transfer: Option<StdInstant>,
     /// This session's TLS configuration, when the server has a certificate.
     tls: Option<SessionTls>,
@@ -1015,6 +1020,15 @@ impl SessionHost {
     /// The client's address.
     pub fn peer(&self) -> SocketAddr {
         self.peer
+    }
+
+    /// Where this session's active data connections leave from, for
+    /// [`crate::active::connect`].
+    pub fn active_from(&self) -> ActiveFrom {
+        ActiveFrom {
+            ip: self.local.ip(),
+            port_20: self.server.config.active_port_20,
+        }
     }
 
     /// The server this session belongs to.

@@ -234,7 +234,9 @@ impl Conn {
                 match &mut self.transfer {
                     Some(t) if t.id == id && !t.is_opened() => {
                         self.session.handle_completion(now, id, ready);
-                        if let Some(event) = t.opened(end, &cx.registry, token) {
+                        if let Some(event) =
+                            t.opened(end, &cx.registry, token, self.host.active_from())
+                        {
                             self.end_transfer(cx, event);
                         }
                     }

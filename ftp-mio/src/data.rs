@@ -45,6 +45,7 @@ use std::net::{IpAddr, Shutdown, SocketAddr};
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant as StdInstant};
 
+use ftp_host::active::ActiveFrom;
 use ftp_host::passive::{HeaderWaits, Taken, take_allowed};
 use ftp_host::rate::RateLimit;
 use ftp_host::server::{Server, TransferEnd};
@@ -349,14 +350,15 @@ impl DataTransfer {
     /// The file side is open. A file side that may stall moves to its file
     /// thread (whose wake-ups come under `token`); one that cannot be
     /// started ends the transfer with a file error, returned here. For an
-    /// active transfer, starts connecting (registered under `token`); a
-    /// connect that fails at once ends the transfer with
+    /// active transfer, starts connecting from `from` (registered under
+    /// `token`); a connect that fails at once ends the transfer with
     /// [`TransferError::NoConnection`], returned here.
     pub(crate) fn opened(
         &mut self,
         end: TransferEnd,
         registry: &Registry,
         token: Token,
+        from: ActiveFrom,
     ) -> Option<TransferEvent> {
         if blocking(&end).may_stall() {
             match Offload::start(end, CHUNK, registry, token) {
@@ -374,7 +376,8 @@ impl DataTransfer {
         let DataEndpoint::Active { addr } = self.endpoint else {
             return None;
         };
-        let connected = TcpStream::connect(addr).and_then(|mut stream| {
+        let connected = ftp_host::active::connect(from, addr).and_then(|stream| {
+            let mut stream = TcpStream::from_std(stream);
             registry.register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)?;
             Ok(stream)
         });

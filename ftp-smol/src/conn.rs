@@ -527,7 +527,9 @@ impl Conn {
                     DataEndpoint::Passive { listener } => {
                         Endpoint::Passive(self.passive.remove(&listener))
                     }
-                    DataEndpoint::Active { addr } => Endpoint::Active(addr),
+                    DataEndpoint::Active { addr } => {
+                        Endpoint::Active(addr, self.host.active_from())
+                    }
                 };
                 (endpoint, tls, rate, ex)
             }

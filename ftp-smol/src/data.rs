@@ -80,6 +80,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use ftp_host::active::ActiveFrom;
 use ftp_host::passive::{HeaderWaits, Taken, take_allowed};
 use ftp_host::proxy::{PARTIAL_RETRY, ProxySources};
 use ftp_host::rate::RateLimit;
@@ -198,8 +199,9 @@ fn take_waiting(
 pub enum Endpoint {
     /// The connection of a passive listener (`None`: no such listener).
     Passive(Option<Passive>),
-    /// Connect out to the client (PORT/EPRT).
-    Active(SocketAddr),
+    /// Connect out to the client (PORT/EPRT), from the control
+    /// connection's local address.
+    Active(SocketAddr, ActiveFrom),
 }
 
 impl Endpoint {
@@ -207,7 +209,11 @@ impl Endpoint {
         match self {
             Endpoint::Passive(Some(passive)) => passive.accept().await,
             Endpoint::Passive(None) => Err(io::ErrorKind::NotConnected.into()),
-            Endpoint::Active(addr) => Async::<TcpStream>::connect(addr).await,
+            Endpoint::Active(addr, from) => {
+                let stream = Async::new(ftp_host::active::connect(from, addr)?)?;
+                stream.writable().await?;
+                stream.get_ref().take_error()?.map_or(Ok(stream), Err)
+            }
         }
     }
 }

@@ -594,6 +594,73 @@ pub fn check_hooks_run_before_exit(bin: &Path) {
     );
 }
 
+/// `--run-as nobody --active-port-20`, started as root: the daemon drops
+/// to `nobody` keeping only `CAP_NET_BIND_SERVICE` (read back from
+/// `/proc`), and its active data connections still leave from port 20 of
+/// the control connection's address. SKIP without root.
+pub fn check_active_port_20_after_run_as(bin: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if !ftp_host::identity::is_root() {
+        return crate::skip("active_port_20_after_run_as", "needs root");
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    // `nobody` reads the served folder.
+    let open = std::fs::Permissions::from_mode(0o755);
+    std::fs::set_permissions(dir.path(), open).expect("chmod the folder");
+    std::fs::write(dir.path().join("f.txt"), b"from port 20\n").expect("write a file");
+    let mut child = Command::new(bin)
+        .args([
+            "--run-as",
+            "nobody",
+            "--active-port-20",
+            "-l",
+            "127.0.0.1:0",
+        ])
+        .arg(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the daemon");
+    let stdout = child.stdout.take().expect("stdout");
+    let announced = line(&mut BufReader::new(stdout));
+    let pid = child.id();
+    let result = std::panic::catch_unwind(|| {
+        let addr = announced_addr(&announced).expect("the announcement names ftp://ADDR/");
+        let addr: std::net::SocketAddr = addr.parse().expect("an address");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
+                .unwrap_or_default()
+        };
+        assert_eq!(field("Uid:"), "65534 65534 65534 65534", "{status}");
+        // CAP_NET_BIND_SERVICE is bit 10, and nothing else is left.
+        assert_eq!(field("CapEff:"), "0000000000000400", "{status}");
+        assert_eq!(field("CapPrm:"), "0000000000000400", "{status}");
+        let mut c = crate::Client::connect(addr);
+        c.login_anonymous();
+        c.expect("TYPE I", 200);
+        c.mode = crate::DataMode::Port;
+        let data = c.data();
+        let mut t = c.start("RETR f.txt", data).expect("RETR");
+        let from = t.stream.peer_addr().expect("data connection's peer");
+        let mut bytes = Vec::new();
+        t.stream.read_to_end(&mut bytes).expect("read the file");
+        drop(t.stream);
+        c.expect_reply(226);
+        assert_eq!(bytes, b"from port 20\n");
+        assert_eq!(from, std::net::SocketAddr::from(([127, 0, 0, 1], 20)));
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
+
 /// The tests of a daemon's built binary, for its `tests/binary.rs`:
 /// `ftp_tests::binary_tests!(env!("CARGO_BIN_EXE_ftp-mio"));`.
 #[macro_export]
@@ -626,6 +693,11 @@ macro_rules! binary_tests {
         #[test]
         fn hooks_run_before_exit() {
             $crate::binary::check_hooks_run_before_exit(bin());
+        }
+
+        #[test]
+        fn active_port_20_after_run_as() {
+            $crate::binary::check_active_port_20_after_run_as(bin());
         }
 
         /// The built binary under systemd's protocols (`ftp_tests::systemd`).
