@@ -254,11 +254,19 @@ impl Drop for Slow<'_> {
             Lane::Slow => state.hooking -= 1,
             Lane::Plain => {}
         }
-        let waiting = !state.checks.is_empty() || !state.hooks.is_empty();
+        // This worker takes the next task of its own lane itself (and a
+        // checking worker its argon2 block with it: waking another would
+        // map a third). A task of the other slow lane, free to start now,
+        // needs another worker; so does everything if this one's task
+        // panicked and it is ending.
+        let other_waiting = match self.1 {
+            Lane::Check => !state.hooks.is_empty(),
+            Lane::Slow => !state.checks.is_empty(),
+            Lane::Plain => false,
+        };
+        let any_waiting = !state.checks.is_empty() || !state.hooks.is_empty();
         drop(state);
-        // This worker takes the oldest task it may; a waiting slow task
-        // of the other lane, free to start now, may need another.
-        if waiting {
+        if other_waiting || (any_waiting && std::thread::panicking()) {
             self.0.ready.notify_one();
         }
     }
