@@ -125,7 +125,11 @@ fn unknown_and_malformed_commands<R: Runtime>() {
     c.check("REST x", "501 Syntax error in parameters or arguments.");
     c.check("PORT 1,2,3", "501 Syntax error in parameters or arguments.");
     c.check("NOOP extra", "501 Syntax error in parameters or arguments.");
+    // A name that is not UTF-8 is a name (none such here); an argument
+    // that must be text is refused.
     c.send_raw(b"CWD \xc3\x28\r\n");
+    assert_eq!(c.read_reply().lines, ["550 Failed to change directory."]);
+    c.send_raw(b"TYPE \xc3\x28\r\n");
     assert_eq!(c.read_reply().lines, ["501 Argument is not valid UTF-8."]);
     // A line far beyond the limit is refused, and the session goes on.
     let mut long = vec![b'A'; 10_000];
