@@ -61,6 +61,19 @@ fn newest_source(name: &str) -> SystemTime {
     newest
 }
 
+/// Starts the daemon `cmd` describes, standard input closed and standard
+/// output piped, and reads the line it announces itself with.
+fn start_announced(cmd: &mut Command) -> (Child, String) {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the daemon");
+    let stdout = child.stdout.take().expect("stdout");
+    let announced = line(&mut BufReader::new(stdout));
+    (child, announced)
+}
+
 /// Runs every binary-level check against the daemon at `bin`.
 pub fn check_binary(bin: &Path) {
     bad_configuration_is_one_line(bin);
@@ -178,16 +191,12 @@ fn inetd_serves_one_session(bin: &Path) {
 /// read-only to anonymous users.
 fn standalone_announces_and_serves(bin: &Path) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut child = Command::new(bin)
-        .args(["-l", "127.0.0.1:0"])
-        .arg(dir.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the daemon");
-    let stdout = child.stdout.take().expect("stdout");
-    let announced = line(&mut BufReader::new(stdout));
+    let (mut child, announced) = start_announced(
+        Command::new(bin)
+            .args(["-l", "127.0.0.1:0"])
+            .arg(dir.path())
+            .stderr(Stdio::null()),
+    );
     let addr = announced_addr(&announced);
     let result = std::panic::catch_unwind(|| {
         assert!(announced.contains("read-only"), "{announced}");
@@ -243,18 +252,14 @@ fn login_burst_gives_memory_back(bin: &Path) {
     .expect("write users");
     let served = dir.path().join("root");
     std::fs::create_dir(&served).expect("create root");
-    let mut child = Command::new(bin)
-        .args(["-l", "127.0.0.1:0", "--password-checks", "2", "--users"])
-        .arg(&users)
-        .arg(&served)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the daemon");
+    let (mut child, announced) = start_announced(
+        Command::new(bin)
+            .args(["-l", "127.0.0.1:0", "--password-checks", "2", "--users"])
+            .arg(&users)
+            .arg(&served)
+            .stderr(Stdio::null()),
+    );
     let pid = child.id();
-    let stdout = child.stdout.take().expect("stdout");
-    let announced = line(&mut BufReader::new(stdout));
     let result = std::panic::catch_unwind(|| {
         let addr = announced_addr(&announced).expect("the announcement names ftp://ADDR/");
         std::thread::sleep(Duration::from_millis(300));
@@ -314,17 +319,13 @@ impl Daemon {
     /// Starts `bin` with `args` (and `-l 127.0.0.1:0`) and reads the
     /// address it announces.
     fn start(bin: &Path, args: &[&str], env: &[(&str, &str)]) -> Daemon {
-        let mut child = Command::new(bin)
-            .args(["-l", "127.0.0.1:0"])
-            .args(args)
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start the daemon");
-        let stdout = child.stdout.take().expect("stdout");
-        let announced = line(&mut BufReader::new(stdout));
+        let (mut child, announced) = start_announced(
+            Command::new(bin)
+                .args(["-l", "127.0.0.1:0"])
+                .args(args)
+                .envs(env.iter().copied())
+                .stderr(Stdio::inherit()),
+        );
         let Some(addr) = announced_addr(&announced) else {
             let _ = child.kill();
             let _ = child.wait();
@@ -480,16 +481,12 @@ pub fn check_sighup_reloads_the_users_file(bin: &Path) {
 pub fn check_json_logs(bin: &Path) {
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::write(dir.path().join("hello.txt"), b"hello\n").expect("write");
-    let mut child = Command::new(bin)
-        .args(["-l", "127.0.0.1:0", "-v", "--log-format", "json"])
-        .arg(dir.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the daemon");
-    let stdout = child.stdout.take().expect("stdout");
-    let announced = line(&mut BufReader::new(stdout));
+    let (child, announced) = start_announced(
+        Command::new(bin)
+            .args(["-l", "127.0.0.1:0", "-v", "--log-format", "json"])
+            .arg(dir.path())
+            .stderr(Stdio::piped()),
+    );
     let addr = announced_addr(&announced).and_then(|a| a.parse().ok());
     let result = std::panic::catch_unwind(|| {
         let addr = addr.expect("the announcement names ftp://ADDR/");
@@ -555,20 +552,16 @@ pub fn check_hooks_run_before_exit(bin: &Path) {
         ),
     )
     .expect("write");
-    let mut child = Command::new(bin)
-        .args(["-l", "127.0.0.1:0", "--hook-timeout", "5"])
-        .arg("--auth-program")
-        .arg(format!("/bin/sh {}", auth.display()))
-        .arg("--hook")
-        .arg(format!("logout=/bin/sh {}", logout.display()))
-        .arg(dir.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the daemon");
-    let stdout = child.stdout.take().expect("stdout");
-    let announced = line(&mut BufReader::new(stdout));
+    let (child, announced) = start_announced(
+        Command::new(bin)
+            .args(["-l", "127.0.0.1:0", "--hook-timeout", "5"])
+            .arg("--auth-program")
+            .arg(format!("/bin/sh {}", auth.display()))
+            .arg("--hook")
+            .arg(format!("logout=/bin/sh {}", logout.display()))
+            .arg(dir.path())
+            .stderr(Stdio::piped()),
+    );
     let addr = announced_addr(&announced).and_then(|a| a.parse().ok());
     let result = std::panic::catch_unwind(|| {
         let addr = addr.expect("the announcement names ftp://ADDR/");
@@ -608,22 +601,18 @@ pub fn check_active_port_20_after_run_as(bin: &Path) {
     let open = std::fs::Permissions::from_mode(0o755);
     std::fs::set_permissions(dir.path(), open).expect("chmod the folder");
     std::fs::write(dir.path().join("f.txt"), b"from port 20\n").expect("write a file");
-    let mut child = Command::new(bin)
-        .args([
-            "--run-as",
-            "nobody",
-            "--active-port-20",
-            "-l",
-            "127.0.0.1:0",
-        ])
-        .arg(dir.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the daemon");
-    let stdout = child.stdout.take().expect("stdout");
-    let announced = line(&mut BufReader::new(stdout));
+    let (mut child, announced) = start_announced(
+        Command::new(bin)
+            .args([
+                "--run-as",
+                "nobody",
+                "--active-port-20",
+                "-l",
+                "127.0.0.1:0",
+            ])
+            .arg(dir.path())
+            .stderr(Stdio::null()),
+    );
     let pid = child.id();
     let result = std::panic::catch_unwind(|| {
         let addr = announced_addr(&announced).expect("the announcement names ftp://ADDR/");
