@@ -476,7 +476,7 @@ pub fn listing(data: &[u8]) {
                         assert!(body.ends_with(&tail), "{body:?} lacks {tail:?}");
                         assert!(body.len() >= 10 && body.is_char_boundary(10));
                         if style == ListStyle::Long && !writable {
-                            stat_lines.push(String::from(body));
+                            stat_lines.push(body.clone());
                         }
                     }
                     ListStyle::Machine(facts) => {
@@ -488,7 +488,7 @@ pub fn listing(data: &[u8]) {
             }
             let mut line = String::new();
             write_mlst_entry(facts, writable, entry, &display, &mut line);
-            let body = one_line(line.as_bytes());
+            let body = one_line(&crate::name::encode(&line));
             let rest = body
                 .strip_prefix(' ')
                 .expect("MLST lines start with a space");
@@ -562,14 +562,19 @@ fn metadata(r: &mut Reader<'_>, kind: FileKind) -> Metadata {
 }
 
 /// `s` as listings print it: CR, LF and NUL become `?`.
+/// `s` as a listing shows it: CR, LF and NUL replaced, and as read back
+/// from the wire (escaped bytes of names are written as the bytes they
+/// stand for, [`crate::name`]).
 fn clean(s: &str) -> String {
-    s.replace(['\r', '\n', '\0'], "?")
+    let replaced = s.replace(['\r', '\n', '\0'], "?");
+    crate::name::decode(&crate::name::encode(&replaced))
 }
 
-/// Checks that `out` is one UTF-8 line ending in CRLF with no other CR, LF
-/// or NUL, and returns it without the CRLF.
-fn one_line(out: &[u8]) -> &str {
-    let text = core::str::from_utf8(out).expect("listing output is UTF-8");
+/// Checks that `out` is one line ending in CRLF with no other CR, LF or
+/// NUL, and returns it without the CRLF, as text (bytes that are not
+/// UTF-8, names' own bytes, read back as [`crate::name`] escapes).
+fn one_line(out: &[u8]) -> String {
+    let text = crate::name::decode(out);
     let body = text
         .strip_suffix("\r\n")
         .unwrap_or_else(|| panic!("{text:?} does not end in CRLF"));
@@ -577,7 +582,7 @@ fn one_line(out: &[u8]) -> &str {
         !body.contains(['\r', '\n', '\0']),
         "{text:?} is more than one line"
     );
-    body
+    String::from(body)
 }
 
 /// An MLSD fact list: `name=value;` items of selected facts, no spaces.
@@ -1666,7 +1671,8 @@ impl Driver {
             "malformed replies {:?}",
             String::from_utf8_lossy(new)
         );
-        assert!(core::str::from_utf8(new).is_ok(), "replies are not UTF-8");
+        // Replies are UTF-8 but for the bytes of names that are not
+        // (`crate::name`), which the framing check above covers.
         assert!(!new.contains(&0), "NUL in replies");
         assert_eq!(
             reply_codes_of(new),
