@@ -605,7 +605,12 @@ mod tests {
 
     /// A run of `n` consecutive ports that are free right now.
     fn free_ports(n: u16) -> RangeInclusive<u16> {
-        for base in (20_000u16..32_000).step_by(97) {
+        // Each call starts from a base of its own: tests run in parallel,
+        // and two that found the same free ports would take them from
+        // each other.
+        static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+        let first = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 120;
+        for base in (20_000u16..32_000).step_by(97).skip(usize::from(first)) {
             let held: Vec<_> = (base..base + n)
                 .map_while(|p| TcpListener::bind((LOCAL, p)).ok())
                 .collect();
