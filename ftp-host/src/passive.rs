@@ -615,10 +615,28 @@ mod tests {
                 .map_while(|p| TcpListener::bind((LOCAL, p)).ok())
                 .collect();
             if held.len() == usize::from(n) {
+                drop(held);
+                for p in base..base + n {
+                    released(p);
+                }
                 return base..=base + n - 1;
             }
         }
         panic!("no free ports");
+    }
+
+    /// Waits until nothing holds `port` any more. Other tests of this
+    /// binary start programs (hooks), and a child between its fork and
+    /// its exec still holds a copy of every socket the process had, for
+    /// a moment after the test closed it.
+    fn released(port: u16) {
+        for _ in 0..200 {
+            if TcpListener::bind((LOCAL, port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!("port {port} is still held after 2 s");
     }
 
     /// The kernel's ephemeral range, read the way a test on any version of
@@ -695,6 +713,7 @@ mod tests {
         let ports = PassivePorts::ephemeral(range.clone(), vec![a..=a]);
         for _ in 0..20 {
             assert_eq!(ports.bind(LOCAL).unwrap().local_addr().unwrap().port(), b);
+            released(b);
         }
         // Both in use: the kernel picks another port.
         let _held = (
@@ -755,12 +774,19 @@ mod tests {
         assert_eq!(resource_error(&err), ResourceError::Exhausted);
         let freed = b.local_addr().unwrap().port();
         drop(b);
+        released(freed);
         assert_eq!(
             ports.bind(LOCAL).unwrap().local_addr().unwrap().port(),
             freed
         );
         // Successive binds start at different ports.
+        let (pa, pc) = (
+            a.local_addr().unwrap().port(),
+            c.local_addr().unwrap().port(),
+        );
         drop((a, c));
+        released(pa);
+        released(pc);
         let first = ports.bind(LOCAL).unwrap().local_addr().unwrap().port();
         let second = ports.bind(LOCAL).unwrap().local_addr().unwrap().port();
         assert_ne!(first, second);
