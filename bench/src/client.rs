@@ -352,7 +352,7 @@ impl Control {
     }
 }
 
-fn parse_code(line: &str) -> Option<u16> {
+pub(crate) fn parse_code(line: &str) -> Option<u16> {
     let b = line.as_bytes();
     if b.len() < 3 || !b[..3].iter().all(u8::is_ascii_digit) {
         return None;
@@ -364,7 +364,7 @@ fn parse_code(line: &str) -> Option<u16> {
 }
 
 /// The port of `229 Entering Extended Passive Mode (|||PORT|)`.
-fn parse_epsv(text: &str) -> Option<u16> {
+pub(crate) fn parse_epsv(text: &str) -> Option<u16> {
     let open = text.find('(')?;
     let inner = &text[open + 1..];
     let delim = inner.chars().next()?;

@@ -3,6 +3,7 @@
 //!
 //! See BENCHMARKS.md at the workspace root for what each figure means.
 
+mod blocking;
 mod ceiling;
 mod checksum;
 mod client;
@@ -15,6 +16,7 @@ mod report;
 mod s3;
 mod scenarios;
 mod servers;
+mod threaded;
 mod tls;
 
 use std::fs;
@@ -71,6 +73,13 @@ pub struct Args {
     /// NAME:default). The other figures use the range.
     #[arg(long, value_delimiter = ',', default_value = "range,default")]
     pasv: Vec<String>,
+    /// How the clients of the RETR, STOR and loop figures run: `async`
+    /// (one thread, one executor, every client a task) or `threads` (every
+    /// client an OS thread of its own with blocking sockets, as independent
+    /// clients behave). The idle-session and login-burst figures always
+    /// use `async`.
+    #[arg(long, value_enum, default_value_t = Generator::Async)]
+    generator: Generator,
     /// Small sizes for a fast check: 64 MiB, 2 s loops, 500 idle sessions, 3 runs.
     #[arg(long)]
     quick: bool,
@@ -129,6 +138,25 @@ pub struct Args {
     /// Internal: be the loopback-ceiling server for FILE.
     #[arg(long, value_name = "FILE", hide = true)]
     serve_sendfile: Option<PathBuf>,
+}
+
+/// The load generator's mode (`--generator`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Generator {
+    /// One thread, one smol executor, every client a task.
+    Async,
+    /// Every client an OS thread with blocking sockets.
+    Threads,
+}
+
+impl Generator {
+    /// The name used in the table, the JSON and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Generator::Async => "async",
+            Generator::Threads => "threads",
+        }
+    }
 }
 
 /// A `perf record` (or the `--attach` command) of one server during one
@@ -494,7 +522,10 @@ fn main() -> ExitCode {
             for run in 0..p.runs {
                 for (server, idx) in running.iter().filter(|(s, _)| s.pasv == Pasv::Range) {
                     let _perf = Perf::start(&args, server, &format!("retr-{run}"));
-                    let r = run!(ex => scenarios::retr_big(server, &files));
+                    let r = match args.generator {
+                        Generator::Async => run!(ex => scenarios::retr_big(server, &files)),
+                        Generator::Threads => threaded::retr_big(server, &files),
+                    };
                     report_transfer("RETR", run, server, r, &mut results[*idx], |r| &mut r.retr);
                 }
             }
@@ -529,7 +560,10 @@ fn main() -> ExitCode {
                         eprintln!("ftp-bench: memory warm-up before STOR: {e}");
                     }
                     let _perf = Perf::start(&args, server, &format!("stor-{run}"));
-                    let r = run!(ex => scenarios::stor_big(server, &files, &name));
+                    let r = match args.generator {
+                        Generator::Async => run!(ex => scenarios::stor_big(server, &files, &name)),
+                        Generator::Threads => threaded::stor_big(server, &files, &name),
+                    };
                     report_transfer("STOR", run, server, r, &mut results[*idx], |r| &mut r.stor);
                 }
             }
@@ -542,18 +576,28 @@ fn main() -> ExitCode {
                 }
                 if fig("small") {
                     let perf = Perf::start(&args, server, &format!("sessions-{round}"));
-                    let s = run!(ex => scenarios::small_sessions(
-                        &ex, server, &files, p.clients, p.warmup, p.measure,
-                    ));
+                    let s = match args.generator {
+                        Generator::Async => run!(ex => scenarios::small_sessions(
+                            &ex, server, &files, p.clients, p.warmup, p.measure,
+                        )),
+                        Generator::Threads => {
+                            threaded::small_sessions(server, &files, p.clients, p.warmup, p.measure)
+                        }
+                    };
                     drop(perf);
                     report_loop("sessions", round, server, &s);
                     results[*idx].small.push(s);
                 }
                 if fig("persistent") {
                     let perf = Perf::start(&args, server, &format!("transfers-{round}"));
-                    let s = run!(ex => scenarios::persistent_transfers(
-                        &ex, server, &files, p.clients, p.warmup, p.measure,
-                    ));
+                    let s = match args.generator {
+                        Generator::Async => run!(ex => scenarios::persistent_transfers(
+                            &ex, server, &files, p.clients, p.warmup, p.measure,
+                        )),
+                        Generator::Threads => threaded::persistent_transfers(
+                            server, &files, p.clients, p.warmup, p.measure,
+                        ),
+                    };
                     drop(perf);
                     report_loop("transfers", round, server, &s);
                     results[*idx].persistent.push(s);
@@ -742,6 +786,7 @@ fn main() -> ExitCode {
             .unwrap_or_default(),
         data_dir: data_parent.display().to_string(),
         page_reporting: reporting.describe(),
+        generator: args.generator,
     };
     let command: Vec<String> = std::env::args().collect();
     let local = args.figures.iter().any(|f| !f.starts_with("s3"));

@@ -17,6 +17,8 @@ pub struct Machine {
     pub data_dir: String,
     /// What the bench found and did about free page reporting.
     pub page_reporting: String,
+    /// How the generator's clients ran (`--generator`).
+    pub generator: crate::Generator,
 }
 
 /// The median of the finite values of `v` (`None` if there is none).
@@ -51,11 +53,15 @@ pub struct Summary {
     pub sess_errors: Option<u64>,
     pub sess_gen_cpu: Option<f64>,
     pub sess_server_cpu: Option<f64>,
+    /// Server CPU per session, µs (all rounds' CPU over all their sessions).
+    pub sess_cpu_us: Option<f64>,
     pub transfers: Option<f64>,
     pub tr_p99: Option<f64>,
     pub tr_errors: Option<u64>,
     pub tr_gen_cpu: Option<f64>,
     pub tr_server_cpu: Option<f64>,
+    /// Server CPU per transfer, µs.
+    pub tr_cpu_us: Option<f64>,
     pub idle_ok: Option<(usize, usize, usize)>,
     pub idle_kib: Option<f64>,
     pub idle_greet_ms: Option<f64>,
@@ -77,6 +83,7 @@ struct LoopSummary {
     errors: Option<u64>,
     generator_cpu: Option<f64>,
     server_cpu: Option<f64>,
+    cpu_us_per_op: Option<f64>,
 }
 
 fn loops(runs: &[LoopStats]) -> LoopSummary {
@@ -95,7 +102,14 @@ fn loops(runs: &[LoopStats]) -> LoopSummary {
             .map(|r| 100.0 * r.client_cpu / r.secs)
             .reduce(f64::max),
         server_cpu: median(runs.iter().map(|r| 100.0 * r.server_cpu / r.secs).collect()),
+        cpu_us_per_op: cpu_per_op(runs),
     }
+}
+
+/// Server CPU per operation over all rounds, µs.
+fn cpu_per_op(runs: &[LoopStats]) -> Option<f64> {
+    let ops: u64 = runs.iter().map(|r| r.ops).sum();
+    (ops > 0).then(|| 1e6 * runs.iter().map(|r| r.server_cpu).sum::<f64>() / ops as f64)
 }
 
 pub fn summarize(r: &Result1) -> Summary {
@@ -132,9 +146,11 @@ pub fn summarize(r: &Result1) -> Summary {
     (s.sessions, s.sess_p50, s.sess_p99, s.sess_errors) =
         (small.rate, small.p50, small.p99, small.errors);
     (s.sess_gen_cpu, s.sess_server_cpu) = (small.generator_cpu, small.server_cpu);
+    s.sess_cpu_us = small.cpu_us_per_op;
     let persistent = loops(&r.persistent);
     (s.transfers, s.tr_p99, s.tr_errors) = (persistent.rate, persistent.p99, persistent.errors);
     (s.tr_gen_cpu, s.tr_server_cpu) = (persistent.generator_cpu, persistent.server_cpu);
+    s.tr_cpu_us = persistent.cpu_us_per_op;
     if let Some(sc) = &r.scale {
         s.idle_ok = Some((sc.logged_in, sc.target, sc.noop_ok));
         s.idle_kib = Some(sc.kib_per_session());
@@ -217,6 +233,10 @@ pub fn table(results: &[Result1], foot: &[Footprint], p: &Params, m: &Machine) -
             format!("sessions/s ({} clients)", p.clients),
             Box::new(|_, s| f(s.sessions, 0)),
         ),
+        (
+            "  server CPU us per session".into(),
+            Box::new(|_, s| f(s.sess_cpu_us, 0)),
+        ),
         ("  session p50 ms".into(), Box::new(|_, s| f(s.sess_p50, 2))),
         ("  session p99 ms".into(), Box::new(|_, s| f(s.sess_p99, 2))),
         (
@@ -234,6 +254,10 @@ pub fn table(results: &[Result1], foot: &[Footprint], p: &Params, m: &Machine) -
         (
             format!("transfers/s ({} sessions)", p.clients),
             Box::new(|_, s| f(s.transfers, 0)),
+        ),
+        (
+            "  server CPU us per transfer".into(),
+            Box::new(|_, s| f(s.tr_cpu_us, 1)),
         ),
         ("  transfer p99 ms".into(), Box::new(|_, s| f(s.tr_p99, 2))),
         (
@@ -309,7 +333,11 @@ pub fn table(results: &[Result1], foot: &[Footprint], p: &Params, m: &Machine) -
         .map(|r| short(&r.name).len().max(9))
         .collect::<Vec<_>>();
     let mut out = String::new();
-    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "\ngenerator: {} (RETR, STOR and the loops; idle sessions and the login burst: async)",
+        m.generator.name()
+    );
     let _ = write!(out, "{:<width$}", "");
     for (r, w) in results.iter().zip(&col) {
         let _ = write!(out, " {:>w$}", short(&r.name));
@@ -378,7 +406,7 @@ pub fn table(results: &[Result1], foot: &[Footprint], p: &Params, m: &Machine) -
         }
     }
     let _ = writeln!(out, "\ntargets (ours / best anchor in this run):");
-    for line in targets(results, &sums, foot, ceiling) {
+    for line in targets(results, &sums, foot, ceiling, m.generator) {
         let _ = writeln!(out, "  {line}");
     }
     let loads: Vec<String> = m.loads.iter().map(|l| format!("{:.2}", l[0])).collect();
@@ -435,7 +463,9 @@ pub fn targets(
     sums: &[Summary],
     foot: &[Footprint],
     ceiling: Option<f64>,
+    generator: crate::Generator,
 ) -> Vec<String> {
+    let tag = generator.name();
     let mut lines = Vec::new();
     let ours: Vec<(&Result1, &Summary)> = results
         .iter()
@@ -443,16 +473,36 @@ pub fn targets(
         .filter(|(r, _)| r.kind.is_some_and(Kind::ours) && r.skipped.is_none())
         .collect();
     type Figure = fn(&Summary) -> Option<f64>;
-    let ratio_targets: [(&str, Figure, f64); 4] = [
-        ("RETR MB/s", |s| s.retr_mbps, 1.0),
-        ("STOR MB/s", |s| s.stor_mbps, 1.0),
-        ("sessions/s", |s| s.sessions, 1.5),
-        ("transfers/s", |s| s.transfers, 1.5),
+    // Each rate with the server CPU per operation beside it: ours must
+    // reach `want` times the fastest anchor's rate at no more than
+    // `cpu_want` times that anchor's CPU per operation.
+    let ratio_targets: [(&str, Figure, f64, Figure, f64); 4] = [
+        (
+            "RETR MB/s",
+            |s| s.retr_mbps,
+            1.0,
+            |s| s.retr_cpu_per_gib,
+            1.0,
+        ),
+        (
+            "STOR MB/s",
+            |s| s.stor_mbps,
+            1.0,
+            |s| s.stor_cpu_per_gib,
+            1.0,
+        ),
+        ("sessions/s", |s| s.sessions, 3.0, |_| None, 0.0),
+        ("transfers/s", |s| s.transfers, 1.5, |s| s.tr_cpu_us, 0.67),
     ];
-    for (label, get, want) in ratio_targets {
+    for (label, get, want, cpu, cpu_want) in ratio_targets {
         let Some((anchor, best)) = best_anchor(results, sums, get, false) else {
             continue;
         };
+        let anchor_cpu = results
+            .iter()
+            .zip(sums)
+            .find(|(r, _)| r.name == anchor)
+            .and_then(|(_, s)| cpu(s));
         for (r, s) in &ours {
             let Some(v) = get(s) else { continue };
             let errors = match label {
@@ -462,12 +512,26 @@ pub fn targets(
             };
             let ok = v / best >= want && errors == 0;
             lines.push(format!(
-                "{label:<22} {:<11} {v:>8.0} / {best:.0} ({anchor}) = {:.2}x, target >= {want}x{}: {}",
+                "{label:<22} {:<11} {v:>8.0} / {best:.0} ({anchor}) = {:.2}x, target >= {want}x{} [{tag}]: {}",
                 r.name,
                 v / best,
                 if errors > 0 { format!(", {errors} errors") } else { String::new() },
                 verdict(ok)
             ));
+            if let (Some(ours), Some(theirs)) = (cpu(s), anchor_cpu) {
+                let unit = if label.ends_with("MB/s") {
+                    "s/GiB"
+                } else {
+                    "us/op"
+                };
+                lines.push(format!(
+                    "{:<22} {:<11} {ours:>8.2} / {theirs:.2} {unit} ({anchor}) = {:.2}x, target <= {cpu_want}x [{tag}]: {}",
+                    format!("  server CPU"),
+                    r.name,
+                    ours / theirs,
+                    verdict(ours / theirs <= cpu_want)
+                ));
+            }
         }
     }
     if let Some(c) = ceiling {
@@ -625,6 +689,7 @@ pub fn json(
         .and_then(|(_, s)| s.retr_mbps);
     let mut root = Json::obj();
     root.set("command", command);
+    root.set("generator", m.generator.name());
     let mut machine = Json::obj();
     machine
         .set("nproc", m.nproc)
@@ -691,12 +756,14 @@ pub fn json(
             .set("session_p50_ms", s.sess_p50)
             .set("session_p99_ms", s.sess_p99)
             .set("session_errors", s.sess_errors)
+            .set("session_server_cpu_us", s.sess_cpu_us)
             .set(
                 "transfers_rounds",
                 Json::Arr(r.persistent.iter().map(loop_json).collect()),
             )
             .set("transfers_per_s_median", s.transfers)
-            .set("transfer_errors", s.tr_errors);
+            .set("transfer_errors", s.tr_errors)
+            .set("transfer_server_cpu_us", s.tr_cpu_us);
         if let Some(sc) = &r.scale {
             let mut o = Json::obj();
             o.set("target", sc.target)
@@ -760,6 +827,9 @@ pub fn json(
                 .collect(),
         ),
     );
-    root.set("targets", targets(results, &sums, foot, ceiling));
+    root.set(
+        "targets",
+        targets(results, &sums, foot, ceiling, m.generator),
+    );
     root
 }

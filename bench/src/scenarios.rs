@@ -48,7 +48,7 @@ impl Transfer {
     }
 }
 
-const BIG_TIMEOUT: Duration = Duration::from_secs(300);
+pub(crate) const BIG_TIMEOUT: Duration = Duration::from_secs(300);
 const STEP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// RETR of the big file by one client (or, for the ceiling, a plain read
@@ -189,7 +189,7 @@ pub async fn upload(
     .await
 }
 
-fn checksum_file(path: &std::path::Path) -> io::Result<(u64, u64)> {
+pub(crate) fn checksum_file(path: &std::path::Path) -> io::Result<(u64, u64)> {
     let mut f = File::open(path)?;
     let mut buf = vec![0u8; 1 << 20];
     let mut sum = Checksum::new();
@@ -233,7 +233,7 @@ impl LoopStats {
 }
 
 #[derive(Default)]
-struct Acc {
+pub(crate) struct Acc {
     ops: u64,
     errors: u64,
     first_error: Option<String>,
@@ -241,7 +241,36 @@ struct Acc {
 }
 
 impl Acc {
-    fn error(&mut self, e: &io::Error) {
+    /// Adds another client's counts to these.
+    pub(crate) fn merge(&mut self, other: Acc) {
+        self.ops += other.ops;
+        self.errors += other.errors;
+        if self.first_error.is_none() {
+            self.first_error = other.first_error;
+        }
+        self.lat_us.extend(other.lat_us);
+    }
+
+    /// The figures of a finished loop.
+    pub(crate) fn into_stats(
+        mut self,
+        window: Window,
+        client_cpu: f64,
+        server_cpu: f64,
+    ) -> LoopStats {
+        self.lat_us.sort_unstable();
+        LoopStats {
+            ops: self.ops,
+            errors: self.errors,
+            first_error: self.first_error,
+            secs: (window.end - window.start).as_secs_f64(),
+            lat_us: self.lat_us,
+            client_cpu,
+            server_cpu,
+        }
+    }
+
+    pub(crate) fn error(&mut self, e: &io::Error) {
         self.errors += 1;
         if self.first_error.is_none() {
             self.first_error = Some(e.to_string());
@@ -252,13 +281,13 @@ impl Acc {
 /// Times of a loop: operations count if they start after `start` and end
 /// before `end`.
 #[derive(Clone, Copy)]
-struct Window {
-    start: Instant,
-    end: Instant,
+pub(crate) struct Window {
+    pub(crate) start: Instant,
+    pub(crate) end: Instant,
 }
 
 impl Window {
-    fn new(warmup: Duration, measure: Duration) -> Window {
+    pub(crate) fn new(warmup: Duration, measure: Duration) -> Window {
         let start = Instant::now() + warmup;
         Window {
             start,
@@ -266,8 +295,11 @@ impl Window {
         }
     }
     fn record(&self, acc: &RefCell<Acc>, t0: Instant, t1: Instant) {
+        self.record_in(&mut acc.borrow_mut(), t0, t1);
+    }
+    /// Counts an operation from `t0` to `t1` if it lies in the window.
+    pub(crate) fn record_in(&self, a: &mut Acc, t0: Instant, t1: Instant) {
         if t0 >= self.start && t1 <= self.end {
-            let mut a = acc.borrow_mut();
             a.ops += 1;
             a.lat_us
                 .push((t1 - t0).as_micros().min(u32::MAX as u128) as u32);

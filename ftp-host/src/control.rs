@@ -12,8 +12,15 @@ use crate::tls::ControlStream;
 /// What one [`ControlStream::read_into`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReadOutcome {
-    /// Bytes went to the engine.
-    Fed,
+    /// Bytes went to the engine. `drained`: the read was short on a clear
+    /// (not TLS) connection, so the socket's queue was empty at that
+    /// moment; whatever arrives later raises a new readiness event, and an
+    /// edge-triggered runtime may wait for it instead of reading again
+    /// only to be told `WouldBlock`.
+    Fed {
+        /// The socket had no more bytes.
+        drained: bool,
+    },
     /// The socket has nothing now (it would block).
     WouldBlock,
     /// The engine takes no input now (back-pressure, or its input ended):
@@ -56,7 +63,9 @@ impl ControlStream {
                 }
                 Ok(n) => {
                     session.handle_input(now, &buf[..n]);
-                    return Ok(ReadOutcome::Fed);
+                    return Ok(ReadOutcome::Fed {
+                        drained: n < want && !self.is_tls(),
+                    });
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     return Ok(ReadOutcome::WouldBlock);

@@ -161,7 +161,10 @@ impl PassivePorts {
     /// up to [`DEFAULT_TRIES`] random ports of the ephemeral range are
     /// tried, then port 0. Other errors (an address that is not local, no
     /// descriptors left) are returned as they come.
-    pub fn bind(&self, ip: IpAddr) -> io::Result<TcpListener> {
+    ///
+    /// The listener is non-blocking; its address comes with it (the port
+    /// chosen here is known, so no `getsockname` is needed for it).
+    pub fn bind(&self, ip: IpAddr) -> io::Result<(TcpListener, SocketAddr)> {
         let ip = ip.to_canonical();
         match &self.source {
             Source::Range { first, count } => self.bind_range(ip, *first, *count),
@@ -173,7 +176,12 @@ impl PassivePorts {
         }
     }
 
-    fn bind_range(&self, ip: IpAddr, first: u16, count: u32) -> io::Result<TcpListener> {
+    fn bind_range(
+        &self,
+        ip: IpAddr,
+        first: u16,
+        count: u32,
+    ) -> io::Result<(TcpListener, SocketAddr)> {
         if count == 0 {
             return Err(exhausted());
         }
@@ -193,7 +201,7 @@ impl PassivePorts {
         first: u16,
         count: u32,
         reserved: &[RangeInclusive<u16>],
-    ) -> io::Result<TcpListener> {
+    ) -> io::Result<(TcpListener, SocketAddr)> {
         if count > 0 {
             for _ in 0..DEFAULT_TRIES {
                 let draw = self.draws.fetch_add(1, Ordering::Relaxed);
@@ -233,7 +241,7 @@ fn port_at(first: u16, offset: u32) -> u16 {
 
 /// A listener on `ip` and `port`, or `None` when the port is in use (or
 /// reserved for privileged processes).
-fn try_listen(ip: IpAddr, port: u16) -> io::Result<Option<TcpListener>> {
+fn try_listen(ip: IpAddr, port: u16) -> io::Result<Option<(TcpListener, SocketAddr)>> {
     match listen(SocketAddr::new(ip, port)) {
         Ok(listener) => Ok(Some(listener)),
         Err(e)
@@ -248,11 +256,36 @@ fn try_listen(ip: IpAddr, port: u16) -> io::Result<Option<TcpListener>> {
     }
 }
 
-fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
-    let listener = TcpListener::bind(addr)?;
-    listener.set_nonblocking(true)?;
-    Ok(listener)
+/// A non-blocking listener on `addr` (`SO_REUSEADDR`, as std's), and its
+/// address: `addr` itself unless its port was 0.
+fn listen(addr: SocketAddr) -> io::Result<(TcpListener, SocketAddr)> {
+    use rustix::net::{AddressFamily, SocketFlags, SocketType, sockopt};
+    let family = if addr.is_ipv4() {
+        AddressFamily::INET
+    } else {
+        AddressFamily::INET6
+    };
+    let fd = rustix::net::socket_with(
+        family,
+        SocketType::STREAM,
+        SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
+        None,
+    )?;
+    sockopt::set_socket_reuseaddr(&fd, true)?;
+    rustix::net::bind(&fd, &addr)?;
+    rustix::net::listen(&fd, LISTEN_BACKLOG)?;
+    let listener = TcpListener::from(fd);
+    let addr = if addr.port() == 0 {
+        listener.local_addr()?
+    } else {
+        addr
+    };
+    Ok((listener, addr))
 }
+
+/// Connections a passive listener queues: it waits for one, and the
+/// host closes the others it finds (see [`take_allowed`]).
+const LISTEN_BACKLOG: i32 = 128;
 
 fn exhausted() -> io::Error {
     io::Error::new(io::ErrorKind::AddrInUse, PassiveError::Exhausted)
@@ -666,7 +699,7 @@ mod tests {
         let ports = PassivePorts::new(None);
         let mut upper = 0;
         for _ in 0..64 {
-            let port = ports.bind(LOCAL).unwrap().local_addr().unwrap().port();
+            let port = ports.bind(LOCAL).unwrap().0.local_addr().unwrap().port();
             assert!((lo..=hi).contains(&port), "{port} outside {lo}-{hi}");
             if u32::from(port) >= half {
                 upper += 1;
@@ -699,7 +732,7 @@ mod tests {
         let port = *range.start();
         let ports = PassivePorts::ephemeral(range, Vec::new());
         for _ in 0..3 {
-            let listener = ports.bind(LOCAL).unwrap();
+            let listener = ports.bind(LOCAL).unwrap().0;
             assert_eq!(listener.local_addr().unwrap().port(), port);
             time_wait_on(listener);
         }
@@ -712,7 +745,7 @@ mod tests {
         // `a` reserved: every bind gets `b`.
         let ports = PassivePorts::ephemeral(range.clone(), vec![a..=a]);
         for _ in 0..20 {
-            assert_eq!(ports.bind(LOCAL).unwrap().local_addr().unwrap().port(), b);
+            assert_eq!(ports.bind(LOCAL).unwrap().0.local_addr().unwrap().port(), b);
             released(b);
         }
         // Both in use: the kernel picks another port.
@@ -721,12 +754,12 @@ mod tests {
             TcpListener::bind((LOCAL, b)).unwrap(),
         );
         let ports = PassivePorts::ephemeral(range.clone(), Vec::new());
-        let other = ports.bind(LOCAL).unwrap().local_addr().unwrap().port();
+        let other = ports.bind(LOCAL).unwrap().0.local_addr().unwrap().port();
         assert!(!range.contains(&other));
         // An empty range goes straight to the kernel.
         #[allow(clippy::reversed_empty_ranges)]
         let none = PassivePorts::ephemeral(10..=5, Vec::new());
-        assert_ne!(none.bind(LOCAL).unwrap().local_addr().unwrap().port(), 0);
+        assert_ne!(none.bind(LOCAL).unwrap().0.local_addr().unwrap().port(), 0);
     }
 
     #[test]
@@ -747,7 +780,7 @@ mod tests {
     #[test]
     fn any_port_without_range() {
         let ports = PassivePorts::new(None);
-        let l = ports.bind(LOCAL).unwrap();
+        let l = ports.bind(LOCAL).unwrap().0;
         let addr = l.local_addr().unwrap();
         assert_ne!(addr.port(), 0);
         assert_eq!(addr.ip(), LOCAL);
@@ -758,9 +791,9 @@ mod tests {
     fn range_rotates_and_exhausts() {
         let range = free_ports(3);
         let ports = PassivePorts::new(Some(range.clone()));
-        let a = ports.bind(LOCAL).unwrap();
-        let b = ports.bind(LOCAL).unwrap();
-        let c = ports.bind(LOCAL).unwrap();
+        let a = ports.bind(LOCAL).unwrap().0;
+        let b = ports.bind(LOCAL).unwrap().0;
+        let c = ports.bind(LOCAL).unwrap().0;
         let mut got: Vec<u16> = [&a, &b, &c]
             .iter()
             .map(|l| l.local_addr().unwrap().port())
@@ -776,7 +809,7 @@ mod tests {
         drop(b);
         released(freed);
         assert_eq!(
-            ports.bind(LOCAL).unwrap().local_addr().unwrap().port(),
+            ports.bind(LOCAL).unwrap().0.local_addr().unwrap().port(),
             freed
         );
         // Successive binds start at different ports.
@@ -787,8 +820,8 @@ mod tests {
         drop((a, c));
         released(pa);
         released(pc);
-        let first = ports.bind(LOCAL).unwrap().local_addr().unwrap().port();
-        let second = ports.bind(LOCAL).unwrap().local_addr().unwrap().port();
+        let first = ports.bind(LOCAL).unwrap().0.local_addr().unwrap().port();
+        let second = ports.bind(LOCAL).unwrap().0.local_addr().unwrap().port();
         assert_ne!(first, second);
     }
 
@@ -798,7 +831,7 @@ mod tests {
         let ports = PassivePorts::new(Some(range));
         for _ in 0..2 {
             // The server closes first, so its side lingers in TIME_WAIT.
-            time_wait_on(ports.bind(LOCAL).unwrap());
+            time_wait_on(ports.bind(LOCAL).unwrap().0);
         }
     }
 
@@ -811,8 +844,9 @@ mod tests {
         let zero = PassivePorts::new(Some(0..=0));
         assert!(zero.bind(LOCAL).is_err());
         let mapped = IpAddr::V6(Ipv4Addr::LOCALHOST.to_ipv6_mapped());
-        let l = PassivePorts::new(None).bind(mapped).unwrap();
+        let (l, addr) = PassivePorts::new(None).bind(mapped).unwrap();
         assert_eq!(l.local_addr().unwrap().ip(), LOCAL);
+        assert_eq!(addr, l.local_addr().unwrap());
         let not_local: IpAddr = "192.0.2.1".parse().unwrap();
         let err = PassivePorts::new(None).bind(not_local).unwrap_err();
         assert_eq!(resource_error(&err), ResourceError::Failed);

@@ -121,8 +121,12 @@ impl Conn {
         } else {
             ControlStream::plain()
         };
-        cx.registry
-            .register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)?;
+        cx.registry.register(
+            &mut stream,
+            token,
+            // Priority: urgent data (see `Control::on_event`).
+            Interest::READABLE | Interest::WRITABLE | Interest::PRIORITY,
+        )?;
         Ok(Conn {
             key,
             peer: session.peer(),
@@ -285,7 +289,7 @@ impl Conn {
                 .control
                 .read_into(&mut self.session, now, &mut cx.scratch)
             {
-                Ok(ReadOutcome::Fed) => {
+                Ok(ReadOutcome::Fed { .. }) => {
                     turn.reads -= 1;
                     progress = true;
                 }

@@ -3,7 +3,8 @@
 //! writes what [`transmit`](Session::transmit) holds, and closes politely.
 //!
 //! Readiness is edge-triggered, so the socket keeps two flags: set by an
-//! event, cleared only when a read or write returns `WouldBlock`. While the
+//! event, cleared when a read or write returns `WouldBlock` (or a clear
+//! read comes back short, see [`ReadOutcome::Fed`]). While the
 //! engine's input capacity is 0 the socket is simply not read; because the
 //! flag stays set, reading resumes on the next drive after the engine
 //! drains (no new edge is needed). The engine stops producing replies when
@@ -34,6 +35,14 @@ pub(crate) struct Control {
     writable: bool,
     /// The client closed its sending side.
     eof: bool,
+    /// The last event said the client closed its sending side (or the
+    /// socket failed): read until the end is seen, even after a short read.
+    hung_up: bool,
+    /// Urgent data arrived (a Telnet Synch before `ABOR`): with
+    /// `SO_OOBINLINE` a read stops short at the urgent mark with bytes
+    /// still queued behind it, so short reads prove nothing until a read
+    /// says `WouldBlock`.
+    urgent: bool,
 }
 
 impl Control {
@@ -46,6 +55,8 @@ impl Control {
             readable: true,
             writable: true,
             eof: false,
+            hung_up: false,
+            urgent: false,
         }
     }
 
@@ -54,6 +65,12 @@ impl Control {
     pub(crate) fn on_event(&mut self, event: &Event) {
         if event.is_readable() || event.is_read_closed() || event.is_error() {
             self.readable = true;
+        }
+        if event.is_read_closed() || event.is_error() {
+            self.hung_up = true;
+        }
+        if event.is_priority() {
+            self.urgent = true;
         }
         if event.is_writable() || event.is_write_closed() || event.is_error() {
             self.writable = true;
@@ -114,8 +131,19 @@ impl Control {
             .read_into(&mut &self.stream, session, now, scratch)?;
         match outcome {
             ReadOutcome::Eof => self.eof = true,
-            ReadOutcome::WouldBlock => self.readable = false,
-            ReadOutcome::Fed | ReadOutcome::Full => {}
+            ReadOutcome::WouldBlock => {
+                self.readable = false;
+                self.urgent = false;
+            }
+            // A short read emptied the socket: the next bytes (or the
+            // client's FIN) raise a new edge, so no read just to learn
+            // `WouldBlock` (one system call less per command). Not once
+            // the client hung up (its end of stream is read now), nor
+            // while urgent data may stop reads short.
+            ReadOutcome::Fed { drained: true } if !self.hung_up && !self.urgent => {
+                self.readable = false;
+            }
+            ReadOutcome::Fed { .. } | ReadOutcome::Full => {}
         }
         Ok(outcome)
     }

@@ -102,8 +102,7 @@ impl Passive {
         slot: u8,
         token: Token,
     ) -> io::Result<(Passive, SocketAddr)> {
-        let listener = server.passive.bind(ip)?;
-        let addr = listener.local_addr()?;
+        let (listener, addr) = server.passive.bind(ip)?;
         let passive = Passive {
             id,
             slot,

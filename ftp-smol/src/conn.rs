@@ -295,7 +295,7 @@ impl Conn {
                 .read_into(&mut sock, &mut self.session, now, buf)
             {
                 // TLS may hold more decrypted input than one read took.
-                Ok(ReadOutcome::Fed) => self.more_input = self.stream.is_tls(),
+                Ok(ReadOutcome::Fed { .. }) => self.more_input = self.stream.is_tls(),
                 Ok(ReadOutcome::WouldBlock | ReadOutcome::Eof) => self.more_input = false,
                 Ok(ReadOutcome::Full) => {}
                 Err(_) => return false,
@@ -441,8 +441,8 @@ impl Conn {
             .server
             .passive
             .bind(self.local_ip)
-            .and_then(|listener| {
-                data::listen(listener, peer, self.server.config.proxy_from.clone())
+            .map(|(listener, addr)| {
+                data::listen(listener, addr, peer, self.server.config.proxy_from.clone())
             });
         match bound {
             Ok((addr, connection)) => {

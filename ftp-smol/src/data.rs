@@ -81,6 +81,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use ftp_host::active::ActiveFrom;
+use ftp_host::admission::accept_nonblocking;
 use ftp_host::passive::{HeaderWaits, Taken, take_allowed};
 use ftp_host::proxy::{PARTIAL_RETRY, ProxySources};
 use ftp_host::rate::RateLimit;
@@ -120,25 +121,24 @@ pub struct Passive {
     proxied: HeaderWaits<TcpStream>,
 }
 
-/// Makes a bound passive `listener` the data endpoint for connections
-/// from `allowed` only (through one of `proxies`: by its PROXY header).
-/// Returns its address.
+/// Makes a bound, non-blocking passive `listener` on `addr` the data
+/// endpoint for connections from `allowed` only (through one of
+/// `proxies`: by its PROXY header). Returns its address.
 pub fn listen(
     listener: TcpListener,
+    addr: SocketAddr,
     allowed: IpAddr,
     proxies: Option<Arc<ProxySources>>,
-) -> io::Result<(SocketAddr, Passive)> {
-    let addr = listener.local_addr()?;
-    listener.set_nonblocking(true)?;
+) -> (SocketAddr, Passive) {
     let proxied = HeaderWaits::new(proxies);
-    Ok((
+    (
         addr,
         Passive {
             listener,
             allowed,
             proxied,
         },
-    ))
+    )
 }
 
 impl Passive {
@@ -160,9 +160,9 @@ impl Passive {
             mut proxied,
         } = self;
         if let Some(stream) = take_waiting(&listener, allowed, &mut proxied)? {
-            return Async::new(stream);
+            return Async::new_nonblocking(stream);
         }
-        let listener = Async::new(listener)?;
+        let listener = Async::new_nonblocking(listener)?;
         loop {
             if proxied.is_empty() {
                 listener.readable().await?;
@@ -174,7 +174,7 @@ impl Passive {
                 listener.readable().or(again).await?;
             }
             if let Some(stream) = take_waiting(listener.get_ref(), allowed, &mut proxied)? {
-                return Async::new(stream);
+                return Async::new_nonblocking(stream);
             }
         }
     }
@@ -188,7 +188,13 @@ fn take_waiting(
     proxied: &mut HeaderWaits<TcpStream>,
 ) -> io::Result<Option<TcpStream>> {
     let now = Instant::now();
-    match take_allowed(|| listener.accept(), allowed, proxied, usize::MAX, now)? {
+    match take_allowed(
+        || accept_nonblocking(listener),
+        allowed,
+        proxied,
+        usize::MAX,
+        now,
+    )? {
         Taken::Connection(stream) => Ok(Some(stream)),
         Taken::Empty | Taken::Busy => Ok(None),
     }
@@ -263,9 +269,6 @@ pub fn start_now(endpoint: Endpoint, tls: bool, end: TransferEnd, limit: &mut Li
         let endpoint = Endpoint::Passive(Some(passive));
         return Start::Wait(endpoint, TransferEnd::Send(source));
     };
-    if let Err(e) = socket.set_nonblocking(true) {
-        return Start::Done(lost(&e));
-    }
     let mut sent = 0u64;
     for _ in 0..SEND_NOW_CALLS {
         let max = limit.allowance_now(SENDFILE_CHUNK);
@@ -410,7 +413,7 @@ pub async fn resume(
     limit: Limit,
     tx: Sender<Msg>,
 ) {
-    let event = match Async::new(socket) {
+    let event = match Async::new_nonblocking(socket) {
         Err(e) => lost(&e),
         Ok(socket) => {
             let stream = DataStream { socket, tls: None };

@@ -26,7 +26,8 @@ use std::sync::{Arc, Weak};
 use std::thread;
 
 use ftp_host::admission::{
-    ACCEPT_PAUSE, Accepted, Acceptor, Admission, Admitted, AwaitingHeader, HeaderStep, refuse,
+    ACCEPT_PAUSE, Accepted, Acceptor, Admission, Admitted, AwaitingHeader, HeaderStep,
+    accept_nonblocking, refuse,
 };
 use ftp_host::daemon::{Listener, Runtime, SHUTDOWN_LAST_WORDS, Shutdown};
 use ftp_host::proxy::PARTIAL_RETRY;
@@ -158,7 +159,7 @@ async fn accept(
 ) {
     let mut acceptor = Acceptor::new();
     loop {
-        let (socket, peer) = match acceptor.accept(|| listener.get_ref().accept()) {
+        let (socket, peer) = match acceptor.accept(|| accept_nonblocking(listener.get_ref())) {
             Accepted::Stream(socket, peer) => (socket, peer),
             Accepted::Empty => {
                 if let Err(e) = listener.readable().await {
@@ -197,7 +198,7 @@ async fn accept(
         };
         match admission {
             Admission::Admitted(admitted) => {
-                let Ok(socket) = Async::new(socket) else {
+                let Ok(socket) = Async::new_nonblocking(socket) else {
                     continue;
                 };
                 executor.spawn(session().run(socket, admitted)).detach();
@@ -260,7 +261,7 @@ async fn await_header(
     socket: TcpStream,
     mut waiting: AwaitingHeader,
 ) -> Option<(Async<TcpStream>, Admitted)> {
-    let socket = Async::new(socket).ok()?;
+    let socket = Async::new_nonblocking(socket).ok()?;
     let deadline = waiting.deadline();
     loop {
         let now = std::time::Instant::now();

@@ -392,7 +392,8 @@ impl ReadFile {
     /// Sends up to `max` bytes of a local file from the current position to
     /// `out` with `sendfile(2)` and advances the position.
     ///
-    /// `Ok(Some(0))` means the end of the file; `Ok(None)` means zero-copy
+    /// `Ok(Some(0))` means the end of the file: a local file is read up to
+    /// the size it had when it was opened. `Ok(None)` means zero-copy
     /// does not apply (not a local file, or the kernel refused sendfile for
     /// this pair, after which it is not tried again) and the caller should
     /// [`read`](Self::read) instead. A non-blocking `out` that is full gives
@@ -401,14 +402,19 @@ impl ReadFile {
         let ReadInner::Local {
             file,
             position,
+            size,
             sendfile_works,
-            ..
         } = &mut self.inner
         else {
             return Ok(None);
         };
         if !*sendfile_works {
             return Ok(None);
+        }
+        if *position >= *size {
+            // The size it had when it was opened is sent (as vsftpd does):
+            // no call only to be told the end, one per download.
+            return Ok(Some(0));
         }
         // The kernel caps one call at 0x7fff_f000 bytes anyway.
         let count = max.clamp(1, 0x7fff_f000);
@@ -429,8 +435,19 @@ impl ReadFile {
 impl Read for ReadFile {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match &mut self.inner {
-            ReadInner::Local { file, position, .. } => loop {
-                match file.read_at(buf, *position) {
+            ReadInner::Local {
+                file,
+                position,
+                size,
+                ..
+            } => loop {
+                if *position >= *size {
+                    return Ok(0);
+                }
+                let want = buf
+                    .len()
+                    .min(usize::try_from(*size - *position).unwrap_or(usize::MAX));
+                match file.read_at(&mut buf[..want], *position) {
                     Ok(n) => {
                         *position = position.saturating_add(n as u64);
                         return Ok(n);
