@@ -18,10 +18,13 @@ use crate::client::{Reply, fail, parse_code, parse_epsv};
 pub const STEP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Opens a blocking TCP connection (from `src` when given) with the step
-/// timeout on reads and writes.
+/// timeout on reads; writes block as a plain client's do (the bulk upload
+/// sets its own timeout). A plain `connect`: on loopback it is done or
+/// refused at once, and a client with a timed connect makes five more
+/// system calls per connection, which the generator cannot spare.
 pub fn connect(addr: SocketAddr, src: Option<IpAddr>) -> io::Result<TcpStream> {
     let stream = match src {
-        None => TcpStream::connect_timeout(&addr, STEP_TIMEOUT)?,
+        None => TcpStream::connect(addr)?,
         Some(src) => {
             let family = if addr.is_ipv4() {
                 rustix::net::AddressFamily::INET
@@ -40,7 +43,6 @@ pub fn connect(addr: SocketAddr, src: Option<IpAddr>) -> io::Result<TcpStream> {
         }
     };
     stream.set_read_timeout(Some(STEP_TIMEOUT))?;
-    stream.set_write_timeout(Some(STEP_TIMEOUT))?;
     if crate::proxy_header::enabled() {
         let header = crate::proxy_header::for_stream(&stream)?;
         (&stream).write_all(&header)?;

@@ -38,7 +38,7 @@ use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::ops::RangeInclusive;
 use std::os::fd::AsFd;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use ftp_proto::ResourceError;
@@ -104,6 +104,61 @@ pub struct PassivePorts {
     /// Random keys (from the operating system) that make the default's
     /// ports unpredictable.
     keys: RandomState,
+    /// Listeners kept for their session's next passive command
+    /// ([`PassivePorts::keep`]), server-wide.
+    kept: Arc<AtomicUsize>,
+    /// Most listeners kept at once: an eighth of the ports, at most
+    /// [`KEPT_MAX`].
+    keep_max: usize,
+}
+
+/// Most passive listeners kept for reuse at once, server-wide.
+pub const KEPT_MAX: usize = 4096;
+
+/// A passive listener whose transfer took its connection, kept by its
+/// session for the next `PASV`/`EPSV`: that command then costs no socket,
+/// bind, listen and close (five system calls, and the bind's search
+/// through the port's other sockets), which is most of what a small
+/// download costs beyond the bytes. The port stays the session's while it
+/// is kept; [`PassivePorts`] caps how many are kept so that a range is
+/// never used up by idle sessions.
+#[derive(Debug)]
+pub struct KeptListener {
+    listener: TcpListener,
+    addr: SocketAddr,
+    _slot: KeptSlot,
+}
+
+/// One of the [`PassivePorts`]'s kept listeners, counted until dropped.
+#[derive(Debug)]
+struct KeptSlot(Arc<AtomicUsize>);
+
+impl Drop for KeptSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl KeptListener {
+    /// The listener again, for a passive command on `ip`, with every
+    /// connection that came while it was kept closed (nobody was told its
+    /// port since, so none of them is the next transfer's). `None` when it
+    /// listens on another address, or it failed: bind a new one.
+    pub fn reuse(self, ip: IpAddr) -> Option<(TcpListener, SocketAddr)> {
+        if self.addr.ip() != ip.to_canonical() {
+            return None;
+        }
+        // The backlog is bounded; so is this.
+        for _ in 0..=LISTEN_BACKLOG * 2 {
+            match rustix::net::accept(&self.listener) {
+                Ok(stale) => drop(stale),
+                Err(rustix::io::Errno::AGAIN) => return Some((self.listener, self.addr)),
+                Err(rustix::io::Errno::INTR | rustix::io::Errno::CONNABORTED) => {}
+                Err(_) => return None,
+            }
+        }
+        None
+    }
 }
 
 impl PassivePorts {
@@ -143,12 +198,33 @@ impl PassivePorts {
     }
 
     fn with_source(source: Source) -> PassivePorts {
+        let ports = match &source {
+            Source::Range { count, .. } | Source::Ephemeral { count, .. } => *count as usize,
+        };
         PassivePorts {
             source,
             next: AtomicU32::new(0),
             draws: AtomicU64::new(0),
             keys: RandomState::new(),
+            kept: Arc::new(AtomicUsize::new(0)),
+            keep_max: (ports / 8).min(KEPT_MAX),
         }
+    }
+
+    /// Keeps `listener` (on `addr`) for its session's next passive
+    /// command, unless as many as the cap are kept already: then `None`,
+    /// and it closes.
+    pub fn keep(&self, listener: TcpListener, addr: SocketAddr) -> Option<KeptListener> {
+        self.kept
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < self.keep_max).then_some(n + 1)
+            })
+            .ok()?;
+        Some(KeptListener {
+            listener,
+            addr,
+            _slot: KeptSlot(self.kept.clone()),
+        })
     }
 
     /// Binds a non-blocking listener on `ip` (IPv4-mapped IPv6 addresses
@@ -637,6 +713,43 @@ mod tests {
     const LOCAL: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
     /// A run of `n` consecutive ports that are free right now.
+    #[test]
+    fn kept_listeners_are_reused_without_stale_connections_and_capped() {
+        // 16 ports: at most 2 kept at once.
+        let ports = PassivePorts::new(Some(free_ports(16)));
+        let (listener, addr) = ports.bind(LOCAL).unwrap();
+        let kept = ports.keep(listener, addr).expect("kept");
+        // A connection that came while it was kept is nobody's transfer.
+        let mut stale = TcpStream::connect(addr).unwrap();
+        let (again, again_addr) = kept.reuse(LOCAL).expect("reused");
+        assert_eq!(again_addr, addr);
+        assert_eq!(again.local_addr().unwrap(), addr);
+        let mut buf = [0u8; 1];
+        stale
+            .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        assert!(matches!(stale.read(&mut buf), Ok(0) | Err(_)), "closed");
+        again.set_nonblocking(true).unwrap();
+        assert_eq!(
+            again.accept().unwrap_err().kind(),
+            std::io::ErrorKind::WouldBlock,
+            "nothing stale left"
+        );
+        // Another address: not reused.
+        let kept = ports.keep(again, addr).expect("kept");
+        let v6 = IpAddr::V6(Ipv6Addr::LOCALHOST);
+        assert!(kept.reuse(v6).is_none());
+        // The cap, and a slot given back when one is dropped.
+        let bind = || ports.bind(LOCAL).unwrap();
+        let (a, b, c) = (bind(), bind(), bind());
+        let first = ports.keep(a.0, a.1).expect("first");
+        let _second = ports.keep(b.0, b.1).expect("second");
+        assert!(ports.keep(c.0, c.1).is_none(), "over the cap");
+        drop(first);
+        let d = bind();
+        assert!(ports.keep(d.0, d.1).is_some(), "a slot came back");
+    }
+
     fn free_ports(n: u16) -> RangeInclusive<u16> {
         // Each call starts from a base of its own: tests run in parallel,
         // and two that found the same free ports would take them from

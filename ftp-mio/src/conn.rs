@@ -23,7 +23,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant as StdInstant};
 
 use ftp_host::limits::ConnectionSlot;
-use ftp_host::passive::resource_error;
+use ftp_host::passive::{KeptListener, resource_error};
 use ftp_host::server::{Action, Job, JobAnswer, JobDone, SessionHost, TlsSwitch};
 use ftp_host::tls::ControlStream;
 use ftp_proto::{
@@ -85,6 +85,10 @@ pub(crate) struct Conn {
     /// The control connection's local address: passive listeners bind here.
     local_ip: IpAddr,
     passives: Vec<Passive>,
+    /// The listener of the last passive transfer, kept for the next
+    /// `PASV`/`EPSV` (see [`KeptListener`]); boxed, as most idle sessions
+    /// have none.
+    kept_passive: Option<Box<KeptListener>>,
     /// Boxed: most sessions have none, and it is large.
     transfer: Option<Box<DataTransfer>>,
     phase: Phase,
@@ -135,6 +139,7 @@ impl Conn {
             host,
             control: Control::new(stream, io),
             passives: Vec::new(),
+            kept_passive: None,
             transfer: None,
             phase: Phase::Open,
             timer: None,
@@ -426,7 +431,8 @@ impl Conn {
             return Err(ResourceError::Exhausted);
         };
         let token = token::conn(self.key.index, Role::Passive(slot));
-        match Passive::open(&cx.server, self.local_ip, allowed, id, slot, token) {
+        let kept = self.kept_passive.take().map(|k| *k);
+        match Passive::open(&cx.server, self.local_ip, allowed, id, slot, token, kept) {
             Ok((passive, addr)) => {
                 self.passives.push(passive);
                 Ok(addr)
@@ -458,8 +464,10 @@ impl Conn {
                 Some(pos) => {
                     turn.more |= self.passives[pos].accept(&cx.registry);
                     if let Some(stream) = self.passives[pos].take_stream() {
-                        // The transfer consumes the listener.
-                        self.passives.swap_remove(pos).close(&cx.registry);
+                        // The transfer consumes the listener; the session
+                        // may keep it for its next passive command.
+                        let passive = self.passives.swap_remove(pos);
+                        self.kept_passive = passive.finish(&cx.registry, &cx.server).map(Box::new);
                         if t.attach(stream) {
                             let connected = Completion::Transfer(TransferEvent::Connected);
                             self.session.handle_completion(now, t.id, connected);
@@ -528,6 +536,7 @@ impl Conn {
         for passive in self.passives.drain(..) {
             passive.close(&cx.registry);
         }
+        self.kept_passive = None;
     }
 
     /// The engine said close: drop the data side, then flush and linger.

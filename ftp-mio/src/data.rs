@@ -46,7 +46,7 @@ use std::os::fd::AsFd;
 use std::time::{Duration, Instant as StdInstant};
 
 use ftp_host::active::ActiveFrom;
-use ftp_host::passive::{HeaderWaits, Taken, take_allowed};
+use ftp_host::passive::{HeaderWaits, KeptListener, Taken, take_allowed};
 use ftp_host::rate::RateLimit;
 use ftp_host::server::{Server, TransferEnd};
 use ftp_host::storage::{Blocking, fs_error_from_io};
@@ -74,6 +74,8 @@ pub(crate) struct Passive {
     /// Which passive token slot it uses.
     pub(crate) slot: u8,
     listener: TcpListener,
+    /// Its address.
+    addr: SocketAddr,
     /// Its token, for when it has to be registered.
     token: Token,
     registered: bool,
@@ -94,6 +96,9 @@ impl Passive {
     /// client usually connects between `EPSV` and `RETR`, so the transfer
     /// finds the connection waiting and the listener never costs a
     /// registration or a wakeup.
+    ///
+    /// A listener `kept` from the session's last passive transfer is
+    /// used again when it can be.
     pub(crate) fn open(
         server: &Server,
         ip: IpAddr,
@@ -101,12 +106,17 @@ impl Passive {
         id: IntentId,
         slot: u8,
         token: Token,
+        kept: Option<KeptListener>,
     ) -> io::Result<(Passive, SocketAddr)> {
-        let (listener, addr) = server.passive.bind(ip)?;
+        let (listener, addr) = match kept.and_then(|k| k.reuse(ip)) {
+            Some(again) => again,
+            None => server.passive.bind(ip)?,
+        };
         let passive = Passive {
             id,
             slot,
             listener: TcpListener::from_std(listener),
+            addr,
             token,
             registered: false,
             allowed,
@@ -209,6 +219,19 @@ impl Passive {
         if self.registered {
             let _ = registry.deregister(&mut self.listener);
         }
+    }
+
+    /// The transfer took its connection: unregisters the listener and
+    /// gives it to the server to keep for the session's next passive
+    /// command (`None`: the server keeps enough already, and it closes).
+    /// Connections still waiting for their PROXY headers are closed.
+    pub(crate) fn finish(mut self, registry: &Registry, server: &Server) -> Option<KeptListener> {
+        if self.registered && registry.deregister(&mut self.listener).is_err() {
+            return None;
+        }
+        server
+            .passive
+            .keep(std::net::TcpListener::from(self.listener), self.addr)
     }
 }
 

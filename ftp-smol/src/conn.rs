@@ -50,7 +50,7 @@ use ftp_host::admission::Admitted;
 use ftp_host::control::ReadOutcome;
 use ftp_host::daemon::prepare_control_socket;
 use ftp_host::limits::ConnectionSlot;
-use ftp_host::passive::resource_error;
+use ftp_host::passive::{KeptListener, resource_error};
 use ftp_host::rate::RateLimit;
 use ftp_host::server::{
     Action, Job, JobAnswer, JobDone, Server, SessionHost, TlsSwitch, TransferEnd,
@@ -130,6 +130,9 @@ pub struct Conn {
     jobs: usize,
     /// Open passive listeners, by the id of their `OpenPassive`.
     passive: HashMap<IntentId, Passive>,
+    /// The listener of the last passive transfer, kept for the next
+    /// `PASV`/`EPSV` (see [`KeptListener`]).
+    kept_passive: Option<Box<KeptListener>>,
     /// The running transfer, if any.
     transfer: Option<(IntentId, TransferStage)>,
     /// The shared pool for blocking jobs.
@@ -214,6 +217,7 @@ impl Conn {
             mailbox: None,
             jobs: 0,
             passive: HashMap::new(),
+            kept_passive: None,
             transfer: None,
             workers,
             timer: Timer::never(),
@@ -437,10 +441,13 @@ impl Conn {
 
     /// Binds a passive listener (the transfer that uses it accepts).
     fn open_passive(&mut self, id: IntentId, peer: IpAddr) -> Result<SocketAddr, ResourceError> {
-        let bound = self
-            .server
-            .passive
-            .bind(self.local_ip)
+        let again = self
+            .kept_passive
+            .take()
+            .and_then(|k| k.reuse(self.local_ip));
+        let bound = again
+            .map(Ok)
+            .unwrap_or_else(|| self.server.passive.bind(self.local_ip))
             .map(|(listener, addr)| {
                 data::listen(listener, addr, peer, self.server.config.proxy_from.clone())
             });
@@ -555,7 +562,14 @@ impl Conn {
         };
         self.session.handle_completion(now, id, ready);
         let connected = Completion::Transfer(TransferEvent::Connected);
-        let task = match data::start_now(endpoint, tls.is_some(), end, &mut limit) {
+        let task = match data::start_now(
+            endpoint,
+            tls.is_some(),
+            end,
+            &mut limit,
+            &self.server.passive,
+            &mut self.kept_passive,
+        ) {
             Start::Done(event) => {
                 self.session.handle_completion(now, id, connected);
                 let event = Completion::Transfer(event);

@@ -82,7 +82,7 @@ use std::time::{Duration, Instant};
 
 use ftp_host::active::ActiveFrom;
 use ftp_host::admission::accept_nonblocking;
-use ftp_host::passive::{HeaderWaits, Taken, take_allowed};
+use ftp_host::passive::{HeaderWaits, KeptListener, PassivePorts, Taken, take_allowed};
 use ftp_host::proxy::{PARTIAL_RETRY, ProxySources};
 use ftp_host::rate::RateLimit;
 use ftp_host::server::TransferEnd;
@@ -119,6 +119,8 @@ pub struct Passive {
     /// Data connections from proxies whose PROXY headers have not fully
     /// arrived.
     proxied: HeaderWaits<TcpStream>,
+    /// The listener's address.
+    addr: SocketAddr,
 }
 
 /// Makes a bound, non-blocking passive `listener` on `addr` the data
@@ -135,6 +137,7 @@ pub fn listen(
         addr,
         Passive {
             listener,
+            addr,
             allowed,
             proxied,
         },
@@ -142,6 +145,13 @@ pub fn listen(
 }
 
 impl Passive {
+    /// Its transfer took its connection: gives the listener to `ports` to
+    /// keep for the session's next passive command (`None`: enough are
+    /// kept already, and it closes).
+    pub fn into_kept(self, ports: &PassivePorts) -> Option<KeptListener> {
+        ports.keep(self.listener, self.addr)
+    }
+
     /// Takes a connection from the allowed address that is already
     /// waiting, without waiting; `Ok(None)` when there is none (yet).
     /// Connections from other addresses are closed.
@@ -158,6 +168,7 @@ impl Passive {
             listener,
             allowed,
             mut proxied,
+            ..
         } = self;
         if let Some(stream) = take_waiting(&listener, allowed, &mut proxied)? {
             return Async::new_nonblocking(stream);
@@ -255,7 +266,17 @@ const SEND_NOW_CALLS: u32 = 4;
 /// whatever is left when the socket is full, goes to a transfer task.
 ///
 /// A throttled download sends only what `limit` allows now.
-pub fn start_now(endpoint: Endpoint, tls: bool, end: TransferEnd, limit: &mut Limit) -> Start {
+///
+/// The passive listener, once its connection is taken, goes to `ports` to
+/// be kept in `kept` for the session's next passive command.
+pub fn start_now(
+    endpoint: Endpoint,
+    tls: bool,
+    end: TransferEnd,
+    limit: &mut Limit,
+    ports: &PassivePorts,
+    kept: &mut Option<Box<KeptListener>>,
+) -> Start {
     let (mut passive, mut source) = match (endpoint, tls, end) {
         (Endpoint::Passive(Some(passive)), false, TransferEnd::Send(source))
             if source.blocking() == Blocking::Bounded =>
@@ -269,6 +290,7 @@ pub fn start_now(endpoint: Endpoint, tls: bool, end: TransferEnd, limit: &mut Li
         let endpoint = Endpoint::Passive(Some(passive));
         return Start::Wait(endpoint, TransferEnd::Send(source));
     };
+    *kept = passive.into_kept(ports).map(Box::new);
     let mut sent = 0u64;
     for _ in 0..SEND_NOW_CALLS {
         let max = limit.allowance_now(SENDFILE_CHUNK);

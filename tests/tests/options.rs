@@ -14,6 +14,7 @@ use ftp_tests::{Data, DataMode, TIMEOUT, TestServer, daemon_tests, wait_for};
 
 daemon_tests! {
     pasv_port_range,
+    passive_listener_is_kept_for_the_next_transfer,
     pasv_ports_exhausted,
     pasv_address_is_announced,
     xferlog_records_transfers,
@@ -62,6 +63,43 @@ fn pasv_port_range<R: Runtime>() {
         c.mode = mode;
         ftp_tests::assert_bytes(&c.retr("f.bin"), &pattern(60, 10_000), "RETR");
     }
+    c.quit();
+}
+
+/// A passive listener whose transfer took its connection is kept for the
+/// session's next `EPSV` (the same port, no new bind); a connection made
+/// to it in between is nobody's transfer and is closed, and the next
+/// transfer gets the client's own connection and the right bytes.
+fn passive_listener_is_kept_for_the_next_transfer<R: Runtime>() {
+    let srv = TestServer::builder()
+        .file("a.bin", pattern(61, 4096))
+        .file("b.bin", pattern(62, 4096))
+        .start::<R>();
+    let mut c = srv.login();
+    c.expect("TYPE I", 200);
+    let first = c.epsv();
+    let mut t = c.start("RETR a.bin", Data::Passive(first)).expect("RETR");
+    let mut bytes = Vec::new();
+    t.stream.read_to_end(&mut bytes).unwrap();
+    drop(t.stream);
+    c.expect_reply(226);
+    ftp_tests::assert_bytes(&bytes, &pattern(61, 4096), "first RETR");
+    // Someone connects to the old port between the transfers.
+    let mut stray = std::net::TcpStream::connect_timeout(&first, TIMEOUT).expect("stray");
+    let second = c.epsv();
+    assert_eq!(second, first, "the listener is kept");
+    stray.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let mut byte = [0u8; 1];
+    assert!(
+        matches!(stray.read(&mut byte), Ok(0) | Err(_)),
+        "a connection made between transfers is closed, not served"
+    );
+    let mut t = c.start("RETR b.bin", Data::Passive(second)).expect("RETR");
+    let mut bytes = Vec::new();
+    t.stream.read_to_end(&mut bytes).unwrap();
+    drop(t.stream);
+    c.expect_reply(226);
+    ftp_tests::assert_bytes(&bytes, &pattern(62, 4096), "second RETR");
     c.quit();
 }
 
