@@ -267,7 +267,7 @@ fn main() -> ExitCode {
         let fit = sessions_within(p.sessions, nofile);
         if fit < p.sessions {
             eprintln!(
-                "ftp-bench: WARNING: the open-file limit ({nofile}, not raised: raising the hard limit needs root with CAP_SYS_RESOURCE) holds only {fit} of the {} idle sessions asked for (one descriptor each in the generator and in the server, plus {NOFILE_RESERVE}); the scale figure is CAPPED at {fit} sessions. Raise `ulimit -Hn` (or run with CAP_SYS_RESOURCE) to measure all of them.",
+                "ftp-bench: WARNING: the open-file limit ({nofile}; a hard limit can be raised only by root with CAP_SYS_RESOURCE, and to at most fs.nr_open) holds only {fit} of the {} idle sessions asked for (one descriptor each in the generator and in the server, plus {NOFILE_RESERVE}); the scale figure is CAPPED at {fit} sessions. Raise `ulimit -Hn` (or run with CAP_SYS_RESOURCE) to measure all of them.",
                 p.sessions
             );
             p.sessions = fit;
