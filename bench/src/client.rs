@@ -175,14 +175,17 @@ impl Control {
             let header = crate::proxy_header::for_stream(stream.get_ref())?;
             stream.write_all(&header).await?;
         }
+        // Small buffers: the scale figure holds 100,000 of these. A reply
+        // line longer than `buf` grows it; `out` grows to the longest
+        // command sent.
         let mut ctl = Control {
             stream,
-            buf: vec![0; 512],
+            buf: vec![0; 256],
             start: 0,
             end: 0,
             peer: addr,
             src,
-            out: Vec::with_capacity(64),
+            out: Vec::new(),
         };
         ctl.expect(220).await?;
         Ok(ctl)

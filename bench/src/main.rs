@@ -211,6 +211,9 @@ pub struct Params {
     pub measure: Duration,
     pub clients: usize,
     pub sessions: usize,
+    /// Idle sessions asked for: more than `sessions` when the descriptor
+    /// limit capped them.
+    pub sessions_asked: usize,
     pub nproc: usize,
 }
 
@@ -246,7 +249,7 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     let nproc = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let p = Params {
+    let mut p = Params {
         runs: args.runs.unwrap_or(if args.quick { 3 } else { 5 }),
         size: args.size_mib.unwrap_or(if args.quick { 64 } else { 1024 }) << 20,
         rounds: args.rounds.unwrap_or(if args.quick { 1 } else { 3 }),
@@ -260,6 +263,7 @@ fn main() -> ExitCode {
         sessions: args
             .sessions
             .unwrap_or(if args.quick { 500 } else { 10_000 }),
+        sessions_asked: 0,
         nproc,
     };
     if p.size % BLOCK as u64 != 0 || p.size == 0 {
@@ -285,7 +289,20 @@ fn main() -> ExitCode {
     if load_start[0] > 0.5 * nproc as f64 {
         eprintln!("ftp-bench: WARNING: the machine is loaded; timings are unreliable");
     }
-    raise_nofile(p.sessions);
+    p.sessions_asked = p.sessions;
+    if fig("scale") {
+        let nofile = raise_nofile(p.sessions);
+        let fit = sessions_within(p.sessions, nofile);
+        if fit < p.sessions {
+            eprintln!(
+                "ftp-bench: WARNING: the open-file limit ({nofile}; a hard limit can be raised only by root with CAP_SYS_RESOURCE, and to at most fs.nr_open) holds only {fit} of the {} idle sessions asked for (one descriptor each in the generator and in the server, plus {NOFILE_RESERVE}); the scale figure is CAPPED at {fit} sessions. Raise `ulimit -Hn` (or run with CAP_SYS_RESOURCE) to measure all of them.",
+                p.sessions
+            );
+            p.sessions = fit;
+        }
+    } else {
+        raise_nofile(0);
+    }
     let reporting = page_reporting::PageReporting::pause();
     eprintln!("ftp-bench: {}", reporting.describe());
     if let page_reporting::PageReporting::Paused { order } = &reporting {
@@ -624,16 +641,26 @@ fn main() -> ExitCode {
 
     // Phase 2: scale, one fresh server at a time.
     if fig("scale") {
-        let nsrc = p.sessions.div_ceil(16_000).max(1);
+        // Fewer per address when the port range is narrower than the default.
+        let per_source = local_ports().map_or(SESSIONS_PER_SOURCE, |ports| {
+            SESSIONS_PER_SOURCE.min(ports * 9 / 10).max(1)
+        });
+        let nsrc = p.sessions.div_ceil(per_source).clamp(1, 250);
         for (k, (spec, idx)) in runnable.iter().enumerate() {
             if spec.kind == Kind::Ceiling {
                 continue;
             }
-            // Each server gets source addresses of its own (127.0.K.2, …):
+            // Each server gets source addresses of its own (127.R.K.2, …):
             // the previous server's sessions, closed by the generator,
-            // leave their ports in TIME_WAIT for a minute.
+            // leave their ports in TIME_WAIT for a minute, and a port in
+            // TIME_WAIT is not given to a bind to port 0. R differs from
+            // one run of the bench to the next (from the process id), so
+            // a run right after another does not walk the ports the other
+            // left in TIME_WAIT either (that took 21 s instead of 1 for
+            // 19,488 sessions).
+            let run_octet = 1 + (std::process::id() % 250) as u8;
             let sources: Vec<IpAddr> = (0..nsrc)
-                .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 1 + k as u8, 2 + i as u8)))
+                .map(|i| IpAddr::V4(Ipv4Addr::new(127, run_octet, 1 + k as u8, 2 + i as u8)))
                 .collect();
             let server = match Server::start(spec, &setup(100)) {
                 Ok(s) => s,
@@ -646,19 +673,33 @@ fn main() -> ExitCode {
                 results[*idx].config = server.config.clone();
             }
             std::thread::sleep(Duration::from_millis(500));
-            let s = run!(ex => scenarios::idle_sessions(&ex, &server, p.sessions, &sources, 32));
+            let s = run!(ex => scenarios::idle_sessions(&ex, &server, &files, p.sessions, &sources, 32));
+            let ms = |v: &[u32], q| scenarios::percentile(v, q);
             eprintln!(
-                "  idle        {:<12} {}/{} logged in in {:.1} s, {:.1} KiB PSS each ({} processes), new 220 in {:.2} ms (median), {} answered NOOP{}",
+                "  idle        {:<12} {}/{} logged in in {:.1} s from {} addresses, {:.2} KiB PSS each ({} processes); \
+                 kernel per session (both ends) slab {:.2} KiB, TCP buffers {:.2} KiB; generator RSS {} MiB",
                 server.name,
                 s.logged_in,
                 s.target,
                 s.open_secs,
+                sources.len(),
                 s.kib_per_session(),
                 s.processes,
-                s.greet_ms
-                    .get(s.greet_ms.len() / 2)
-                    .copied()
-                    .unwrap_or(f64::NAN),
+                s.kernel_slab_kib_per_session(),
+                s.kernel_tcp_kib_per_session(),
+                s.generator_rss_kib / 1024,
+            );
+            eprintln!(
+                "  idle        {:<12} while held: new 220 p50 {:.2} p99 {:.2} max {:.2} ms ({} errors); 4 KiB RETR p50 {:.2} p99 {:.2} max {:.2} ms ({} errors); {} answered NOOP{}",
+                server.name,
+                ms(&s.greet_us, 0.5),
+                ms(&s.greet_us, 0.99),
+                ms(&s.greet_us, 1.0),
+                s.greet_errors,
+                ms(&s.retr_us, 0.5),
+                ms(&s.retr_us, 0.99),
+                ms(&s.retr_us, 1.0),
+                s.retr_errors,
                 s.noop_ok,
                 s.first_error
                     .as_deref()
@@ -872,12 +913,34 @@ fn report_loop(what: &str, round: usize, server: &Server, s: &scenarios::LoopSta
     );
 }
 
+/// Idle sessions per loopback source address in the scale figure. The
+/// generator binds each to its source with port 0, and the kernel gives
+/// such binds a port of `ip_local_port_range` (32768-60999 by default:
+/// 28,232 ports) that no other socket on that address holds; 16,000 keeps
+/// well below that (100,000 sessions come from 7 addresses, 14,286 each).
+const SESSIONS_PER_SOURCE: usize = 16_000;
+
+/// Ports of `net.ipv4.ip_local_port_range`, which the kernel picks a
+/// bound socket's port from.
+fn local_ports() -> Option<usize> {
+    let text = fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+    let mut it = text.split_whitespace().map(|v| v.parse::<usize>().ok());
+    let (lo, hi) = (it.next()??, it.next()??);
+    Some(hi.checked_sub(lo)? + 1)
+}
+
+/// Descriptors the generator keeps besides one per idle session: the
+/// probes' connections, the served files, pipes to the servers, stdio.
+const NOFILE_SLACK: u64 = 10_000;
+
 /// Raises the descriptor limits (soft and, as root, hard) so that the
-/// generator and the servers it starts (which inherit them) can hold the
-/// idle sessions.
-fn raise_nofile(sessions: usize) {
+/// generator and the servers it starts (which inherit them) can hold
+/// `sessions` idle sessions: each of them holds one descriptor per
+/// session, plus [`NOFILE_SLACK`]; at most `fs.nr_open`. Returns the soft
+/// limit in force afterwards (`u64::MAX` for unlimited).
+fn raise_nofile(sessions: usize) -> u64 {
     use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
-    let want = (sessions as u64 * 2 + 10_000).max(65_536);
+    let want = (sessions as u64 + NOFILE_SLACK).max(65_536);
     let nr_open = fs::read_to_string("/proc/sys/fs/nr_open")
         .ok()
         .and_then(|s| s.trim().parse().ok())
@@ -887,10 +950,11 @@ fn raise_nofile(sessions: usize) {
     let hard = now.maximum.unwrap_or(u64::MAX);
     let target = if hard >= want {
         Rlimit {
-            current: Some(want),
+            current: Some(want.max(now.current.unwrap_or(0).min(hard))),
             maximum: now.maximum,
         }
     } else {
+        // Raising the hard limit needs CAP_SYS_RESOURCE (root).
         Rlimit {
             current: Some(want),
             maximum: Some(want),
@@ -907,10 +971,24 @@ fn raise_nofile(sessions: usize) {
     }
     let after = getrlimit(Resource::Nofile);
     eprintln!(
-        "ftp-bench: open-file limit {} (hard {})",
+        "ftp-bench: open-file limit {} (hard {}; wanted {want} for {sessions} idle sessions, fs.nr_open {nr_open})",
         after.current.map_or("unlimited".into(), |v| v.to_string()),
         after.maximum.map_or("unlimited".into(), |v| v.to_string())
     );
+    after.current.unwrap_or(u64::MAX)
+}
+
+/// Descriptors a process needs besides one per idle session when the
+/// limit is tight: a server's listeners, event loops, wakers, worker
+/// threads, logs and passive listeners (ftp-mio and ftp-smol reserve 64);
+/// the generator's probe connections and pipes.
+const NOFILE_RESERVE: u64 = 512;
+
+/// The idle sessions that fit in a descriptor limit of `nofile` (in the
+/// generator and in each server): all of `sessions`, or fewer.
+fn sessions_within(sessions: usize, nofile: u64) -> usize {
+    let fit = nofile.saturating_sub(NOFILE_RESERVE);
+    sessions.min(usize::try_from(fit).unwrap_or(usize::MAX))
 }
 
 /// Writes the served tree: `big.bin`, `small/0..99.bin` (4 KiB each) and a

@@ -121,3 +121,27 @@ pub fn loadavg() -> [f64; 3] {
         it.next().unwrap_or(0.0),
     ]
 }
+
+/// KiB in a page of `/proc/net/sockstat`'s `mem` (4 KiB on x86_64 and on
+/// aarch64's default kernels).
+pub const PAGE_KIB: u64 = 4;
+
+/// The kernel's slab memory and TCP buffer pages now.
+pub fn kernel_memory() -> crate::scenarios::KernelMemory {
+    let meminfo = fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let sockstat = fs::read_to_string("/proc/net/sockstat").unwrap_or_default();
+    // "TCP: inuse 1 orphan 0 tw 0 alloc 1 mem 27"
+    let tcp_pages = sockstat
+        .lines()
+        .find_map(|l| l.strip_prefix("TCP:"))
+        .and_then(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            let at = words.iter().position(|&w| w == "mem")?;
+            words.get(at + 1)?.parse().ok()
+        })
+        .unwrap_or(0);
+    crate::scenarios::KernelMemory {
+        slab_kib: kib_field(&meminfo, "Slab:").unwrap_or(0),
+        tcp_pages,
+    }
+}

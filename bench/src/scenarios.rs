@@ -469,115 +469,256 @@ pub async fn persistent_transfers<'a>(
     .await
 }
 
+/// New connections and small downloads timed while the idle sessions are
+/// held: how many of each, and the pause between two.
+pub const PROBES: usize = 200;
+/// Pause between two probes, so that each meets the server idle (this
+/// measures latency, not a burst).
+pub const PROBE_GAP: Duration = Duration::from_millis(5);
+
+/// Memory the kernel holds, from `/proc/meminfo` and `/proc/net/sockstat`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct KernelMemory {
+    /// `Slab:` of `/proc/meminfo` (struct sock, inodes, files, epoll
+    /// entries of every socket are slab objects), KiB.
+    pub slab_kib: u64,
+    /// `mem` of the `TCP:` line of `/proc/net/sockstat`: pages charged to
+    /// TCP socket buffers.
+    pub tcp_pages: u64,
+}
+
 /// Many idle logged-in sessions held at once.
 #[derive(Clone, Debug, Default)]
 pub struct ScaleStats {
+    /// Sessions asked for.
     pub target: usize,
+    /// Sessions that got their `230`.
     pub logged_in: usize,
+    /// Sessions that failed to connect or log in.
     pub failed: usize,
+    /// The first failure of any step, for the report.
     pub first_error: Option<String>,
+    /// Seconds from the first connect to the last `230`.
     pub open_secs: f64,
+    /// PSS of the server's process tree before the first session, KiB.
     pub pss_before_kib: u64,
+    /// PSS of the server's process tree with every session held, KiB.
     pub pss_after_kib: u64,
+    /// Processes in the server's tree with every session held.
     pub processes: usize,
-    /// Milliseconds a new session took to get its 220 while the others
-    /// were held (several tries, sorted).
-    pub greet_ms: Vec<f64>,
+    /// The kernel's memory before the first session and with every
+    /// session held (both ends of every connection: generator and server
+    /// are on one machine).
+    pub kernel_before: KernelMemory,
+    /// See [`ScaleStats::kernel_before`].
+    pub kernel_after: KernelMemory,
+    /// The generator's own `VmRSS` with every session held, KiB.
+    pub generator_rss_kib: u64,
+    /// Microseconds from connect to `220` of each new connection made
+    /// while the others were held, sorted.
+    pub greet_us: Vec<u32>,
+    /// New connections that failed while the others were held.
+    pub greet_errors: usize,
+    /// Microseconds of each 4 KiB download (`EPSV`, connect, `RETR`,
+    /// checked, `226`) on one more logged-in session while the others
+    /// were held, sorted.
+    pub retr_us: Vec<u32>,
+    /// Downloads that failed while the others were held.
+    pub retr_errors: usize,
     /// Held sessions that answered a NOOP after the measurement.
     pub noop_ok: usize,
 }
 
 impl ScaleStats {
+    /// PSS of the server per logged-in session, KiB.
     pub fn kib_per_session(&self) -> f64 {
         (self.pss_after_kib as f64 - self.pss_before_kib as f64) / self.logged_in.max(1) as f64
     }
+
+    /// Growth of the kernel's slab per held connection (both ends), KiB.
+    pub fn kernel_slab_kib_per_session(&self) -> f64 {
+        (self.kernel_after.slab_kib as f64 - self.kernel_before.slab_kib as f64)
+            / self.logged_in.max(1) as f64
+    }
+
+    /// Growth of TCP buffer memory per held connection (both ends), KiB.
+    pub fn kernel_tcp_kib_per_session(&self) -> f64 {
+        (self.kernel_after.tcp_pages as f64 - self.kernel_before.tcp_pages as f64)
+            * procfs::PAGE_KIB as f64
+            / self.logged_in.max(1) as f64
+    }
+
+    fn error(&mut self, what: &str, e: &io::Error) {
+        if self.first_error.is_none() {
+            self.first_error = Some(format!("{what}: {e}"));
+        }
+    }
 }
 
+/// `n` sessions connect (from `sources` in turn, `in_flight` at a time)
+/// and log in, and stay idle. With all of them held: the server's memory,
+/// [`PROBES`] new connections' time to `220`, and [`PROBES`] 4 KiB
+/// downloads on one more session. Finally every held session must answer
+/// `NOOP`.
 pub async fn idle_sessions<'a>(
     ex: &LocalExecutor<'a>,
     server: &'a Server,
+    files: &'a Files,
     n: usize,
     sources: &'a [IpAddr],
     in_flight: usize,
 ) -> ScaleStats {
-    let mut stats = ScaleStats {
+    let stats = Rc::new(RefCell::new(ScaleStats {
         target: n,
         ..Default::default()
-    };
-    stats.pss_before_kib = server.pss_kib();
-    let gate = Rc::new(smol::lock::Semaphore::new(in_flight));
+    }));
+    stats.borrow_mut().pss_before_kib = server.pss_kib();
+    stats.borrow_mut().kernel_before = procfs::kernel_memory();
+    // A few workers take the next session each: one task per session,
+    // spawned up front, would hold 100,000 futures at once.
+    let held: Rc<RefCell<Vec<Control>>> = Rc::new(RefCell::new(Vec::with_capacity(n)));
+    let next = Rc::new(std::cell::Cell::new(0usize));
     let t0 = Instant::now();
-    let tasks: Vec<_> = (0..n)
-        .map(|i| {
-            let gate = gate.clone();
-            let src = sources[i % sources.len()];
+    let workers: Vec<_> = (0..in_flight.clamp(1, n.max(1)))
+        .map(|_| {
+            let (held, next, stats) = (held.clone(), next.clone(), stats.clone());
             ex.spawn(async move {
-                let _permit = gate.acquire().await;
-                timeout(Duration::from_secs(60), async {
-                    let mut c = Control::connect(server.addr, Some(src)).await?;
-                    c.login("anonymous", "bench@example.org").await?;
-                    Ok(c)
-                })
-                .await
+                loop {
+                    let i = next.get();
+                    if i >= n {
+                        break;
+                    }
+                    next.set(i + 1);
+                    let src = sources[i % sources.len()];
+                    let r = timeout(Duration::from_secs(60), async {
+                        let mut c = Control::connect(server.addr, Some(src)).await?;
+                        c.login("anonymous", "bench@example.org").await?;
+                        Ok(c)
+                    })
+                    .await;
+                    match r {
+                        Ok(c) => held.borrow_mut().push(c),
+                        Err(e) => {
+                            let mut s = stats.borrow_mut();
+                            s.failed += 1;
+                            s.error(&format!("session from {src}"), &e);
+                        }
+                    }
+                }
             })
         })
         .collect();
-    let mut held = Vec::with_capacity(n);
-    for t in tasks {
-        match t.await {
-            Ok(c) => held.push(c),
-            Err(e) => {
-                stats.failed += 1;
-                if stats.first_error.is_none() {
-                    stats.first_error = Some(e.to_string());
-                }
-            }
-        }
+    for w in workers {
+        w.await;
     }
-    stats.open_secs = t0.elapsed().as_secs_f64();
-    stats.logged_in = held.len();
+    let mut s = std::mem::take(&mut *stats.borrow_mut());
+    s.open_secs = t0.elapsed().as_secs_f64();
+    s.logged_in = held.borrow().len();
     // Let forked session processes and allocators settle.
     smol::Timer::after(Duration::from_secs(1)).await;
-    stats.pss_after_kib = server.pss_kib();
-    stats.processes = server.pid.map(procfs::tree_len).unwrap_or(0);
-    for _ in 0..10 {
+    s.pss_after_kib = server.pss_kib();
+    s.kernel_after = procfs::kernel_memory();
+    s.generator_rss_kib = procfs::rss_kib(std::process::id()).unwrap_or(0);
+    s.processes = server.pid.map(procfs::tree_len).unwrap_or(0);
+
+    // New sessions' 220.
+    for _ in 0..PROBES {
         let t = Instant::now();
         let r = timeout(STEP_TIMEOUT, async {
             let c = Control::connect(server.addr, None).await?;
-            let ms = t.elapsed().as_secs_f64() * 1000.0;
+            let us = t.elapsed().as_micros().min(u32::MAX as u128) as u32;
             drop(c);
-            Ok(ms)
+            Ok(us)
         })
         .await;
         match r {
-            Ok(ms) => stats.greet_ms.push(ms),
+            Ok(us) => s.greet_us.push(us),
             Err(e) => {
-                if stats.first_error.is_none() {
-                    stats.first_error = Some(format!("new session while held: {e}"));
-                }
+                s.greet_errors += 1;
+                s.error("new session while held", &e);
             }
         }
-        smol::Timer::after(Duration::from_millis(20)).await;
+        smol::Timer::after(PROBE_GAP).await;
     }
-    stats.greet_ms.sort_by(f64::total_cmp);
-    let checks: Vec<_> = held
-        .into_iter()
-        .map(|mut c| {
-            let gate = gate.clone();
+    s.greet_us.sort_unstable();
+
+    // 4 KiB downloads on one more session (a new one when one fails).
+    let mut buf = vec![0u8; 16 << 10];
+    let mut extra: Option<Control> = None;
+    for k in 0..PROBES {
+        let ctl = match extra.take() {
+            Some(c) => Ok(c),
+            None => {
+                timeout(STEP_TIMEOUT, async {
+                    let mut c = Control::connect(server.addr, None).await?;
+                    c.anonymous().await?;
+                    Ok(c)
+                })
+                .await
+            }
+        };
+        let mut ctl = match ctl {
+            Ok(c) => c,
+            Err(e) => {
+                s.retr_errors += 1;
+                s.error("download session while held", &e);
+                smol::Timer::after(PROBE_GAP).await;
+                continue;
+            }
+        };
+        let k = k % files.small.len();
+        let expected = &files.small[k];
+        let t = Instant::now();
+        let r = timeout(STEP_TIMEOUT, async {
+            let data = ctl.epsv().await?;
+            ctl.start_transfer(&format!("RETR small/{k}.bin")).await?;
+            client::drain_expect(data, &mut buf, expected).await?;
+            ctl.end_transfer().await
+        })
+        .await;
+        match r {
+            Ok(()) => {
+                s.retr_us
+                    .push(t.elapsed().as_micros().min(u32::MAX as u128) as u32);
+                extra = Some(ctl);
+            }
+            Err(e) => {
+                s.retr_errors += 1;
+                s.error("4 KiB RETR while held", &e);
+            }
+        }
+        smol::Timer::after(PROBE_GAP).await;
+    }
+    s.retr_us.sort_unstable();
+    if let Some(ctl) = extra {
+        let _ = timeout(STEP_TIMEOUT, ctl.quit()).await;
+    }
+
+    // Every held session answers NOOP, then closes.
+    let ok = Rc::new(std::cell::Cell::new(0usize));
+    let checkers: Vec<_> = (0..in_flight.max(1))
+        .map(|_| {
+            let (held, ok) = (held.clone(), ok.clone());
             ex.spawn(async move {
-                let _permit = gate.acquire().await;
-                timeout(Duration::from_secs(30), c.cmd_expect("NOOP", 200))
-                    .await
-                    .is_ok()
+                loop {
+                    let Some(mut c) = held.borrow_mut().pop() else {
+                        break;
+                    };
+                    if timeout(Duration::from_secs(30), c.cmd_expect("NOOP", 200))
+                        .await
+                        .is_ok()
+                    {
+                        ok.set(ok.get() + 1);
+                    }
+                }
             })
         })
         .collect();
-    for t in checks {
-        if t.await {
-            stats.noop_ok += 1;
-        }
+    for c in checkers {
+        c.await;
     }
-    stats
+    s.noop_ok = ok.get();
+    s
 }
 
 /// NOOP latencies of one session, while 50 clients log in with argon2

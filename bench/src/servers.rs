@@ -259,7 +259,7 @@ impl Server {
                 }
                 if crate::proxy_header::enabled() {
                     // Every loopback source: the scale figure connects
-                    // from 127.0.K.N.
+                    // from 127.R.K.N.
                     args.push("--proxy-from".into());
                     args.push("127.0.0.0/8".into());
                 }
