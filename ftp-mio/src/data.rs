@@ -621,8 +621,10 @@ impl DataTransfer {
                         }
                         Err(e) => return lost(e),
                     }
+                    let _ = stream.shutdown(Shutdown::Write);
                 }
-                let _ = stream.shutdown(Shutdown::Write);
+                // A clear stream: its FIN goes with the close when the
+                // transfer is dropped, in this same drive.
                 return Step::End(TransferEvent::Finished { bytes: *bytes });
             }
             if *sendfile {

@@ -299,7 +299,8 @@ pub fn start_now(
         }
         match source.sendfile_to(socket.as_fd(), max) {
             Ok(Some(0)) => {
-                let _ = socket.shutdown(Shutdown::Write);
+                // The socket closes (our FIN) as this returns.
+                drop(socket);
                 return Start::Done(TransferEvent::Finished { bytes: sent });
             }
             Ok(Some(n)) => {
