@@ -620,8 +620,11 @@ mod tests {
         let queued = hooks.queue.lock().calls.len();
         assert!(queued <= QUEUE_LIMIT, "{queued}");
         assert!(queued >= QUEUE_LIMIT - MAX_RUNNING, "{queued}");
-        // Let them all go and end.
+        // Let them all go, and wait until they have ended: the gate goes
+        // with the folder at the end of the test, and a call still
+        // waiting for it then would never end.
         std::fs::write(&gate, "").unwrap();
+        assert_eq!(hooks.finish(Duration::from_secs(20)), 0);
         drop(hooks);
     }
 }
