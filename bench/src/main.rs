@@ -25,7 +25,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::Parser;
 use smol::LocalExecutor;
@@ -592,6 +592,7 @@ fn main() -> ExitCode {
                     continue;
                 }
                 if fig("small") {
+                    await_ephemeral_ports();
                     let perf = Perf::start(&args, server, &format!("sessions-{round}"));
                     let s = match args.generator {
                         Generator::Async => run!(ex => scenarios::small_sessions(
@@ -606,6 +607,7 @@ fn main() -> ExitCode {
                     results[*idx].small.push(s);
                 }
                 if fig("persistent") {
+                    await_ephemeral_ports();
                     let perf = Perf::start(&args, server, &format!("transfers-{round}"));
                     let s = match args.generator {
                         Generator::Async => run!(ex => scenarios::persistent_transfers(
@@ -892,6 +894,43 @@ fn report_transfer(
             eprintln!("  {what:<11} {:<12} run {run}: FAILED: {e}", server.name);
             result.failures.push(format!("{what} run {run}: {e}"));
         }
+    }
+}
+
+/// Fewest free ephemeral ports a loop round starts with: far more than
+/// its clients' connections need at once (a port taken by `connect` is
+/// shared by connections to different destinations).
+const EPHEMERAL_PORTS_FREE_MIN: usize = 1024;
+
+/// Waits (at most 65 s, a `TIME_WAIT`'s minute and some) until the
+/// kernel's ephemeral range has [`EPHEMERAL_PORTS_FREE_MIN`] ports that no
+/// socket holds. A server that binds its passive listeners in that range
+/// (pyftpdlib by default asks for port 0 on every `PASV`) leaves the ports
+/// it used in `TIME_WAIT` for a minute, and a client's `connect` cannot
+/// use a port held by a bound socket: the next server measured would see
+/// its clients fail with `EADDRNOTAVAIL`, a fault of the machine the
+/// servers share, not its own (clients on other machines have their own
+/// ports).
+fn await_ephemeral_ports() {
+    let start = Instant::now();
+    let mut said = false;
+    while let Some((free, total)) = procfs::ephemeral_ports_free() {
+        if free >= EPHEMERAL_PORTS_FREE_MIN || start.elapsed() > Duration::from_secs(65) {
+            if said {
+                eprintln!(
+                    "ftp-bench: {free} of {total} ephemeral ports free after {:.0} s",
+                    start.elapsed().as_secs_f64()
+                );
+            }
+            return;
+        }
+        if !said {
+            eprintln!(
+                "ftp-bench: only {free} of {total} ephemeral ports free (the last server's TIME_WAIT sockets): waiting for them to expire"
+            );
+            said = true;
+        }
+        std::thread::sleep(Duration::from_secs(1));
     }
 }
 

@@ -145,3 +145,42 @@ pub fn kernel_memory() -> crate::scenarios::KernelMemory {
         tcp_pages,
     }
 }
+
+/// Ports of the kernel's ephemeral range (`ip_local_port_range`) that no
+/// TCP socket holds, and the size of the range: `(free, total)`.
+///
+/// A port held by a socket bound with `bind` (a passive listener chosen by
+/// port 0 or at random in this range, and the `TIME_WAIT` sockets of the
+/// connections it accepted, for a minute) cannot be taken by a client's
+/// `connect`, whatever its source address; a server that binds its passive
+/// ports there can leave the next server's clients without any port
+/// (`EADDRNOTAVAIL`). Every socket in `/proc/net/tcp` and `tcp6` counts,
+/// whatever its state, so the figure errs on the side of too few.
+pub fn ephemeral_ports_free() -> Option<(usize, usize)> {
+    let range = fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+    let mut bounds = range.split_whitespace().map(|v| v.parse::<u16>().ok());
+    let (low, high) = (bounds.next()??, bounds.next()??);
+    let mut held = vec![false; usize::from(u16::MAX) + 1];
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            // "  sl  local_address rem_address   st ...": ADDR:PORT in hex.
+            let port = line
+                .split_whitespace()
+                .nth(1)
+                .and_then(|local| local.rsplit(':').next())
+                .and_then(|hex| u16::from_str_radix(hex, 16).ok());
+            if let Some(port) = port {
+                held[usize::from(port)] = true;
+            }
+        }
+    }
+    let total = usize::from(high.saturating_sub(low)) + 1;
+    let busy = held[usize::from(low)..=usize::from(high)]
+        .iter()
+        .filter(|h| **h)
+        .count();
+    Some((total - busy, total))
+}
