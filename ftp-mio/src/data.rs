@@ -51,7 +51,7 @@ use ftp_host::rate::RateLimit;
 use ftp_host::server::{Server, TransferEnd};
 use ftp_host::storage::{Blocking, fs_error_from_io};
 use ftp_host::tls::{Handshake, TlsConn};
-use ftp_host::transfer::{Sink, is_connection_error};
+use ftp_host::transfer::{SENDFILE_CHUNK, Sink, is_connection_error};
 use ftp_proto::{DataEndpoint, FsError, IntentId, TransferError, TransferEvent};
 use mio::event::Event;
 use mio::net::{TcpListener, TcpStream};
@@ -59,7 +59,7 @@ use mio::{Interest, Registry, Token};
 
 use crate::offload::Offload;
 
-/// Bytes asked of one `sendfile` call, one `fill` or one socket read.
+/// Bytes asked of one `fill` or one socket read.
 const CHUNK: usize = 128 * 1024;
 
 /// Accepts tried on one passive listener per drive.
@@ -635,7 +635,7 @@ impl DataTransfer {
                 if !*writable {
                     return Step::Idle;
                 }
-                match source.sendfile_to(stream.as_fd(), CHUNK.min(*budget)) {
+                match source.sendfile_to(stream.as_fd(), SENDFILE_CHUNK.min(*budget)) {
                     Ok(Some(0)) => *source_done = true,
                     Ok(Some(n)) => {
                         *bytes += n as u64;

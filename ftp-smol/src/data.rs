@@ -88,7 +88,7 @@ use ftp_host::rate::RateLimit;
 use ftp_host::server::TransferEnd;
 use ftp_host::storage::{Blocking, fs_error_from_io};
 use ftp_host::tls::{Handshake, TlsConn};
-use ftp_host::transfer::{SINK_BUFFER, Sink, Source, is_connection_error};
+use ftp_host::transfer::{SENDFILE_CHUNK, SINK_BUFFER, Sink, Source, is_connection_error};
 use ftp_proto::{FsError, IntentId, TransferError, TransferEvent};
 use smol::channel::Sender;
 use smol::future::FutureExt;
@@ -96,8 +96,6 @@ use smol::{Async, Timer};
 
 use crate::conn::Msg;
 
-/// Most bytes one `sendfile` call may send.
-const SENDFILE_CHUNK: usize = 1 << 20;
 /// Bytes read from a source per buffered chunk.
 const FILL_CHUNK: usize = 64 * 1024;
 
