@@ -12,7 +12,7 @@ use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::time::Duration;
 
 use crate::checksum::Checksum;
-use crate::client::{Reply, fail, parse_code, parse_epsv};
+use crate::client::{Reply, ReplyReader, fail, parse_epsv};
 
 /// Every blocking read or write gives up after this long.
 pub const STEP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -53,9 +53,7 @@ pub fn connect(addr: SocketAddr, src: Option<IpAddr>) -> io::Result<TcpStream> {
 /// A blocking control connection.
 pub struct Control {
     stream: TcpStream,
-    buf: Vec<u8>,
-    start: usize,
-    end: usize,
+    replies: ReplyReader,
     peer: SocketAddr,
     src: Option<IpAddr>,
     out: Vec<u8>,
@@ -68,9 +66,7 @@ impl Control {
         let _ = stream.set_nodelay(true);
         let mut ctl = Control {
             stream,
-            buf: vec![0; 512],
-            start: 0,
-            end: 0,
+            replies: ReplyReader::new(512),
             peer: addr,
             src,
             out: Vec::with_capacity(64),
@@ -79,60 +75,14 @@ impl Control {
         Ok(ctl)
     }
 
-    fn line(&mut self) -> io::Result<String> {
-        loop {
-            if let Some(nl) = self.buf[self.start..self.end]
-                .iter()
-                .position(|&b| b == b'\n')
-            {
-                let mut line = &self.buf[self.start..self.start + nl];
-                if line.last() == Some(&b'\r') {
-                    line = &line[..line.len() - 1];
-                }
-                let text = String::from_utf8_lossy(line).into_owned();
-                self.start += nl + 1;
-                return Ok(text);
-            }
-            if self.start > 0 {
-                self.buf.copy_within(self.start..self.end, 0);
-                self.end -= self.start;
-                self.start = 0;
-            }
-            if self.end == self.buf.len() {
-                if self.buf.len() >= 64 * 1024 {
-                    return Err(fail("reply line too long"));
-                }
-                self.buf.resize(self.buf.len() * 2, 0);
-            }
-            let n = self.stream.read(&mut self.buf[self.end..])?;
-            if n == 0 {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "control connection closed",
-                ));
-            }
-            self.end += n;
-        }
-    }
-
     /// Reads one (possibly multi-line) reply.
     pub fn reply(&mut self) -> io::Result<Reply> {
-        let first = self.line()?;
-        let code = parse_code(&first).ok_or_else(|| fail(format!("bad reply: {first:?}")))?;
-        if first.as_bytes().get(3) != Some(&b'-') {
-            return Ok(Reply {
-                code,
-                text: first[3..].trim().to_owned(),
-            });
-        }
         loop {
-            let line = self.line()?;
-            if parse_code(&line) == Some(code) && line.as_bytes().get(3) == Some(&b' ') {
-                return Ok(Reply {
-                    code,
-                    text: line[3..].trim().to_owned(),
-                });
+            if let Some(reply) = self.replies.next_reply()? {
+                return Ok(reply);
             }
+            let n = self.stream.read(self.replies.spare()?)?;
+            self.replies.filled(n)?;
         }
     }
 

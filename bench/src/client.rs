@@ -151,12 +151,113 @@ impl Reply {
     }
 }
 
-/// A control connection.
-pub struct Control {
-    stream: Async<TcpStream>,
+/// Replies read from a control connection: a buffer that either client
+/// (async here, blocking in `blocking.rs`) fills with its own reads.
+pub struct ReplyReader {
     buf: Vec<u8>,
     start: usize,
     end: usize,
+    /// The code of a multi-line reply whose last line has not come yet.
+    open: Option<u16>,
+}
+
+/// Longest reply line a [`ReplyReader`] accepts.
+const REPLY_LINE_MAX: usize = 64 * 1024;
+
+impl ReplyReader {
+    /// An empty reader with a buffer of `capacity` bytes (it grows for a
+    /// longer line, up to [`REPLY_LINE_MAX`]).
+    pub fn new(capacity: usize) -> ReplyReader {
+        ReplyReader {
+            buf: vec![0; capacity.max(16)],
+            start: 0,
+            end: 0,
+            open: None,
+        }
+    }
+
+    /// Whether nothing is buffered.
+    pub fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+
+    /// The next whole reply, if its lines are buffered; the lines of a
+    /// multi-line reply before its last are consumed and dropped.
+    pub fn next_reply(&mut self) -> io::Result<Option<Reply>> {
+        while let Some(line) = self.line() {
+            let code = parse_code(&line);
+            let sep = line.as_bytes().get(3).copied();
+            match self.open {
+                Some(open) if code == Some(open) && sep == Some(b' ') => {
+                    self.open = None;
+                }
+                Some(_) => continue,
+                None => {
+                    let code = code.ok_or_else(|| fail(format!("bad reply: {line:?}")))?;
+                    if sep == Some(b'-') {
+                        self.open = Some(code);
+                        continue;
+                    }
+                }
+            }
+            let code = code.unwrap_or_default();
+            return Ok(Some(Reply {
+                code,
+                text: line[3..].trim().to_owned(),
+            }));
+        }
+        Ok(None)
+    }
+
+    /// One buffered line without its CRLF, if a whole one is there.
+    fn line(&mut self) -> Option<String> {
+        let nl = self.buf[self.start..self.end]
+            .iter()
+            .position(|&b| b == b'\n')?;
+        let mut line = &self.buf[self.start..self.start + nl];
+        if line.last() == Some(&b'\r') {
+            line = &line[..line.len() - 1];
+        }
+        let text = String::from_utf8_lossy(line).into_owned();
+        self.start += nl + 1;
+        Some(text)
+    }
+
+    /// Room for the next read: what is buffered moves to the front, and
+    /// a full buffer doubles (a line longer than [`REPLY_LINE_MAX`] fails).
+    pub fn spare(&mut self) -> io::Result<&mut [u8]> {
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.end == self.buf.len() {
+            if self.buf.len() >= REPLY_LINE_MAX {
+                return Err(fail("reply line too long"));
+            }
+            self.buf.resize(self.buf.len() * 2, 0);
+        }
+        Ok(&mut self.buf[self.end..])
+    }
+
+    /// Records `n` bytes read into [`spare`](Self::spare); 0 is the end
+    /// of the connection, an error.
+    pub fn filled(&mut self, n: usize) -> io::Result<()> {
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "control connection closed",
+            ));
+        }
+        self.end += n;
+        Ok(())
+    }
+}
+
+/// A control connection.
+pub struct Control {
+    stream: Async<TcpStream>,
+    replies: ReplyReader,
     /// The server's address (data connections go to its IP).
     peer: SocketAddr,
     /// The source address data connections are bound to: the control
@@ -176,13 +277,11 @@ impl Control {
             stream.write_all(&header).await?;
         }
         // Small buffers: the scale figure holds 100,000 of these. A reply
-        // line longer than `buf` grows it; `out` grows to the longest
-        // command sent.
+        // line longer than the reader's buffer grows it; `out` grows to
+        // the longest command sent.
         let mut ctl = Control {
             stream,
-            buf: vec![0; 256],
-            start: 0,
-            end: 0,
+            replies: ReplyReader::new(256),
             peer: addr,
             src,
             out: Vec::new(),
@@ -191,61 +290,14 @@ impl Control {
         Ok(ctl)
     }
 
-    /// Reads one line (without CRLF) into a fresh string.
-    async fn line(&mut self) -> io::Result<String> {
-        loop {
-            if let Some(nl) = self.buf[self.start..self.end]
-                .iter()
-                .position(|&b| b == b'\n')
-            {
-                let mut line = &self.buf[self.start..self.start + nl];
-                if line.last() == Some(&b'\r') {
-                    line = &line[..line.len() - 1];
-                }
-                let text = String::from_utf8_lossy(line).into_owned();
-                self.start += nl + 1;
-                return Ok(text);
-            }
-            if self.start > 0 {
-                self.buf.copy_within(self.start..self.end, 0);
-                self.end -= self.start;
-                self.start = 0;
-            }
-            if self.end == self.buf.len() {
-                if self.buf.len() >= 64 * 1024 {
-                    return Err(fail("reply line too long"));
-                }
-                self.buf.resize(self.buf.len() * 2, 0);
-            }
-            let n = self.stream.read(&mut self.buf[self.end..]).await?;
-            if n == 0 {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "control connection closed",
-                ));
-            }
-            self.end += n;
-        }
-    }
-
     /// Reads one (possibly multi-line) reply.
     pub async fn reply(&mut self) -> io::Result<Reply> {
-        let first = self.line().await?;
-        let code = parse_code(&first).ok_or_else(|| fail(format!("bad reply: {first:?}")))?;
-        if first.as_bytes().get(3) != Some(&b'-') {
-            return Ok(Reply {
-                code,
-                text: first[3..].trim().to_owned(),
-            });
-        }
         loop {
-            let line = self.line().await?;
-            if parse_code(&line) == Some(code) && line.as_bytes().get(3) == Some(&b' ') {
-                return Ok(Reply {
-                    code,
-                    text: line[3..].trim().to_owned(),
-                });
+            if let Some(reply) = self.replies.next_reply()? {
+                return Ok(reply);
             }
+            let n = self.stream.read(self.replies.spare()?).await?;
+            self.replies.filled(n)?;
         }
     }
 
@@ -276,7 +328,7 @@ impl Control {
     /// Waits for the reply to a command just sent, unless a reply is
     /// already buffered: the read that would find nothing yet is skipped.
     async fn await_reply(&mut self) -> io::Result<()> {
-        if self.start == self.end {
+        if self.replies.is_empty() {
             self.stream.readable().await?;
         }
         Ok(())
@@ -438,5 +490,75 @@ mod tests {
             Some(50123)
         );
         assert_eq!(parse_epsv("EPSV ok (|||2020|)."), Some(2020));
+    }
+
+    /// Feeds `bytes` to `reader` in pieces of `step` bytes, collecting
+    /// every reply that completes.
+    fn feed(reader: &mut ReplyReader, bytes: &[u8], step: usize) -> Vec<(u16, String)> {
+        let mut out = Vec::new();
+        for mut piece in bytes.chunks(step) {
+            while !piece.is_empty() {
+                // As a read does: at most what the spare room takes.
+                let spare = reader.spare().unwrap();
+                let n = spare.len().min(piece.len());
+                spare[..n].copy_from_slice(&piece[..n]);
+                reader.filled(n).unwrap();
+                piece = &piece[n..];
+                while let Some(r) = reader.next_reply().unwrap() {
+                    out.push((r.code, r.text));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn reply_reader_joins_lines_split_anywhere() {
+        let input = b"220 hi\r\n211-Features:\r\n EPSV\r\n211 End\r\n150 go\r\n226 done\r\n";
+        let want = vec![
+            (220, "hi".to_owned()),
+            (211, "End".to_owned()),
+            (150, "go".to_owned()),
+            (226, "done".to_owned()),
+        ];
+        for step in [1, 2, 7, input.len()] {
+            let mut reader = ReplyReader::new(16);
+            assert_eq!(feed(&mut reader, input, step), want, "step {step}");
+            assert!(reader.is_empty());
+        }
+    }
+
+    #[test]
+    fn reply_reader_refuses_garbage_overlong_lines_and_eof() {
+        let mut reader = ReplyReader::new(16);
+        reader.spare().unwrap()[..5].copy_from_slice(b"xyz\r\n");
+        reader.filled(5).unwrap();
+        assert!(reader.next_reply().is_err());
+
+        let mut reader = ReplyReader::new(16);
+        let mut overlong = Ok(());
+        for _ in 0..REPLY_LINE_MAX {
+            match reader.spare() {
+                Ok(spare) => {
+                    let n = spare.len();
+                    spare.fill(b'a');
+                    reader.filled(n).unwrap();
+                }
+                Err(e) => {
+                    overlong = Err(e);
+                    break;
+                }
+            }
+        }
+        assert!(
+            overlong.is_err(),
+            "a line without end must not grow the buffer forever"
+        );
+
+        let mut reader = ReplyReader::new(16);
+        assert_eq!(
+            reader.filled(0).unwrap_err().kind(),
+            io::ErrorKind::UnexpectedEof
+        );
     }
 }
