@@ -12,7 +12,7 @@ use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::time::Duration;
 
 use crate::checksum::Checksum;
-use crate::client::{Reply, ReplyReader, fail, parse_epsv};
+use crate::client::{ExpectedData, Reply, ReplyReader, fail, parse_epsv};
 
 /// Every blocking read or write gives up after this long.
 pub const STEP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -185,24 +185,14 @@ pub fn drain_checksum(mut data: TcpStream, buf: &mut [u8], sum: &mut Checksum) -
 /// Reads a small data connection to EOF (closing it then) and checks it
 /// holds `expected`.
 pub fn drain_expect(mut data: TcpStream, buf: &mut [u8], expected: &[u8]) -> io::Result<()> {
-    let (mut got, mut same) = (0usize, true);
+    let mut check = ExpectedData::new(expected);
     loop {
         let n = data.read(buf)?;
         if n == 0 {
             break;
         }
-        if got + n > expected.len() || buf[..n] != expected[got..got + n] {
-            same = false;
-        }
-        got += n;
+        check.update(&buf[..n]);
     }
     drop(data);
-    if !same || got != expected.len() {
-        return Err(fail(format!(
-            "wrong data: {got} bytes, expected {}{}",
-            expected.len(),
-            if same { "" } else { " (content differs)" }
-        )));
-    }
-    Ok(())
+    check.finish()
 }

@@ -450,29 +450,59 @@ pub async fn drain_checksum(
     Ok(total)
 }
 
+/// Checks that what a data connection delivers, piece by piece, is
+/// exactly `expected`: sans-IO, for the async and the blocking client.
+pub struct ExpectedData<'a> {
+    expected: &'a [u8],
+    got: usize,
+    same: bool,
+}
+
+impl<'a> ExpectedData<'a> {
+    /// Nothing received yet.
+    pub fn new(expected: &'a [u8]) -> ExpectedData<'a> {
+        ExpectedData {
+            expected,
+            got: 0,
+            same: true,
+        }
+    }
+
+    /// Takes the next piece received.
+    pub fn update(&mut self, piece: &[u8]) {
+        let end = self.got + piece.len();
+        if end > self.expected.len() || piece != &self.expected[self.got..end] {
+            self.same = false;
+        }
+        self.got = end;
+    }
+
+    /// After EOF: whether the pieces were the expected bytes, all of them.
+    pub fn finish(self) -> io::Result<()> {
+        if self.same && self.got == self.expected.len() {
+            return Ok(());
+        }
+        Err(fail(format!(
+            "wrong data: {} bytes, expected {}{}",
+            self.got,
+            self.expected.len(),
+            if self.same { "" } else { " (content differs)" }
+        )))
+    }
+}
+
 /// Reads a small data connection to EOF and checks it holds `expected`.
 pub async fn drain_expect(mut data: DataConn, buf: &mut [u8], expected: &[u8]) -> io::Result<()> {
-    let mut got = 0usize;
-    let mut same = true;
+    let mut check = ExpectedData::new(expected);
     loop {
         let n = data.read(buf).await?;
         if n == 0 {
             break;
         }
-        if got + n > expected.len() || buf[..n] != expected[got..got + n] {
-            same = false;
-        }
-        got += n;
+        check.update(&buf[..n]);
     }
     drop(data);
-    if !same || got != expected.len() {
-        return Err(fail(format!(
-            "wrong data: {got} bytes, expected {}{}",
-            expected.len(),
-            if same { "" } else { " (content differs)" }
-        )));
-    }
-    Ok(())
+    check.finish()
 }
 
 #[cfg(test)]
@@ -510,6 +540,22 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn expected_data_needs_every_byte_and_no_more() {
+        let whole = b"0123456789";
+        let check = |pieces: &[&[u8]]| {
+            let mut c = ExpectedData::new(whole);
+            for p in pieces {
+                c.update(p);
+            }
+            c.finish()
+        };
+        assert!(check(&[b"0123", b"456789"]).is_ok());
+        assert!(check(&[b"0123", b"45678"]).is_err(), "short");
+        assert!(check(&[b"0123456789", b"x"]).is_err(), "long");
+        assert!(check(&[b"0123", b"4X6789"]).is_err(), "different");
     }
 
     #[test]
