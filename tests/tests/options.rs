@@ -90,10 +90,12 @@ fn passive_listener_is_kept_for_the_next_transfer<R: Runtime>() {
     assert_eq!(second, first, "the listener is kept");
     stray.set_read_timeout(Some(TIMEOUT)).unwrap();
     let mut byte = [0u8; 1];
-    assert!(
-        matches!(stray.read(&mut byte), Ok(0) | Err(_)),
-        "a connection made between transfers is closed, not served"
-    );
+    // Closed: the end of stream (or a reset), not a timeout.
+    match stray.read(&mut byte) {
+        Ok(0) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!("a connection made between transfers is closed, not served: {other:?}"),
+    }
     let mut t = c.start("RETR b.bin", Data::Passive(second)).expect("RETR");
     let mut bytes = Vec::new();
     t.stream.read_to_end(&mut bytes).unwrap();
